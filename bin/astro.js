@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+// The only place that exits the process: run main(), turn signals into cancellation, and set the exit code.
+import { main } from '../dist/cli/main.js';
+
+const controller = new AbortController();
+let signals = 0;
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    signals += 1;
+    if (signals > 1) process.exit(signal === 'SIGINT' ? 130 : 143);
+    controller.abort(signal);
+  });
+}
+
+process.exitCode = await main(process.argv.slice(2), { signal: controller.signal });

@@ -1,0 +1,71 @@
+/**
+ * The one place that reads environment variables. Everything else receives an AstroEnv.
+ */
+import os from 'node:os';
+import path from 'node:path';
+
+export interface AstroEnv {
+  /** Parent directory of the global `.astro/` folder (ASTRO_HOME, else the user's home). */
+  astroHome: string;
+  /** ASTRO_DOMAIN: overrides the current context's domain. */
+  domain?: string;
+  /** ASTRO_API_TOKEN: an Astro API token for CI; never printed. */
+  apiToken?: string;
+  /** ASTRONOMER_KEY_ID / ASTRONOMER_KEY_SECRET: deprecated API keys (client credentials). */
+  apiKeyId?: string;
+  apiKeySecret?: string;
+  /** ASTRONOMER_SKIP_PARSE truthy (true/1/yes/y/on). */
+  skipParse: boolean;
+  /** NO_COLOR set to anything non-empty disables colour. */
+  noColor: boolean;
+  /** CLICOLOR_FORCE forces colour even without a terminal. */
+  forceColor: boolean;
+  /** CI is set (any CI provider). */
+  ci: boolean;
+  /** Client identification headers sent to the Astro API. */
+  clientIdentifier: 'cli' | 'github-action' | 'deploy-action';
+  deployActionVersion?: string;
+  /** Where astro keeps caches (parse cache, updates feed). */
+  cacheDir: string;
+  /** ASTRO_UPDATES_URL: the Runtime updates feed. */
+  updatesUrl?: string;
+}
+
+const TRUTHY = new Set(['true', '1', 'yes', 'y', 'on']);
+
+export function isTruthy(value: string | undefined): boolean {
+  return value !== undefined && TRUTHY.has(value.trim().toLowerCase());
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+export function readEnv(env: NodeJS.ProcessEnv = process.env): AstroEnv {
+  const home = nonEmpty(env.ASTRO_HOME) ?? nonEmpty(env.HOME) ?? os.homedir();
+  const githubActions = isTruthy(env.GITHUB_ACTIONS);
+  const deployAction = githubActions && isTruthy(env.DEPLOY_ACTION);
+  const xdgCache = nonEmpty(env.XDG_CACHE_HOME);
+  return {
+    astroHome: path.resolve(home),
+    domain: nonEmpty(env.ASTRO_DOMAIN),
+    apiToken: nonEmpty(env.ASTRO_API_TOKEN),
+    apiKeyId: nonEmpty(env.ASTRONOMER_KEY_ID),
+    apiKeySecret: nonEmpty(env.ASTRONOMER_KEY_SECRET),
+    skipParse: isTruthy(env.ASTRONOMER_SKIP_PARSE),
+    noColor: env.NO_COLOR !== undefined && env.NO_COLOR !== '',
+    forceColor: nonEmpty(env.CLICOLOR_FORCE) !== undefined && env.CLICOLOR_FORCE !== '0',
+    ci: nonEmpty(env.CI) !== undefined && env.CI !== 'false',
+    clientIdentifier: deployAction ? 'deploy-action' : githubActions ? 'github-action' : 'cli',
+    deployActionVersion: deployAction ? nonEmpty(env.DEPLOY_ACTION_VERSION) : undefined,
+    cacheDir: nonEmpty(env.ASTRO_CACHE_DIR) ?? path.join(xdgCache ?? path.join(os.homedir(), '.cache'), 'astro'),
+    updatesUrl: nonEmpty(env.ASTRO_UPDATES_URL),
+  };
+}
+
+/** Names of variables that carry credentials: never passed on to DAG code or subprocesses we do not trust. */
+export const CREDENTIAL_ENV_VARS = [
+  'ASTRO_API_TOKEN',
+  'ASTRONOMER_KEY_ID',
+  'ASTRONOMER_KEY_SECRET',
+] as const;

@@ -1,0 +1,162 @@
+/**
+ * The one output object every command receives. Results go to stdout, everything about progress to stderr;
+ * with --json stdout carries exactly one JSON document. Known secrets are redacted from every line written.
+ */
+import { format } from 'node:util';
+import type { AstroError } from '../errors.js';
+
+export interface Streams {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
+}
+
+export interface OutputOptions {
+  json?: boolean;
+  verbose?: boolean;
+  noColor?: boolean;
+  forceColor?: boolean;
+  ci?: boolean;
+}
+
+export interface Spinner {
+  update(text: string): void;
+  succeed(text?: string): void;
+  fail(text?: string): void;
+  stop(): void;
+}
+
+type Style = (text: string) => string;
+
+const REDACTED = '***';
+/** Tokens shorter than this are not worth redacting (and would mangle ordinary words). */
+const MIN_SECRET_LENGTH = 8;
+
+export class Output {
+  readonly json: boolean;
+  readonly verbose: boolean;
+  readonly color: boolean;
+  /** Both stdin and stderr are terminals and we are not in CI: prompting is allowed. */
+  readonly interactive: boolean;
+  readonly streams: Streams;
+  private readonly secrets = new Set<string>();
+  private document: unknown = undefined;
+  private documentSet = false;
+
+  constructor(streams: Streams, options: OutputOptions = {}) {
+    this.streams = streams;
+    this.json = options.json ?? false;
+    this.verbose = options.verbose ?? false;
+    const stderrTTY = streams.stderr.isTTY === true;
+    this.color = !options.noColor && (options.forceColor === true || stderrTTY);
+    this.interactive = !options.ci && stderrTTY && streams.stdin?.isTTY === true;
+  }
+
+  /** Registers a value that must never appear in output (tokens, passwords). */
+  addSecret(secret: string | undefined): void {
+    if (secret === undefined) return;
+    for (const form of [secret, secret.replace(/^Bearer\s+/i, '')]) {
+      if (form.length >= MIN_SECRET_LENGTH) this.secrets.add(form);
+    }
+  }
+
+  redact(text: string): string {
+    let out = text;
+    for (const secret of this.secrets) out = out.split(secret).join(REDACTED);
+    return out;
+  }
+
+  /** A human-readable result line on stdout (suppressed with --json, where the document holds the results). */
+  result(text: string, ...args: unknown[]): void {
+    if (this.json) return;
+    this.write(this.streams.stdout, format(text, ...args));
+  }
+
+  /** Progress and information on stderr. */
+  info(text: string, ...args: unknown[]): void {
+    this.write(this.streams.stderr, format(text, ...args));
+  }
+
+  warn(text: string, ...args: unknown[]): void {
+    this.write(this.streams.stderr, this.style.yellow(format(text, ...args)));
+  }
+
+  debug(text: string, ...args: unknown[]): void {
+    if (this.verbose) this.write(this.streams.stderr, this.style.dim(format(text, ...args)));
+  }
+
+  /** Sets the single JSON document printed on stdout when the command ends (with --json). */
+  setDocument(doc: unknown): void {
+    this.document = doc;
+    this.documentSet = true;
+  }
+
+  /** Called once by main() after the command ran. */
+  flushDocument(): void {
+    if (this.json && this.documentSet) {
+      this.write(this.streams.stdout, JSON.stringify(this.document, null, 2));
+    }
+  }
+
+  printError(error: AstroError): void {
+    if (this.json) {
+      const doc = {
+        error: {
+          kind: error.kind,
+          message: error.message,
+          ...(error.nextStep ? { nextStep: error.nextStep } : {}),
+          exitCode: error.exitCode,
+          ...('missing' in error && Array.isArray(error.missing) ? { missingFlags: error.missing } : {}),
+        },
+      };
+      this.write(this.streams.stdout, JSON.stringify(doc, null, 2));
+    }
+    this.write(this.streams.stderr, `${this.style.red('Error:')} ${error.message}`);
+    if (error.nextStep) this.write(this.streams.stderr, error.nextStep);
+    if (this.verbose && error.cause !== undefined) {
+      const cause = error.cause instanceof Error ? (error.cause.stack ?? error.cause.message) : String(error.cause);
+      this.write(this.streams.stderr, this.style.dim(`Caused by: ${cause}`));
+    }
+  }
+
+  /** A spinner on a terminal; plain start/end lines otherwise (CI logs stay readable). */
+  async spinner(text: string): Promise<Spinner> {
+    if (this.streams.stderr.isTTY === true && !this.json) {
+      const { default: ora } = await import('ora');
+      const spin = ora({ text: this.redact(text), stream: this.streams.stderr, color: 'cyan', isEnabled: true });
+      if (!this.color) spin.color = 'white';
+      spin.start();
+      return {
+        update: (t) => { spin.text = this.redact(t); },
+        succeed: (t) => { spin.succeed(t === undefined ? undefined : this.redact(t)); },
+        fail: (t) => { spin.fail(t === undefined ? undefined : this.redact(t)); },
+        stop: () => { spin.stop(); },
+      };
+    }
+    this.info(text);
+    let last = text;
+    return {
+      update: (t) => { last = t; },
+      succeed: (t) => { this.info(`✔ ${t ?? last}`); },
+      fail: (t) => { this.info(`✖ ${t ?? last}`); },
+      stop: () => {},
+    };
+  }
+
+  readonly style: Record<'bold' | 'dim' | 'red' | 'green' | 'yellow' | 'cyan', Style> = {
+    bold: (t) => this.sgr(1, 22, t),
+    dim: (t) => this.sgr(2, 22, t),
+    red: (t) => this.sgr(31, 39, t),
+    green: (t) => this.sgr(32, 39, t),
+    yellow: (t) => this.sgr(33, 39, t),
+    cyan: (t) => this.sgr(36, 39, t),
+  };
+
+  private sgr(open: number, close: number, text: string): string {
+    return this.color ? `\u001b[${open}m${text}\u001b[${close}m` : text;
+  }
+
+  private write(stream: NodeJS.WritableStream, text: string): void {
+    stream.write(`${this.redact(text)}\n`);
+  }
+}
