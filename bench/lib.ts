@@ -1,0 +1,70 @@
+/**
+ * Benchmarks compare a candidate with a baseline measured in the same run, interleaved so that machine noise
+ * hits both alike. They report ratios against targets; they never fail the test suite.
+ */
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+
+export interface Timed {
+  label: string;
+  command: string;
+  args: string[];
+  options?: SpawnSyncOptions;
+  /** Runs before each timed run, untimed (e.g. to reset a cache). */
+  before?: () => void;
+}
+
+export interface Comparison {
+  name: string;
+  baseline: { label: string; medianMs: number; samples: number[] };
+  candidate: { label: string; medianMs: number; samples: number[] };
+  ratio: number;
+  target: number;
+  met: boolean;
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function timeOnce(t: Timed): number {
+  t.before?.();
+  const start = process.hrtime.bigint();
+  const result = spawnSync(t.command, t.args, { stdio: 'ignore', ...t.options });
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  if (result.status !== 0) throw new Error(`${t.label} exited with ${result.status ?? result.signal}`);
+  return ms;
+}
+
+export function compare(name: string, baseline: Timed, candidate: Timed, options: { runs: number; warmup?: number; target: number }): Comparison {
+  for (let i = 0; i < (options.warmup ?? 2); i++) {
+    timeOnce(baseline);
+    timeOnce(candidate);
+  }
+  const b: number[] = [];
+  const c: number[] = [];
+  for (let i = 0; i < options.runs; i++) {
+    b.push(timeOnce(baseline));
+    c.push(timeOnce(candidate));
+  }
+  const ratio = median(c) / median(b);
+  return {
+    name,
+    baseline: { label: baseline.label, medianMs: median(b), samples: b },
+    candidate: { label: candidate.label, medianMs: median(c), samples: c },
+    ratio,
+    target: options.target,
+    met: ratio <= options.target,
+  };
+}
+
+export function report(result: Comparison): string {
+  const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
+  return [
+    `${result.name}`,
+    `  baseline  ${result.baseline.label}: median ${fmt(result.baseline.medianMs)} (${result.baseline.samples.length} runs)`,
+    `  candidate ${result.candidate.label}: median ${fmt(result.candidate.medianMs)}`,
+    `  ratio ${result.ratio.toFixed(2)}x (target <= ${result.target}x): ${result.met ? 'met' : 'NOT met'}`,
+  ].join('\n');
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The one test command (README, .ci/run and the GitHub workflow all call this): installs and starts what the
+# tests need, builds, type-checks, runs every test, and ends with a plain "N passed, N failed" line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/provision.sh
+npm run --silent build
+npx --no-install tsc -p tsconfig.test.json --noEmit
+
+mkdir -p .state
+status=0
+npx --no-install vitest run --reporter=default --reporter=json --outputFile.json=.state/vitest-results.json "$@" || status=$?
+
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(".state/vitest-results.json", "utf8"));
+  const skipped = r.numPendingTests + r.numTodoTests;
+  console.log(`Tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
+' || true
+exit "$status"
