@@ -1,0 +1,161 @@
+/**
+ * A small JSON-over-HTTP client on top of fetch: answers are sorted into ok / retryable / unauthorized /
+ * client error, retryable ones are retried with backoff, and every error becomes an ApiError with the
+ * server's message.
+ */
+import type { z } from 'zod';
+import { UserError } from '../errors.js';
+import { backoffDelay, DEFAULT_RETRY, isRetryableNetworkError, isRetryableStatus, sleep, type RetryPolicy } from './retry.js';
+
+export type FetchPort = (input: string, init: RequestInit) => Promise<Response>;
+
+export class ApiError extends UserError {
+  override readonly kind: string = 'api';
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    options: { nextStep?: string; cause?: unknown; requestId?: string } = {},
+  ) {
+    super(message, options);
+    this.requestId = options.requestId;
+  }
+  readonly requestId?: string;
+}
+
+export class UnauthorizedError extends ApiError {
+  override readonly kind = 'unauthorized';
+}
+
+export interface RequestOptions<T> {
+  method?: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  path: string;
+  query?: Record<string, string | number | boolean | string[] | undefined>;
+  body?: unknown;
+  schema: z.ZodType<T>;
+  /** POSTs that create things are retried only when the request surely did not arrive. */
+  idempotent?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface HttpClientOptions {
+  baseUrl: string;
+  headers: () => Record<string, string>;
+  fetch?: FetchPort;
+  retry?: RetryPolicy;
+  /** Describes the service in errors, e.g. "the Astro API". */
+  service: string;
+  onRetry?: (info: { attempt: number; delayMs: number; reason: string }) => void;
+}
+
+/** Query keys sorted, arrays as repeated keys, as Astronomer's generated client sends them. */
+export function buildQuery(query: RequestOptions<unknown>['query']): string {
+  if (!query) return '';
+  const params = new URLSearchParams();
+  for (const key of Object.keys(query).sort()) {
+    const value = query[key];
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) params.append(key, String(v));
+  }
+  const text = params.toString();
+  return text ? `?${text}` : '';
+}
+
+export class HttpClient {
+  constructor(private readonly options: HttpClientOptions) {}
+
+  async request<T>(req: RequestOptions<T>): Promise<T> {
+    const method = req.method ?? 'GET';
+    const idempotent = req.idempotent ?? (method === 'GET' || method === 'PUT' || method === 'DELETE');
+    const url = `${this.options.baseUrl.replace(/\/$/, '')}/${req.path.replace(/^\//, '')}${buildQuery(req.query)}`;
+    const policy = this.options.retry ?? DEFAULT_RETRY;
+    const doFetch = this.options.fetch ?? fetch;
+    for (let attempt = 1; ; attempt++) {
+      let response: Response;
+      try {
+        response = await doFetch(url, {
+          method,
+          headers: { ...this.options.headers(), ...(req.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+          body: req.body === undefined ? undefined : JSON.stringify(req.body),
+          signal: req.signal,
+        });
+      } catch (error) {
+        if (req.signal?.aborted) throw error;
+        const refused = (error as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
+        if ((idempotent || refused) && isRetryableNetworkError(error) && attempt < policy.attempts) {
+          await this.wait(policy, attempt, `network error: ${(error as Error).message}`, req.signal);
+          continue;
+        }
+        throw new ApiError(`Could not reach ${this.options.service} at ${new URL(url).origin}: ${describeNetworkError(error)}`, undefined, {
+          cause: error,
+          nextStep: 'Check your network connection and the domain of your current context (astro context list).',
+        });
+      }
+      if (response.status === 200 || response.status === 204) return this.decode(response, req.schema, url);
+      const body = await response.text().catch(() => '');
+      const retryableHere = isRetryableStatus(response.status) && (idempotent || response.status === 429 || response.status === 503);
+      if (retryableHere && attempt < policy.attempts) {
+        await this.wait(policy, attempt, `HTTP ${response.status}`, req.signal, retryAfterMs(response));
+        continue;
+      }
+      throw this.errorFor(response.status, body);
+    }
+  }
+
+  private async wait(policy: RetryPolicy, attempt: number, reason: string, signal?: AbortSignal, floorMs = 0): Promise<void> {
+    const delayMs = Math.max(floorMs, backoffDelay(policy, attempt));
+    this.options.onRetry?.({ attempt, delayMs, reason });
+    await sleep(delayMs, signal);
+  }
+
+  private async decode<T>(response: Response, schema: z.ZodType<T>, url: string): Promise<T> {
+    const text = await response.text();
+    let json: unknown;
+    try {
+      json = text === '' ? {} : JSON.parse(text);
+    } catch (error) {
+      throw new ApiError(`${this.options.service} answered ${new URL(url).pathname} with something that is not JSON.`, response.status, { cause: error });
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new ApiError(
+        `${this.options.service} answered ${new URL(url).pathname} in an unexpected shape (${issue?.path.join('.') || 'body'}: ${issue?.message}).`,
+        response.status,
+        { cause: parsed.error, nextStep: 'This usually means astro and the platform disagree on the API version; update astro.' },
+      );
+    }
+    return parsed.data;
+  }
+
+  private errorFor(status: number, body: string): ApiError {
+    let message: string | undefined;
+    let requestId: string | undefined;
+    try {
+      const json = JSON.parse(body) as { message?: unknown; requestId?: unknown };
+      if (typeof json.message === 'string') message = json.message;
+      if (typeof json.requestId === 'string') requestId = json.requestId;
+    } catch {
+      // Not JSON: fall through to the generic message.
+    }
+    const text = message ?? `failed to perform request, status ${status}`;
+    if (status === 401) {
+      return new UnauthorizedError(text, status, { requestId, nextStep: 'Your session is not valid any more. Run astro login (or check ASTRO_API_TOKEN) and try again.' });
+    }
+    if (status === 403) {
+      return new ApiError(text, status, { requestId, nextStep: 'Your user or API token has no access to this. Check the organization and workspace of your context.' });
+    }
+    return new ApiError(text, status, { requestId });
+  }
+}
+
+function retryAfterMs(response: Response): number {
+  const header = response.headers.get('retry-after');
+  if (!header) return 0;
+  const seconds = Number(header);
+  return Number.isFinite(seconds) ? Math.min(seconds * 1000, 30_000) : 0;
+}
+
+function describeNetworkError(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ?? cause?.message ?? (error as Error).message;
+}
