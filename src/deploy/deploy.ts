@@ -1,0 +1,350 @@
+/**
+ * `astro deploy` for Astro: the plan and its execution. Everything outside (API, engine, blob store, parser,
+ * prompts) comes in through ports, so the order of steps and every refusal is testable on its own.
+ *
+ * Order, and why it differs from Astronomer's CLI: we check and build everything locally first (parse, tests,
+ * DAG bundle, image build) and only then create the deploy, so a failed build leaves no INITIALIZED deploy
+ * behind and the short-lived SAS URL is used right away. Push and upload run in parallel.
+ */
+import path from 'node:path';
+import { InterruptedError, NeedsInputError, UserError } from '../errors.js';
+import type { AstroSession } from '../auth/session.js';
+import type { AstroControlPlane } from '../platform/astro/client.js';
+import type { CreateDeployRequest, Deploy, Deployment, DeployType } from '../platform/astro/schemas.js';
+import { chooseDeployment, type SelectionPorts } from './select.js';
+import type { GitInfo } from './git.js';
+import { pollUntilHealthy } from './wait.js';
+
+export type Phase = 'select' | 'parse' | 'pytest' | 'bundle' | 'build' | 'create' | 'push' | 'upload' | 'finalize' | 'wait';
+
+export type DeployEvent =
+  | { type: 'notice'; message: string }
+  | { type: 'warning'; message: string }
+  | { type: 'phase'; phase: Phase; state: 'start' | 'done' | 'skipped' | 'failed'; detail?: string }
+  | { type: 'progress'; phase: Phase; message?: string; bytesDone?: number; bytesTotal?: number };
+
+export interface DeployRequest {
+  projectDir: string;
+  deploymentId?: string;
+  deploymentName?: string;
+  workspaceFlag?: string;
+  savedDeploymentId?: string;
+  prompt: boolean;
+  save: boolean;
+  /** --dags or --image; `full` ships what the Deployment takes. */
+  mode: 'full' | 'dags' | 'image';
+  imageName?: string;
+  dagsPath?: string;
+  force: boolean;
+  /** skip_parse config or ASTRONOMER_SKIP_PARSE. */
+  skipParse: boolean;
+  pytest?: { file?: string };
+  envFile?: string;
+  description?: string;
+  wait?: { timeoutMs: number; intervalMs: number };
+  buildSecrets: string[];
+  gitMetadata: boolean;
+  showWarnings: boolean;
+  autoSelect: boolean;
+}
+
+export interface ParseOutcome {
+  ok: boolean;
+  failures: { path: string; message: string }[];
+}
+
+export interface DeployPorts {
+  session: AstroSession;
+  controlPlane: AstroControlPlane;
+  choose: SelectionPorts['choose'];
+  confirm: (question: string, flags: string[]) => Promise<boolean>;
+  emit: (event: DeployEvent) => void;
+  parse: (input: { projectDir: string; dagsDir: string; envFile?: string; signal: AbortSignal }) => Promise<ParseOutcome>;
+  pytest: (input: { projectDir: string; testPath?: string; envFile?: string; signal: AbortSignal }) => Promise<{ passed: boolean; exitCode: number }>;
+  image: {
+    build: (input: { projectDir: string; localRef: string; excludeDags: boolean; labels: Record<string, string>; buildSecrets: string[]; signal: AbortSignal }) => Promise<{ runtimeVersion?: string }>;
+    inspectPrebuilt: (ref: string) => Promise<{ runtimeVersion: string }>;
+    push: (input: { localRef: string; remoteRef: string; auth: { username: string; password: string; serveraddress: string }; signal: AbortSignal }) => Promise<{ digest?: string }>;
+  };
+  bundle: {
+    create: (input: { sourceDir: string; signal: AbortSignal }) => Promise<{ data: Buffer; bytes: number; dagFileCount: number }>;
+    upload: (input: { sasUrl: string; data: Buffer; signal: AbortSignal }) => Promise<{ versionId: string }>;
+  };
+  /** Throws UserError for a Runtime version the Deployment cannot take; may return warnings. */
+  checkRuntime: (input: { imageVersion: string; deployment: Deployment; supported: string[] }) => Promise<string[]>;
+  git: (projectDir: string) => Promise<GitInfo>;
+  saveDeploymentId: (id: string) => Promise<void>;
+  signal: AbortSignal;
+  now?: () => number;
+}
+
+export interface DeployResult {
+  deploymentId: string;
+  deploymentName: string;
+  workspaceId: string;
+  deployId: string;
+  type: DeployType;
+  image?: { repository: string; tag: string; digest?: string; runtimeVersion?: string };
+  dags?: { version: string; bytes: number; dagFiles: number };
+  status: string;
+  timings: Partial<Record<Phase, number>>;
+}
+
+/** What reached the platform so far, for the message when a deploy is interrupted or fails half-way. */
+interface Reached {
+  deployId?: string;
+  imagePushed: boolean;
+  dagsUploaded: boolean;
+  finalized: boolean;
+}
+
+export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Promise<DeployResult> {
+  const now = ports.now ?? Date.now;
+  const timings: Partial<Record<Phase, number>> = {};
+  const reached: Reached = { imagePushed: false, dagsUploaded: false, finalized: false };
+  let current: Phase = 'select';
+
+  async function phase<T>(name: Phase, work: () => Promise<T>, detail?: string): Promise<T> {
+    current = name;
+    throwIfAborted(ports.signal);
+    const start = now();
+    ports.emit({ type: 'phase', phase: name, state: 'start', detail });
+    try {
+      const value = await work();
+      timings[name] = (timings[name] ?? 0) + (now() - start);
+      ports.emit({ type: 'phase', phase: name, state: 'done' });
+      return value;
+    } catch (error) {
+      timings[name] = (timings[name] ?? 0) + (now() - start);
+      ports.emit({ type: 'phase', phase: name, state: 'failed' });
+      throw error;
+    }
+  }
+
+  try {
+    return await run();
+  } catch (error) {
+    if (ports.signal.aborted) throw interrupted(ports.signal, current, reached, error);
+    if (reached.deployId && !reached.finalized && error instanceof UserError && !error.nextStep) {
+      throw new UserError(error.message, { cause: error, nextStep: describeReached(reached) });
+    }
+    throw error;
+  }
+
+  async function run(): Promise<DeployResult> {
+    const { session, controlPlane } = ports;
+    const notice = (message: string) => ports.emit({ type: 'notice', message });
+
+    const deployment = await phase('select', () =>
+      chooseDeployment(
+        {
+          organizationId: session.organizationId,
+          workspaceId: req.workspaceFlag ?? session.workspaceId,
+          workspaceFlag: req.workspaceFlag,
+          deploymentId: req.deploymentId,
+          deploymentName: req.deploymentName,
+          savedDeploymentId: req.savedDeploymentId,
+          prompt: req.prompt,
+          autoSelect: req.autoSelect,
+        },
+        { controlPlane, choose: ports.choose, notice, signal: ports.signal },
+      ),
+    );
+
+    if (deployment.isCicdEnforced && !session.isApiToken) {
+      throw new UserError(`cannot deploy since ci/cd enforcement is enabled for the deployment ${deployment.name}. Please use API Tokens instead`, {
+        nextStep: 'Deploy from your CI/CD pipeline with ASTRO_API_TOKEN set.',
+      });
+    }
+    const dagDeploy = deployment.isDagDeployEnabled;
+    if ((req.mode === 'dags' || req.mode === 'image') && !dagDeploy) {
+      throw new UserError(
+        `DAG-only deploys are not enabled for this Deployment. Run 'astro deployment update ${deployment.id} --dag-deploy enable' to enable DAG-only deploys`,
+      );
+    }
+    if (req.save) await ports.saveDeploymentId(deployment.id);
+
+    const type: DeployType = req.mode === 'dags' ? 'DAG_ONLY' : req.mode === 'image' || req.imageName ? 'IMAGE_ONLY' : 'IMAGE_AND_DAG';
+    const shipsImage = type !== 'DAG_ONLY';
+    // With DAG deploys off, DAGs travel inside the image; with them on, as a separate bundle.
+    const shipsBundle = dagDeploy && type !== 'IMAGE_ONLY';
+    const shipsDagsInImage = shipsImage && !dagDeploy;
+    const dagsDir = path.resolve(req.projectDir, req.dagsPath ?? 'dags');
+
+    // The DAG bundle is built first: it tells us whether there are DAGs at all, and must exist before the SAS URL does.
+    const bundle = shipsBundle ? await phase('bundle', () => ports.bundle.create({ sourceDir: dagsDir, signal: ports.signal })) : undefined;
+    if (bundle && bundle.dagFileCount === 0) await confirmEmptyDags();
+
+    // Unlike Astronomer's CLI, DAG-only deploys are parsed too: our parse takes seconds, a broken DAG takes a Deployment down.
+    const shipsDags = shipsBundle || shipsDagsInImage;
+    if (shipsDags && req.skipParse) {
+      notice('Skipping parsing dags due to skip parse being set to true in either the config.yaml or local environment variables');
+    } else if (shipsDags) {
+      const outcome = await phase('parse', () => ports.parse({ projectDir: req.projectDir, dagsDir, envFile: req.envFile, signal: ports.signal }));
+      for (const f of outcome.failures) ports.emit({ type: 'warning', message: `${f.path}: ${f.message}` });
+      if (!outcome.ok && !req.force) {
+        throw new UserError('your local DAGs did not parse. Fix the listed errors or use `astro deploy [deployment-id] -f` to force deploy');
+      }
+      if (outcome.ok) notice('✔ No errors detected in your DAGs');
+      else notice('Deploying despite DAG errors because of --force.');
+    }
+    if (req.pytest) {
+      const result = await phase('pytest', () => ports.pytest({ projectDir: req.projectDir, testPath: req.pytest?.file, envFile: req.envFile, signal: ports.signal }));
+      if (!result.passed) {
+        throw new UserError(
+          result.exitCode === 1
+            ? "at least 1 pytest in your tests directory failed. Fix the issues listed or rerun the command without the '--pytest' flag to deploy"
+            : `Something went wrong while Pytesting your DAGs,\nif the issue persists rerun the command without the '--pytest' flag to deploy: pytest exited with ${result.exitCode}`,
+        );
+      }
+      notice('\nAll Pytests passed!');
+    }
+
+    const git = req.gitMetadata && !req.imageName ? await ports.git(req.projectDir) : undefined;
+    if (git?.skippedBecause) notice(git.skippedBecause);
+    const description = req.description ?? git?.headSubject ?? '';
+
+    let localRef: string | undefined;
+    let runtimeVersion: string | undefined;
+    if (shipsImage) {
+      if (req.imageName) {
+        notice('Skipping building image...');
+        localRef = req.imageName;
+        runtimeVersion = (await phase('build', () => ports.image.inspectPrebuilt(req.imageName!), 'prebuilt')).runtimeVersion;
+      } else {
+        localRef = `${deployment.namespace || deployment.id}/airflow:latest`;
+        const labels: Record<string, string> = { 'io.astronomer.deploy.revision.description': description };
+        if (git?.metadata) labels['io.astronomer.deploy.revision.commit'] = git.metadata.commitSha;
+        const built = await phase('build', () =>
+          ports.image.build({ projectDir: req.projectDir, localRef: localRef!, excludeDags: dagDeploy, labels, buildSecrets: req.buildSecrets, signal: ports.signal }),
+        );
+        runtimeVersion = built.runtimeVersion;
+      }
+      const options = await controlPlane.getDeploymentOptions(session.organizationId, ports.signal);
+      const warnings = await ports.checkRuntime({
+        imageVersion: runtimeVersion ?? '',
+        deployment,
+        supported: options.runtimeReleases.map((r) => r.version),
+      });
+      for (const w of warnings) ports.emit({ type: 'warning', message: w });
+    }
+
+    const createBody: CreateDeployRequest = { type, description, ...(git?.metadata ? { git: git.metadata } : {}) };
+    const created: Deploy = await phase('create', () => controlPlane.createDeploy(session.organizationId, deployment.id, createBody, ports.signal));
+    reached.deployId = created.id;
+
+    const pushTask = shipsImage
+      ? phase('push', async () => {
+          if (!created.imageRepository || !created.imageTag) throw new UserError('The platform did not say where to push the image (no imageRepository/imageTag).');
+          const remoteRef = `${created.imageRepository}:${created.imageTag}`;
+          const host = created.imageRepository.split('/')[0]!;
+          const pushed = await ports.image.push({
+            localRef: localRef!,
+            remoteRef,
+            auth: { username: 'cli', password: session.token, serveraddress: host },
+            signal: ports.signal,
+          });
+          reached.imagePushed = true;
+          return pushed;
+        })
+      : Promise.resolve(undefined);
+    const uploadTask = bundle
+      ? phase('upload', async () => {
+          if (!created.dagsUploadUrl) throw new UserError('The platform did not give a DAG upload URL for a Deployment with DAG deploys enabled.');
+          const uploaded = await ports.bundle.upload({ sasUrl: created.dagsUploadUrl, data: bundle.data, signal: ports.signal });
+          reached.dagsUploaded = true;
+          return uploaded;
+        })
+      : Promise.resolve(undefined);
+    if (type === 'IMAGE_ONLY' && dagDeploy) notice('Image Deploy only. Skipping deploying DAG...');
+    const [pushed, uploaded] = await settleBoth(pushTask, uploadTask);
+
+    const finalized = await phase('finalize', () =>
+      controlPlane.finalizeDeploy(
+        session.organizationId,
+        deployment.id,
+        created.id,
+        dagDeploy ? { dagTarballVersion: uploaded?.versionId ?? '' } : {},
+        ports.signal,
+      ),
+    );
+    reached.finalized = true;
+    if (finalized.dagTarballVersion) notice(`Deployed DAG bundle:  ${finalized.dagTarballVersion}`);
+    if (shipsImage && created.imageTag) notice(`Deployed Image Tag:  ${created.imageTag}`);
+
+    let status = 'DEPLOYING';
+    if (req.wait) {
+      const outcome = await phase('wait', () =>
+        pollUntilHealthy(() => controlPlane.getDeployment(session.organizationId, deployment.id, ports.signal), {
+          timeoutMs: req.wait!.timeoutMs,
+          intervalMs: req.wait!.intervalMs,
+          expect: { imageTag: shipsImage ? created.imageTag : undefined, dagTarballVersion: uploaded?.versionId },
+          signal: ports.signal,
+          onStatus: (s) => ports.emit({ type: 'progress', phase: 'wait', message: s }),
+        }),
+      );
+      status = outcome.status;
+      notice(`Deployment ${deployment.name} is now healthy`);
+    }
+
+    return {
+      deploymentId: deployment.id,
+      deploymentName: deployment.name,
+      workspaceId: deployment.workspaceId,
+      deployId: created.id,
+      type,
+      ...(shipsImage ? { image: { repository: created.imageRepository, tag: created.imageTag, digest: pushed?.digest, runtimeVersion } } : {}),
+      ...(uploaded && bundle ? { dags: { version: uploaded.versionId, bytes: bundle.bytes, dagFiles: bundle.dagFileCount } } : {}),
+      status,
+      timings,
+    };
+  }
+
+  async function confirmEmptyDags(): Promise<void> {
+    if (req.force || !req.showWarnings) return;
+    const question = 'Warning: No DAGs found. This will delete any existing DAGs. Are you sure you want to deploy?';
+    let yes: boolean;
+    try {
+      yes = await ports.confirm(question, ['--force']);
+    } catch (error) {
+      if (error instanceof NeedsInputError) {
+        throw new NeedsInputError('No DAGs found: this deploy would delete the Deployment\'s existing DAGs.', ['--force'], {
+          nextStep: 'Add DAG files to the dags folder, or pass --force to deploy an empty DAG bundle on purpose.',
+        });
+      }
+      throw error;
+    }
+    if (!yes) throw new UserError('Canceling deploy...');
+  }
+}
+
+/** Waits for both; the first failure wins, but only after the other settled (no half-finished work in flight). */
+async function settleBoth<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [ra, rb] = await Promise.allSettled([a, b]);
+  if (ra.status === 'rejected') throw ra.reason;
+  if (rb.status === 'rejected') throw rb.reason;
+  return [ra.value, rb.value];
+}
+
+function throwIfAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw new InterruptedError(signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT');
+}
+
+function describeReached(reached: Reached): string {
+  if (!reached.deployId) return 'Nothing reached the platform: the Deployment still runs its previous code.';
+  const parts = [
+    `Deploy ${reached.deployId} was created but not finalized, so the Deployment still runs its previous code.`,
+    reached.imagePushed ? 'The image was pushed.' : 'The image was not pushed.',
+    reached.dagsUploaded ? 'The DAG bundle was uploaded but not activated.' : '',
+    'Run astro deploy again.',
+  ];
+  return parts.filter(Boolean).join(' ');
+}
+
+function interrupted(signal: AbortSignal, phase: Phase, reached: Reached, cause: unknown): InterruptedError {
+  const name = signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
+  const what = reached.finalized
+    ? 'The deploy was finalized before the interruption; the Deployment is updating.'
+    : describeReached(reached);
+  return new InterruptedError(name, `Deploy interrupted by ${name} during ${phase}. ${what}`, { cause });
+}

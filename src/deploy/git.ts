@@ -1,0 +1,57 @@
+/**
+ * Git metadata for CreateDeploy, read with the git CLI. Metadata is skipped (with a note) when the tree is
+ * dirty, when there is no origin remote, or when the project is not in a repository.
+ */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { GitMetadata } from '../platform/astro/schemas.js';
+
+const run = promisify(execFile);
+
+async function git(cwd: string, args: string[]): Promise<string | undefined> {
+  try {
+    const { stdout } = await run('git', args, { cwd, timeout: 10_000, maxBuffer: 4 * 1024 * 1024, env: { ...process.env, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' } });
+    return stdout.trim();
+  } catch {
+    return undefined;
+  }
+}
+
+export interface GitInfo {
+  metadata?: GitMetadata;
+  /** First line of the HEAD commit message, at most 72 characters. */
+  headSubject?: string;
+  /** Why metadata was not collected, for a note on stderr. */
+  skippedBecause?: string;
+}
+
+const GITHUB_REMOTE = /github\.com[:/]([^/]+)\/(.+?)(?:\.git)?\/?$/;
+
+export async function readGitInfo(projectDir: string): Promise<GitInfo> {
+  const top = await git(projectDir, ['rev-parse', '--show-toplevel']);
+  if (!top) return { skippedBecause: 'the project is not in a git repository' };
+  const sha = await git(projectDir, ['rev-parse', 'HEAD']);
+  if (!sha) return { skippedBecause: 'the repository has no commits yet' };
+  const subject = (await git(projectDir, ['log', '-1', '--format=%s']))?.slice(0, 72);
+  const status = await git(projectDir, ['status', '--porcelain', '--untracked-files=no']);
+  if (status === undefined || status !== '') {
+    return { headSubject: subject, skippedBecause: 'Local repository has uncommitted changes, skipping Git metadata retrieval' };
+  }
+  const remote = await git(projectDir, ['remote', 'get-url', 'origin']);
+  if (!remote) return { headSubject: subject, skippedBecause: 'the repository has no origin remote' };
+  const branch = await git(projectDir, ['rev-parse', '--abbrev-ref', 'HEAD']);
+  const authorName = await git(projectDir, ['log', '-1', '--format=%an']);
+  const relative = path.relative(top, path.resolve(projectDir)).split(path.sep).join('/');
+  const base = {
+    commitSha: sha,
+    ...(branch && branch !== 'HEAD' ? { branch } : {}),
+    ...(authorName ? { authorName } : {}),
+    ...(relative ? { path: relative } : {}),
+  };
+  const github = GITHUB_REMOTE.exec(remote);
+  const metadata: GitMetadata = github
+    ? { provider: 'GITHUB', ...base, account: github[1]!, repo: github[2]!, commitUrl: `https://github.com/${github[1]}/${github[2]}/commit/${sha}` }
+    : { provider: 'GENERIC', ...base, remoteUrl: remote };
+  return { metadata, headSubject: subject };
+}

@@ -1,0 +1,200 @@
+import { describe, expect, it } from 'vitest';
+import { InterruptedError, NeedsInputError, UserError } from '../../../src/errors.js';
+import { deployToAstro, type DeployPorts, type DeployRequest } from '../../../src/deploy/deploy.js';
+import type { AstroControlPlane } from '../../../src/platform/astro/client.js';
+import type { Deployment } from '../../../src/platform/astro/schemas.js';
+
+function deployment(overrides: Partial<Deployment> = {}): Deployment {
+  return {
+    id: 'dep-1', name: 'prod', namespace: 'cosmic-planet-1234', runtimeVersion: '3.1-8', organizationId: 'org-1',
+    workspaceId: 'ws-1', webServerUrl: '', isDagDeployEnabled: true, isCicdEnforced: false, status: 'HEALTHY', ...overrides,
+  } as Deployment;
+}
+
+function setup(dep: Deployment, tweak: Partial<DeployPorts> = {}) {
+  const calls: string[] = [];
+  const bodies: Record<string, unknown> = {};
+  let state = { ...dep };
+  const controlPlane: AstroControlPlane = {
+    getSelfUser: async () => ({ id: 'u' }),
+    listOrganizations: async () => [],
+    getOrganization: async () => ({ id: 'org-1', name: 'o' }),
+    listWorkspaces: async () => [],
+    listDeployments: async () => { calls.push('list'); return [state]; },
+    getDeployment: async () => { calls.push('get'); return state; },
+    getDeploymentOptions: async () => ({ runtimeReleases: [{ version: '3.1-8' }] }),
+    createDeploy: async (_o, _d, body) => {
+      calls.push(`create:${body.type}`);
+      bodies.create = body;
+      return { id: 'deploy-1', imageRepository: '127.0.0.1:5000/cosmic-planet-1234/airflow', imageTag: 'deploy-2026', dagsUploadUrl: 'http://blob/sas' } as never;
+    },
+    finalizeDeploy: async (_o, _d, _id, body) => {
+      calls.push('finalize');
+      bodies.finalize = body;
+      state = { ...state, status: 'HEALTHY', imageTag: 'deploy-2026', dagTarballVersion: body.dagTarballVersion } as Deployment;
+      return { id: 'deploy-1', imageRepository: '', imageTag: 'deploy-2026', dagTarballVersion: body.dagTarballVersion } as never;
+    },
+  };
+  const events: string[] = [];
+  const controller = new AbortController();
+  const ports: DeployPorts = {
+    session: { domain: 'localhost', token: 'Bearer t', organizationId: 'org-1', workspaceId: 'ws-1', source: 'context', restBaseUrl: '', isApiToken: false },
+    controlPlane,
+    choose: async (_t, choices) => choices[0]!.value,
+    confirm: async () => { throw new NeedsInputError('no tty', ['--force']); },
+    emit: (e) => events.push(e.type === 'phase' ? `${e.phase}:${e.state}` : `${e.type}:${'message' in e ? e.message : ''}`),
+    parse: async () => { calls.push('parse'); return { ok: true, failures: [] }; },
+    pytest: async () => { calls.push('pytest'); return { passed: true, exitCode: 0 }; },
+    image: {
+      build: async (input) => { calls.push(`build:excludeDags=${input.excludeDags}`); return { runtimeVersion: '3.1-8' }; },
+      inspectPrebuilt: async () => { calls.push('inspect'); return { runtimeVersion: '3.1-8' }; },
+      push: async (input) => { calls.push(`push:${input.remoteRef}:${input.auth.username}`); return { digest: 'sha256:abc' }; },
+    },
+    bundle: {
+      create: async () => { calls.push('bundle'); return { data: Buffer.from('x'), bytes: 1, dagFileCount: 3 }; },
+      upload: async () => { calls.push('upload'); return { versionId: 'v-1' }; },
+    },
+    checkRuntime: async () => { calls.push('runtime-check'); return []; },
+    git: async () => ({ skippedBecause: 'not a repo' }),
+    saveDeploymentId: async (id) => { calls.push(`save:${id}`); },
+    signal: controller.signal,
+    ...tweak,
+  };
+  return { ports, calls, bodies, events, controller };
+}
+
+const base: DeployRequest = {
+  projectDir: '/project', deploymentId: 'dep-1', prompt: false, save: false, mode: 'full', force: false,
+  skipParse: false, buildSecrets: [], gitMetadata: true, showWarnings: true, autoSelect: false,
+};
+
+describe('deployToAstro', () => {
+  it('checks and builds everything locally before creating the deploy, then pushes and uploads, then finalizes', async () => {
+    const { ports, calls, bodies } = setup(deployment());
+    const result = await deployToAstro(base, ports);
+    expect(calls).toEqual([
+      'get', 'bundle', 'parse', 'build:excludeDags=true', 'runtime-check', 'create:IMAGE_AND_DAG',
+      'push:127.0.0.1:5000/cosmic-planet-1234/airflow:deploy-2026:cli', 'upload', 'finalize',
+    ]);
+    expect(bodies.finalize).toEqual({ dagTarballVersion: 'v-1' });
+    expect(result).toMatchObject({ deployId: 'deploy-1', type: 'IMAGE_AND_DAG', image: { tag: 'deploy-2026', digest: 'sha256:abc' }, dags: { version: 'v-1' } });
+  });
+
+  it('ships the DAGs inside the image when DAG deploys are off', async () => {
+    const { ports, calls, bodies } = setup(deployment({ isDagDeployEnabled: false }));
+    await deployToAstro(base, ports);
+    expect(calls).not.toContain('bundle');
+    expect(calls).not.toContain('upload');
+    expect(calls).toContain('build:excludeDags=false');
+    expect(calls).toContain('parse');
+    expect(bodies.finalize).toEqual({});
+  });
+
+  it('refuses --dags and --image on a Deployment without DAG deploys, before creating anything', async () => {
+    for (const mode of ['dags', 'image'] as const) {
+      const { ports, calls } = setup(deployment({ isDagDeployEnabled: false }));
+      await expect(deployToAstro({ ...base, mode }, ports)).rejects.toThrow(/DAG-only deploys are not enabled for this Deployment/);
+      expect(calls.some((c) => c.startsWith('create'))).toBe(false);
+    }
+  });
+
+  it('deploys DAGs only with --dags: no build, parse still runs', async () => {
+    const { ports, calls, bodies } = setup(deployment());
+    await deployToAstro({ ...base, mode: 'dags' }, ports);
+    expect(calls).toEqual(['get', 'bundle', 'parse', 'create:DAG_ONLY', 'upload', 'finalize']);
+    expect(bodies.finalize).toEqual({ dagTarballVersion: 'v-1' });
+  });
+
+  it('deploys the image only with --image, finalizing with an empty DAG version', async () => {
+    const { ports, calls, bodies } = setup(deployment());
+    await deployToAstro({ ...base, mode: 'image' }, ports);
+    expect(calls).not.toContain('bundle');
+    expect(calls).not.toContain('parse');
+    expect(calls).toContain('create:IMAGE_ONLY');
+    expect(bodies.finalize).toEqual({ dagTarballVersion: '' });
+  });
+
+  it('uses a prebuilt image with --image-name instead of building', async () => {
+    const { ports, calls } = setup(deployment());
+    await deployToAstro({ ...base, imageName: 'my-image:1' }, ports);
+    expect(calls).toContain('inspect');
+    expect(calls.some((c) => c.startsWith('build'))).toBe(false);
+    expect(calls).toContain('create:IMAGE_ONLY');
+  });
+
+  it('stops on a parse failure before anything reaches the platform; --force deploys anyway', async () => {
+    const failing = { parse: async () => ({ ok: false, failures: [{ path: 'dags/bad.py', message: 'SyntaxError' }] }) };
+    const { ports, calls, events } = setup(deployment(), failing);
+    await expect(deployToAstro(base, ports)).rejects.toThrow(/your local DAGs did not parse/);
+    expect(calls.some((c) => c.startsWith('create'))).toBe(false);
+    expect(events).toContain('warning:dags/bad.py: SyntaxError');
+    const forced = setup(deployment(), failing);
+    await deployToAstro({ ...base, force: true }, forced.ports);
+    expect(forced.calls).toContain('finalize');
+  });
+
+  it('skips the parse when skip_parse or ASTRONOMER_SKIP_PARSE says so', async () => {
+    const { ports, calls } = setup(deployment());
+    await deployToAstro({ ...base, skipParse: true }, ports);
+    expect(calls).not.toContain('parse');
+  });
+
+  it('stops when pytest fails, with the message users know', async () => {
+    const { ports, calls } = setup(deployment(), { pytest: async () => ({ passed: false, exitCode: 1 }) });
+    await expect(deployToAstro({ ...base, pytest: {} }, ports)).rejects.toThrow(/at least 1 pytest in your tests directory failed/);
+    expect(calls.some((c) => c.startsWith('create'))).toBe(false);
+  });
+
+  it('needs --force for an empty dags folder without a terminal', async () => {
+    const empty = { bundle: { create: async () => ({ data: Buffer.alloc(0), bytes: 0, dagFileCount: 0 }), upload: async () => ({ versionId: 'v' }) } };
+    const { ports } = setup(deployment(), empty);
+    const error = await deployToAstro(base, ports).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NeedsInputError);
+    expect((error as NeedsInputError).missing).toEqual(['--force']);
+    const forced = setup(deployment(), empty);
+    await expect(deployToAstro({ ...base, force: true }, forced.ports)).resolves.toMatchObject({ deployId: 'deploy-1' });
+  });
+
+  it('refuses a CI/CD-enforced Deployment for a user session but not for an API token', async () => {
+    const { ports } = setup(deployment({ isCicdEnforced: true }));
+    await expect(deployToAstro(base, ports)).rejects.toThrow(/ci\/cd enforcement is enabled for the deployment prod/);
+    const token = setup(deployment({ isCicdEnforced: true }));
+    token.ports.session = { ...token.ports.session, isApiToken: true };
+    await expect(deployToAstro(base, token.ports)).resolves.toBeDefined();
+  });
+
+  it('says what reached the platform when a step after create fails', async () => {
+    const { ports } = setup(deployment(), {
+      bundle: { create: async () => ({ data: Buffer.from('x'), bytes: 1, dagFileCount: 1 }), upload: async () => { throw new UserError('upload URL expired'); } },
+    });
+    const error = (await deployToAstro(base, ports).catch((e: unknown) => e)) as UserError;
+    expect(error.message).toBe('upload URL expired');
+    expect(error.nextStep).toMatch(/Deploy deploy-1 was created but not finalized.*The image was pushed/);
+  });
+
+  it('turns an interruption during the push into exit 130 with what reached the platform', async () => {
+    const ctx = setup(deployment());
+    ctx.ports.image.push = async () => {
+      ctx.controller.abort('SIGINT');
+      throw new Error('aborted');
+    };
+    const error = (await deployToAstro(base, ctx.ports).catch((e: unknown) => e)) as InterruptedError;
+    expect(error).toBeInstanceOf(InterruptedError);
+    expect(error.exitCode).toBe(130);
+    expect(error.message).toMatch(/during (push|upload).*Deploy deploy-1 was created but not finalized/);
+    expect(ctx.calls).not.toContain('finalize');
+  });
+
+  it('waits until the Deployment runs this deploy', async () => {
+    const { ports, calls } = setup(deployment({ status: 'HEALTHY', imageTag: 'old' }));
+    const result = await deployToAstro({ ...base, wait: { timeoutMs: 5_000, intervalMs: 1 } }, ports);
+    expect(result.status).toBe('HEALTHY');
+    expect(calls.at(-1)).toBe('get');
+  });
+
+  it('saves the chosen Deployment with --save', async () => {
+    const { ports, calls } = setup(deployment());
+    await deployToAstro({ ...base, save: true }, ports);
+    expect(calls).toContain('save:dep-1');
+  });
+});
