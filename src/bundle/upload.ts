@@ -1,0 +1,408 @@
+/**
+ * Uploads a DAG bundle to the blob SAS URL Astro hands out, and returns the blob version Astro finalizes with.
+ *
+ * Small payloads go as one Put Blob (what Astro's own storage expects for < 1 MiB); larger ones as parallel Put Block
+ * requests and one Put Block List. Every request is retried on its own, so a failed block never re-sends the blocks
+ * already staged. Block ids carry a random per-upload prefix: when another deploy commits the same blob first, Azure
+ * drops our uncommitted blocks and answers InvalidBlockList, and we stage ours again and commit, a bounded number of
+ * times, so the blob always holds one whole bundle, never a mix of two.
+ */
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BugError, InterruptedError, UserError } from '../errors.js';
+
+export const DEFAULT_BLOCK_SIZE = 1024 * 1024;
+export const DEFAULT_UPLOAD_CONCURRENCY = 4;
+
+export interface UploadRetryPolicy {
+  /** Tries per request, the first included. */
+  maxAttempts: number;
+  /** First back-off; doubles per retry, capped at maxDelayMs, with random jitter. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** A request that has not finished by then is abandoned and retried. */
+  tryTimeoutMs: number;
+  /** Full stage-and-commit rounds when a concurrent deploy's commit discarded our staged blocks. */
+  maxCommitRounds: number;
+}
+
+export const DEFAULT_UPLOAD_RETRY: UploadRetryPolicy = {
+  maxAttempts: 5,
+  baseDelayMs: 500,
+  maxDelayMs: 8_000,
+  tryTimeoutMs: 60_000,
+  maxCommitRounds: 3,
+};
+
+export type BlobRequestKind = 'put-blob' | 'put-block' | 'put-block-list';
+
+export type UploadEvent =
+  | { type: 'start'; totalBytes: number; method: 'put-blob' | 'blocks'; blockCount: number }
+  | { type: 'progress'; loadedBytes: number; totalBytes: number }
+  | { type: 'retry'; request: BlobRequestKind; blockIndex?: number; attempt: number; delayMs: number; reason: string }
+  /** A concurrent commit discarded our staged blocks; progress restarts from zero for this round. */
+  | { type: 'restage'; round: number; reason: string }
+  | { type: 'done'; versionId: string; totalBytes: number };
+
+export interface BlobRequestOptions {
+  signal: AbortSignal;
+  /** Bytes of this request's body sent so far. */
+  onBytes?: (loadedBytes: number) => void;
+}
+
+/** The three storage operations the upload needs; the real one talks to Azure Blob through its SDK. */
+export interface BlockBlobTarget {
+  putBlob(data: Buffer, options: BlobRequestOptions): Promise<{ versionId?: string }>;
+  stageBlock(blockId: string, data: Buffer, options: BlobRequestOptions): Promise<void>;
+  /** Commits the ids as `Latest`, so a retried commit of already committed blocks still succeeds. */
+  commitBlockList(blockIds: string[], options: BlobRequestOptions): Promise<{ versionId?: string }>;
+}
+
+/** A failed storage request, reduced to what decides retrying. */
+export class BlobRequestError extends Error {
+  constructor(
+    message: string,
+    readonly details: {
+      /** HTTP status; undefined when no answer arrived (reset, refused, timeout). */
+      status?: number;
+      /** `x-ms-error-code`, or the socket error code. */
+      code?: string;
+      retryAfterMs?: number;
+    },
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'BlobRequestError';
+  }
+}
+
+export interface UploadDagBundleOptions {
+  /** Full blob SAS URL, used as-is. */
+  sasUrl: string;
+  data: Buffer;
+  /** Block size, and the size from which blocks are used instead of one Put Blob. */
+  blockSize?: number;
+  /** Blocks in flight at once. */
+  concurrency?: number;
+  signal?: AbortSignal;
+  onProgress?: (event: UploadEvent) => void;
+  retry?: Partial<UploadRetryPolicy>;
+  /** Storage port; the Azure SDK client for sasUrl when omitted. */
+  target?: BlockBlobTarget;
+  /** Clock for telling an expired SAS from a refused one. */
+  now?: () => Date;
+}
+
+export interface UploadResult {
+  /** The blob version (`x-ms-version-id`) to send as dagTarballVersion on finalize. */
+  versionId: string;
+}
+
+type Classification = 'retry' | 'auth' | 'conflict' | 'fatal';
+
+function classify(error: BlobRequestError): Classification {
+  const { status, code } = error.details;
+  if (status === undefined) return 'retry';
+  if (status === 408 || status === 429 || status >= 500) return 'retry';
+  if (status === 403) return 'auth';
+  if (status === 400 && code === 'InvalidBlockList') return 'conflict';
+  return 'fatal';
+}
+
+class ConflictError extends Error {}
+
+export async function uploadDagBundle(options: UploadDagBundleOptions): Promise<UploadResult> {
+  const { data, onProgress } = options;
+  const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+  const concurrency = options.concurrency ?? DEFAULT_UPLOAD_CONCURRENCY;
+  const policy: UploadRetryPolicy = { ...DEFAULT_UPLOAD_RETRY, ...options.retry };
+  if (!Number.isInteger(blockSize) || blockSize < 1) throw new BugError(`Invalid block size ${blockSize}.`);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new BugError(`Invalid upload concurrency ${concurrency}.`);
+  const sasUrl = parseSasUrl(options.sasUrl);
+  const signal = options.signal ?? new AbortController().signal;
+  throwIfAborted(signal);
+
+  const target = options.target ?? (await createAzureBlockBlobTarget(options.sasUrl));
+  const context: RequestContext = { policy, signal, onProgress, sasUrl, now: options.now ?? (() => new Date()) };
+
+  let versionId: string | undefined;
+  if (data.length < blockSize) {
+    onProgress?.({ type: 'start', totalBytes: data.length, method: 'put-blob', blockCount: 1 });
+    const progress = new ByteProgress(data.length, 1, onProgress);
+    const answer = await withRetries(context, { request: 'put-blob' }, (attemptSignal) => {
+      progress.set(0, 0);
+      return target.putBlob(data, { signal: attemptSignal, onBytes: (n) => progress.set(0, n) });
+    }).catch(failWith(context));
+    versionId = answer.versionId;
+  } else {
+    versionId = await uploadInBlocks(target, context, data, blockSize, concurrency);
+  }
+
+  if (versionId === undefined || versionId === '') {
+    throw new UserError('the storage did not return a version for the uploaded DAGs (no x-ms-version-id in its answer).', {
+      nextStep: 'Astro needs that version to finalize the deploy. Run the deploy again; if it keeps happening, contact Astronomer Support.',
+    });
+  }
+  onProgress?.({ type: 'done', versionId, totalBytes: data.length });
+  return { versionId };
+}
+
+interface RequestContext {
+  policy: UploadRetryPolicy;
+  signal: AbortSignal;
+  onProgress?: (event: UploadEvent) => void;
+  sasUrl: URL;
+  now: () => Date;
+}
+
+async function uploadInBlocks(target: BlockBlobTarget, context: RequestContext, data: Buffer, blockSize: number, concurrency: number): Promise<string | undefined> {
+  const blockCount = Math.ceil(data.length / blockSize);
+  const blockIds = newBlockIds(blockCount);
+  const block = (i: number) => data.subarray(i * blockSize, Math.min(data.length, (i + 1) * blockSize));
+  context.onProgress?.({ type: 'start', totalBytes: data.length, method: 'blocks', blockCount });
+
+  for (let round = 1; ; round++) {
+    const progress = new ByteProgress(data.length, blockCount, context.onProgress);
+    try {
+      await forEachParallel(blockCount, concurrency, context.signal, (i, signal) =>
+        withRetries({ ...context, signal }, { request: 'put-block', blockIndex: i }, (attemptSignal) => {
+          progress.set(i, 0);
+          return target.stageBlock(blockIds[i]!, block(i), { signal: attemptSignal, onBytes: (n) => progress.set(i, n) });
+        }),
+      );
+      const answer = await withRetries(context, { request: 'put-block-list' }, (attemptSignal) =>
+        target.commitBlockList(blockIds, { signal: attemptSignal }),
+      );
+      return answer.versionId;
+    } catch (error) {
+      if (!(error instanceof ConflictError)) failWith(context)(error);
+      if (round >= context.policy.maxCommitRounds) {
+        throw new UserError(`Another upload to the same Deployment kept replacing the DAG bundle; ${round} attempts to commit ours were discarded.`, {
+          nextStep: 'Wait until the other deploy to this Deployment has finished, then run the deploy again.',
+          cause: error,
+        });
+      }
+      context.onProgress?.({ type: 'restage', round: round + 1, reason: 'another upload committed first and discarded the staged blocks' });
+    }
+  }
+}
+
+/**
+ * 16 raw bytes, the shape of the Go SDK's block ids that Astronomer's CLI sends (Azure refuses a block whose id length
+ * differs from the blob's other uncommitted blocks): 12 random bytes unique to this upload, then the block number.
+ */
+function newBlockIds(count: number): string[] {
+  const prefix = randomBytes(12);
+  return Array.from({ length: count }, (_, i) => {
+    const id = Buffer.alloc(16);
+    prefix.copy(id, 0);
+    id.writeUInt32BE(i, 12);
+    return id.toString('base64');
+  });
+}
+
+class ByteProgress {
+  private readonly perBlock: number[];
+  private sum = 0;
+  private last = -1;
+
+  constructor(
+    private readonly totalBytes: number,
+    blocks: number,
+    private readonly onProgress: ((event: UploadEvent) => void) | undefined,
+  ) {
+    this.perBlock = new Array<number>(blocks).fill(0);
+  }
+
+  set(index: number, loaded: number): void {
+    this.sum += loaded - (this.perBlock[index] ?? 0);
+    this.perBlock[index] = loaded;
+    if (this.sum === this.last) return;
+    this.last = this.sum;
+    this.onProgress?.({ type: 'progress', loadedBytes: this.sum, totalBytes: this.totalBytes });
+  }
+}
+
+/** Runs `task` for 0..count-1 with at most `concurrency` in flight; the first failure cancels the rest. */
+async function forEachParallel(count: number, concurrency: number, signal: AbortSignal, task: (index: number, signal: AbortSignal) => Promise<void>): Promise<void> {
+  const failed = new AbortController();
+  const combined = AbortSignal.any([signal, failed.signal]);
+  let next = 0;
+  let firstError: unknown;
+  const worker = async () => {
+    while (next < count && firstError === undefined && !combined.aborted) {
+      const index = next++;
+      try {
+        await task(index, combined);
+      } catch (error) {
+        if (firstError === undefined) firstError = error;
+        failed.abort();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  if (firstError !== undefined) throw firstError;
+  throwIfAborted(signal);
+}
+
+/** One request with its own retries; throws ConflictError for InvalidBlockList and the last error otherwise. */
+async function withRetries<T>(
+  context: Pick<RequestContext, 'policy' | 'signal' | 'onProgress'>,
+  what: { request: BlobRequestKind; blockIndex?: number },
+  attempt: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const { policy, signal } = context;
+  for (let n = 1; ; n++) {
+    throwIfAborted(signal);
+    const timeout = AbortSignal.timeout(policy.tryTimeoutMs);
+    try {
+      return await attempt(AbortSignal.any([signal, timeout]));
+    } catch (raw) {
+      throwIfAborted(signal);
+      const error = timeout.aborted
+        ? new BlobRequestError(`no answer within ${formatDuration(policy.tryTimeoutMs)}`, { code: 'ETIMEDOUT' }, { cause: raw })
+        : raw;
+      if (!(error instanceof BlobRequestError)) throw error;
+      const kind = classify(error);
+      if (kind === 'conflict') throw new ConflictError(error.message, { cause: error });
+      if (kind !== 'retry' || n >= policy.maxAttempts) throw error;
+      const delayMs = backoff(policy, n, error.details.retryAfterMs);
+      context.onProgress?.({ type: 'retry', ...what, attempt: n + 1, delayMs, reason: describe(error) });
+      try {
+        await sleep(delayMs, undefined, { signal });
+      } catch {
+        throwIfAborted(signal);
+      }
+    }
+  }
+}
+
+/** Exponential back-off with "equal jitter": half the step is fixed, half random, so parallel retries spread out. */
+function backoff(policy: UploadRetryPolicy, failedAttempts: number, retryAfterMs: number | undefined): number {
+  const step = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (failedAttempts - 1));
+  const jittered = Math.round(step / 2 + Math.random() * (step / 2));
+  return retryAfterMs === undefined ? jittered : Math.min(policy.maxDelayMs, Math.max(jittered, retryAfterMs));
+}
+
+function formatDuration(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
+}
+
+function describe(error: BlobRequestError): string {
+  const { status, code } = error.details;
+  const head = status === undefined ? (code ?? 'network error') : code === undefined ? `HTTP ${status}` : `HTTP ${status} ${code}`;
+  const firstLine = error.message.split('\n')[0]?.trim().replace(/\.$/, '');
+  return firstLine && firstLine !== code ? `${head}: ${firstLine}` : head;
+}
+
+/** Turns the final failure of a request into the message the user sees. */
+function failWith(context: RequestContext): (error: unknown) => never {
+  return (error: unknown) => {
+    throwIfAborted(context.signal);
+    if (!(error instanceof BlobRequestError)) throw error;
+    const kind = classify(error);
+    if (kind === 'auth') {
+      const expiry = sasExpiry(context.sasUrl);
+      const expired = expiry !== undefined && expiry.getTime() <= context.now().getTime();
+      throw new UserError(
+        expired
+          ? `The DAG upload URL expired (at ${expiry.toISOString().replace(/\.\d{3}Z$/, 'Z')}) before the upload finished.`
+          : `The storage refused the DAG upload URL (${describe(error)}).`,
+        { nextStep: 'Run the deploy again: each deploy asks Astro for a fresh upload URL.', cause: error },
+      );
+    }
+    if (kind === 'retry') {
+      throw new UserError(`Uploading the DAG bundle failed after ${context.policy.maxAttempts} attempts: ${describe(error)}.`, {
+        nextStep: 'Check the network connection to Azure Blob Storage and run the deploy again.',
+        cause: error,
+      });
+    }
+    throw new UserError(`The storage refused the DAG bundle upload: ${describe(error)}.`, {
+      nextStep: 'Run the deploy again; if it keeps happening, contact Astronomer Support with this message.',
+      cause: error,
+    });
+  };
+}
+
+function parseSasUrl(value: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UserError('Astro returned a DAG upload URL that is not a valid URL.', { nextStep: 'Run the deploy again; if it keeps happening, contact Astronomer Support.' });
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new UserError(`Astro returned a DAG upload URL with the unsupported scheme ${url.protocol}`, { nextStep: 'Run the deploy again; if it keeps happening, contact Astronomer Support.' });
+  }
+  return url;
+}
+
+function sasExpiry(url: URL): Date | undefined {
+  const se = url.searchParams.get('se');
+  if (se === null) return undefined;
+  const date = new Date(se);
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new InterruptedError(signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT');
+}
+
+let azureSdk: Promise<typeof import('@azure/storage-blob')> | undefined;
+
+/**
+ * Starts loading the Azure SDK (about 130 ms of module loading) without waiting for it, so a deploy can overlap it
+ * with its API calls; the upload then finds it loaded. Safe to call any number of times.
+ */
+export function preloadBlobSdk(): Promise<unknown> {
+  azureSdk ??= import('@azure/storage-blob');
+  // A failed preload must not become an unhandled rejection; the upload awaits the same promise and reports it.
+  azureSdk.catch(() => undefined);
+  return azureSdk;
+}
+
+/** The Azure SDK, loaded only when an upload happens; its own retries are off because each request is retried here. */
+export async function createAzureBlockBlobTarget(sasUrl: string): Promise<BlockBlobTarget> {
+  azureSdk ??= import('@azure/storage-blob');
+  const { AnonymousCredential, BlockBlobClient, newPipeline } = await azureSdk;
+  const client = new BlockBlobClient(sasUrl, newPipeline(new AnonymousCredential(), { retryOptions: { maxTries: 1 } }));
+  const progress = (onBytes?: (n: number) => void) => (onBytes ? (p: { loadedBytes: number }) => onBytes(p.loadedBytes) : undefined);
+  return {
+    async putBlob(data, { signal, onBytes }) {
+      const answer = await client.upload(data, data.length, { abortSignal: signal, onProgress: progress(onBytes) }).catch(toBlobRequestError);
+      return { versionId: answer.versionId };
+    },
+    async stageBlock(blockId, data, { signal, onBytes }) {
+      await client.stageBlock(blockId, data, data.length, { abortSignal: signal, onProgress: progress(onBytes) }).catch(toBlobRequestError);
+    },
+    async commitBlockList(blockIds, { signal }) {
+      const answer = await client.commitBlockList(blockIds, { abortSignal: signal }).catch(toBlobRequestError);
+      return { versionId: answer.versionId };
+    },
+  };
+}
+
+interface RestErrorLike {
+  name?: string;
+  message?: string;
+  statusCode?: number;
+  code?: string;
+  response?: { headers?: { get(name: string): string | undefined } };
+}
+
+function toBlobRequestError(error: unknown): never {
+  const e = (error ?? {}) as RestErrorLike;
+  if (e.name === 'AbortError') throw error;
+  const header = e.response?.headers?.get('x-ms-error-code');
+  const code = header ?? (typeof e.code === 'string' ? e.code : undefined);
+  // The SDK error is not kept as the cause: it carries the request, whose URL holds the SAS signature.
+  throw new BlobRequestError(e.message ?? String(error), { status: e.statusCode, code, retryAfterMs: parseRetryAfter(e.response?.headers?.get('retry-after')) });
+}
+
+function parseRetryAfter(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
