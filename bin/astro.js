@@ -2,6 +2,14 @@
 // The only place that exits the process: run main(), turn signals into cancellation, and set the exit code.
 import { main } from '../dist/cli/main.js';
 
+// `astro ... | head`: a closed pipe is the reader's choice, not an error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw error;
+  });
+}
+
 const controller = new AbortController();
 let signals = 0;
 for (const signal of ['SIGINT', 'SIGTERM']) {

@@ -29,6 +29,12 @@ export interface AstroEnv {
   cacheDir: string;
   /** ASTRO_UPDATES_URL: the Runtime updates feed. */
   updatesUrl?: string;
+  /** ASTRO_PARSE_PYTHON: a Python with Airflow for host-side parse and pytest (like the `parse.python` setting). */
+  parsePython?: string;
+  /** DOCKER_HOST when it names a unix socket, else the default socket. */
+  dockerSocket: string;
+  /** The raw environment, for the few consumers that pass an allowlist of it on (parse sandbox, git). */
+  raw: Readonly<Record<string, string | undefined>>;
 }
 
 const TRUTHY = new Set(['true', '1', 'yes', 'y', 'on']);
@@ -39,6 +45,11 @@ export function isTruthy(value: string | undefined): boolean {
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function dockerSocket(dockerHost: string | undefined): string {
+  if (dockerHost?.startsWith('unix://')) return dockerHost.slice('unix://'.length);
+  return '/var/run/docker.sock';
 }
 
 export function readEnv(env: NodeJS.ProcessEnv = process.env): AstroEnv {
@@ -60,6 +71,9 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): AstroEnv {
     deployActionVersion: deployAction ? nonEmpty(env.DEPLOY_ACTION_VERSION) : undefined,
     cacheDir: nonEmpty(env.ASTRO_CACHE_DIR) ?? path.join(xdgCache ?? path.join(os.homedir(), '.cache'), 'astro'),
     updatesUrl: nonEmpty(env.ASTRO_UPDATES_URL),
+    parsePython: nonEmpty(env.ASTRO_PARSE_PYTHON),
+    dockerSocket: dockerSocket(nonEmpty(env.DOCKER_HOST)),
+    raw: { ...env },
   };
 }
 

@@ -69,7 +69,7 @@ export async function resolveAstroSession(config: AstroConfig, env: AstroEnv, de
     deps.notice?.('Using an Astro API Token');
     const scope = readApiToken(env.apiToken, now());
     const context = config.currentContext(env.domain);
-    const domain = formatDomain(env.domain ?? context?.domain);
+    const domain = formatDomain(env.domain ?? context?.domain ?? config.currentDomain());
     const organizationId = scope.organizationId ?? context?.organization;
     if (!organizationId) {
       throw new UserError('The API token names no organization and no context gives one.', {

@@ -10,6 +10,7 @@ import { createCommandContext, type CommandContext } from './context.js';
 import { registerConfig } from './commands/config.js';
 import { registerContext } from './commands/context.js';
 import { registerDeploy } from './commands/deploy.js';
+import { registerDeployment } from './commands/deployment.js';
 import { registerDev } from './commands/dev.js';
 import { registerLogin } from './commands/login.js';
 import { registerVersion } from './commands/version.js';
@@ -43,6 +44,7 @@ export function buildProgram(ctx: () => CommandContext): Command {
     .addHelpText('afterAll', `\n${exitCodeHelp}`);
   registerLogin(program, ctx);
   registerDeploy(program, ctx);
+  registerDeployment(program, ctx);
   registerDev(program, ctx);
   registerContext(program, ctx);
   registerConfig(program, ctx);

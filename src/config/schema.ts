@@ -57,6 +57,8 @@ export const SETTING_DEFAULTS: Readonly<Record<string, string>> = {
   'container.binary': '',
   // Our own additions, ignored by Astronomer's CLI.
   'parse.python': '',
+  /** Port of the browser-login callback (Astro expects 12345; 0 picks a free one). */
+  'login.callback_port': '12345',
 };
 
 /** Keys read from the project file only (never from the global one). */

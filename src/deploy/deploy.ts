@@ -59,19 +59,26 @@ export interface DeployPorts {
   choose: SelectionPorts['choose'];
   confirm: (question: string, flags: string[]) => Promise<boolean>;
   emit: (event: DeployEvent) => void;
-  parse: (input: { projectDir: string; dagsDir: string; envFile?: string; signal: AbortSignal }) => Promise<ParseOutcome>;
-  pytest: (input: { projectDir: string; testPath?: string; envFile?: string; signal: AbortSignal }) => Promise<{ passed: boolean; exitCode: number }>;
+  /** Where DAGs can be parsed and tested: on the host (a Python with Airflow was found) or only inside an image. */
+  checkLocation: () => Promise<'host' | 'image'>;
+  /** `image`: parse inside this image (the built one); else on the host, or in the Dockerfile's base image. */
+  parse: (input: { projectDir: string; dagsDir: string; envFile?: string; image?: string; signal: AbortSignal }) => Promise<ParseOutcome>;
+  pytest: (input: { projectDir: string; testPath?: string; envFile?: string; image?: string; signal: AbortSignal }) => Promise<{ passed: boolean; exitCode: number }>;
   image: {
     build: (input: { projectDir: string; localRef: string; excludeDags: boolean; labels: Record<string, string>; buildSecrets: string[]; signal: AbortSignal }) => Promise<{ runtimeVersion?: string }>;
-    inspectPrebuilt: (ref: string) => Promise<{ runtimeVersion: string }>;
+    inspectPrebuilt: (ref: string) => Promise<{ runtimeVersion?: string }>;
     push: (input: { localRef: string; remoteRef: string; auth: { username: string; password: string; serveraddress: string }; signal: AbortSignal }) => Promise<{ digest?: string }>;
   };
   bundle: {
     create: (input: { sourceDir: string; signal: AbortSignal }) => Promise<{ data: Buffer; bytes: number; dagFileCount: number }>;
     upload: (input: { sasUrl: string; data: Buffer; signal: AbortSignal }) => Promise<{ versionId: string }>;
   };
-  /** Throws UserError for a Runtime version the Deployment cannot take; may return warnings. */
-  checkRuntime: (input: { imageVersion: string; deployment: Deployment; supported: string[] }) => Promise<string[]>;
+  runtime: {
+    /** Before the build: the Dockerfile's Runtime image must be valid and suit the Deployment. Returns notices. */
+    preflight: (input: { projectDir: string; deployment: Deployment; supported: string[] }) => Promise<{ notices: string[]; expectedVersion?: string; fromImage?: string }>;
+    /** After the build (or for --image-name): the image's Runtime label must suit the Deployment. Returns notices. */
+    checkImage: (input: { label: string | undefined; fromImage?: string; imageName?: string; deployment: Deployment; supported: string[]; expectedVersion?: string }) => Promise<{ notices: string[]; version: string }>;
+  };
   git: (projectDir: string) => Promise<GitInfo>;
   saveDeploymentId: (id: string) => Promise<void>;
   signal: AbortSignal;
@@ -103,6 +110,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
   const timings: Partial<Record<Phase, number>> = {};
   const reached: Reached = { imagePushed: false, dagsUploaded: false, finalized: false };
   let current: Phase = 'select';
+  let shouldParse = false;
 
   async function phase<T>(name: Phase, work: () => Promise<T>, detail?: string): Promise<T> {
     current = name;
@@ -164,7 +172,9 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     }
     if (req.save) await ports.saveDeploymentId(deployment.id);
 
-    const type: DeployType = req.mode === 'dags' ? 'DAG_ONLY' : req.mode === 'image' || req.imageName ? 'IMAGE_ONLY' : 'IMAGE_AND_DAG';
+    // Without DAG deploys the image carries the DAGs, so a prebuilt image is a whole deploy, not an image-only one.
+    const type: DeployType =
+      req.mode === 'dags' ? 'DAG_ONLY' : (req.mode === 'image' || req.imageName) && dagDeploy ? 'IMAGE_ONLY' : 'IMAGE_AND_DAG';
     const shipsImage = type !== 'DAG_ONLY';
     // With DAG deploys off, DAGs travel inside the image; with them on, as a separate bundle.
     const shipsBundle = dagDeploy && type !== 'IMAGE_ONLY';
@@ -177,56 +187,55 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
 
     // Unlike Astronomer's CLI, DAG-only deploys are parsed too: our parse takes seconds, a broken DAG takes a Deployment down.
     const shipsDags = shipsBundle || shipsDagsInImage;
+    // A prebuilt image (--image-name) carries its own DAGs: the project's are not what ships.
+    shouldParse = shipsDags && !req.skipParse && !req.imageName;
     if (shipsDags && req.skipParse) {
       notice('Skipping parsing dags due to skip parse being set to true in either the config.yaml or local environment variables');
-    } else if (shipsDags) {
-      const outcome = await phase('parse', () => ports.parse({ projectDir: req.projectDir, dagsDir, envFile: req.envFile, signal: ports.signal }));
-      for (const f of outcome.failures) ports.emit({ type: 'warning', message: `${f.path}: ${f.message}` });
-      if (!outcome.ok && !req.force) {
-        throw new UserError('your local DAGs did not parse. Fix the listed errors or use `astro deploy [deployment-id] -f` to force deploy');
-      }
-      if (outcome.ok) notice('✔ No errors detected in your DAGs');
-      else notice('Deploying despite DAG errors because of --force.');
     }
-    if (req.pytest) {
-      const result = await phase('pytest', () => ports.pytest({ projectDir: req.projectDir, testPath: req.pytest?.file, envFile: req.envFile, signal: ports.signal }));
-      if (!result.passed) {
-        throw new UserError(
-          result.exitCode === 1
-            ? "at least 1 pytest in your tests directory failed. Fix the issues listed or rerun the command without the '--pytest' flag to deploy"
-            : `Something went wrong while Pytesting your DAGs,\nif the issue persists rerun the command without the '--pytest' flag to deploy: pytest exited with ${result.exitCode}`,
-        );
-      }
-      notice('\nAll Pytests passed!');
-    }
+    // On the host the checks run before anything is built; without a host Python they run in the built image.
+    const location = shouldParse || req.pytest ? await ports.checkLocation() : 'host';
+    const checkNow = location === 'host' || !shipsImage;
+    if (checkNow) await runChecks(undefined);
 
     const git = req.gitMetadata && !req.imageName ? await ports.git(req.projectDir) : undefined;
-    if (git?.skippedBecause) notice(git.skippedBecause);
+    if (git?.skippedBecause && git.metadata === undefined && git.headSubject !== undefined) notice(git.skippedBecause);
     const description = req.description ?? git?.headSubject ?? '';
 
     let localRef: string | undefined;
     let runtimeVersion: string | undefined;
     if (shipsImage) {
+      const options = await controlPlane.getDeploymentOptions(session.organizationId, ports.signal);
+      const supported = options.runtimeReleases.map((r) => r.version);
+      const warn = (notices: string[]) => notices.forEach((message) => ports.emit({ type: 'warning', message }));
+      let label: string | undefined;
+      let preflight: { expectedVersion?: string; fromImage?: string } = {};
       if (req.imageName) {
         notice('Skipping building image...');
         localRef = req.imageName;
-        runtimeVersion = (await phase('build', () => ports.image.inspectPrebuilt(req.imageName!), 'prebuilt')).runtimeVersion;
+        label = (await phase('build', () => ports.image.inspectPrebuilt(req.imageName!), 'prebuilt')).runtimeVersion;
       } else {
+        const pre = await ports.runtime.preflight({ projectDir: req.projectDir, deployment, supported });
+        warn(pre.notices);
+        preflight = pre;
         localRef = `${deployment.namespace || deployment.id}/airflow:latest`;
         const labels: Record<string, string> = { 'io.astronomer.deploy.revision.description': description };
         if (git?.metadata) labels['io.astronomer.deploy.revision.commit'] = git.metadata.commitSha;
-        const built = await phase('build', () =>
-          ports.image.build({ projectDir: req.projectDir, localRef: localRef!, excludeDags: dagDeploy, labels, buildSecrets: req.buildSecrets, signal: ports.signal }),
-        );
-        runtimeVersion = built.runtimeVersion;
+        const ref = localRef;
+        label = (await phase('build', () =>
+          ports.image.build({ projectDir: req.projectDir, localRef: ref, excludeDags: dagDeploy, labels, buildSecrets: req.buildSecrets, signal: ports.signal }),
+        )).runtimeVersion;
       }
-      const options = await controlPlane.getDeploymentOptions(session.organizationId, ports.signal);
-      const warnings = await ports.checkRuntime({
-        imageVersion: runtimeVersion ?? '',
+      const checked = await ports.runtime.checkImage({
+        label,
+        fromImage: preflight.fromImage,
+        imageName: req.imageName,
         deployment,
-        supported: options.runtimeReleases.map((r) => r.version),
+        supported,
+        expectedVersion: preflight.expectedVersion,
       });
-      for (const w of warnings) ports.emit({ type: 'warning', message: w });
+      warn(checked.notices);
+      runtimeVersion = checked.version;
+      if (!checkNow) await runChecks(localRef);
     }
 
     const createBody: CreateDeployRequest = { type, description, ...(git?.metadata ? { git: git.metadata } : {}) };
@@ -298,6 +307,33 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
       status,
       timings,
     };
+  }
+
+  async function runChecks(image: string | undefined): Promise<void> {
+    const notice = (message: string) => ports.emit({ type: 'notice', message });
+    const dagsDir = path.resolve(req.projectDir, req.dagsPath ?? 'dags');
+    if (shouldParse) {
+      const outcome = await phase('parse', () => ports.parse({ projectDir: req.projectDir, dagsDir, envFile: req.envFile, image, signal: ports.signal }));
+      for (const f of outcome.failures) ports.emit({ type: 'warning', message: `${f.path}: ${f.message}` });
+      if (!outcome.ok && !req.force) {
+        throw new UserError('your local DAGs did not parse. Fix the listed errors or use `astro deploy [deployment-id] -f` to force deploy');
+      }
+      if (outcome.ok) notice('✔ No errors detected in your DAGs');
+      else notice('Deploying despite DAG errors because of --force.');
+    }
+    if (req.pytest) {
+      const result = await phase('pytest', () =>
+        ports.pytest({ projectDir: req.projectDir, testPath: req.pytest?.file, envFile: req.envFile, image, signal: ports.signal }),
+      );
+      if (!result.passed) {
+        throw new UserError(
+          result.exitCode === 1
+            ? "at least 1 pytest in your tests directory failed. Fix the issues listed or rerun the command without the '--pytest' flag to deploy"
+            : `Something went wrong while Pytesting your DAGs,\nif the issue persists rerun the command without the '--pytest' flag to deploy: pytest exited with ${result.exitCode}`,
+        );
+      }
+      notice('\nAll Pytests passed!');
+    }
   }
 
   async function confirmEmptyDags(): Promise<void> {

@@ -25,6 +25,12 @@ function runsThisDeploy(d: Deployment, expect: WaitOptions['expect']): boolean {
   return true;
 }
 
+/** The Deployment is rolling out (or failed to roll out) this deploy: its desired DAG version is ours. */
+function triesThisDeploy(d: Deployment, expect: WaitOptions['expect']): boolean {
+  if (runsThisDeploy(d, expect)) return true;
+  return expect.dagTarballVersion !== undefined && d.desiredDagTarballVersion === expect.dagTarballVersion;
+}
+
 export async function pollUntilHealthy(getDeployment: () => Promise<Deployment>, options: WaitOptions): Promise<WaitOutcome> {
   const now = options.now ?? Date.now;
   const start = now();
@@ -35,7 +41,7 @@ export async function pollUntilHealthy(getDeployment: () => Promise<Deployment>,
     if ((last.status === 'HEALTHY' || last.status === 'HIBERNATING') && runsThisDeploy(last, options.expect)) {
       return { status: last.status, deployment: last, waitedMs: now() - start };
     }
-    if (last.status === 'UNHEALTHY' && runsThisDeploy(last, options.expect)) {
+    if (last.status === 'UNHEALTHY' && triesThisDeploy(last, options.expect)) {
       throw new UserError(`Deployment ${last.name} is UNHEALTHY after the deploy${last.statusReason ? `: ${last.statusReason}` : ''}`, {
         nextStep: 'Check the Deployment in the Astro UI for its logs; fix the cause and deploy again.',
       });

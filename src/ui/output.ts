@@ -121,7 +121,10 @@ export class Output {
 
   /** A spinner on a terminal; plain start/end lines otherwise (CI logs stay readable). */
   async spinner(text: string): Promise<Spinner> {
-    if (this.streams.stderr.isTTY === true && !this.json) {
+    // A terminal that reports 0 columns (pseudo-terminals without a window size) sends ora into an endless
+    // line-clearing loop: such terminals get the plain lines.
+    const columns = (this.streams.stderr as { columns?: number }).columns;
+    if (this.streams.stderr.isTTY === true && !this.json && columns !== 0) {
       const { default: ora } = await import('ora');
       const spin = ora({ text: this.redact(text), stream: this.streams.stderr, color: 'cyan', isEnabled: true });
       if (!this.color) spin.color = 'white';

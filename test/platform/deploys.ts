@@ -254,6 +254,7 @@ async function finalizeOnce(
       if (image.airflowVersion) current.airflowVersion = image.airflowVersion;
     }
     if (bundle?.ok) current.dagTarballVersion = version;
+    if (version !== '') current.desiredDagTarballVersion = version;
     current.updatedAt = now.toISOString();
     current.rollout = {
       deployId: deploy.id,

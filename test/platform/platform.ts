@@ -295,7 +295,10 @@ export class Platform {
       imageRepository: `${this.urls.registryHost}/${astroRepository(d)}`,
       imageTag: recorded.imageTag ?? '',
       imageVersion: recorded.imageTag ?? '',
-      ...(recorded.dagTarballVersion ? { dagTarballVersion: recorded.dagTarballVersion, desiredDagTarballVersion: recorded.dagTarballVersion } : {}),
+      ...(recorded.dagTarballVersion ? { dagTarballVersion: recorded.dagTarballVersion } : {}),
+      ...(recorded.desiredDagTarballVersion ?? recorded.dagTarballVersion
+        ? { desiredDagTarballVersion: recorded.desiredDagTarballVersion ?? recorded.dagTarballVersion }
+        : {}),
       workerQueues: [],
       environmentVariables: [],
       createdAt: d.createdAt,

@@ -72,6 +72,8 @@ const deploymentStateSchema = z.object({
   imageTag: z.string().optional(),
   imageDigest: z.string().optional(),
   dagTarballVersion: z.string().optional(),
+  /** The version the latest finalize asked for, good or bad (the active one is dagTarballVersion). */
+  desiredDagTarballVersion: z.string().optional(),
   rollout: rolloutSchema.optional(),
   updatedAt: z.string().optional(),
 });

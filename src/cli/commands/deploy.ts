@@ -1,6 +1,8 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { Option, type Command } from 'commander';
 import type { CommandContext } from '../context.js';
-import { NotImplementedError } from '../../errors.js';
+import { UsageError, UserError } from '../../errors.js';
 
 export interface DeployFlags {
   deploymentName?: string;
@@ -11,7 +13,7 @@ export interface DeployFlags {
   pytest?: boolean;
   test?: string;
   parse?: boolean;
-  env?: string;
+  env: string;
   imageName?: string;
   dags?: boolean;
   image?: boolean;
@@ -24,6 +26,30 @@ export interface DeployFlags {
   runtimeVersion?: string;
 }
 
+const NOT_A_PROJECT =
+  'this is not an Astro project directory.\nChange to another directory or run astro dev init to turn your working directory into an Astro project';
+
+/** Flag combinations Astronomer's CLI refuses, refused the same way (but as usage errors, exit 2). */
+export function validateDeployFlags(flags: DeployFlags): void {
+  if (flags.waitTime !== undefined && !flags.wait) throw new UsageError('cannot use --wait-time with --wait=false');
+  if (flags.dags && flags.image) {
+    throw new UsageError("cannot use both --dags and --image together. Run 'astro deploy' to update both your image and dags");
+  }
+  if (flags.imageName) {
+    const conflicts: [string, unknown][] = [
+      ['dags', flags.dags],
+      ['dags-path', flags.dagsPath],
+      ['pytest', flags.pytest || flags.test],
+      ['parse', flags.parse],
+      ['build-secrets', flags.buildSecrets?.length],
+    ];
+    for (const [name, set] of conflicts) {
+      if (set) throw new UsageError(`cannot use --${name} with --image-name; --image-name implies an image-only deploy`);
+    }
+  }
+  if (flags.remote && !flags.imageName) throw new UsageError('--image-name is mandatory when --remote flag is passed');
+}
+
 export function registerDeploy(program: Command, ctx: () => CommandContext): void {
   program
     .command('deploy')
@@ -31,12 +57,12 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
     .argument('[deployment-id]', 'the Deployment to deploy to (else --deployment-name, the saved project Deployment, or a prompt)')
     .option('-n, --deployment-name <name>', 'name of the Deployment to deploy to')
     .option('--workspace-id <id>', 'Workspace of the Deployment (defaults to the current context\'s)')
-    .option('-f, --force', 'deploy even if the DAGs fail to parse or the git tree is dirty')
+    .option('-f, --force', 'deploy even if the DAGs fail to parse, or the dags folder is empty')
     .option('-p, --prompt', 'always choose the Deployment from a list, ignoring the saved one')
     .option('-s, --save', 'remember the chosen Deployment for this project')
     .option('--pytest', 'run the project\'s pytests before deploying')
     .option('-t, --test <file>', 'run this pytest file before deploying (implies --pytest)')
-    .option('--parse', 'parse the DAGs even on a DAG-only deploy')
+    .option('--parse', 'parse the DAGs (astro always does when DAGs ship; accepted for compatibility)')
     .option('-e, --env <file>', 'env file for parse and pytest', '.env')
     .option('-i, --image-name <image>', 'deploy this prebuilt local image instead of building one (must be linux/amd64)')
     .option('--dags', 'deploy only the dags/ folder')
@@ -44,7 +70,7 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
     .option('--dags-path <path>', 'folder to deploy as DAGs (default: <project>/dags)')
     .option('--description <text>', 'description of this deploy')
     .option('-w, --wait', 'wait until the Deployment is healthy')
-    .option('--wait-time <duration>', 'how long --wait waits (e.g. 300s, 5m)')
+    .option('--wait-time <duration>', 'how long --wait waits (e.g. 300s, 5m; default 5m)')
     .option('-b, --build-secrets <spec...>', 'build secrets passed to the image build (id=...,src=...)')
     .addOption(new Option('--remote', 'Software: only update the Deployment image to --image-name (no build, no push)'))
     .addOption(new Option('--runtime-version <version>', 'Software with --remote: the Runtime version of --image-name'))
@@ -56,8 +82,91 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
       '  astro deploy -n prod --wait --json   deploy to "prod", wait until healthy, print a JSON summary',
       '  ASTRO_API_TOKEN=... astro deploy <deployment-id> --image-name my-image:1.2',
     ].join('\n'))
-    .action(async () => {
-      ctx();
-      throw new NotImplementedError('deploy');
+    .action(async (deploymentId: string | undefined, flags: DeployFlags) => {
+      const { out, env, cwd, signal, loadConfig } = ctx();
+      validateDeployFlags(flags);
+      const [{ parseDuration }, { resolveAstroSession }, { isCloudDomain }] = await Promise.all([
+        import('../../deploy/wait.js'),
+        import('../../auth/session.js'),
+        import('../../auth/domain.js'),
+      ]);
+      let waitMs: number | undefined;
+      if (flags.wait) {
+        waitMs = parseDuration(flags.waitTime ?? '5m');
+        if (waitMs === undefined || waitMs <= 0) throw new UsageError(`--wait-time: "${flags.waitTime}" is not a duration (e.g. 300s, 5m, 1h).`);
+      }
+      const projectDir = cwd;
+      if (!flags.imageName) {
+        const isProject = await fs.stat(path.join(projectDir, '.astro', 'config.yaml')).then((s) => s.isFile(), () => false);
+        if (!isProject) throw new UserError(NOT_A_PROJECT);
+      }
+
+      const config = await loadConfig();
+      const domain = config.currentDomain(env.domain);
+      if (!env.apiToken && domain && !isCloudDomain(domain, config.get('local.platform'))) {
+        throw new UserError(`Deploying to Astronomer Software (${domain}) is not supported by this version of astro yet.`, {
+          nextStep: 'Use Astronomer\'s Astro CLI for Software deploys until it lands here.',
+        });
+      }
+      const stored = config.currentContext(env.domain);
+      out.addSecret(stored?.token);
+      out.addSecret(stored?.refreshtoken);
+      const session = await resolveAstroSession(config, env, { notice: (m) => out.info(m), signal });
+      out.addSecret(session.token);
+      out.info(session.domain === 'astronomer.io' ? 'Authenticated to Astro \n' : `Authenticated to ${session.domain} \n`);
+
+      const [{ deployToAstro }, { createDeployPorts }, { createDeployView }] = await Promise.all([
+        import('../../deploy/deploy.js'),
+        import('../../deploy/wiring.js'),
+        import('../deploy-view.js'),
+      ]);
+      const view = createDeployView(out);
+      const ports = createDeployPorts({ session, config, env, out, projectDir, signal, emit: view.emit });
+      let result;
+      try {
+        result = await deployToAstro(
+          {
+            projectDir,
+            deploymentId,
+            deploymentName: flags.deploymentName,
+            workspaceFlag: flags.workspaceId,
+            savedDeploymentId: config.get('project.deployment') || undefined,
+            prompt: flags.prompt ?? false,
+            save: flags.save ?? false,
+            mode: flags.dags ? 'dags' : flags.image ? 'image' : 'full',
+            imageName: flags.imageName,
+            dagsPath: flags.dagsPath,
+            force: flags.force ?? false,
+            skipParse: env.skipParse || config.getBool('skip_parse'),
+            pytest: flags.pytest || flags.test ? { file: flags.test } : undefined,
+            envFile: flags.env,
+            description: flags.description,
+            wait: waitMs === undefined ? undefined : { timeoutMs: waitMs, intervalMs: 2_000 },
+            buildSecrets: flags.buildSecrets ?? [],
+            gitMetadata: config.getBool('deploy.git_metadata'),
+            showWarnings: config.getBool('show_warnings'),
+            autoSelect: session.isApiToken || config.getBool('auto_select'),
+          },
+          ports,
+        );
+      } finally {
+        view.close();
+      }
+
+      const deploymentView =
+        session.domain === 'localhost'
+          ? `http://localhost:5000/${result.workspaceId}/deployments/${result.deploymentId}`
+          : `https://cloud.${session.domain}/${result.workspaceId}/deployments/${result.deploymentId}`;
+      if (result.type === 'DAG_ONLY') {
+        out.result(`Successfully uploaded DAGs with version ${result.dags?.version} to Astro.`);
+      } else {
+        out.result(`Successfully pushed image ${result.image?.repository}:${result.image?.tag} to Astronomer registry${result.dags ? ` and uploaded DAGs with version ${result.dags.version}` : ''}.`);
+      }
+      out.result(`Deployment: ${result.deploymentName} (${result.deploymentId})  deploy ${result.deployId}  status ${result.status}`);
+      out.result(`Deployment View: ${deploymentView}`);
+      if (result.status === 'DEPLOYING') {
+        out.result('The Deployment is updating; run again with --wait to wait until it is healthy, or check the Deployment View.');
+      }
+      out.setDocument({ ...result, deploymentUrl: deploymentView });
     });
 }

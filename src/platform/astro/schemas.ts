@@ -20,6 +20,7 @@ export const deploymentSchema = z.looseObject({
   createdAt: z.string().optional(),
   imageTag: z.string().optional(),
   dagTarballVersion: z.string().optional(),
+  desiredDagTarballVersion: z.string().optional(),
   remoteExecution: z.looseObject({ enabled: z.boolean().optional() }).nullable().optional(),
 });
 export type Deployment = z.infer<typeof deploymentSchema>;

@@ -21,11 +21,20 @@ describe('exit codes', () => {
     expect(run.stdout).toMatch(/^Astro CLI Version: \d+\.\d+\.\d+\n$/);
   });
 
-  it('1 for a command that is not built yet, with a clear message and no output on stdout', async () => {
-    const run = await runCli(['deploy', 'dep-1'], { env: env(), cwd: home });
+  it('1 for a refused command, with the next step and nothing on stdout', async () => {
+    const run = await runCli(['context', 'switch', 'nowhere.example.com'], { env: env(), cwd: home });
     expect(run.code).toBe(1);
-    expect(run.stderr).toContain('not implemented yet');
+    expect(run.stderr).toContain('There is no context for "nowhere.example.com"');
+    expect(run.stderr).toContain('Known contexts: astronomer.io, localhost');
     expect(run.stdout).toBe('');
+  });
+
+  it('1 for deploy outside an Astro project', async () => {
+    const elsewhere = path.join(home, 'not-a-project');
+    await fs.mkdir(elsewhere);
+    const run = await runCli(['deploy', 'dep-1'], { env: env(), cwd: elsewhere });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('this is not an Astro project directory');
   });
 
   it.each([
@@ -89,8 +98,8 @@ describe('--json', () => {
   });
 
   it('prints an error document for a refused command', async () => {
-    const run = await runCli(['--json', 'deploy'], { env: env(), cwd: home });
-    expect(JSON.parse(run.stdout).error).toMatchObject({ kind: 'not-implemented', exitCode: 1 });
+    const run = await runCli(['--json', 'context', 'switch', 'nowhere.example.com'], { env: env(), cwd: home });
+    expect(JSON.parse(run.stdout).error).toMatchObject({ kind: 'user', exitCode: 1, nextStep: expect.stringContaining('Known contexts') });
   });
 });
 
@@ -114,11 +123,12 @@ describe('terminal and no terminal', () => {
   });
 
   it('does not colour output when NO_COLOR is set or there is no terminal', async () => {
-    const run = await runCli(['deploy'], { env: { ...env(), NO_COLOR: '1' }, tty: true, cwd: home });
+    const argv = ['context', 'switch', 'nowhere.example.com'];
+    const run = await runCli(argv, { env: { ...env(), NO_COLOR: '1' }, tty: true, cwd: home });
     expect(run.stderr).not.toMatch(/\u001b\[/);
-    const plain = await runCli(['deploy'], { env: { ...env(), NO_COLOR: '' }, cwd: home });
+    const plain = await runCli(argv, { env: { ...env(), NO_COLOR: '' }, cwd: home });
     expect(plain.stderr).not.toMatch(/\u001b\[/);
-    const coloured = await runCli(['deploy'], { env: { ...env(), NO_COLOR: '' }, tty: true, cwd: home });
+    const coloured = await runCli(argv, { env: { ...env(), NO_COLOR: '' }, tty: true, cwd: home });
     expect(coloured.stderr).toMatch(/\u001b\[31mError:/);
   });
 });

@@ -54,7 +54,11 @@ function setup(dep: Deployment, tweak: Partial<DeployPorts> = {}) {
       create: async () => { calls.push('bundle'); return { data: Buffer.from('x'), bytes: 1, dagFileCount: 3 }; },
       upload: async () => { calls.push('upload'); return { versionId: 'v-1' }; },
     },
-    checkRuntime: async () => { calls.push('runtime-check'); return []; },
+    checkLocation: async () => 'host',
+    runtime: {
+      preflight: async () => { calls.push('preflight'); return { notices: [], expectedVersion: '3.1-8', fromImage: 'astrocrpublic.azurecr.io/runtime:3.1-8' }; },
+      checkImage: async (input) => { calls.push(`runtime-check:${input.label}`); return { notices: [], version: input.label ?? '' }; },
+    },
     git: async () => ({ skippedBecause: 'not a repo' }),
     saveDeploymentId: async (id) => { calls.push(`save:${id}`); },
     signal: controller.signal,
@@ -73,7 +77,7 @@ describe('deployToAstro', () => {
     const { ports, calls, bodies } = setup(deployment());
     const result = await deployToAstro(base, ports);
     expect(calls).toEqual([
-      'get', 'bundle', 'parse', 'build:excludeDags=true', 'runtime-check', 'create:IMAGE_AND_DAG',
+      'get', 'bundle', 'parse', 'preflight', 'build:excludeDags=true', 'runtime-check:3.1-8', 'create:IMAGE_AND_DAG',
       'push:127.0.0.1:5000/cosmic-planet-1234/airflow:deploy-2026:cli', 'upload', 'finalize',
     ]);
     expect(bodies.finalize).toEqual({ dagTarballVersion: 'v-1' });
@@ -119,6 +123,8 @@ describe('deployToAstro', () => {
     await deployToAstro({ ...base, imageName: 'my-image:1' }, ports);
     expect(calls).toContain('inspect');
     expect(calls.some((c) => c.startsWith('build'))).toBe(false);
+    expect(calls).not.toContain('preflight');
+    expect(calls).not.toContain('parse');
     expect(calls).toContain('create:IMAGE_ONLY');
   });
 
@@ -190,6 +196,26 @@ describe('deployToAstro', () => {
     const result = await deployToAstro({ ...base, wait: { timeoutMs: 5_000, intervalMs: 1 } }, ports);
     expect(result.status).toBe('HEALTHY');
     expect(calls.at(-1)).toBe('get');
+  });
+
+  it('parses and tests inside the built image when no host Python has Airflow', async () => {
+    const images: (string | undefined)[] = [];
+    const { ports, calls } = setup(deployment({ isDagDeployEnabled: false }), {
+      checkLocation: async () => 'image',
+      parse: async (input) => { calls.push('parse'); images.push(input.image); return { ok: true, failures: [] }; },
+      pytest: async (input) => { calls.push('pytest'); images.push(input.image); return { passed: true, exitCode: 0 }; },
+    });
+    await deployToAstro({ ...base, pytest: {} }, ports);
+    expect(calls.indexOf('parse')).toBeGreaterThan(calls.indexOf('build:excludeDags=false'));
+    expect(calls.indexOf('pytest')).toBeLessThan(calls.indexOf('create:IMAGE_AND_DAG'));
+    expect(images).toEqual(['cosmic-planet-1234/airflow:latest', 'cosmic-planet-1234/airflow:latest']);
+  });
+
+  it('refuses an image whose Runtime version the Deployment cannot take, before creating the deploy', async () => {
+    const { ports, calls } = setup(deployment(), {});
+    ports.runtime.checkImage = async () => { throw new UserError('Cannot deploy a downgraded Astro Runtime version.'); };
+    await expect(deployToAstro(base, ports)).rejects.toThrow(/downgraded/);
+    expect(calls.some((c) => c.startsWith('create'))).toBe(false);
   });
 
   it('saves the chosen Deployment with --save', async () => {

@@ -1,0 +1,56 @@
+/**
+ * What an authenticated Astro command starts with: the session (ASTRO_API_TOKEN or the stored context, refreshed
+ * when due) and a REST client using it, with every credential registered for redaction first.
+ */
+import type { AstroConfig } from '../config/store.js';
+import type { AstroEnv } from '../env.js';
+import type { FetchPort } from '../platform/http.js';
+import { createAstroClient, type AstroControlPlane } from '../platform/astro/client.js';
+import { resolveAstroSession, type AstroSession } from './session.js';
+
+export interface AstroAccess {
+  session: AstroSession;
+  client: AstroControlPlane;
+}
+
+export interface AstroAccessDeps {
+  clientVersion: string;
+  addSecret: (secret: string | undefined) => void;
+  /** Messages users know, e.g. "Using an Astro API Token". */
+  notice?: (message: string) => void;
+  /** Details for --verbose; never carries a credential. */
+  debug?: (message: string) => void;
+  fetch?: FetchPort;
+  now?: () => Date;
+  signal?: AbortSignal;
+}
+
+export async function openAstroSession(config: AstroConfig, env: AstroEnv, deps: AstroAccessDeps): Promise<AstroAccess> {
+  deps.addSecret(env.apiToken);
+  const stored = config.currentContext(env.domain);
+  deps.addSecret(stored?.token);
+  deps.addSecret(stored?.refreshtoken);
+
+  const resolved = await resolveAstroSession(config, env, { fetch: deps.fetch, now: deps.now, notice: deps.notice, signal: deps.signal });
+  deps.addSecret(resolved.token);
+  const client = createAstroClient({
+    baseUrl: resolved.restBaseUrl,
+    token: () => resolved.token,
+    clientIdentifier: env.clientIdentifier,
+    clientVersion: env.deployActionVersion ?? deps.clientVersion,
+    fetch: deps.fetch,
+  });
+
+  let session = resolved;
+  if (session.source === 'api-token' && !session.organizationProduct) {
+    // The product is not a claim of API tokens; Astronomer's CLI reads it from the organization list.
+    try {
+      const organizations = await client.listOrganizations(deps.signal);
+      const product = (organizations.find((o) => o.id === session.organizationId) ?? organizations[0])?.product;
+      if (product) session = { ...session, organizationProduct: product };
+    } catch (error) {
+      deps.debug?.(`Could not read the organization product: ${(error as Error).message}`);
+    }
+  }
+  return { session, client };
+}

@@ -1,0 +1,102 @@
+/**
+ * A small client for Houston, the GraphQL API of Astronomer Software. graphql-request is loaded only when a
+ * Software command runs, so Astro commands never pay for it.
+ */
+import type { z } from 'zod';
+import { UserError } from '../../errors.js';
+import { ApiError, type FetchPort } from '../http.js';
+import { formatDomain } from '../../auth/domain.js';
+
+export interface HoustonSettings {
+  /** `cloud.api.protocol` (default https). */
+  protocol: string;
+  /** `cloud.api.port` (default 443). */
+  port: string;
+  /** `local.houston`: the Houston URL for the domains `localhost` and `houston`. */
+  localHouston: string;
+}
+
+/** `<protocol>://houston.<domain>:<port>/v1`; `localhost` and `houston` use the `local.houston` setting. */
+export function houstonUrl(domain: string, settings: HoustonSettings): string {
+  if (domain === 'localhost' || domain === 'houston') {
+    if (!settings.localHouston) {
+      throw new UserError(`The setting local.houston is empty, so astro does not know where Houston runs for ${domain}.`, {
+        nextStep: 'Set it, e.g. astro config set local.houston http://localhost:8871/v1',
+      });
+    }
+    return settings.localHouston;
+  }
+  return `${settings.protocol}://houston.${formatDomain(domain)}:${settings.port}/v1`;
+}
+
+/** The Software UI, where users fetch an OAuth token to paste: `<protocol>://app.<domain>`. */
+export function softwareAppUrl(domain: string, settings: Pick<HoustonSettings, 'protocol'>): string {
+  return `${settings.protocol}://app.${formatDomain(domain)}`;
+}
+
+export class HoustonError extends ApiError {
+  override readonly kind = 'houston';
+}
+
+const PERMISSION_ERRORS = ['You do not have the appropriate permissions for that', 'AUTH_TOKEN_REFRESH_FAILED'];
+
+/** Houston's error texts, turned into the messages users of Astronomer's CLI know. */
+export function houstonErrorMessage(message: string): string {
+  if (PERMISSION_ERRORS.some((known) => message.includes(known))) {
+    return 'you do not have the appropriate permissions for that: Your token has expired. Please log in again';
+  }
+  if (message.includes('Cannot query field')) {
+    return `Some fields requested by the CLI are not available in the server schema.: ${message}`;
+  }
+  return message;
+}
+
+export interface HoustonClientOptions {
+  url: string;
+  /** The raw Houston token (no `Bearer`); omitted for unauthenticated queries such as authConfig. */
+  token?: string;
+  fetch?: FetchPort;
+}
+
+export interface HoustonClient {
+  request<T>(query: string, variables: Record<string, unknown> | undefined, schema: z.ZodType<T>, signal?: AbortSignal): Promise<T>;
+}
+
+export function createHoustonClient(options: HoustonClientOptions): HoustonClient {
+  return {
+    async request(query, variables, schema, signal) {
+      const { GraphQLClient, ClientError } = await import('graphql-request');
+      const client = new GraphQLClient(options.url, {
+        fetch: options.fetch as typeof fetch | undefined,
+        headers: { accept: 'application/json', ...(options.token ? { authorization: options.token } : {}) },
+      });
+      let data: unknown;
+      try {
+        const answer = await client.rawRequest({ query, variables, signal });
+        data = answer.data;
+      } catch (error) {
+        if (signal?.aborted) throw error;
+        // ClientError's own message embeds the request variables (passwords): build ours from its parts only.
+        if (error instanceof ClientError) {
+          const { status, errors, body } = error.response as { status: number; errors?: { message?: string }[]; body?: string };
+          const first = errors?.[0]?.message;
+          if (first) throw new HoustonError(houstonErrorMessage(first), status);
+          throw new HoustonError(`API error (${status}): ${typeof body === 'string' ? body.slice(0, 500) : ''}`.trimEnd(), status);
+        }
+        const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+        if (error instanceof TypeError && cause) {
+          throw new HoustonError(`Could not reach Houston at ${new URL(options.url).origin}: ${cause.code ?? cause.message ?? error.message}`, undefined, {
+            nextStep: 'Check the domain you logged in to and your network connection.',
+          });
+        }
+        throw new HoustonError(`Houston at ${new URL(options.url).origin} did not answer with a GraphQL response: ${(error as Error).message}`, undefined);
+      }
+      const parsed = schema.safeParse(data);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        throw new HoustonError(`Houston answered in an unexpected shape (${issue?.path.join('.') || 'data'}: ${issue?.message}).`, 200);
+      }
+      return parsed.data;
+    },
+  };
+}

@@ -1,0 +1,194 @@
+// `astro deploy` end to end against the local platform: real engine, registry, Azurite and Airflow.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStack, type Stack } from '../../platform/stack.js';
+import { runCli } from '../../helpers/cli.js';
+import { provisioned } from '../../helpers/provisioned.js';
+
+const DAG_ON = 'cldepdagon000000000000000';
+const DAG_OFF = 'cldepdagoff00000000000000';
+let stack: Stack;
+let home: string;
+const temps: string[] = [];
+
+function token(id: string): string {
+  const t = stack.tokens.apiTokens.find((x) => x.id === id);
+  if (!t) throw new Error(`no seed token ${id}`);
+  return t.token;
+}
+
+async function project(mutate?: (dir: string) => Promise<void>): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'astro-e2e-project-'));
+  temps.push(dir);
+  await fs.cp(path.resolve('fixtures/example-project'), dir, { recursive: true });
+  await mutate?.(dir);
+  return dir;
+}
+
+async function snapshot(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const entry of await fs.readdir(dir, { recursive: true, withFileTypes: true })) {
+    const full = path.join(entry.parentPath, entry.name);
+    const rel = path.relative(dir, full);
+    out[rel] = entry.isFile() ? createHash('sha256').update(await fs.readFile(full)).digest('hex') : entry.isDirectory() ? 'dir' : 'other';
+  }
+  return out;
+}
+
+function deploy(argv: string[], options: { cwd: string; tokenId?: string; env?: Record<string, string> }) {
+  return runCli(['deploy', ...argv], {
+    cwd: options.cwd,
+    env: {
+      ASTRO_HOME: home,
+      ASTRO_API_TOKEN: token(options.tokenId ?? 'cltokwsdataplatform000000'),
+      ASTRO_PARSE_PYTHON: provisioned().AIRFLOW_PYTHON,
+      ASTRO_CACHE_DIR: path.join(home, 'cache'),
+      DOCKER_HOST: `unix://${provisioned().DOCKER_SOCKET}`,
+      ...options.env,
+    },
+  });
+}
+
+async function platformState(): Promise<{ deployments: Record<string, unknown>[]; deploys: Record<string, unknown>[] }> {
+  const response = await fetch(`${stack.endpoints.platform.url}/_platform/state`);
+  return (await response.json()) as never;
+}
+
+async function createDeployCount(deploymentId: string): Promise<number> {
+  const response = await fetch(`${stack.endpoints.platform.url}/_platform/requests?method=POST`);
+  const body = (await response.json()) as { requests: { path: string }[] };
+  return body.requests.filter((r) => r.path.endsWith(`/deployments/${deploymentId}/deploys`)).length;
+}
+
+beforeAll(async () => {
+  stack = await startStack({ ports: 0, healthDelayMs: 300 });
+  home = await fs.mkdtemp(path.join(os.tmpdir(), 'astro-e2e-home-'));
+  await fs.mkdir(path.join(home, '.astro'));
+  await fs.writeFile(path.join(home, '.astro', 'config.yaml'), `context: localhost\nlocal:\n  core: ${stack.endpoints.platform.url}\n`);
+});
+
+afterAll(async () => {
+  await stack?.stop();
+  for (const dir of [home, ...temps]) if (dir) await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe('astro deploy against the local platform', () => {
+  it('deploys image and DAGs, waits until healthy, prints one JSON document, and leaves the project untouched', async () => {
+    const dir = await project();
+    const before = await snapshot(dir);
+    const run = await deploy([DAG_ON, '--wait', '--wait-time', '2m', '--json', '--description', 'e2e full'], { cwd: dir });
+    expect(run.stderr).not.toContain('Error:');
+    expect(run.code, run.stderr).toBe(0);
+    const doc = JSON.parse(run.stdout);
+    expect(doc).toMatchObject({
+      deploymentId: DAG_ON,
+      type: 'IMAGE_AND_DAG',
+      status: 'HEALTHY',
+      image: { tag: expect.stringMatching(/\S/), digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/), runtimeVersion: '3.1-8' },
+      dags: { version: expect.stringMatching(/\S/), dagFiles: 2 },
+      timings: expect.objectContaining({ build: expect.any(Number), push: expect.any(Number), upload: expect.any(Number), parse: expect.any(Number) }),
+    });
+    const state = await platformState();
+    const deployment = state.deployments.find((d) => d.id === DAG_ON)!;
+    expect(deployment).toMatchObject({ imageTag: doc.image.tag, dagTarballVersion: doc.dags.version, status: 'HEALTHY' });
+    expect(await snapshot(dir)).toEqual(before);
+    // The token never shows up in what astro printed.
+    expect(run.stdout + run.stderr).not.toContain(token('cltokwsdataplatform000000'));
+  });
+
+  it('deploys only the DAGs with --dags, without building', async () => {
+    const dir = await project();
+    const run = await deploy([DAG_ON, '--dags', '--json'], { cwd: dir });
+    expect(run.code, run.stderr).toBe(0);
+    const doc = JSON.parse(run.stdout);
+    expect(doc.type).toBe('DAG_ONLY');
+    expect(doc.image).toBeUndefined();
+    expect(doc.timings.build).toBeUndefined();
+    expect(doc.dags.version).toMatch(/\S/);
+  });
+
+  it('deploys only the image with --image, and a prebuilt image with --image-name', async () => {
+    const dir = await project();
+    const image = await deploy([DAG_ON, '--image', '--json'], { cwd: dir });
+    expect(image.code, image.stderr).toBe(0);
+    expect(JSON.parse(image.stdout)).toMatchObject({ type: 'IMAGE_ONLY', image: { digest: expect.stringMatching(/^sha256:/) } });
+    expect(JSON.parse(image.stdout).dags).toBeUndefined();
+
+    const prebuilt = await deploy([DAG_OFF, '--image-name', provisioned().RUNTIME_IMAGE, '--json'], { cwd: dir });
+    expect(prebuilt.code, prebuilt.stderr).toBe(0);
+    expect(JSON.parse(prebuilt.stdout)).toMatchObject({ type: 'IMAGE_AND_DAG', deploymentId: DAG_OFF, image: { runtimeVersion: '3.1-8' } });
+    expect(prebuilt.stderr).toContain('Skipping building image...');
+  });
+
+  it('stops on a DAG that does not parse before anything reaches the platform, and --force deploys anyway', async () => {
+    const dir = await project(async (d) => fs.writeFile(path.join(d, 'dags', 'broken_dag.py'), 'from airflow.sdk import DAG\nthis is not python\n'));
+    const creates = await createDeployCount(DAG_ON);
+    const run = await deploy([DAG_ON, '--dags'], { cwd: dir });
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stderr).toContain('dags/broken_dag.py');
+    expect(run.stderr).toContain('your local DAGs did not parse');
+    expect(await createDeployCount(DAG_ON)).toBe(creates);
+
+    const forced = await deploy([DAG_ON, '--dags', '--force'], { cwd: dir });
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(await createDeployCount(DAG_ON)).toBe(creates + 1);
+  });
+
+  it('stops when --pytest finds a failing test', async () => {
+    const dir = await project(async (d) => fs.writeFile(path.join(d, 'tests', 'test_fails.py'), 'def test_fails():\n    assert 1 == 2\n'));
+    const creates = await createDeployCount(DAG_ON);
+    const run = await deploy([DAG_ON, '--dags', '--pytest'], { cwd: dir });
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stderr).toContain('at least 1 pytest in your tests directory failed');
+    expect(await createDeployCount(DAG_ON)).toBe(creates);
+  });
+
+  it('reports an UNHEALTHY Deployment with exit 1 and the reason', async () => {
+    const dir = await project(async (d) => {
+      await fs.rm(path.join(d, 'dags'), { recursive: true });
+      await fs.mkdir(path.join(d, 'dags'));
+    });
+    const refused = await deploy([DAG_ON, '--dags'], { cwd: dir });
+    expect(refused.code, refused.stderr).toBe(4);
+    expect(refused.stderr).toContain('--force');
+    const run = await deploy([DAG_ON, '--dags', '--force', '--wait', '--wait-time', '1m'], { cwd: dir });
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stderr).toMatch(/UNHEALTHY after the deploy: .+/);
+  });
+
+  it('refuses to choose a Deployment without a terminal, naming the flags', async () => {
+    const dir = await project();
+    const run = await deploy(['--json'], { cwd: dir });
+    expect(run.code, run.stderr).toBe(4);
+    expect(JSON.parse(run.stdout).error).toMatchObject({ kind: 'needs-input', missingFlags: ['<deployment-id>', '--deployment-name'] });
+  });
+
+  it('finds a Deployment by name and refuses --dags where DAG deploys are off', async () => {
+    const dir = await project();
+    const run = await deploy(['--deployment-name', 'dag-deploy-off', '--dags'], { cwd: dir });
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stderr).toContain('DAG-only deploys are not enabled for this Deployment');
+  });
+
+  it('refuses an expired API token and a directory that is not an Astro project', async () => {
+    const dir = await project();
+    const expired = await deploy([DAG_ON], { cwd: dir, tokenId: 'cltokexpired0000000000000' });
+    expect(expired.code, expired.stderr).toBe(1);
+    expect(expired.stderr).toContain('API Token is expired');
+    const notProject = await deploy([DAG_ON], { cwd: os.tmpdir() });
+    expect(notProject.code, notProject.stderr).toBe(1);
+    expect(notProject.stderr).toContain('this is not an Astro project directory');
+  });
+
+  it('refuses conflicting flags as usage errors', async () => {
+    const dir = await project();
+    for (const argv of [['--dags', '--image'], ['--image-name', 'x', '--dags'], ['--wait-time', '5m']]) {
+      const run = await deploy([DAG_ON, ...argv], { cwd: dir });
+      expect(run.code, run.stderr).toBe(2);
+    }
+  });
+});
+
