@@ -109,7 +109,9 @@ export class Output {
           ...('missing' in error && Array.isArray(error.missing) ? { missingFlags: error.missing } : {}),
         },
       };
-      this.write(this.streams.stdout, JSON.stringify(doc, null, 2));
+      // Still one document: what the command produced so far (e.g. a parse report), with the error beside it.
+      const partial = this.documentSet && this.document !== null && typeof this.document === 'object' && !Array.isArray(this.document) ? this.document : {};
+      this.write(this.streams.stdout, JSON.stringify({ ...partial, ...doc }, null, 2));
     }
     this.write(this.streams.stderr, `${this.style.red('Error:')} ${error.message}`);
     if (error.nextStep) this.write(this.streams.stderr, error.nextStep);

@@ -1,32 +1,119 @@
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
-import { NotImplementedError } from '../../errors.js';
+import { UserError } from '../../errors.js';
+
+interface CheckFlags {
+  imageName?: string;
+  python?: string;
+  env: string;
+  cache: boolean;
+  args?: string;
+}
+
+/** `--args "-k smoke -x"` → ['-k', 'smoke', '-x'], honouring simple quotes. */
+export function splitArgs(text: string | undefined): string[] {
+  if (!text) return [];
+  const out: string[] = [];
+  for (const m of text.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)) out.push(m[1] ?? m[2] ?? m[3]!);
+  return out;
+}
+
+async function dockerFor(ctx: CommandContext, imageName: string | undefined) {
+  if (!imageName) return undefined;
+  const { default: Docker } = await import('dockerode');
+  return new Docker({ socketPath: ctx.env.dockerSocket });
+}
 
 export function registerDev(program: Command, ctx: () => CommandContext): void {
   const dev = program.command('dev').description('Check your Astro project locally');
 
   dev
     .command('parse')
-    .description('Check the DAGs for import errors, as Airflow\'s DagBag would')
+    .description('Check the DAGs for import errors, with the verdicts of Airflow\'s DagBag and the default DAG integrity test')
     .option('-i, --image-name <image>', 'parse inside this image instead of on the host')
     .option('--python <path>', 'Python interpreter with Airflow installed (host mode)')
     .option('-e, --env <file>', 'env file the DAGs see', '.env')
     .option('--no-cache', 'parse every file again, ignoring cached results')
-    .action(async () => {
-      ctx();
-      throw new NotImplementedError('dev parse');
+    .addHelpText('after', '\nExamples:\n  astro dev parse\n  astro dev parse --python .venv/bin/python --json\n  astro dev parse --image-name my-project:latest')
+    .action(async (flags: CheckFlags) => {
+      const c = ctx();
+      const { out, env, cwd, signal } = c;
+      const [{ runParse }, { renderParseReport }, config] = await Promise.all([
+        import('../../parse/runParse.js'),
+        import('../../parse/render.js'),
+        c.loadConfig(),
+      ]);
+      const spinner = await out.spinner('Checking your DAGs for errors…');
+      let report;
+      try {
+        report = await runParse(
+          {
+            projectDir: cwd,
+            image: flags.imageName,
+            python: flags.python,
+            configuredPython: env.parsePython ?? (config.get('parse.python') || undefined),
+            envFile: flags.env,
+            hostEnv: env.raw,
+            cacheDir: env.cacheDir,
+            noCache: !flags.cache,
+            signal,
+            onProgress: (e) => {
+              if (e.type === 'listing') spinner.update(`Checking ${e.toParse} of ${e.files} DAG files for errors…`);
+            },
+          },
+          { docker: await dockerFor(c, flags.imageName) },
+        );
+      } catch (error) {
+        spinner.fail('Checking your DAGs for errors failed');
+        throw error;
+      }
+      spinner.stop();
+      out.setDocument(report);
+      for (const line of renderParseReport(report, { verbose: out.verbose }).split('\n')) {
+        if (line) out.result(line);
+      }
+      if (!report.summary.passed) {
+        throw new UserError('See above for errors detected in your DAGs', {
+          nextStep: 'Fix the files listed above, or list a file in .astro/dag_integrity_exceptions.txt to exempt it.',
+        });
+      }
     });
 
   dev
     .command('pytest')
-    .description('Run the project\'s pytests')
+    .description('Run the project\'s pytests (tests/ by default); only pytest\'s exit code 0 counts as passed')
     .argument('[path]', 'test file or folder (default: tests/)')
     .option('-i, --image-name <image>', 'run inside this image instead of on the host')
     .option('--python <path>', 'Python interpreter with Airflow and pytest installed (host mode)')
-    .option('-a, --args <args>', 'extra arguments for pytest')
+    .option('-a, --args <args>', 'extra arguments for pytest, e.g. "-k smoke -x"')
     .option('-e, --env <file>', 'env file the tests see', '.env')
-    .action(async () => {
-      ctx();
-      throw new NotImplementedError('dev pytest');
+    .action(async (testPath: string | undefined, flags: CheckFlags) => {
+      const c = ctx();
+      const { out, env, cwd, signal } = c;
+      const [{ runPytest }, config] = await Promise.all([import('../../parse/pytest.js'), c.loadConfig()]);
+      const result = await runPytest(
+        {
+          projectDir: cwd,
+          path: testPath,
+          args: splitArgs(flags.args),
+          image: flags.imageName,
+          python: flags.python,
+          configuredPython: env.parsePython ?? (config.get('parse.python') || undefined),
+          envFile: flags.env,
+          hostEnv: env.raw,
+          signal,
+          // pytest's report is the result of this command: stdout, unless --json asked for one document.
+          onOutput: (chunk, stream) => (stream === 'stdout' && !out.json ? out.streams.stdout : out.streams.stderr).write(out.redact(chunk)),
+        },
+        { docker: await dockerFor(c, flags.imageName) },
+      );
+      out.setDocument({ passed: result.passed, exitCode: result.exitCode, mode: result.mode });
+      if (!result.passed) {
+        throw new UserError(
+          result.exitCode === 1 ? 'at least 1 pytest in your tests directory failed' : `pytest did not complete (exit code ${result.exitCode})`,
+          { nextStep: 'Fix the failing tests listed above and run astro dev pytest again.' },
+        );
+      }
+      out.info('\nAll Pytests passed!');
     });
 }
