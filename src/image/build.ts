@@ -1,0 +1,252 @@
+/**
+ * Builds the project image for an Astro Deployment: linux/amd64, tagged with the local deploy name, labelled with
+ * the deploy description and git commit, from a build context filtered in memory (context.ts).
+ *
+ * The classic builder does the work unless build secrets are given: it cannot mount secrets, so those builds run on
+ * the engine's BuildKit builder through a client session (engine.ts).
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { AstroError, InterruptedError, UserError } from '../errors.js';
+import { createBuildContext } from './context.js';
+import type { BuildSecret, ImageEngine } from './engine.js';
+
+export const DEPLOY_PLATFORM = 'linux/amd64';
+/**
+ * The same label runtime/rules.ts names; not imported from there because that module loads the updates-feed code,
+ * which the build path does not need at start-up.
+ */
+export const RUNTIME_VERSION_LABEL = 'io.astronomer.docker.runtime.version';
+export const DESCRIPTION_LABEL = 'io.astronomer.deploy.revision.description';
+/** The OCI annotation for the source revision an image was built from. */
+export const GIT_COMMIT_LABEL = 'org.opencontainers.image.revision';
+/** The message Astro CLI users know for a failed build. */
+export const BUILD_FAILED_MESSAGE = 'an error was encountered while building the image, see the build logs for details';
+
+export type BuildProgressEvent =
+  | { type: 'build-start'; tag: string; platform: string; builder: 'classic' | 'buildkit' }
+  /** A Dockerfile instruction started (`Step 2/5 : RUN …` / `[2/5] RUN …`). */
+  | { type: 'build-step'; index: number; total: number; instruction: string; cached: boolean }
+  /** One line of build output (instruction output included). */
+  | { type: 'build-log'; line: string }
+  | { type: 'build-done'; tag: string; imageId: string };
+
+export interface BuildProjectImageOptions {
+  projectDir: string;
+  /** The local name of the image, e.g. `<deployment namespace>/airflow:latest`. */
+  tag: string;
+  /** Relative to projectDir; defaults to `Dockerfile`. */
+  dockerfile?: string;
+  /** Leave `dags/` out of the image (the Deployment has DAG-only deploys on). */
+  excludeDags?: boolean;
+  /** Defaults to linux/amd64, the only platform Astro runs. */
+  platform?: string;
+  /** The deploy description, recorded as a label. */
+  description?: string;
+  /** The git commit the project is at, recorded as a label. */
+  gitCommit?: string;
+  /** More labels; these win over the ones above. */
+  labels?: Record<string, string>;
+  buildArgs?: Record<string, string>;
+  noCache?: boolean;
+  pull?: boolean;
+  secrets?: BuildSecret[];
+  signal?: AbortSignal;
+  onProgress?: (event: BuildProgressEvent) => void;
+}
+
+export interface BuiltImage {
+  tag: string;
+  imageId: string;
+  labels: Record<string, string>;
+  /** The image's Astro Runtime version label; undefined when the base image is not Astro Runtime. */
+  runtimeVersion?: string;
+}
+
+export interface FailedStep {
+  index: number;
+  total: number;
+  instruction: string;
+}
+
+/** A build that the engine reported as failed: names the step and keeps the last lines of output. */
+export class ImageBuildError extends UserError {
+  override readonly kind = 'image-build';
+  readonly failedStep?: FailedStep;
+  readonly engineMessage: string;
+  readonly logTail: string[];
+
+  constructor(engineMessage: string, failedStep: FailedStep | undefined, logTail: string[]) {
+    const where = failedStep ? `Step ${failedStep.index}/${failedStep.total} (${failedStep.instruction}) failed` : 'The build failed';
+    super(BUILD_FAILED_MESSAGE, {
+      nextStep: `${where}: ${engineMessage}\nFix the Dockerfile or the files it uses, then deploy again.`,
+    });
+    this.failedStep = failedStep;
+    this.engineMessage = engineMessage;
+    this.logTail = logTail;
+  }
+}
+
+const LOG_TAIL_LINES = 40;
+const CLASSIC_STEP = /^Step (\d+)\/(\d+) : (.*)$/;
+// BuildKit names its steps `[2/5] RUN …`, or `[stage 2/5] RUN …` in multi-stage builds.
+const BUILDKIT_STEP = /^\[(?:[^\]\s]+ )?(\d+)\/(\d+)\] (.*?)( \(cached\))?$/;
+
+export function parseStepLine(line: string): { index: number; total: number; instruction: string; cached: boolean } | undefined {
+  const classic = CLASSIC_STEP.exec(line);
+  if (classic) return { index: Number(classic[1]), total: Number(classic[2]), instruction: classic[3]!.trim(), cached: false };
+  const buildkit = BUILDKIT_STEP.exec(line);
+  if (buildkit) return { index: Number(buildkit[1]), total: Number(buildkit[2]), instruction: buildkit[3]!.trim(), cached: buildkit[4] !== undefined };
+  return undefined;
+}
+
+/** Labels every deploy image carries; empty values are left out. */
+export function deployLabels(options: Pick<BuildProjectImageOptions, 'description' | 'gitCommit' | 'labels'>): Record<string, string> {
+  const labels: Record<string, string> = {};
+  if (options.description) labels[DESCRIPTION_LABEL] = options.description;
+  if (options.gitCommit) labels[GIT_COMMIT_LABEL] = options.gitCommit;
+  return { ...labels, ...options.labels };
+}
+
+function interrupted(signal: AbortSignal): AstroError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof AstroError) return reason;
+  return new InterruptedError('SIGINT', 'The image build was interrupted.');
+}
+
+/**
+ * Builds the project image and returns its id and labels. Output arrives as `build-log` events; a failed build
+ * throws ImageBuildError naming the failing step. Aborting the signal cancels the request to the engine, which
+ * stops the build.
+ */
+export async function buildProjectImage(engine: ImageEngine, options: BuildProjectImageOptions): Promise<BuiltImage> {
+  const emit = options.onProgress ?? (() => undefined);
+  const platform = options.platform ?? DEPLOY_PLATFORM;
+  const secrets = options.secrets ?? [];
+  const { signal } = options;
+  if (signal?.aborted) throw interrupted(signal);
+
+  const dockerfile = options.dockerfile ?? 'Dockerfile';
+  const context = await createBuildContext(options.projectDir, { excludeDags: options.excludeDags, dockerfile });
+
+  emit({ type: 'build-start', tag: options.tag, platform, builder: secrets.length > 0 ? 'buildkit' : 'classic' });
+  const tail: string[] = [];
+  let step: FailedStep | undefined;
+  let pending = '';
+  let failure: string | undefined;
+
+  const onLine = (line: string) => {
+    const parsed = parseStepLine(line);
+    if (parsed) {
+      step = { index: parsed.index, total: parsed.total, instruction: parsed.instruction };
+      emit({ type: 'build-step', ...parsed });
+    }
+    tail.push(line);
+    if (tail.length > LOG_TAIL_LINES) tail.shift();
+    emit({ type: 'build-log', line });
+  };
+
+  try {
+    for await (const message of engine.build({
+      context,
+      tag: options.tag,
+      dockerfile: dockerfile.split(path.sep).join('/'),
+      platform,
+      labels: deployLabels(options),
+      buildArgs: options.buildArgs,
+      noCache: options.noCache,
+      pull: options.pull,
+      secrets,
+      signal,
+    })) {
+      if (message.stream !== undefined) {
+        pending += message.stream;
+        let newline = pending.indexOf('\n');
+        while (newline !== -1) {
+          onLine(pending.slice(0, newline).replace(/\r$/, ''));
+          pending = pending.slice(newline + 1);
+          newline = pending.indexOf('\n');
+        }
+      }
+      if (message.error !== undefined || message.errorDetail !== undefined) {
+        failure = message.errorDetail?.message ?? message.error ?? 'unknown error';
+      }
+    }
+  } catch (error) {
+    if (signal?.aborted) throw interrupted(signal);
+    if (error instanceof AstroError) throw error;
+    throw new UserError(`The Docker engine stopped the build: ${(error as Error).message}`, { cause: error });
+  }
+  if (pending !== '') onLine(pending);
+
+  if (failure !== undefined) throw new ImageBuildError(failure.trim(), step, [...tail]);
+  if (signal?.aborted) throw interrupted(signal);
+
+  const details = await engine.inspect(options.tag);
+  if (!details) throw new ImageBuildError('the build finished but the engine has no image tagged ' + options.tag, step, [...tail]);
+  emit({ type: 'build-done', tag: options.tag, imageId: details.id });
+  const runtimeVersion = details.labels[RUNTIME_VERSION_LABEL];
+  return { tag: options.tag, imageId: details.id, labels: details.labels, ...(runtimeVersion ? { runtimeVersion } : {}) };
+}
+
+// -------------------------------------------------------------------------------------------------------------
+// `--build-secrets` specs, as Docker writes them: `id=<id>[,src=<path>|,env=<VAR>][,type=file|env]`.
+
+export type BuildSecretSource = { kind: 'file'; path: string } | { kind: 'env'; name: string };
+
+export interface BuildSecretSpec {
+  id: string;
+  source: BuildSecretSource;
+}
+
+export function parseBuildSecretSpec(spec: string): BuildSecretSpec {
+  const fields = new Map<string, string>();
+  for (const part of spec.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new UserError(`Invalid build secret '${spec}': expected key=value pairs such as id=mysecret,src=./secret.txt.`);
+    const key = part.slice(0, eq).trim().toLowerCase();
+    const value = part.slice(eq + 1).trim();
+    if (!['id', 'src', 'source', 'env', 'type', 'required'].includes(key)) {
+      throw new UserError(`Invalid build secret '${spec}': unknown key '${key}' (expected id, src, env or type).`);
+    }
+    fields.set(key === 'source' ? 'src' : key, value);
+  }
+  const type = fields.get('type');
+  if (type !== undefined && type !== 'file' && type !== 'env') {
+    throw new UserError(`Invalid build secret '${spec}': type must be file or env.`);
+  }
+  const src = fields.get('src');
+  const env = fields.get('env');
+  const id = fields.get('id') ?? (type === 'env' ? env : undefined) ?? (src !== undefined ? path.basename(src) : undefined);
+  if (!id) throw new UserError(`Invalid build secret '${spec}': an id is required (id=<name>).`);
+  if (type === 'env' || (env !== undefined && src === undefined)) return { id, source: { kind: 'env', name: env ?? src ?? id } };
+  // Docker reads an environment variable named like the id when neither a file nor a variable is named.
+  if (src === undefined) return { id, source: type === 'file' ? { kind: 'file', path: id } : { kind: 'env', name: id } };
+  return { id, source: { kind: 'file', path: src } };
+}
+
+/** Reads the secrets' values: files relative to `cwd`, variables from the `env` the caller passes in. */
+export async function resolveBuildSecrets(
+  specs: readonly string[],
+  options: { cwd: string; env: Readonly<Record<string, string | undefined>> },
+): Promise<BuildSecret[]> {
+  const secrets: BuildSecret[] = [];
+  for (const spec of specs) {
+    const parsed = parseBuildSecretSpec(spec);
+    if (parsed.source.kind === 'env') {
+      const value = options.env[parsed.source.name];
+      if (value === undefined) {
+        throw new UserError(`Build secret '${parsed.id}' reads the environment variable ${parsed.source.name}, which is not set.`);
+      }
+      secrets.push({ id: parsed.id, data: Buffer.from(value, 'utf8') });
+      continue;
+    }
+    const file = path.resolve(options.cwd, parsed.source.path);
+    try {
+      secrets.push({ id: parsed.id, data: await fs.readFile(file) });
+    } catch (error) {
+      throw new UserError(`Cannot read build secret '${parsed.id}' from ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, { cause: error });
+    }
+  }
+  return secrets;
+}

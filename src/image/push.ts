@@ -1,0 +1,219 @@
+/**
+ * Pushes the deploy image to the Deployment's registry: tag the local image with the remote name, push it with
+ * credentials derived from the session, report per-layer byte progress, capture the digest the registry assigned,
+ * and remove the remote name locally afterwards (on failure too) so deploys do not pile up tags.
+ *
+ * Transient failures (408, 429, 5xx, dropped connections, a registry that restarts) are retried with exponential
+ * backoff and jitter; the engine already retries single layer uploads on its own. Authentication failures are not
+ * retried: they become the actionable 403 message.
+ */
+import { AstroError, InterruptedError, UserError } from '../errors.js';
+import type { EngineMessage, ImageEngine, RegistryAuth } from './engine.js';
+
+export type PushProgressEvent =
+  | { type: 'push-start'; remoteRef: string; attempt: number }
+  /** Progress of one layer; `current`/`total` are bytes while it uploads. */
+  | { type: 'push-layer'; id: string; status: string; current?: number; total?: number }
+  | { type: 'push-retry'; attempt: number; delayMs: number; reason: string }
+  | { type: 'push-done'; remoteRef: string; digest: string; size?: number }
+  /** The remote name could not be removed locally after the push; harmless, but worth a line. */
+  | { type: 'push-cleanup-failed'; remoteRef: string; reason: string };
+
+export interface RetryPolicy {
+  /** Total attempts, the first included. Default 4. */
+  attempts?: number;
+  /** Delay before the first retry; doubles each time. Default 1000 ms. */
+  baseDelayMs?: number;
+  /** Upper bound of one delay. Default 15000 ms. */
+  maxDelayMs?: number;
+  /** Source of jitter in [0, 1); injectable for tests. */
+  random?: () => number;
+}
+
+export interface PushImageOptions {
+  /** The image as built locally, e.g. `<namespace>/airflow:latest`. */
+  localRef: string;
+  /** `<imageRepository>:<imageTag>` from the create-deploy answer. */
+  remoteRef: string;
+  auth: RegistryAuth;
+  signal?: AbortSignal;
+  onProgress?: (event: PushProgressEvent) => void;
+  retry?: RetryPolicy;
+}
+
+export interface PushedImage {
+  remoteRef: string;
+  /** `sha256:…` of the manifest the registry stored. */
+  digest: string;
+  size?: number;
+  attempts: number;
+}
+
+export const PUSH_AUTH_FAILED_MESSAGE = 'failed to push image due to authentication error (403 Forbidden).';
+export const PUSH_AUTH_HELP_URL = 'https://support.astronomer.io/hc/en-us/articles/41427905156243-403-errors-on-image-push';
+
+export type PushFailureKind = 'auth' | 'transient' | 'fatal';
+
+/**
+ * Sorts an engine push error. The engine only reports text (`unauthorized: …`, `received unexpected HTTP status:
+ * 503 Service Unavailable`, `dial tcp …: connect: connection refused`), so this has to read it.
+ */
+export function classifyPushError(message: string): PushFailureKind {
+  const text = message.toLowerCase();
+  if (/\b(401|403)\b/.test(text) || /unauthori[sz]ed|forbidden|authentication required|denied|no basic auth credentials/.test(text)) return 'auth';
+  if (/\b(408|429|500|502|503|504)\b/.test(text) || /\b5\d\d [a-z]/.test(text)) return 'transient';
+  if (
+    /toomanyrequests|too many requests|request timeout|timeout|timed out|connection refused|connection reset|broken pipe|\beof\b|unexpected eof|blob upload unknown|blob upload invalid|server closed|no route to host|service unavailable|bad gateway|internal server error|temporarily/.test(
+      text,
+    )
+  ) {
+    return 'transient';
+  }
+  return 'fatal';
+}
+
+function authError(auth: RegistryAuth, engineMessage: string): UserError {
+  return new UserError(PUSH_AUTH_FAILED_MESSAGE, {
+    nextStep: [
+      `The registry ${auth.serveraddress} refused the credentials (${engineMessage}). Common causes:`,
+      `  - Docker has old credentials for ${auth.serveraddress} cached: run \`docker logout ${auth.serveraddress}\`, then deploy again.`,
+      '  - Docker Desktop stores images with the containerd snapshotter ("Use containerd for pulling and storing images"),',
+      '    which is known to break pushes to Astronomer registries: turn it off in Docker Desktop settings and retry.',
+      '  - Your session or API token expired or cannot deploy to this Deployment: run `astro login` or check ASTRO_API_TOKEN.',
+      `More help: ${PUSH_AUTH_HELP_URL}`,
+    ].join('\n'),
+  });
+}
+
+function interrupted(signal: AbortSignal): AstroError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof AstroError) return reason;
+  return new InterruptedError('SIGINT', 'The image push was interrupted.');
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(interrupted(signal));
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(interrupted(signal as AbortSignal));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Full-jitter exponential backoff, kept above half the nominal delay so retries still spread out. */
+export function backoffDelay(retry: number, policy: RetryPolicy = {}): number {
+  const base = policy.baseDelayMs ?? 1000;
+  const max = policy.maxDelayMs ?? 15_000;
+  const nominal = Math.min(max, base * 2 ** (retry - 1));
+  const random = policy.random ?? Math.random;
+  return Math.round(nominal * (0.5 + random() * 0.5));
+}
+
+type AttemptResult = { ok: true; digest: string; size?: number } | { ok: false; message: string };
+
+async function pushOnce(engine: ImageEngine, options: PushImageOptions, auth: RegistryAuth): Promise<AttemptResult> {
+  const emit = options.onProgress ?? (() => undefined);
+  let digest: string | undefined;
+  let size: number | undefined;
+  let failure: string | undefined;
+  try {
+    for await (const message of engine.push(options.remoteRef, auth, options.signal)) {
+      const aux = message.aux as { Digest?: unknown; Size?: unknown } | undefined;
+      if (aux && typeof aux.Digest === 'string') {
+        digest = aux.Digest;
+        if (typeof aux.Size === 'number') size = aux.Size;
+      }
+      if (message.error !== undefined || message.errorDetail !== undefined) {
+        failure = message.errorDetail?.message ?? message.error ?? 'unknown error';
+      } else if (message.id !== undefined && message.status !== undefined) {
+        emit(layerEvent(message));
+      }
+    }
+  } catch (error) {
+    if (options.signal?.aborted) throw interrupted(options.signal);
+    if (error instanceof AstroError) throw error;
+    // The connection to the engine broke mid-push: the engine may be fine, so treat it as any other failure.
+    return { ok: false, message: (error as Error).message };
+  }
+  if (failure !== undefined) return { ok: false, message: failure };
+  if (digest === undefined) return { ok: false, message: 'the push ended without the registry confirming a digest (EOF)' };
+  return { ok: true, digest, ...(size !== undefined ? { size } : {}) };
+}
+
+function layerEvent(message: EngineMessage): PushProgressEvent {
+  const current = message.progressDetail?.current;
+  const total = message.progressDetail?.total;
+  return {
+    type: 'push-layer',
+    id: message.id as string,
+    status: message.status as string,
+    ...(current !== undefined ? { current } : {}),
+    ...(total !== undefined ? { total } : {}),
+  };
+}
+
+/**
+ * Tags `localRef` as `remoteRef`, pushes it and returns the digest the registry stored. The remote name is removed
+ * from the local engine afterwards, whatever happened.
+ */
+export async function pushImage(engine: ImageEngine, options: PushImageOptions): Promise<PushedImage> {
+  const emit = options.onProgress ?? (() => undefined);
+  const attempts = Math.max(1, options.retry?.attempts ?? 4);
+  const { signal } = options;
+  if (signal?.aborted) throw interrupted(signal);
+
+  try {
+    await engine.tag(options.localRef, options.remoteRef);
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode === 404) {
+      throw new UserError(`The image '${options.localRef}' is not in the local Docker engine, so it cannot be pushed.`, { cause: error });
+    }
+    throw error;
+  }
+  try {
+    let auth = options.auth;
+    let retried = 0;
+    for (let attempt = 1; ; attempt++) {
+      emit({ type: 'push-start', remoteRef: options.remoteRef, attempt });
+      const result = await pushOnce(engine, options, auth);
+      if (result.ok) {
+        emit({ type: 'push-done', remoteRef: options.remoteRef, digest: result.digest, ...(result.size !== undefined ? { size: result.size } : {}) });
+        return { remoteRef: options.remoteRef, digest: result.digest, ...(result.size !== undefined ? { size: result.size } : {}), attempts: attempt };
+      }
+      const kind = classifyPushError(result.message);
+      if (kind === 'auth') {
+        // Astro's registry takes the token with or without its `Bearer ` prefix; some registries take only one form.
+        if (auth.password.startsWith('Bearer ')) {
+          auth = { ...auth, password: auth.password.slice('Bearer '.length) };
+          continue;
+        }
+        throw authError(options.auth, result.message);
+      }
+      if (kind === 'fatal') throw new UserError(`failed to push image ${options.remoteRef}: ${result.message}`);
+      retried++;
+      if (retried >= attempts) {
+        throw new UserError(`failed to push image ${options.remoteRef} after ${retried} attempts: ${result.message}`, {
+          nextStep: 'The registry or the network kept failing. Check your connection and deploy again.',
+        });
+      }
+      const delayMs = backoffDelay(retried, options.retry);
+      emit({ type: 'push-retry', attempt: attempt + 1, delayMs, reason: result.message });
+      await sleep(delayMs, signal);
+    }
+  } finally {
+    try {
+      if (options.remoteRef !== options.localRef) await engine.remove(options.remoteRef);
+    } catch (error) {
+      emit({ type: 'push-cleanup-failed', remoteRef: options.remoteRef, reason: (error as Error).message });
+    }
+  }
+}

@@ -1,0 +1,168 @@
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import fs from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { UserError } from '../../../src/errors.js';
+import {
+  createDockerEngine,
+  decodeBuildkitStatus,
+  decodeSecretRequestId,
+  encodeSecretResponse,
+  readJsonMessages,
+  readProtoFields,
+  splitRepositoryTag,
+} from '../../../src/image/engine.js';
+
+async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterable) out.push(item);
+  return out;
+}
+
+function varint(n: number): number[] {
+  const bytes: number[] = [];
+  while (n >= 0x80) {
+    bytes.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  bytes.push(n);
+  return bytes;
+}
+
+function field(number: number, value: Buffer | number): Buffer {
+  if (typeof value === 'number') return Buffer.from([...varint(number * 8), ...varint(value)]);
+  return Buffer.concat([Buffer.from([...varint(number * 8 + 2), ...varint(value.length)]), value]);
+}
+
+describe('readJsonMessages', () => {
+  it('splits messages across chunk boundaries and keeps non-JSON lines as text', async () => {
+    const chunks = ['{"stream":"Step 1/2 : FROM', ' x\\n"}\r\n{"status":"Pushing","id":"a","progressDetail":{"current":1,"total":2}}\n', 'not json\n', '{"error":"boom","errorDetail":{"message":"boom"}}'];
+    expect(await collect(readJsonMessages(Readable.from(chunks)))).toEqual([
+      { stream: 'Step 1/2 : FROM x\n' },
+      { status: 'Pushing', id: 'a', progressDetail: { current: 1, total: 2 } },
+      { stream: 'not json\n' },
+      { error: 'boom', errorDetail: { message: 'boom' } },
+    ]);
+  });
+
+  it('passes JSON of an unexpected shape on as text rather than dropping it', async () => {
+    expect(await collect(readJsonMessages(Readable.from(['{"stream": 42}\n'])))).toEqual([{ stream: '{"stream": 42}\n' }]);
+  });
+});
+
+describe('splitRepositoryTag', () => {
+  it.each([
+    ['ns/airflow:latest', { repository: 'ns/airflow', tag: 'latest' }],
+    ['127.0.0.1:5000/ns/airflow:deploy-1', { repository: '127.0.0.1:5000/ns/airflow', tag: 'deploy-1' }],
+    ['127.0.0.1:5000/ns/airflow', { repository: '127.0.0.1:5000/ns/airflow', tag: undefined }],
+    ['images.astronomer.cloud/abc/airflow:2024-01-01T00-00', { repository: 'images.astronomer.cloud/abc/airflow', tag: '2024-01-01T00-00' }],
+  ])('%s', (ref, expected) => {
+    expect(splitRepositoryTag(ref)).toEqual(expected);
+  });
+});
+
+describe('BuildKit protobuf', () => {
+  it('reads the secret id of a GetSecretRequest, annotations notwithstanding', () => {
+    const annotation = Buffer.concat([field(1, Buffer.from('k')), field(2, Buffer.from('v'))]);
+    expect(decodeSecretRequestId(Buffer.concat([field(2, annotation), field(1, Buffer.from('pip_token'))]))).toBe('pip_token');
+  });
+
+  it('encodes GetSecretResponse data, long values included', () => {
+    const data = Buffer.alloc(300, 1);
+    const encoded = encodeSecretResponse(data);
+    expect(readProtoFields(encoded)).toEqual([{ field: 1, bytes: data }]);
+  });
+
+  it('decodes vertexes and logs of a StatusResponse', () => {
+    const timestamp = field(1, 1700000000);
+    const vertex = Buffer.concat([
+      field(1, Buffer.from('sha256:v1')),
+      field(3, Buffer.from('[2/3] RUN make')),
+      field(4, 1),
+      field(5, timestamp),
+      field(7, Buffer.from('exit code: 2')),
+    ]);
+    const log = Buffer.concat([field(1, Buffer.from('sha256:v1')), field(2, timestamp), field(3, 1), field(4, Buffer.from('compiling\n'))]);
+    const status = Buffer.concat([field(1, vertex), field(3, log), field(2, Buffer.from([]))]);
+    expect(decodeBuildkitStatus(status.toString('base64'))).toEqual({
+      vertexes: [{ digest: 'sha256:v1', name: '[2/3] RUN make', cached: true, started: true, completed: false, error: 'exit code: 2' }],
+      logs: [{ vertex: 'sha256:v1', text: 'compiling\n' }],
+    });
+  });
+
+  it('refuses truncated input', () => {
+    expect(() => readProtoFields(Buffer.from([0x0a, 0x05, 0x01]))).toThrow(/truncated/);
+  });
+});
+
+describe('createDockerEngine over a socket', () => {
+  let server: http.Server | undefined;
+  let dir: string | undefined;
+  afterEach(async () => {
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    if (dir) await fs.rm(dir, { recursive: true, force: true });
+    server = undefined;
+  });
+
+  async function fakeDaemon(handler: http.RequestListener): Promise<string> {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'astro-engine-unit-'));
+    const socketPath = path.join(dir, 'docker.sock');
+    server = http.createServer(handler);
+    await new Promise<void>((resolve) => server!.listen(socketPath, resolve));
+    return socketPath;
+  }
+
+  it('explains how to start Docker when nothing listens on the socket', async () => {
+    const engine = createDockerEngine({ socketPath: path.join(os.tmpdir(), `no-docker-${process.pid}.sock`) });
+    const error = await engine.ping().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UserError);
+    expect((error as UserError).message).toMatch(/Cannot connect to the Docker engine: no Docker engine answers on/);
+  });
+
+  it('sends the push credentials as base64url JSON in X-Registry-Auth and pushes exactly one tag', async () => {
+    let seen: { url?: string; auth?: string } = {};
+    const socketPath = await fakeDaemon((req, res) => {
+      seen = { url: req.url, auth: req.headers['x-registry-auth'] as string };
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"aux":{"Digest":"sha256:1"}}\r\n');
+    });
+    const engine = createDockerEngine({ socketPath });
+    const auth = { username: 'cli', password: 'Bearer a/b+c?', serveraddress: 'r.example:5000' };
+    expect(await collect(engine.push('r.example:5000/ns/airflow:t-1', auth))).toEqual([{ aux: { Digest: 'sha256:1' } }]);
+    expect(seen.url).toBe('/images/r.example:5000/ns/airflow/push?tag=t-1');
+    expect(JSON.parse(Buffer.from(seen.auth!, 'base64url').toString())).toEqual(auth);
+  });
+
+  it('passes the build options as query parameters and reports engine errors with their message', async () => {
+    let url = '';
+    const socketPath = await fakeDaemon((req, res) => {
+      url = req.url ?? '';
+      req.resume();
+      req.on('end', () => {
+        if (url.startsWith('/build')) {
+          res.writeHead(200);
+          res.end('{"stream":"ok\\n"}\n');
+        } else {
+          res.writeHead(404, { 'content-type': 'application/json' });
+          res.end('{"message":"No such image: nope:1"}');
+        }
+      });
+    });
+    const engine = createDockerEngine({ socketPath });
+    const messages = await collect(
+      engine.build({ context: Readable.from([Buffer.from('tar')]), tag: 'a/b:1', dockerfile: 'Dockerfile', platform: 'linux/amd64', labels: { k: 'v' } }),
+    );
+    expect(messages).toEqual([{ stream: 'ok\n' }]);
+    const query = new URL(url, 'http://x').searchParams;
+    expect(query.get('t')).toBe('a/b:1');
+    expect(query.get('platform')).toBe('linux/amd64');
+    expect(JSON.parse(query.get('labels')!)).toEqual({ k: 'v' });
+    expect(query.get('version')).toBeNull();
+
+    expect(await engine.inspect('nope:1')).toBeUndefined();
+    await expect(engine.tag('nope:1', 'x:1')).rejects.toMatchObject({ statusCode: 404, message: 'No such image: nope:1' });
+    await expect(engine.remove('nope:1')).resolves.toBeUndefined();
+  });
+});

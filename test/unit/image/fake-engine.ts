@@ -1,0 +1,70 @@
+/**
+ * An in-memory ImageEngine for unit tests of the services' own logic (step naming, retries, classification,
+ * cleanup). The integration tests run the same services against the real engine.
+ */
+import type { Readable } from 'node:stream';
+import type { EngineBuildRequest, EngineInfo, EngineMessage, ImageDetails, ImageEngine, RegistryAuth } from '../../../src/image/engine.js';
+
+export type PushScript = (attempt: number, auth: RegistryAuth) => EngineMessage[] | Error;
+
+export class FakeEngine implements ImageEngine {
+  readonly images = new Map<string, ImageDetails>();
+  readonly calls: string[] = [];
+  readonly pushAuths: RegistryAuth[] = [];
+  buildMessages: EngineMessage[] = [];
+  /** Bytes of the context the last build received. */
+  contextBytes = 0;
+  pushScript: PushScript = () => [{ aux: { Tag: 'x', Digest: 'sha256:' + 'a'.repeat(64), Size: 1 } }];
+  removeError?: Error;
+
+  async ping(): Promise<EngineInfo> {
+    this.calls.push('ping');
+    return { apiVersion: '1.41', version: 'fake', os: 'linux', arch: 'amd64' };
+  }
+
+  async *build(request: EngineBuildRequest): AsyncGenerator<EngineMessage> {
+    this.calls.push(`build ${request.tag}`);
+    this.contextBytes = await drain(request.context);
+    for (const message of this.buildMessages) yield message;
+    if (!this.buildMessages.some((m) => m.error !== undefined || m.errorDetail !== undefined)) {
+      this.images.set(request.tag, image(request.tag, { ...request.labels }));
+    }
+  }
+
+  async inspect(ref: string): Promise<ImageDetails | undefined> {
+    this.calls.push(`inspect ${ref}`);
+    return this.images.get(ref);
+  }
+
+  async tag(source: string, target: string): Promise<void> {
+    this.calls.push(`tag ${source} ${target}`);
+    const found = this.images.get(source);
+    if (!found) throw Object.assign(new Error(`No such image: ${source}`), { statusCode: 404 });
+    this.images.set(target, found);
+  }
+
+  async *push(ref: string, auth: RegistryAuth): AsyncGenerator<EngineMessage> {
+    this.pushAuths.push(auth);
+    const attempt = this.pushAuths.length;
+    this.calls.push(`push ${ref}`);
+    const script = this.pushScript(attempt, auth);
+    if (script instanceof Error) throw script;
+    for (const message of script) yield message;
+  }
+
+  async remove(ref: string): Promise<void> {
+    this.calls.push(`remove ${ref}`);
+    if (this.removeError) throw this.removeError;
+    this.images.delete(ref);
+  }
+}
+
+export function image(tag: string, labels: Record<string, string> = {}, platform = { os: 'linux', architecture: 'amd64' }): ImageDetails {
+  return { id: `sha256:${'b'.repeat(64)}`, ...platform, labels, repoTags: [tag], repoDigests: [], size: 0 };
+}
+
+async function drain(stream: Readable): Promise<number> {
+  let bytes = 0;
+  for await (const chunk of stream) bytes += (chunk as Buffer).length;
+  return bytes;
+}
