@@ -33,6 +33,8 @@ export interface AstroEnv {
   parsePython?: string;
   /** DOCKER_HOST when it names a unix socket, else the default socket. */
   dockerSocket: string;
+  /** DOCKER_CONFIG, else `~/.docker`: where `config.json` names the user's registry credentials and helpers. */
+  dockerConfigDir: string;
   /** The raw environment, for the few consumers that pass an allowlist of it on (parse sandbox, git). */
   raw: Readonly<Record<string, string | undefined>>;
 }
@@ -73,6 +75,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): AstroEnv {
     updatesUrl: nonEmpty(env.ASTRO_UPDATES_URL),
     parsePython: nonEmpty(env.ASTRO_PARSE_PYTHON),
     dockerSocket: dockerSocket(nonEmpty(env.DOCKER_HOST)),
+    dockerConfigDir: path.resolve(nonEmpty(env.DOCKER_CONFIG) ?? path.join(nonEmpty(env.HOME) ?? os.homedir(), '.docker')),
     raw: { ...env },
   };
 }

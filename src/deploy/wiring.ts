@@ -32,6 +32,30 @@ function feedUrl(input: WiringInput): string | undefined {
   return undefined;
 }
 
+/** What the local ports need: no session, so the Software deploy uses them too. */
+export type LocalWiringInput = Omit<WiringInput, 'session'>;
+
+/** A built or prebuilt image as the deploy services see it. */
+export interface LocalImage {
+  runtimeVersion?: string;
+  labels: Record<string, string>;
+}
+
+/** The platform-independent ports of a deploy: prompts, parse and tests, image build and push, the DAG bundle. */
+export interface LocalDeployPorts {
+  choose: DeployPorts['choose'];
+  confirm: DeployPorts['confirm'];
+  checkLocation: DeployPorts['checkLocation'];
+  parse: DeployPorts['parse'];
+  pytest: DeployPorts['pytest'];
+  image: {
+    build: (input: Parameters<DeployPorts['image']['build']>[0]) => Promise<LocalImage>;
+    inspectPrebuilt: (ref: string) => Promise<LocalImage>;
+    push: DeployPorts['image']['push'];
+  };
+  bundle: Pick<DeployPorts['bundle'], 'create'>;
+}
+
 export function createDeployPorts(input: WiringInput): DeployPorts {
   const { session, config, env, out, projectDir, signal, emit } = input;
   const controlPlane = createAstroClient({
@@ -41,7 +65,75 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
     clientVersion: env.deployActionVersion ?? cliVersion(),
     onRetry: ({ attempt, delayMs, reason }) => out.debug(`Astro API: ${reason}; retry ${attempt} in ${delayMs} ms`),
   });
+  const local = createLocalPorts(input);
+  const feed = once(async () => {
+    const url = feedUrl(input);
+    const { loadRuntimeFeed, DEFAULT_RUNTIME_FEED_URL } = await import('../image/runtime/feed.js');
+    const loaded = await loadRuntimeFeed({ url: url ?? DEFAULT_RUNTIME_FEED_URL, cacheDir: env.cacheDir, signal, onDebug: (m: string) => out.debug(m) });
+    return loaded.feed;
+  });
+  const runtimeOf = (deployment: Deployment, supported: string[]) => ({ runtimeVersion: deployment.runtimeVersion, supportedVersions: supported });
 
+  return {
+    session,
+    controlPlane,
+    ...local,
+    emit,
+
+    bundle: {
+      ...local.bundle,
+      upload: async ({ sasUrl, data }) => {
+        const signature = new URL(sasUrl).searchParams.get('sig');
+        if (signature) out.addSecret(signature);
+        const { uploadDagBundle } = await import('../bundle/upload.js');
+        return uploadDagBundle({
+          sasUrl,
+          data,
+          signal,
+          onProgress: (e) => {
+            if (e.type === 'progress') emit({ type: 'progress', phase: 'upload', bytesDone: e.loadedBytes, bytesTotal: e.totalBytes });
+            if (e.type === 'retry') emit({ type: 'warning', message: `Upload: ${e.reason}; retrying` });
+          },
+        });
+      },
+    },
+
+    runtime: {
+      preflight: async ({ deployment, supported }) => {
+        const [{ loadDockerfile }, { preflightRuntimeImage }] = await Promise.all([import('../image/runtime/dockerfile.js'), import('../image/runtime/preflight.js')]);
+        const dockerfile = await loadDockerfile(path.join(projectDir, 'Dockerfile'), { displayPath: 'Dockerfile' }).catch((error: unknown) => {
+          if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+            throw new UserError(`There is no Dockerfile in ${projectDir}.`, { nextStep: 'Run astro deploy from the root of your Astro project.' });
+          }
+          throw error;
+        });
+        const pre = preflightRuntimeImage({ dockerfile, feed: await feed(), deployment: runtimeOf(deployment, supported) });
+        return { notices: pre.notices.map((n) => n.message), expectedVersion: pre.expectedVersion, fromImage: pre.fromImage };
+      },
+      checkImage: async ({ label, fromImage, imageName, deployment, supported, expectedVersion }) => {
+        const { checkBuiltRuntimeImage } = await import('../image/runtime/preflight.js');
+        const checked = checkBuiltRuntimeImage({
+          label,
+          source: imageName ? { imageName } : { fromImage: fromImage ?? 'the Dockerfile\'s base image' },
+          deployment: runtimeOf(deployment, supported),
+          feed: await feed(),
+          expectedVersion,
+        });
+        return { notices: checked.notices.map((n) => n.message), version: checked.version };
+      },
+    },
+
+    git: readGitInfo,
+    saveDeploymentId: async (id) => {
+      await config.setSetting('project.deployment', id, 'project');
+      out.info(`Saved Deployment ${id} for this project (.astro/config.yaml).`);
+    },
+    signal,
+  };
+}
+
+export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
+  const { config, env, out, projectDir, signal, emit } = input;
   const engine = once(async () => {
     const { createDockerEngine } = await import('../image/engine.js');
     const e = createDockerEngine({ socketPath: env.dockerSocket });
@@ -52,25 +144,15 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
     const { default: Docker } = await import('dockerode');
     return new Docker({ socketPath: env.dockerSocket });
   });
-  const feed = once(async () => {
-    const url = feedUrl(input);
-    const { loadRuntimeFeed, DEFAULT_RUNTIME_FEED_URL } = await import('../image/runtime/feed.js');
-    const loaded = await loadRuntimeFeed({ url: url ?? DEFAULT_RUNTIME_FEED_URL, cacheDir: env.cacheDir, signal, onDebug: (m: string) => out.debug(m) });
-    return loaded.feed;
-  });
   const configuredPython = env.parsePython ?? (config.get('parse.python') || undefined);
   const hostPython = once(async () => {
     const { findInterpreter } = await import('../parse/interpreter.js');
     return findInterpreter({ projectDir, configuredPython }).then(() => true, () => false);
   });
-  const runtimeOf = (deployment: Deployment, supported: string[]) => ({ runtimeVersion: deployment.runtimeVersion, supportedVersions: supported });
 
   return {
-    session,
-    controlPlane,
     choose: (title, choices, flags) => select(out, title, choices, flags, signal),
     confirm: (question, flags) => confirm(out, question, flags, signal),
-    emit,
     checkLocation: async () => ((await hostPython()) ? 'host' : 'image'),
 
     parse: async ({ envFile, image }) => {
@@ -134,12 +216,12 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
             if (p.type === 'build-log') out.debug(p.line);
           },
         });
-        return { runtimeVersion: built.runtimeVersion };
+        return { runtimeVersion: built.runtimeVersion, labels: built.labels };
       },
       inspectPrebuilt: async (ref) => {
         const [{ checkPrebuiltImage }, e] = await Promise.all([import('../image/check.js'), engine()]);
         const checked = await checkPrebuiltImage(e, ref);
-        return { runtimeVersion: checked.runtimeVersion };
+        return { runtimeVersion: checked.runtimeVersion, labels: checked.labels };
       },
       push: async ({ localRef, remoteRef, auth }) => {
         const [{ pushImage }, e] = await Promise.all([import('../image/push.js'), engine()]);
@@ -172,53 +254,7 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
         const bundle = await createDagBundle({ sourceDir, signal });
         return { data: bundle.data, bytes: bundle.bytes, dagFileCount: bundle.dagFileCount };
       },
-      upload: async ({ sasUrl, data }) => {
-        const signature = new URL(sasUrl).searchParams.get('sig');
-        if (signature) out.addSecret(signature);
-        const { uploadDagBundle } = await import('../bundle/upload.js');
-        return uploadDagBundle({
-          sasUrl,
-          data,
-          signal,
-          onProgress: (e) => {
-            if (e.type === 'progress') emit({ type: 'progress', phase: 'upload', bytesDone: e.loadedBytes, bytesTotal: e.totalBytes });
-            if (e.type === 'retry') emit({ type: 'warning', message: `Upload: ${e.reason}; retrying` });
-          },
-        });
-      },
     },
-
-    runtime: {
-      preflight: async ({ deployment, supported }) => {
-        const [{ loadDockerfile }, { preflightRuntimeImage }] = await Promise.all([import('../image/runtime/dockerfile.js'), import('../image/runtime/preflight.js')]);
-        const dockerfile = await loadDockerfile(path.join(projectDir, 'Dockerfile'), { displayPath: 'Dockerfile' }).catch((error: unknown) => {
-          if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-            throw new UserError(`There is no Dockerfile in ${projectDir}.`, { nextStep: 'Run astro deploy from the root of your Astro project.' });
-          }
-          throw error;
-        });
-        const pre = preflightRuntimeImage({ dockerfile, feed: await feed(), deployment: runtimeOf(deployment, supported) });
-        return { notices: pre.notices.map((n) => n.message), expectedVersion: pre.expectedVersion, fromImage: pre.fromImage };
-      },
-      checkImage: async ({ label, fromImage, imageName, deployment, supported, expectedVersion }) => {
-        const { checkBuiltRuntimeImage } = await import('../image/runtime/preflight.js');
-        const checked = checkBuiltRuntimeImage({
-          label,
-          source: imageName ? { imageName } : { fromImage: fromImage ?? 'the Dockerfile\'s base image' },
-          deployment: runtimeOf(deployment, supported),
-          feed: await feed(),
-          expectedVersion,
-        });
-        return { notices: checked.notices.map((n) => n.message), version: checked.version };
-      },
-    },
-
-    git: readGitInfo,
-    saveDeploymentId: async (id) => {
-      await config.setSetting('project.deployment', id, 'project');
-      out.info(`Saved Deployment ${id} for this project (.astro/config.yaml).`);
-    },
-    signal,
   };
 }
 

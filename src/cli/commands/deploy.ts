@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import type { CommandContext } from '../context.js';
+import type { AstroConfig } from '../../config/store.js';
 import { UsageError, UserError } from '../../errors.js';
 
 export interface DeployFlags {
@@ -24,6 +25,7 @@ export interface DeployFlags {
   buildSecrets?: string[];
   remote?: boolean;
   runtimeVersion?: string;
+  shaAsTag?: boolean;
 }
 
 const NOT_A_PROJECT =
@@ -74,6 +76,7 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
     .option('-b, --build-secrets <spec...>', 'build secrets passed to the image build (id=...,src=...)')
     .addOption(new Option('--remote', 'Software: only update the Deployment image to --image-name (no build, no push)'))
     .addOption(new Option('--runtime-version <version>', 'Software with --remote: the Runtime version of --image-name'))
+    .addOption(new Option('--sha-as-tag', 'Software custom registry: name the pushed image by its sha256 digest in the image update (config sha_as_tag)'))
     .addHelpText('after', [
       '',
       'Examples:',
@@ -104,9 +107,8 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
       const config = await loadConfig();
       const domain = config.currentDomain(env.domain);
       if (!env.apiToken && domain && !isCloudDomain(domain, config.get('local.platform'))) {
-        throw new UserError(`Deploying to Astronomer Software (${domain}) is not supported by this version of astro yet.`, {
-          nextStep: 'Use Astronomer\'s Astro CLI for Software deploys until it lands here.',
-        });
+        await deployToSoftwareContext(deploymentId, flags, ctx(), config, domain);
+        return;
       }
       const stored = config.currentContext(env.domain);
       out.addSecret(stored?.token);
@@ -169,4 +171,83 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
       }
       out.setDocument({ ...result, deploymentUrl: deploymentView });
     });
+}
+
+/** The Software (Houston) deploy: any non-Astro context, unless ASTRO_API_TOKEN says Astro. */
+async function deployToSoftwareContext(
+  deploymentId: string | undefined,
+  flags: DeployFlags,
+  { out, env, cwd, signal }: CommandContext,
+  config: AstroConfig,
+  domain: string,
+): Promise<void> {
+  if (flags.remote && !flags.runtimeVersion) throw new UsageError("if --image-name and --remote is passed, it's mandatory to pass --runtime-version");
+  if (flags.wait) {
+    throw new UsageError('--wait is not available for Astronomer Software Deployments: Houston rolls out the new code after astro deploy returns.');
+  }
+  const token = config.context(domain)?.token;
+  if (!token) throw new UserError(`There is no token for ${domain}: you are not logged in to it.`, { nextStep: `Run astro login ${domain}` });
+  out.addSecret(token);
+
+  const [{ houstonSettings }, { houstonUrl }, { deployToSoftware }, { createSoftwarePorts }, { createDeployView }] = await Promise.all([
+    import('../../auth/software-login.js'),
+    import('../../platform/software/houston.js'),
+    import('../../deploy/software.js'),
+    import('../../deploy/software-wiring.js'),
+    import('../deploy-view.js'),
+  ]);
+  const url = houstonUrl(domain, houstonSettings(config));
+  out.info(`Authenticated to ${domain} \n`);
+
+  const view = createDeployView(out);
+  const ports = createSoftwarePorts({ config, env, out, projectDir: cwd, signal, emit: view.emit, houstonUrl: url, token });
+  let result;
+  try {
+    result = await deployToSoftware(
+      {
+        projectDir: cwd,
+        domain,
+        deploymentId,
+        deploymentName: flags.deploymentName,
+        workspaceFlag: flags.workspaceId,
+        contextWorkspaceId: config.context(domain)?.workspace || undefined,
+        savedDeploymentId: config.get('project.deployment') || undefined,
+        prompt: flags.prompt ?? false,
+        save: flags.save ?? false,
+        autoSelect: config.getBool('auto_select'),
+        mode: flags.dags ? 'dags' : flags.image ? 'image' : 'full',
+        imageName: flags.imageName,
+        ...(flags.remote ? { remote: { runtimeVersion: flags.runtimeVersion! } } : {}),
+        dagsPath: flags.dagsPath,
+        force: flags.force ?? false,
+        skipParse: env.skipParse || config.getBool('skip_parse'),
+        pytest: flags.pytest || flags.test ? { file: flags.test } : undefined,
+        envFile: flags.env,
+        description: flags.description,
+        buildSecrets: flags.buildSecrets ?? [],
+        showWarnings: config.getBool('show_warnings'),
+        shaAsTag: (flags.shaAsTag ?? false) || config.getBool('sha_as_tag'),
+      },
+      ports,
+    );
+  } finally {
+    view.close();
+  }
+
+  const name = result.label ? `${result.label} (${result.releaseName})` : result.releaseName;
+  const image = result.image;
+  if (image?.registry === 'remote') {
+    out.result(`Deployment ${name} now runs ${image.updatedTo}.`);
+  } else if (image?.registry === 'custom') {
+    out.result(`Pushed ${image.pushedAs} to the custom registry and updated ${name} to run ${image.updatedTo}.`);
+  } else if (image) {
+    out.result(
+      'Successfully pushed Docker image to the APC registry, it can take a few minutes to update the deployment with the new image. ' +
+        `Navigate to the APC UI to confirm the state of your deployment${result.airflowUrl ? ` (${result.airflowUrl})` : ''}.`,
+    );
+  }
+  if (result.dags.delivery === 'dag-server') {
+    out.result(`Uploaded DAGs (${result.dags.dagFiles} DAG files) to the DAG server of ${name}.`);
+  }
+  out.setDocument(result);
 }
