@@ -27,6 +27,9 @@ function formatBytes(n: number): string {
 export function createDeployView(out: Output): { emit: (event: DeployEvent) => void; close: () => void } {
   const spinners = new Map<Phase, Promise<Spinner>>();
   const started = new Map<Phase, number>();
+  // A phase may name itself (e.g. a custom registry's push); otherwise the default label.
+  const labels = new Map<Phase, string>();
+  const label = (phase: Phase) => labels.get(phase) ?? LABELS[phase];
   const lastPrinted = new Map<Phase, number>();
 
   const emit = (event: DeployEvent) => {
@@ -41,13 +44,14 @@ export function createDeployView(out: Output): { emit: (event: DeployEvent) => v
         if (event.phase === 'select') return;
         if (event.state === 'start') {
           started.set(event.phase, Date.now());
-          spinners.set(event.phase, out.spinner(`${LABELS[event.phase]}…`));
+          if (event.detail && /^[A-Z]/.test(event.detail)) labels.set(event.phase, event.detail);
+          spinners.set(event.phase, out.spinner(`${label(event.phase)}…`));
           return;
         }
         const spinner = spinners.get(event.phase);
         spinners.delete(event.phase);
         const seconds = ((Date.now() - (started.get(event.phase) ?? Date.now())) / 1000).toFixed(1);
-        void spinner?.then((s) => (event.state === 'done' ? s.succeed(`${LABELS[event.phase]} (${seconds}s)`) : s.fail(`${LABELS[event.phase]} failed`)));
+        void spinner?.then((s) => (event.state === 'done' ? s.succeed(`${label(event.phase)} (${seconds}s)`) : s.fail(`${label(event.phase)} failed`)));
         return;
       }
       case 'progress': {
@@ -63,11 +67,11 @@ export function createDeployView(out: Output): { emit: (event: DeployEvent) => v
             const bucket = Math.floor(pct / 25);
             if (lastPrinted.get(event.phase) === bucket) return;
             lastPrinted.set(event.phase, bucket);
-            out.info(`  ${LABELS[event.phase]}: ${text}`);
+            out.info(`  ${label(event.phase)}: ${text}`);
             return;
           }
         }
-        if (spinner) void spinner.then((s) => s.update(`${LABELS[event.phase]}… ${text}`));
+        if (spinner) void spinner.then((s) => s.update(`${label(event.phase)}… ${text}`));
         else if (text) out.debug(text);
         return;
       }

@@ -249,7 +249,7 @@ export async function deployToSoftware(req: SoftwareDeployRequest, ports: Softwa
       reached.imagePushed = target.remoteRef;
       reached.registry = target.kind;
       return result;
-    });
+    }, target.kind === 'custom' ? 'Pushing image to configured registry' : 'Pushing image to Astronomer registry');
 
     let updatedTo: string | undefined;
     if (target.kind === 'custom') {

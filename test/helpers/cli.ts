@@ -23,6 +23,10 @@ function capture(isTTY: boolean): PassThrough & { isTTY?: boolean; text(): strin
   stream.on('data', (c: Buffer) => chunks.push(c));
   stream.isTTY = isTTY;
   stream.text = () => Buffer.concat(chunks).toString('utf8');
+  if (isTTY) {
+    // What spinners (ora) call on a terminal stream.
+    Object.assign(stream, { columns: 100, rows: 40, cursorTo: () => true, moveCursor: () => true, clearLine: () => true, getColorDepth: () => 8, hasColors: () => true });
+  }
   return stream;
 }
 
