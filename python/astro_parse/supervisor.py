@@ -1,0 +1,314 @@
+"""The parse supervisor: imports Airflow once, sets it up as the default DAG integrity test does, lists the DAG
+files as DagBag would, then forks a few sandboxed workers (one per CPU) that parse one file per task, replaces any
+that hang or die, and streams each file's result as a JSON line on the result channel, which is a dedicated file
+descriptor or file, never stdout or stderr.
+
+Messages (one JSON object per line, validated on the TypeScript side):
+  {"type": "hello", ...}     versions and the effective Airflow settings
+  {"type": "listing", ...}   the files DagBag parses, in its order, and the candidate files it skips
+  {"type": "file", ...}      one per parsed file, in completion order
+  {"type": "done"}           the run finished
+  {"type": "fatal", ...}     the run could not go on (for example, Airflow cannot be imported)
+"""
+
+import gc
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+import traceback
+
+from . import PROTOCOL_VERSION
+from . import worker as worker_module
+from .paths import relpath
+from .preload import preload
+from .scheduler import Scheduler
+
+class ResultChannel:
+    def __init__(self, fd):
+        self.fd = fd
+
+    @classmethod
+    def open(cls, config):
+        if config.get("resultFd") is not None:
+            return cls(int(config["resultFd"]))
+        return cls(os.open(config["resultFile"], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644))
+
+    def send(self, message):
+        data = memoryview((json.dumps(message, default=str) + "\n").encode())
+        while data:
+            try:
+                written = os.write(self.fd, data)
+            except InterruptedError:
+                continue
+            data = data[written:]
+
+
+def _clean_sys_path(harness_parent):
+    # `python -c` puts the working directory (the project) first on sys.path and the boot code added the harness;
+    # DagBag under pytest sees neither, so neither may change what DAG files can import.
+    sys.path[:] = [p for p in sys.path if p not in ("", harness_parent)]
+
+
+def _prepare_state(config):
+    state_dir = config["stateDir"]
+    os.makedirs(state_dir, exist_ok=True)
+    os.makedirs(os.path.join(state_dir, "logs"), exist_ok=True)
+    home = os.environ.get("HOME")
+    if home:
+        try:
+            os.makedirs(home, exist_ok=True)
+        except OSError:
+            pass
+    template = config.get("dbTemplate")
+    if template and os.path.isfile(template):
+        shutil.copyfile(template, os.path.join(state_dir, "airflow.db"))
+        return True
+    return False
+
+
+def _import_airflow(db_ready, config):
+    import airflow
+    from airflow import settings
+    from airflow.models import Connection, DagBag, Variable  # noqa: F401  (imported as the integrity test does)
+
+    if not db_ready:
+        from airflow.utils.db import initdb
+
+        initdb()
+        settings.engine.dispose()
+        out = config.get("dbTemplateOut")
+        if out:
+            try:
+                tmp = out + ".tmp"
+                shutil.copyfile(os.path.join(config["stateDir"], "airflow.db"), tmp)
+                os.replace(tmp, out)
+            except OSError:
+                pass
+    return airflow
+
+
+_WARMUP_DAG = """
+import pendulum
+from airflow.sdk import DAG, task
+from airflow.providers.standard.operators.empty import EmptyOperator
+
+with DAG("astro_parse_warm_up", start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), schedule="@daily"):
+    @task
+    def noop(value):
+        return value
+
+    EmptyOperator(task_id="start") >> noop(1)
+"""
+
+
+def warm_up(state_dir):
+    """Pays Airflow's lazy one-time set-up (ORM mapper configuration, first DAG and operator creation) once in the
+    supervisor instead of once per worker. Only a DAG of our own is parsed here, never project code."""
+    try:
+        from sqlalchemy.orm import configure_mappers
+
+        configure_mappers()
+    except Exception:
+        pass
+    try:
+        from airflow.models.dagbag import DagBag
+
+        folder = os.path.join(state_dir, "warm-up")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, "astro_parse_warm_up.py")
+        with open(path, "w") as dag_file:
+            dag_file.write(_WARMUP_DAG)
+        bag = DagBag(dag_folder=folder, include_examples=False, collect_dags=False)
+        bag.process_file(path, only_if_updated=False)
+        for name in [n for n in sys.modules if n.startswith("unusual_prefix_")]:
+            sys.modules.pop(name, None)
+    except Exception:
+        pass
+
+
+def _set_child_subreaper():
+    """Orphans of DAG code (double forks) become our children, so they can be found and ended."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except Exception:
+        pass
+
+
+def _kill_descendants():
+    me = str(os.getpid())
+    for _ in range(3):
+        found = False
+        try:
+            entries = os.listdir("/proc")
+        except OSError:
+            return
+        for entry in entries:
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[1] == me:
+                found = True
+                try:
+                    os.kill(int(entry), signal.SIGKILL)
+                except OSError:
+                    pass
+        if not found:
+            return
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            pass
+
+
+def _read_only(root):
+    try:
+        return bool(os.statvfs(root).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def main(argv):
+    config = json.loads(argv[0])
+    harness_parent = argv[1] if len(argv) > 1 else None
+    _clean_sys_path(harness_parent)
+    channel = ResultChannel.open(config)
+    gc.disable()  # Imports allocate millions of objects; collecting during them only costs time.
+    _set_child_subreaper()
+    scheduler = None
+
+    def on_term(signum, frame):
+        if scheduler is not None:
+            scheduler.kill_all()
+        _kill_descendants()
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    # What Airflow reads from the project while it starts (airflow.cfg, local settings, modules looked up on
+    # its sys.path) decides every file's verdict: the runner re-checks these before reusing cached results.
+    track_roots = config.get("trackRoots") or [config["projectRoot"]]
+    startup_deps = worker_module.DependencyRecorder(track_roots)
+    startup_deps.reset(None, active=True)
+    sys.addaudithook(startup_deps.hook)
+    try:
+        started = time.monotonic()
+        db_ready = _prepare_state(config)
+        try:
+            airflow = _import_airflow(db_ready, config)
+        except BaseException:
+            channel.send({"type": "fatal", "reason": "airflow-import", "message": traceback.format_exc()})
+            os._exit(3)
+        from airflow import settings
+
+        from . import listing, mocks
+
+        mocks.install()
+        startup_deps.active = False
+        import_ms = (time.monotonic() - started) * 1000
+
+        from airflow.utils.file import correct_maybe_zipped
+
+        airflow_home = os.environ.get("AIRFLOW_HOME") or settings.AIRFLOW_HOME
+        dags_folder = correct_maybe_zipped(str(settings.DAGS_FOLDER))
+        import logging
+
+        logging.getLogger("airflow").disabled = True
+        files, skipped, discovery = listing.list_dag_files(dags_folder)
+        channel.send(
+            {
+                "type": "hello",
+                "protocol": PROTOCOL_VERSION,
+                "python": sys.version.split()[0],
+                "airflowVersion": getattr(airflow, "__version__", "unknown"),
+                "airflowHome": airflow_home,
+                "dagsFolder": dags_folder,
+                "pluginsFolder": settings.PLUGINS_FOLDER,
+                "safeMode": discovery["safeMode"],
+                "ignoreSyntax": discovery["ignoreSyntax"],
+                "projectReadOnly": _read_only(dags_folder),
+                "rootReadOnly": _read_only("/"),
+                "dbCreated": not db_ready,
+                "startupMs": import_ms,
+                "deps": {"files": sorted(startup_deps.files), "dirs": sorted(startup_deps.dirs)},
+            }
+        )
+        channel.send(
+            {
+                "type": "listing",
+                "files": [{"path": p, "relPath": relpath(p, airflow_home)} for p in files],
+                "skipped": [dict(s, relPath=relpath(s["path"], airflow_home)) for s in skipped],
+            }
+        )
+        skip = set(config.get("skip") or [])
+        to_parse = [p for p in files if p not in skip]
+        local_roots = [os.path.abspath(r) for r in (config.get("trackRoots") or [])]
+        local_roots += [os.path.abspath(dags_folder), os.path.abspath(settings.PLUGINS_FOLDER or dags_folder)]
+        preloaded = 0
+        phases = {"startup": import_ms}
+        mark = time.monotonic()
+        if to_parse and config.get("preload", True):
+            preloaded = preload(to_parse, local_roots, float(config.get("preloadTimeoutSeconds", 20)))
+        phases["preload"] = (time.monotonic() - mark) * 1000
+        mark = time.monotonic()
+        if to_parse:
+            warm_up(config["stateDir"])
+        phases["warmUp"] = (time.monotonic() - mark) * 1000
+        context = {
+            # Ends each task's output in a worker's stdout stream; random, so DAG output does not contain it by chance.
+            "outputMarker": b"\n\0astro-parse:end-of-task:" + os.urandom(12).hex().encode() + b"\0\n",
+            "localRoots": local_roots,
+            "dagsFolder": dags_folder,
+            "safeMode": discovery["safeMode"],
+            "memoryLimitBytes": int(config.get("memoryLimitBytes") or 0),
+            "trackRoots": track_roots,
+        }
+        try:
+            settings.engine.dispose()
+        except Exception:
+            pass
+        gc.collect()
+        gc.freeze()
+        mark = time.monotonic()
+        scheduler = Scheduler(config, channel, context, airflow_home)
+        scheduler.run(to_parse)
+        phases["parse"] = (time.monotonic() - mark) * 1000
+        channel.send(
+            {
+                "type": "done",
+                "preloaded": preloaded,
+                "elapsedMs": (time.monotonic() - started) * 1000,
+                "phasesMs": phases,
+            }
+        )
+    except BaseException:
+        try:
+            channel.send({"type": "fatal", "reason": "harness", "message": traceback.format_exc()})
+        except Exception:
+            pass
+        if scheduler is not None:
+            scheduler.kill_all()
+        _kill_descendants()
+        os._exit(4)
+    _kill_descendants()
+    # Skip interpreter teardown (Airflow's atexit hooks, freeing millions of objects): nothing is left to flush.
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:
+        pass
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

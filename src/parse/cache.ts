@@ -1,0 +1,278 @@
+/**
+ * The parse cache. A file's verdict is reused when the file, every project file and directory its import read, the
+ * interpreter or image, the harness and the environment are all unchanged. A run with everything unchanged starts
+ * no Python at all: the DAG folder's listing is cached too, keyed by a snapshot of the folder's tree.
+ *
+ * Layout under <cacheDir>/parse:
+ *   stat/<project hash>.json        content hashes remembered by (size, mtime, ctime, inode)
+ *   runs/<key>/state.json           the last run: DagBag's file list for a snapshot of the DAG folder, and each
+ *                                   file's harness result with the project files its import read
+ *   db/<identity>.db                an initialised Airflow metadata database to copy instead of re-creating it
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { readJsonFile, writeJsonFileAtomic } from './files.js';
+import { fileMessage, helloMessage, listingMessage, type FileMessage, type HelloMessage, type ListingMessage } from './schema.js';
+
+export const CACHE_FORMAT = 1;
+/** How many run keys (environments, interpreters, projects) are kept before the oldest are dropped. */
+const MAX_RUN_KEYS = 24;
+/** A file modified this recently might change again within the same timestamp tick: never trust its stat. */
+const RACY_WINDOW_MS = 2000;
+
+export function sha256(...parts: (string | Buffer)[]): string {
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part).update('\0');
+  return hash.digest('hex');
+}
+
+const statEntry = z.object({ size: z.number(), mtimeMs: z.number(), ctimeMs: z.number(), ino: z.number(), hash: z.string() });
+const statMemo = z.record(z.string(), statEntry);
+
+/** Content hashes of project files and directory listings, remembered by stat so unchanged files are not re-read. */
+export class ContentHasher {
+  private memo: Record<string, z.infer<typeof statEntry>> = {};
+  private dirty = false;
+
+  constructor(private readonly memoFile: string) {}
+
+  async load(): Promise<void> {
+    this.memo = (await readJsonFile(this.memoFile, statMemo)) ?? {};
+  }
+
+  async save(): Promise<void> {
+    if (this.dirty) await writeJsonFileAtomic(this.memoFile, this.memo);
+    this.dirty = false;
+  }
+
+  /** sha256 of the file's content, or null when it does not exist (absence is a state worth remembering too). */
+  async hashFile(file: string): Promise<string | null> {
+    let stat;
+    try {
+      stat = await fs.stat(file);
+    } catch {
+      return null;
+    }
+    if (!stat.isFile()) return stat.isDirectory() ? 'directory' : 'other';
+    const known = this.memo[file];
+    if (
+      known !== undefined &&
+      known.size === stat.size &&
+      known.mtimeMs === stat.mtimeMs &&
+      known.ctimeMs === stat.ctimeMs &&
+      known.ino === stat.ino
+    ) {
+      return known.hash;
+    }
+    let content: Buffer;
+    try {
+      content = await fs.readFile(file);
+    } catch {
+      return null;
+    }
+    const hash = createHash('sha256').update(content).digest('hex');
+    if (Date.now() - stat.mtimeMs > RACY_WINDOW_MS) {
+      this.memo[file] = { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, hash };
+      this.dirty = true;
+    }
+    return hash;
+  }
+
+  /** Hash of a directory's sorted entry names (what an import's directory scan depends on), null when absent. */
+  async hashDir(dir: string): Promise<string | null> {
+    try {
+      const names = await fs.readdir(dir);
+      return sha256(...names.sort());
+    } catch {
+      return null;
+    }
+  }
+}
+
+export interface TreeSnapshot {
+  key: string;
+  /** Absolute path → content hash, for every file below the folder (symlinks followed, as Airflow does). */
+  files: Map<string, string>;
+}
+
+/** A snapshot of everything that decides which files DagBag lists: every path and content below the folder. */
+export async function snapshotTree(root: string, hasher: ContentHasher): Promise<TreeSnapshot> {
+  const files = new Map<string, string>();
+  const seen = new Set<string>();
+  const walk = async (dir: string): Promise<void> => {
+    let real: string;
+    try {
+      real = await fs.realpath(dir);
+    } catch {
+      return;
+    }
+    if (seen.has(real)) return;
+    seen.add(real);
+    let entries;
+    try {
+      entries = await fs.readdir(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    await Promise.all(
+      entries.map(async (entry) => {
+        const full = path.join(dir, entry.name);
+        let isDir = entry.isDirectory();
+        let isFile = entry.isFile();
+        if (entry.isSymbolicLink()) {
+          try {
+            const target = await fs.stat(full);
+            isDir = target.isDirectory();
+            isFile = target.isFile();
+          } catch {
+            return;
+          }
+        }
+        // Bytecode caches are written by every import and never hold DAG files.
+        if (isDir && entry.name !== '__pycache__') await walk(full);
+        else if (isFile) {
+          const hash = await hasher.hashFile(full);
+          if (hash !== null) files.set(full, hash);
+        }
+      }),
+    );
+  };
+  await walk(root);
+  const sorted = [...files.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return { key: sha256(root, ...sorted.map(([file, hash]) => `${file}\0${hash}`)), files };
+}
+
+const dependency = z.object({ path: z.string(), hash: z.string().nullable() });
+const dependencies = z.object({ files: z.array(dependency), dirs: z.array(dependency) });
+type Dependencies = z.infer<typeof dependencies>;
+
+const fileEntry = z.object({ contentHash: z.string(), message: fileMessage, deps: dependencies });
+export type FileEntry = z.infer<typeof fileEntry>;
+
+/** Everything one run learned, in one file: a warm run reads just this (and stats the project). */
+const runState = z.object({
+  format: z.literal(CACHE_FORMAT),
+  treeKey: z.string(),
+  hello: helloMessage,
+  listing: listingMessage,
+  startupDeps: dependencies,
+  /** The sandbox's network isolation when these results were produced. */
+  network: z.enum(['none', 'host']),
+  /** Keyed by the path as the harness saw it. */
+  files: z.record(z.string(), fileEntry),
+});
+export type RunState = z.infer<typeof runState>;
+
+type ToHost = (harnessPath: string) => string | null;
+
+export class ParseCache {
+  readonly hasher: ContentHasher;
+  private readonly runDir: string;
+
+  constructor(
+    private readonly root: string,
+    projectDir: string,
+    runKey: string,
+  ) {
+    this.hasher = new ContentHasher(path.join(root, 'stat', `${sha256(projectDir).slice(0, 32)}.json`));
+    this.runDir = path.join(root, 'runs', runKey);
+  }
+
+  async load(): Promise<void> {
+    await this.hasher.load();
+  }
+
+  async loadState(): Promise<RunState | undefined> {
+    return readJsonFile(path.join(this.runDir, 'state.json'), runState);
+  }
+
+  /** Whether everything Airflow read from the project while starting is unchanged since that run. */
+  async startupUnchanged(state: RunState, toHost: ToHost): Promise<boolean> {
+    return this.dependenciesUnchanged(state.startupDeps, toHost);
+  }
+
+  /** The stored entry for this file content, if every project file and directory its import read is unchanged. */
+  async reusable(state: RunState, harnessPath: string, contentHash: string, toHost: ToHost): Promise<FileEntry | undefined> {
+    const entry = state.files[harnessPath];
+    if (entry === undefined || entry.contentHash !== contentHash) return undefined;
+    return (await this.dependenciesUnchanged(entry.deps, toHost)) ? entry : undefined;
+  }
+
+  /** A fresh result, with the current hashes of what its import read. */
+  async entryFor(message: FileMessage, contentHash: string, toHost: ToHost): Promise<FileEntry> {
+    return { contentHash, message, deps: await this.hashDependencies(message.deps, toHost) };
+  }
+
+  async saveState(
+    treeKey: string,
+    hello: HelloMessage,
+    listing: ListingMessage,
+    files: Record<string, FileEntry>,
+    toHost: ToHost,
+    network: 'none' | 'host',
+  ): Promise<void> {
+    const state: RunState = {
+      format: CACHE_FORMAT,
+      treeKey,
+      hello,
+      listing,
+      startupDeps: await this.hashDependencies(hello.deps, toHost),
+      network,
+      files,
+    };
+    await writeJsonFileAtomic(path.join(this.runDir, 'state.json'), state);
+  }
+
+  private async hashDependencies(deps: { files: string[]; dirs: string[] } | undefined, toHost: ToHost): Promise<Dependencies> {
+    const files = await Promise.all(
+      (deps?.files ?? []).map(async (dep) => {
+        const host = toHost(dep);
+        return { path: dep, hash: host === null ? null : await this.hasher.hashFile(host) };
+      }),
+    );
+    const dirs = await Promise.all(
+      (deps?.dirs ?? []).map(async (dep) => {
+        const host = toHost(dep);
+        return { path: dep, hash: host === null ? null : await this.hasher.hashDir(host) };
+      }),
+    );
+    return { files, dirs };
+  }
+
+  private async dependenciesUnchanged(deps: Dependencies, toHost: ToHost): Promise<boolean> {
+    for (const dep of deps.files) {
+      const host = toHost(dep.path);
+      if (host !== null && (await this.hasher.hashFile(host)) !== dep.hash) return false;
+    }
+    for (const dep of deps.dirs) {
+      const host = toHost(dep.path);
+      if (host !== null && (await this.hasher.hashDir(host)) !== dep.hash) return false;
+    }
+    return true;
+  }
+
+  async finish(): Promise<void> {
+    await this.hasher.save();
+    await fs.utimes(this.runDir, new Date(), new Date()).catch(() => undefined);
+    await pruneRuns(path.join(this.root, 'runs'));
+  }
+}
+
+async function pruneRuns(runsDir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await fs.readdir(runsDir);
+  } catch {
+    return;
+  }
+  if (names.length <= MAX_RUN_KEYS) return;
+  const dated = await Promise.all(
+    names.map(async (name) => ({ name, mtimeMs: (await fs.stat(path.join(runsDir, name)).catch(() => undefined))?.mtimeMs ?? 0 })),
+  );
+  dated.sort((a, b) => b.mtimeMs - a.mtimeMs);
+  await Promise.all(
+    dated.slice(MAX_RUN_KEYS).map((old) => fs.rm(path.join(runsDir, old.name), { recursive: true, force: true })),
+  );
+}

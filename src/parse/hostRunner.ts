@@ -1,0 +1,102 @@
+/** Runs the harness as a subprocess on the host, reading results from file descriptor 3 (not stdout/stderr). */
+import { spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { HARNESS_BOOT, harnessParentDir, MessageReader, TailBuffer, type HarnessConfig } from './harness.js';
+import type { HostSandbox, SandboxPaths } from './sandbox.js';
+import type { HarnessMessage } from './schema.js';
+
+export interface HarnessExit {
+  exitCode: number | null;
+  signal: string | null;
+  /** The end of the supervisor's own stdout and stderr (Airflow's start-up logs, interpreter errors). */
+  diagnostics: string;
+  /** Bytes after the last complete message. */
+  incomplete: string;
+  aborted: boolean;
+  timedOut: boolean;
+}
+
+export interface HostHarnessOptions {
+  python: string;
+  projectDir: string;
+  env: Record<string, string>;
+  config: Omit<HarnessConfig, 'resultFd' | 'resultFile'>;
+  sandbox: HostSandbox;
+  sandboxPaths: SandboxPaths;
+  onMessage: (message: HarnessMessage) => void;
+  signal?: AbortSignal;
+  /** Kill the harness when it has said nothing for this long (it enforces per-file deadlines itself). */
+  silenceLimitMs: number;
+}
+
+export function runHarnessOnHost(options: HostHarnessOptions): Promise<HarnessExit> {
+  const config: HarnessConfig = { ...options.config, resultFd: 3 };
+  const { command, args } = options.sandbox.wrap(
+    options.python,
+    ['-c', HARNESS_BOOT, harnessParentDir(), JSON.stringify(config)],
+    options.sandboxPaths,
+  );
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd: options.projectDir,
+      env: options.env,
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    });
+    const diagnostics = new TailBuffer();
+    let failure: unknown;
+    let aborted = false;
+    let timedOut = false;
+    let silence: NodeJS.Timeout | undefined;
+    const kill = () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    };
+    const resetSilence = () => {
+      if (silence !== undefined) clearTimeout(silence);
+      silence = setTimeout(() => {
+        timedOut = true;
+        kill();
+      }, options.silenceLimitMs);
+    };
+    const reader = new MessageReader((message) => {
+      resetSilence();
+      options.onMessage(message);
+    });
+    const onAbort = () => {
+      aborted = true;
+      kill();
+    };
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    resetSilence();
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => diagnostics.push(chunk));
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => diagnostics.push(chunk));
+    const results = child.stdio[3] as Readable;
+    results.setEncoding('utf8');
+    results.on('data', (chunk: string) => {
+      if (failure !== undefined) return;
+      try {
+        reader.push(chunk);
+      } catch (error) {
+        failure = error;
+        kill();
+      }
+    });
+    child.on('error', (error) => {
+      failure ??= error;
+    });
+    child.on('exit', () => {
+      // Streams a stray process still holds open must not keep us waiting once the harness itself is gone.
+      setTimeout(() => {
+        for (const stream of child.stdio) stream?.destroy();
+      }, 2000).unref();
+    });
+    child.on('close', (exitCode, signal) => {
+      if (silence !== undefined) clearTimeout(silence);
+      options.signal?.removeEventListener('abort', onAbort);
+      if (failure !== undefined) {
+        reject(failure);
+        return;
+      }
+      resolve({ exitCode, signal, diagnostics: diagnostics.toString(), incomplete: reader.remainder, aborted, timedOut });
+    });
+  });
+}

@@ -1,0 +1,124 @@
+/**
+ * `astro dev pytest`: runs pytest on the project's tests (or a given path) on the host or inside the project
+ * image, in the same sandbox as the parse, streaming its output. Only exit code 0 counts as passed.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { BugError, UsageError, UserError } from '../errors.js';
+import { imageId, runSandboxedContainer, type DockerClient } from './container.js';
+import { parseEnvFile } from './envFile.js';
+import { findInterpreter } from './interpreter.js';
+import { hostSandbox } from './sandbox.js';
+import { airflowStateEnvironment, buildDagEnvironment } from './sandboxEnv.js';
+
+export interface PytestOptions {
+  projectDir: string;
+  /** Test file or directory, relative to the project; default `tests`. */
+  path?: string;
+  /** Extra pytest arguments (`--args`), already split. */
+  args?: string[];
+  image?: string;
+  python?: string;
+  configuredPython?: string;
+  envFile?: string;
+  hostEnv: Readonly<Record<string, string | undefined>>;
+  onOutput?: (chunk: string, stream: 'stdout' | 'stderr') => void;
+  signal?: AbortSignal;
+  noSandbox?: boolean;
+  /** Memory limit of the container in image mode; default 4096 MiB. */
+  memoryLimitMb?: number;
+}
+
+export interface PytestPorts {
+  docker?: DockerClient;
+}
+
+export interface PytestResult {
+  exitCode: number;
+  passed: boolean;
+  mode: 'host' | 'image';
+  network: 'none' | 'host';
+}
+
+// The project is read-only to the tests; pytest's cache would only fail to be written.
+const PYTEST_FLAGS = ['-p', 'no:cacheprovider'];
+
+export async function runPytest(options: PytestOptions, ports: PytestPorts = {}): Promise<PytestResult> {
+  const projectDir = path.resolve(options.projectDir);
+  const target = testTarget(projectDir, options.path ?? 'tests');
+  const envFilePath = path.resolve(projectDir, options.envFile ?? '.env');
+  const envContent = await fs.readFile(envFilePath, 'utf8').catch(() => undefined);
+  const envFile = envContent === undefined ? [] : parseEnvFile(envContent, (n) => options.hostEnv[n], path.relative(projectDir, envFilePath));
+  const args = [...PYTEST_FLAGS, target, ...(options.args ?? [])];
+
+  if (options.image !== undefined) {
+    const docker = ports.docker;
+    if (docker === undefined) throw new BugError('runPytest needs a Docker client to run inside an image.');
+    await imageId(docker, options.image);
+    const env = {
+      ...buildDagEnvironment({ mode: 'image', hostEnv: options.hostEnv, envFile }),
+      ...airflowStateEnvironment('/tmp/astro-pytest/state', '/tmp/astro-pytest/home'),
+    };
+    const result = await runSandboxedContainer({
+      docker,
+      image: options.image,
+      cmd: ['sh', '-c', 'mkdir -p "$HOME" /tmp/astro-pytest/state/logs && exec python3 -m pytest "$@"', 'pytest', ...args],
+      env,
+      projectDir,
+      memoryBytes: (options.memoryLimitMb ?? 4096) * 1024 * 1024,
+      onStdout: (chunk) => options.onOutput?.(chunk, 'stdout'),
+      onStderr: (chunk) => options.onOutput?.(chunk, 'stderr'),
+      signal: options.signal,
+    });
+    if (result.aborted) throw new UserError('pytest was interrupted.');
+    return { exitCode: result.exitCode, passed: result.exitCode === 0, mode: 'image', network: 'none' };
+  }
+
+  const choice = await findInterpreter({ projectDir, python: options.python, configuredPython: options.configuredPython });
+  const sandbox = hostSandbox({ isolate: options.noSandbox !== true });
+  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'astro-pytest-'));
+  try {
+    const stateDir = path.join(scratch, 'state');
+    const homeDir = path.join(scratch, 'home');
+    await fs.mkdir(path.join(stateDir, 'logs'), { recursive: true });
+    await fs.mkdir(homeDir, { recursive: true });
+    const env = { ...buildDagEnvironment({ mode: 'host', hostEnv: options.hostEnv, envFile }), ...airflowStateEnvironment(stateDir, homeDir) };
+    env.AIRFLOW_HOME ??= projectDir;
+    const { command, args: argv } = sandbox.wrap(choice.python, ['-m', 'pytest', ...args], {
+      readOnly: projectDir,
+      writable: ['/tmp', os.tmpdir(), scratch],
+    });
+    const exitCode = await new Promise<number>((resolve, reject) => {
+      const child = spawn(command, argv, { cwd: projectDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let aborted = false;
+      const onAbort = () => {
+        aborted = true;
+        child.kill('SIGTERM');
+      };
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => options.onOutput?.(chunk, 'stdout'));
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => options.onOutput?.(chunk, 'stderr'));
+      child.on('error', reject);
+      child.on('close', (code, signal) => {
+        options.signal?.removeEventListener('abort', onAbort);
+        if (aborted) reject(new UserError('pytest was interrupted.'));
+        else resolve(code ?? 128 + (signal !== null ? os.constants.signals[signal] : 0));
+      });
+    });
+    return { exitCode, passed: exitCode === 0, mode: 'host', network: sandbox.network };
+  } finally {
+    await fs.rm(scratch, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** pytest runs from the project root in both modes, so the target is given relative to it. */
+function testTarget(projectDir: string, target: string): string {
+  const absolute = path.resolve(projectDir, target);
+  const rel = path.relative(projectDir, absolute);
+  if (rel.startsWith('..') || path.isAbsolute(rel)) {
+    throw new UsageError(`The test path ${target} is outside the project ${projectDir}.`);
+  }
+  return rel === '' ? '.' : rel.split(path.sep).join('/');
+}

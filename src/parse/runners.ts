@@ -1,0 +1,256 @@
+/**
+ * The two places the harness runs: on the host (a Python with Airflow, in the namespace sandbox) or inside the
+ * project image (a throwaway container). Each knows how paths look to the harness and what identifies it for the
+ * cache.
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { BugError } from '../errors.js';
+import {
+  CONTAINER_PROJECT_ROOT,
+  containerPathToHost,
+  hostPathToContainer,
+  imageId,
+  runSandboxedContainer,
+  type DockerClient,
+} from './container.js';
+import type { EnvFileEntry } from './envFile.js';
+import { HARNESS_BOOT, harnessParentDir, MessageReader, TailBuffer, type HarnessConfig } from './harness.js';
+import { runHarnessOnHost, type HarnessExit } from './hostRunner.js';
+import { findInterpreter, interpreterIdentity } from './interpreter.js';
+import { hostSandbox, type HostSandbox } from './sandbox.js';
+import { airflowStateEnvironment, buildDagEnvironment } from './sandboxEnv.js';
+import type { HarnessMessage } from './schema.js';
+
+export const SILENCE_LIMIT_MS = 10 * 60 * 1000;
+const CONTAINER_OUT = '/astro-parse-out';
+const CONTAINER_HARNESS = '/opt/astro-parse';
+const CONTAINER_STATE = '/tmp/astro-parse';
+
+export interface RunnerOptions {
+  python?: string;
+  configuredPython?: string;
+  image?: string;
+  hostEnv: Readonly<Record<string, string | undefined>>;
+  timeoutSeconds?: number;
+  noSandbox?: boolean;
+}
+
+export interface Runner {
+  mode: 'host' | 'image';
+  identity: string;
+  label: { python?: string; image?: string };
+  /** The DAGs' environment (what the cache key depends on). */
+  dagEnv: Record<string, string>;
+  toHost(harnessPath: string): string | null;
+  toHarness(hostPath: string): string | null;
+  defaultDagsFolder: string;
+  /** Decided when the harness is started (host mode probes the kernel for namespaces). */
+  network(): 'none' | 'host';
+  run(input: RunInput): Promise<RunOutput>;
+}
+
+export interface RunInput {
+  skip: string[];
+  workers: number;
+  memoryLimitBytes: number;
+  dbTemplate: string;
+  onMessage: (message: HarnessMessage) => void;
+  signal?: AbortSignal;
+}
+
+export interface RunOutput {
+  exit: HarnessExit;
+}
+
+function withTimeout(env: Record<string, string>, timeoutSeconds: number | undefined): Record<string, string> {
+  if (timeoutSeconds === undefined) return env;
+  return { ...env, AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT: String(timeoutSeconds) };
+}
+
+function harnessConfig(input: RunInput, paths: { projectRoot: string; stateDir: string; trackRoots: string[] }): Omit<HarnessConfig, 'resultFd' | 'resultFile' | 'dbTemplate' | 'dbTemplateOut'> {
+  return {
+    projectRoot: paths.projectRoot,
+    stateDir: paths.stateDir,
+    workers: input.workers,
+    memoryLimitBytes: input.memoryLimitBytes,
+    // A DAG that ignores Airflow's timeout signal is killed this much later.
+    hardTimeoutGraceSeconds: 5,
+    fallbackTimeoutSeconds: 300,
+    outputLimitBytes: 16 * 1024,
+    skip: input.skip,
+    trackRoots: paths.trackRoots,
+    preload: true,
+  };
+}
+
+export async function hostRunner(
+  options: RunnerOptions,
+  projectDir: string,
+  envFile: EnvFileEntry[],
+  cacheRoot: string,
+): Promise<Runner> {
+  const choice = await findInterpreter({ projectDir, python: options.python, configuredPython: options.configuredPython });
+  const dagEnv = withTimeout(buildDagEnvironment({ mode: 'host', hostEnv: options.hostEnv, envFile }), options.timeoutSeconds);
+  dagEnv.AIRFLOW_HOME ??= projectDir;
+  const identity = await interpreterIdentity(choice.python, cacheRoot, { PATH: dagEnv.PATH ?? '/usr/bin:/bin' });
+  let sandbox: HostSandbox | undefined;
+  const getSandbox = () => (sandbox ??= hostSandbox({ isolate: options.noSandbox !== true }));
+  const inProject = (p: string) => {
+    const rel = path.relative(projectDir, p);
+    return rel.startsWith('..') || path.isAbsolute(rel) ? null : p;
+  };
+  return {
+    mode: 'host',
+    identity: identity.identity,
+    label: { python: choice.python },
+    dagEnv,
+    toHost: inProject,
+    toHarness: (p) => p,
+    defaultDagsFolder: path.join(projectDir, 'dags'),
+    network: () => getSandbox().network,
+    async run(input) {
+      const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'astro-parse-'));
+      try {
+        const stateDir = path.join(scratch, 'state');
+        const homeDir = path.join(scratch, 'home');
+        await fs.mkdir(homeDir, { recursive: true });
+        const templateExists = await fs.stat(input.dbTemplate).then(() => true).catch(() => false);
+        if (!templateExists) await fs.mkdir(path.dirname(input.dbTemplate), { recursive: true });
+        const exit = await runHarnessOnHost({
+          python: choice.python,
+          projectDir,
+          env: { ...dagEnv, ...airflowStateEnvironment(stateDir, homeDir) },
+          config: {
+            ...harnessConfig(input, { projectRoot: projectDir, stateDir, trackRoots: [projectDir] }),
+            dbTemplate: templateExists ? input.dbTemplate : null,
+            dbTemplateOut: templateExists ? null : input.dbTemplate,
+          },
+          sandbox: getSandbox(),
+          // /tmp stays writable as on any machine; the harness also saves a database template to the cache.
+          sandboxPaths: { readOnly: projectDir, writable: ['/tmp', os.tmpdir(), scratch, path.dirname(input.dbTemplate)] },
+          onMessage: input.onMessage,
+          signal: input.signal,
+          silenceLimitMs: SILENCE_LIMIT_MS,
+        });
+        return { exit };
+      } finally {
+        await fs.rm(scratch, { recursive: true, force: true }).catch(() => undefined);
+      }
+    },
+  };
+}
+
+export async function imageRunner(
+  options: RunnerOptions,
+  projectDir: string,
+  envFile: EnvFileEntry[],
+  docker: DockerClient | undefined,
+): Promise<Runner> {
+  const image = options.image as string;
+  if (docker === undefined) throw new BugError('runParse needs a Docker client to parse inside an image.');
+  const id = await imageId(docker, image);
+  const dagEnv = withTimeout(buildDagEnvironment({ mode: 'image', hostEnv: options.hostEnv, envFile }), options.timeoutSeconds);
+  return {
+    mode: 'image',
+    identity: id,
+    label: { image },
+    dagEnv,
+    toHost: (p) => containerPathToHost(projectDir, p),
+    toHarness: (p) => hostPathToContainer(projectDir, p),
+    defaultDagsFolder: path.join(projectDir, 'dags'),
+    network: () => 'none',
+    async run(input) {
+      const outDir = await fs.mkdtemp(path.join(os.tmpdir(), 'astro-parse-out-'));
+      try {
+        // The image's user (not root) writes the results and the new database template here.
+        await fs.chmod(outDir, 0o777);
+        const resultsFile = path.join(outDir, 'results.jsonl');
+        await fs.writeFile(resultsFile, '', { mode: 0o666 });
+        await fs.chmod(resultsFile, 0o666);
+        const templateExists = await fs.copyFile(input.dbTemplate, path.join(outDir, 'db-template.db')).then(
+          () => true,
+          () => false,
+        );
+        const config: HarnessConfig = {
+          ...harnessConfig(input, {
+            projectRoot: CONTAINER_PROJECT_ROOT,
+            stateDir: `${CONTAINER_STATE}/state`,
+            trackRoots: [CONTAINER_PROJECT_ROOT],
+          }),
+          resultFile: `${CONTAINER_OUT}/results.jsonl`,
+          dbTemplate: templateExists ? `${CONTAINER_OUT}/db-template.db` : null,
+          dbTemplateOut: templateExists ? null : `${CONTAINER_OUT}/db-new.db`,
+        };
+        const reader = new MessageReader(input.onMessage);
+        const diagnostics = new TailBuffer();
+        let offset = 0;
+        let readFailure: unknown;
+        const pump = async () => {
+          const handle = await fs.open(resultsFile, 'r');
+          try {
+            for (;;) {
+              const buffer = Buffer.alloc(256 * 1024);
+              const { bytesRead } = await handle.read(buffer, 0, buffer.length, offset);
+              if (bytesRead === 0) return;
+              offset += bytesRead;
+              reader.push(buffer.subarray(0, bytesRead).toString('utf8'));
+            }
+          } finally {
+            await handle.close();
+          }
+        };
+        let pumping = Promise.resolve();
+        const poll = setInterval(() => {
+          pumping = pumping.then(pump).catch((error: unknown) => {
+            readFailure ??= error;
+          });
+        }, 100);
+        let result;
+        try {
+          result = await runSandboxedContainer({
+            docker,
+            image,
+            cmd: ['python3', '-c', HARNESS_BOOT, CONTAINER_HARNESS, JSON.stringify(config)],
+            env: { ...dagEnv, ...airflowStateEnvironment(`${CONTAINER_STATE}/state`, `${CONTAINER_STATE}/home`) },
+            projectDir,
+            binds: [`${harnessParentDir()}:${CONTAINER_HARNESS}:ro`, `${outDir}:${CONTAINER_OUT}`],
+            memoryBytes: (input.workers + 1) * input.memoryLimitBytes + 1024 * 1024 * 1024,
+            onStdout: (chunk) => diagnostics.push(chunk),
+            onStderr: (chunk) => diagnostics.push(chunk),
+            signal: input.signal,
+            timeLimitMs: 60 * 60 * 1000,
+          });
+        } finally {
+          clearInterval(poll);
+          await pumping;
+        }
+        await pump().catch((error: unknown) => {
+          readFailure ??= error;
+        });
+        if (readFailure !== undefined) throw readFailure;
+        if (!templateExists) {
+          await fs.mkdir(path.dirname(input.dbTemplate), { recursive: true });
+          const tmp = `${input.dbTemplate}.${process.pid}.tmp`;
+          await fs
+            .copyFile(path.join(outDir, 'db-new.db'), tmp)
+            .then(() => fs.rename(tmp, input.dbTemplate))
+            .catch(() => undefined);
+        }
+        return {
+          exit: {
+            exitCode: result.exitCode,
+            signal: null,
+            diagnostics: diagnostics.toString(),
+            incomplete: reader.remainder,
+            aborted: result.aborted,
+            timedOut: result.timedOut,
+          },
+        };
+      } finally {
+        await fs.rm(outDir, { recursive: true, force: true }).catch(() => undefined);
+      }
+    },
+  };
+}

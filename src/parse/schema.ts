@@ -1,0 +1,144 @@
+/**
+ * Shapes at the two boundaries of the parse engine: the JSON lines the Python harness writes on its result channel
+ * (python/astro_parse/supervisor.py), and the ParseReport the engine returns.
+ */
+import { z } from 'zod';
+
+export const HARNESS_PROTOCOL = 1;
+
+const harnessError = z.object({
+  path: z.string(),
+  relPath: z.string(),
+  message: z.string(),
+  kind: z.enum(['import', 'timeout', 'crash']),
+  line: z.number().int().positive().optional(),
+});
+
+const harnessDag = z.object({
+  dagId: z.string(),
+  fileloc: z.string(),
+  relFileloc: z.string(),
+  /** A cached, ordinarily imported module that holds this very DAG object (shared between files). */
+  origin: z.string().nullable(),
+});
+
+const deps = z.object({ files: z.array(z.string()), dirs: z.array(z.string()) });
+
+export const helloMessage = z.object({
+  type: z.literal('hello'),
+  protocol: z.literal(HARNESS_PROTOCOL),
+  python: z.string(),
+  airflowVersion: z.string(),
+  airflowHome: z.string(),
+  dagsFolder: z.string(),
+  pluginsFolder: z.string().nullable(),
+  safeMode: z.boolean(),
+  ignoreSyntax: z.string(),
+  /** The DAG folder cannot be written to. */
+  projectReadOnly: z.boolean(),
+  /** The root filesystem cannot be written to (host mode: all but temporary directories are read-only). */
+  rootReadOnly: z.boolean(),
+  dbCreated: z.boolean(),
+  startupMs: z.number(),
+  /** Project files and directories Airflow read while starting (airflow.cfg, local settings, plugin lookups). */
+  deps: z.object({ files: z.array(z.string()), dirs: z.array(z.string()) }),
+});
+
+export const skipReason = z.enum(['airflowignore', 'no-dag-heuristic']);
+
+export const listingMessage = z.object({
+  type: z.literal('listing'),
+  files: z.array(z.object({ path: z.string(), relPath: z.string() })),
+  skipped: z.array(z.object({ path: z.string(), relPath: z.string(), reason: skipReason })),
+});
+
+export const fileMessage = z.object({
+  type: z.literal('file'),
+  path: z.string(),
+  relPath: z.string(),
+  durationMs: z.number(),
+  output: z.string(),
+  outputDropped: z.number().int().nonnegative(),
+  status: z.enum(['parsed', 'timeout', 'crashed']),
+  errors: z.array(harnessError),
+  dags: z.array(harnessDag).default([]),
+  warnings: z.array(z.string()).default([]),
+  deps: deps.optional(),
+  parseMs: z.number().nullable().optional(),
+});
+
+export const doneMessage = z.object({ type: z.literal('done'), preloaded: z.number(), elapsedMs: z.number() });
+export const fatalMessage = z.object({ type: z.literal('fatal'), reason: z.string(), message: z.string() });
+
+export const harnessMessage = z.discriminatedUnion('type', [
+  helloMessage,
+  listingMessage,
+  fileMessage,
+  doneMessage,
+  fatalMessage,
+]);
+
+export type HelloMessage = z.infer<typeof helloMessage>;
+export type ListingMessage = z.infer<typeof listingMessage>;
+export type FileMessage = z.infer<typeof fileMessage>;
+export type HarnessMessage = z.infer<typeof harnessMessage>;
+export type HarnessError = z.infer<typeof harnessError>;
+
+// ---- the report ----
+
+export const parseError = z.object({
+  /** Path relative to the project (AIRFLOW_HOME), as Astronomer's test labels it: `dags/my_dag.py`. */
+  path: z.string(),
+  message: z.string(),
+  line: z.number().int().positive().optional(),
+  kind: z.enum(['import', 'duplicate', 'timeout', 'crash']),
+});
+
+export const parseFileResult = z.object({
+  path: z.string(),
+  /** error: fails the parse. ok: imported cleanly, or every error is listed in dag_integrity_exceptions.txt. */
+  status: z.enum(['ok', 'error', 'skipped']),
+  skipReason: skipReason.optional(),
+  dagIds: z.array(z.string()),
+  errors: z.array(parseError),
+  /** Has errors, all of them exempted by `.astro/dag_integrity_exceptions.txt`. */
+  exempted: z.boolean(),
+  warnings: z.array(z.string()),
+  /** What the DAG file printed while it was imported (capped). */
+  output: z.string().optional(),
+  durationMs: z.number().nonnegative(),
+  cached: z.boolean(),
+});
+
+export const parseSummary = z.object({
+  passed: z.boolean(),
+  files: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+  exempted: z.number().int().nonnegative(),
+  skipped: z.number().int().nonnegative(),
+  cached: z.number().int().nonnegative(),
+  dags: z.number().int().nonnegative(),
+  durationMs: z.number().nonnegative(),
+  mode: z.enum(['host', 'image']),
+  python: z.string().optional(),
+  image: z.string().optional(),
+  airflowVersion: z.string(),
+  dagsFolder: z.string(),
+  /** `.astro/dag_integrity_exceptions.txt` relative to the project, or null when the project has none. */
+  exceptionsFile: z.string().nullable(),
+  sandbox: z.object({
+    network: z.enum(['none', 'host']),
+    projectReadOnly: z.boolean(),
+    /** What DAG code can do to the rest of the machine's files: image mode does not mount them at all. */
+    hostFilesystem: z.enum(['read-only', 'writable', 'not-mounted']),
+    memoryLimitMb: z.number().nonnegative(),
+    importTimeoutSeconds: z.number().nullable(),
+  }),
+});
+
+export const parseReport = z.object({ files: z.array(parseFileResult), summary: parseSummary });
+
+export type ParseError = z.infer<typeof parseError>;
+export type ParseFileResult = z.infer<typeof parseFileResult>;
+export type ParseSummary = z.infer<typeof parseSummary>;
+export type ParseReport = z.infer<typeof parseReport>;

@@ -1,0 +1,106 @@
+/** What the parse integration tests share: the provisioned Airflow venv and Runtime image, fixture copies, and a
+ * direct DagBag run to compare verdicts with. */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Readable } from 'node:stream';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const fixturesDir = path.join(repoRoot, 'fixtures', 'parse');
+
+function provisionEnv(): Record<string, string> {
+  const file = path.join(repoRoot, '.state', 'provision.env');
+  const values: Record<string, string> = {};
+  if (!fs.existsSync(file)) return values;
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    const match = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
+    if (match) values[match[1] as string] = (match[2] as string).replace(/^"(.*)"$/, '$1');
+  }
+  return values;
+}
+
+function setting(name: string): string {
+  const value = process.env[name] ?? provisionEnv()[name];
+  if (value === undefined || value === '') {
+    throw new Error(`${name} is not set: run scripts/provision.sh (it writes .state/provision.env)`);
+  }
+  return value;
+}
+
+/** The Python of the project's pinned Airflow venv. */
+export const airflowPython = (): string => setting('AIRFLOW_PYTHON');
+/** The stand-in Astro Runtime image (same Airflow). */
+export const runtimeImage = (): string => setting('RUNTIME_IMAGE');
+export const dockerSocket = (): string => process.env.DOCKER_SOCKET ?? provisionEnv().DOCKER_SOCKET ?? '/var/run/docker.sock';
+
+const created: string[] = [];
+
+/** A private copy of a fixture project (tests may change it, and its path must not be shared with other runs). */
+export function copyFixture(name: string): string {
+  const dir = tempDir(`astro-parse-${name}-`);
+  fs.cpSync(path.join(fixturesDir, name), dir, { recursive: true });
+  return dir;
+}
+
+export function tempDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  created.push(dir);
+  return dir;
+}
+
+/** Removes every copy and temporary directory this test file made. */
+export function removeTempDirs(): void {
+  for (const dir of created.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+}
+
+export interface ReferenceResult {
+  importErrors: Record<string, string>;
+  dagIds: string[];
+  failing: string[];
+}
+
+/** One DagBag() call in the same venv, as the default integrity test makes it (test/integration/parse/reference_dagbag.py). */
+export async function referenceDagBag(projectDir: string, extraEnv: Record<string, string> = {}): Promise<ReferenceResult> {
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'astro-parse-reference-'));
+  const envFile = path.join(projectDir, '.env');
+  const dotenv: Record<string, string> = {};
+  if (fs.existsSync(envFile)) {
+    for (const line of fs.readFileSync(envFile, 'utf8').split('\n')) {
+      const trimmed = line.trimStart();
+      const eq = trimmed.indexOf('=');
+      if (trimmed === '' || trimmed.startsWith('#') || eq <= 0) continue;
+      dotenv[trimmed.slice(0, eq)] = trimmed.slice(eq + 1);
+    }
+  }
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    LANG: 'C.UTF-8',
+    HOME: path.join(scratch, 'home'),
+    AIRFLOW_HOME: projectDir,
+    ...dotenv,
+    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN: `sqlite:///${scratch}/airflow.db`,
+    AIRFLOW__LOGGING__BASE_LOG_FOLDER: `${scratch}/logs`,
+    PYTHONDONTWRITEBYTECODE: '1',
+    ...extraEnv,
+  };
+  try {
+    const output = await new Promise<string>((resolve, reject) => {
+      const child = spawn(airflowPython(), [path.join(repoRoot, 'test', 'integration', 'parse', 'reference_dagbag.py')], {
+        cwd: projectDir,
+        env,
+        stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+      });
+      let result = '';
+      let stderr = '';
+      (child.stdio[3] as Readable).setEncoding('utf8').on('data', (chunk: string) => (result += chunk));
+      child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
+      child.on('error', reject);
+      child.on('close', (code) => (code === 0 ? resolve(result) : reject(new Error(`reference DagBag exited ${code}: ${stderr}`))));
+    });
+    return JSON.parse(output) as ReferenceResult;
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+}
