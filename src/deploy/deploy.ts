@@ -10,6 +10,7 @@ import path from 'node:path';
 import { InterruptedError, NeedsInputError, UserError } from '../errors.js';
 import type { AstroSession } from '../auth/session.js';
 import type { AstroControlPlane } from '../platform/astro/client.js';
+import { ApiError } from '../platform/http.js';
 import type { CreateDeployRequest, Deploy, Deployment, DeployType } from '../platform/astro/schemas.js';
 import { chooseDeployment, type SelectionPorts } from './select.js';
 import type { GitInfo } from './git.js';
@@ -65,7 +66,8 @@ export interface DeployPorts {
   parse: (input: { projectDir: string; dagsDir: string; envFile?: string; image?: string; signal: AbortSignal }) => Promise<ParseOutcome>;
   pytest: (input: { projectDir: string; testPath?: string; envFile?: string; image?: string; signal: AbortSignal }) => Promise<{ passed: boolean; exitCode: number }>;
   image: {
-    build: (input: { projectDir: string; localRef: string; excludeDags: boolean; labels: Record<string, string>; buildSecrets: string[]; signal: AbortSignal }) => Promise<{ runtimeVersion?: string }>;
+    /** `imageId`: the image this build made, which the local name may no longer point at when deploys run side by side. */
+    build: (input: { projectDir: string; localRef: string; excludeDags: boolean; labels: Record<string, string>; buildSecrets: string[]; signal: AbortSignal }) => Promise<{ runtimeVersion?: string; imageId?: string }>;
     inspectPrebuilt: (ref: string) => Promise<{ runtimeVersion?: string }>;
     push: (input: { localRef: string; remoteRef: string; auth: { username: string; password: string; serveraddress: string }; signal: AbortSignal }) => Promise<{ digest?: string }>;
   };
@@ -99,7 +101,13 @@ export interface DeployResult {
 
 /** What reached the platform so far, for the message when a deploy is interrupted or fails half-way. */
 interface Reached {
+  deploymentId?: string;
   deployId?: string;
+  /** The finalize was sent, and whether it arrived could not be learned. */
+  finalizeUnknown?: boolean;
+  /** What this deploy ships, so the message only speaks of parts that were meant to go. */
+  shipsImage: boolean;
+  shipsBundle: boolean;
   imagePushed: boolean;
   dagsUploaded: boolean;
   finalized: boolean;
@@ -108,8 +116,8 @@ interface Reached {
 export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Promise<DeployResult> {
   const now = ports.now ?? Date.now;
   const timings: Partial<Record<Phase, number>> = {};
-  const reached: Reached = { imagePushed: false, dagsUploaded: false, finalized: false };
-  let current: Phase = 'select';
+  const reached: Reached = { shipsImage: false, shipsBundle: false, imagePushed: false, dagsUploaded: false, finalized: false };
+  let current = 'select' as Phase;
   let shouldParse = false;
 
   async function phase<T>(name: Phase, work: () => Promise<T>, detail?: string): Promise<T> {
@@ -132,9 +140,30 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
   try {
     return await run();
   } catch (error) {
-    if (ports.signal.aborted) throw interrupted(ports.signal, current, reached, error);
-    if (reached.deployId && !reached.finalized && error instanceof UserError && !error.nextStep) {
-      throw new UserError(error.message, { cause: error, nextStep: describeReached(reached) });
+    if (ports.signal.aborted) {
+      // Interrupted while the finalize was on its way: only the platform knows whether it arrived. Ask it, briefly
+      // (the signal that stopped us must not stop the question; a second Ctrl-C still exits at once).
+      if (current === 'finalize' && reached.deployId && !reached.finalized && ports.controlPlane.getDeploy) {
+        const deploy = await ports.controlPlane
+          .getDeploy(ports.session.organizationId, reached.deploymentId!, reached.deployId, AbortSignal.timeout(3_000))
+          .catch(() => undefined);
+        if (deploy?.status !== undefined && deploy.status !== 'INITIALIZED') reached.finalized = true;
+        else if (!deploy) reached.finalizeUnknown = true;
+      }
+      throw interrupted(ports.signal, current, reached, error);
+    }
+    // Half-way failures always say what reached the platform, after the failure's own advice.
+    if (reached.deployId && !reached.finalized && error instanceof UserError) {
+      const nextStep = error.nextStep ? `${error.nextStep}\n${describeReached(reached)}` : describeReached(reached);
+      throw new UserError(error.message, { cause: error, nextStep });
+    }
+    // A server or network failure the retries could not get past: say that nothing was left half-done, and that
+    // running the deploy again is the remedy.
+    if (!reached.deployId && error instanceof ApiError && !error.nextStep && (error.status === undefined || error.status >= 500)) {
+      throw new UserError(error.status === undefined ? error.message : `${error.message} (HTTP ${error.status} from the Astro API)`, {
+        cause: error,
+        nextStep: `${describeReached(reached)} Run astro deploy again.`,
+      });
     }
     throw error;
   }
@@ -179,6 +208,8 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     // With DAG deploys off, DAGs travel inside the image; with them on, as a separate bundle.
     const shipsBundle = dagDeploy && type !== 'IMAGE_ONLY';
     const shipsDagsInImage = shipsImage && !dagDeploy;
+    reached.shipsImage = shipsImage;
+    reached.shipsBundle = shipsBundle;
     const dagsDir = path.resolve(req.projectDir, req.dagsPath ?? 'dags');
 
     // The DAG bundle is built first: it tells us whether there are DAGs at all, and must exist before the SAS URL does.
@@ -212,7 +243,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
       if (req.imageName) {
         notice('Skipping building image...');
         localRef = req.imageName;
-        label = (await phase('build', () => ports.image.inspectPrebuilt(req.imageName!), 'prebuilt')).runtimeVersion;
+        label = (await phase('build', () => ports.image.inspectPrebuilt(req.imageName!), 'Checking the prebuilt image')).runtimeVersion;
       } else {
         const pre = await ports.runtime.preflight({ projectDir: req.projectDir, deployment, supported });
         warn(pre.notices);
@@ -221,9 +252,13 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
         const labels: Record<string, string> = { 'io.astronomer.deploy.revision.description': description };
         if (git?.metadata) labels['io.astronomer.deploy.revision.commit'] = git.metadata.commitSha;
         const ref = localRef;
-        label = (await phase('build', () =>
+        const built = await phase('build', () =>
           ports.image.build({ projectDir: req.projectDir, localRef: ref, excludeDags: dagDeploy, labels, buildSecrets: req.buildSecrets, signal: ports.signal }),
-        )).runtimeVersion;
+        );
+        label = built.runtimeVersion;
+        // From here on the image is named by what this build made: another deploy to the same Deployment may have
+        // moved the local name to its own build meanwhile, and we must test and push ours.
+        if (built.imageId) localRef = built.imageId;
       }
       const checked = await ports.runtime.checkImage({
         label,
@@ -240,6 +275,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
 
     const createBody: CreateDeployRequest = { type, description, ...(git?.metadata ? { git: git.metadata } : {}) };
     const created: Deploy = await phase('create', () => controlPlane.createDeploy(session.organizationId, deployment.id, createBody, ports.signal));
+    reached.deploymentId = deployment.id;
     reached.deployId = created.id;
 
     const pushTask = shipsImage
@@ -369,10 +405,12 @@ function throwIfAborted(signal: AbortSignal): void {
 function describeReached(reached: Reached): string {
   if (!reached.deployId) return 'Nothing reached the platform: the Deployment still runs its previous code.';
   const parts = [
-    `Deploy ${reached.deployId} was created but not finalized, so the Deployment still runs its previous code.`,
-    reached.imagePushed ? 'The image was pushed.' : 'The image was not pushed.',
-    reached.dagsUploaded ? 'The DAG bundle was uploaded but not activated.' : '',
-    'Run astro deploy again.',
+    reached.finalizeUnknown
+      ? `Deploy ${reached.deployId} was created and its finalize sent, but whether the platform received it is unknown: check the Deployment before deploying again.`
+      : `Deploy ${reached.deployId} was created but not finalized, so the Deployment still runs its previous code.`,
+    reached.shipsImage ? (reached.imagePushed ? 'The image was pushed.' : 'The image was not pushed.') : '',
+    reached.shipsBundle ? (reached.dagsUploaded ? 'The DAG bundle was uploaded but not activated.' : 'The DAG bundle was not uploaded.') : '',
+    reached.finalizeUnknown ? '' : 'Run astro deploy again.',
   ];
   return parts.filter(Boolean).join(' ');
 }
@@ -381,6 +419,9 @@ function interrupted(signal: AbortSignal, phase: Phase, reached: Reached, cause:
   const name = signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
   const what = reached.finalized
     ? 'The deploy was finalized before the interruption; the Deployment is updating.'
-    : describeReached(reached);
+    : phase === 'create' && !reached.deployId
+      ? // The create request may have arrived with its answer still on the way: at most an unused deploy exists.
+        'The deploy was being created; nothing was pushed, uploaded or finalized: the Deployment still runs its previous code.'
+      : describeReached(reached);
   return new InterruptedError(name, `Deploy interrupted by ${name} during ${phase}. ${what}`, { cause });
 }

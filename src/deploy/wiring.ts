@@ -216,7 +216,7 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
             if (p.type === 'build-log') out.debug(p.line);
           },
         });
-        return { runtimeVersion: built.runtimeVersion, labels: built.labels };
+        return { runtimeVersion: built.runtimeVersion, labels: built.labels, imageId: built.imageId };
       },
       inspectPrebuilt: async (ref) => {
         const [{ checkPrebuiltImage }, e] = await Promise.all([import('../image/check.js'), engine()]);

@@ -134,6 +134,8 @@ export async function buildProjectImage(engine: ImageEngine, options: BuildProje
   let step: FailedStep | undefined;
   let pending = '';
   let failure: string | undefined;
+  // The engine names the image it built; the tag may meanwhile name another build's (two deploys of one Deployment).
+  let builtId: string | undefined;
 
   const onLine = (line: string) => {
     const parsed = parseStepLine(line);
@@ -171,6 +173,8 @@ export async function buildProjectImage(engine: ImageEngine, options: BuildProje
       if (message.error !== undefined || message.errorDetail !== undefined) {
         failure = message.errorDetail?.message ?? message.error ?? 'unknown error';
       }
+      const id = (message.aux as { ID?: unknown } | undefined)?.ID;
+      if (typeof id === 'string' && id.startsWith('sha256:')) builtId = id;
     }
   } catch (error) {
     if (signal?.aborted) throw interrupted(signal);
@@ -182,7 +186,7 @@ export async function buildProjectImage(engine: ImageEngine, options: BuildProje
   if (failure !== undefined) throw new ImageBuildError(failure.trim(), step, [...tail]);
   if (signal?.aborted) throw interrupted(signal);
 
-  const details = await engine.inspect(options.tag);
+  const details = await engine.inspect(builtId ?? options.tag);
   if (!details) throw new ImageBuildError('the build finished but the engine has no image tagged ' + options.tag, step, [...tail]);
   emit({ type: 'build-done', tag: options.tag, imageId: details.id });
   const runtimeVersion = details.labels[RUNTIME_VERSION_LABEL];

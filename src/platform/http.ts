@@ -90,7 +90,25 @@ export class HttpClient {
           nextStep: 'Check your network connection and the domain of your current context (astro context list).',
         });
       }
-      if (response.status === 200 || response.status === 204) return this.decode(response, req.schema, url);
+      if (response.status === 200 || response.status === 204) {
+        // The body can still break after the status arrived (a connection reset mid-answer): that is a transport
+        // failure like any other, retried when the request is safe to repeat.
+        let text: string;
+        try {
+          text = await response.text();
+        } catch (error) {
+          if (req.signal?.aborted) throw error;
+          if (idempotent && attempt < policy.attempts) {
+            await this.wait(policy, attempt, `answer cut off: ${describeNetworkError(error)}`, req.signal);
+            continue;
+          }
+          throw new ApiError(`The connection to ${this.options.service} broke while its answer to ${new URL(url).pathname} was read: ${describeNetworkError(error)}`, undefined, {
+            cause: error,
+            nextStep: 'Check your network connection and try again.',
+          });
+        }
+        return this.decode(text, response.status, req.schema, url);
+      }
       const body = await response.text().catch(() => '');
       const retryableHere = isRetryableStatus(response.status) && (idempotent || response.status === 429 || response.status === 503);
       if (retryableHere && attempt < policy.attempts) {
@@ -107,20 +125,19 @@ export class HttpClient {
     await sleep(delayMs, signal);
   }
 
-  private async decode<T>(response: Response, schema: z.ZodType<T>, url: string): Promise<T> {
-    const text = await response.text();
+  private decode<T>(text: string, status: number, schema: z.ZodType<T>, url: string): T {
     let json: unknown;
     try {
       json = text === '' ? {} : JSON.parse(text);
     } catch (error) {
-      throw new ApiError(`${this.options.service} answered ${new URL(url).pathname} with something that is not JSON.`, response.status, { cause: error });
+      throw new ApiError(`${this.options.service} answered ${new URL(url).pathname} with something that is not JSON.`, status, { cause: error });
     }
     const parsed = schema.safeParse(json);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       throw new ApiError(
         `${this.options.service} answered ${new URL(url).pathname} in an unexpected shape (${issue?.path.join('.') || 'body'}: ${issue?.message}).`,
-        response.status,
+        status,
         { cause: parsed.error, nextStep: 'This usually means astro and the platform disagree on the API version; update astro.' },
       );
     }
@@ -155,7 +172,21 @@ function retryAfterMs(response: Response): number {
   return Number.isFinite(seconds) ? Math.min(seconds * 1000, 30_000) : 0;
 }
 
+const NETWORK_ERROR_TEXT: Record<string, string> = {
+  UND_ERR_SOCKET: 'the connection closed before the answer was complete',
+  ECONNRESET: 'the connection was reset',
+  ECONNREFUSED: 'the connection was refused',
+  ETIMEDOUT: 'the connection timed out',
+  UND_ERR_CONNECT_TIMEOUT: 'the connection timed out',
+  UND_ERR_HEADERS_TIMEOUT: 'no answer arrived in time',
+  UND_ERR_BODY_TIMEOUT: 'the answer stalled',
+  ENOTFOUND: 'the host name could not be resolved',
+  EAI_AGAIN: 'the host name could not be resolved (DNS is not answering)',
+};
+
 function describeNetworkError(error: unknown): string {
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ?? cause?.message ?? (error as Error).message;
+  const code = cause?.code;
+  if (code) return NETWORK_ERROR_TEXT[code] ? `${NETWORK_ERROR_TEXT[code]} (${code})` : code;
+  return cause?.message ?? (error as Error).message;
 }

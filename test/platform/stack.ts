@@ -48,6 +48,13 @@ export interface StackOptions {
   seed?: Seed | string;
   /** Host name in URLs given to clients. Default `localhost` (what Astronomer's CLI uses for domain `localhost`). */
   publicHost?: string;
+  /**
+   * `host:port` handed out as the registry host (imageRepository), instead of `<publicHost>:<registry port>`: e.g. a
+   * fault-injecting proxy in front of the registry. The platform itself still talks to the registry directly.
+   */
+  registryPublicHost?: string;
+  /** Base URL put in dagsUploadUrl SAS URLs instead of the blob proxy's, e.g. a fault-injecting proxy in front of it. */
+  blobPublicUrl?: string;
   /** DEPLOYING → HEALTHY/UNHEALTHY delay after finalize. Default 3000 ms. */
   healthDelayMs?: number;
   /** Lifetime of dagsUploadUrl SAS URLs. Default 900 s. */
@@ -288,9 +295,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const azurite = azuriteResult.value;
     const registry = registryResult.value;
 
-    platform.urls.registryHost = `${publicHost}:${registry.port}`;
+    platform.urls.registryHost = options.registryPublicHost ?? `${publicHost}:${registry.port}`;
     platform.urls.registryInternal = `http://127.0.0.1:${registry.port}`;
-    const blobs = new BlobStore(`http://127.0.0.1:${azurite.port}`, platform.urls.blobProxy);
+    const blobs = new BlobStore(`http://127.0.0.1:${azurite.port}`, options.blobPublicUrl?.replace(/\/$/, '') ?? platform.urls.blobProxy);
     await Promise.all(seed.deployments.map((d) => blobs.ensureContainer(d.id)));
     platform.blobs = blobs;
 

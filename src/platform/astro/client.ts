@@ -1,7 +1,7 @@
 /**
  * Client for the Astro REST API v1: the control-plane port the deploy and login services use.
  */
-import { ApiError, HttpClient, type FetchPort } from '../http.js';
+import { ApiError, HttpClient, UnauthorizedError, type FetchPort } from '../http.js';
 import type { RetryPolicy } from '../retry.js';
 import {
   deploymentOptionsSchema,
@@ -31,6 +31,8 @@ export interface AstroControlPlane {
   getDeploymentOptions(org: string, signal?: AbortSignal): Promise<DeploymentOptions>;
   createDeploy(org: string, deploymentId: string, body: CreateDeployRequest, signal?: AbortSignal): Promise<Deploy>;
   finalizeDeploy(org: string, deploymentId: string, deployId: string, body: { dagTarballVersion?: string }, signal?: AbortSignal): Promise<Deploy>;
+  /** One deploy, e.g. to learn whether a finalize whose answer never came was applied. */
+  getDeploy?(org: string, deploymentId: string, deployId: string, signal?: AbortSignal): Promise<Deploy>;
 }
 
 export interface AstroClientOptions {
@@ -126,16 +128,30 @@ export function createAstroClient(options: AstroClientOptions): AstroControlPlan
         signal,
       }),
 
-    finalizeDeploy: (org, id, deployId, body, signal) =>
-      http.request({
-        method: 'POST',
-        path: `organizations/${enc(org)}/deployments/${enc(id)}/deploys/${enc(deployId)}/finalize`,
-        body,
-        schema: deploySchema,
-        // Finalizing the same deploy twice is harmless, so transport failures may be retried.
-        idempotent: true,
-        signal,
-      }),
+    getDeploy: (org, id, deployId, signal) =>
+      http.request({ path: `organizations/${enc(org)}/deployments/${enc(id)}/deploys/${enc(deployId)}`, schema: deploySchema, signal }),
+
+    finalizeDeploy: async (org, id, deployId, body, signal) => {
+      const deployPath = `organizations/${enc(org)}/deployments/${enc(id)}/deploys/${enc(deployId)}`;
+      try {
+        return await http.request({
+          method: 'POST',
+          path: `${deployPath}/finalize`,
+          body,
+          schema: deploySchema,
+          // A repeated finalize changes nothing (the platform refuses it), so transport failures may be retried.
+          idempotent: true,
+          signal,
+        });
+      } catch (error) {
+        // A finalize whose answer was lost was applied all the same, and its retry is refused as "already finalized";
+        // one that failed in transit may or may not have arrived. The deploy itself says which.
+        if (signal?.aborted || !(error instanceof ApiError) || error instanceof UnauthorizedError || error.status === 403) throw error;
+        const deploy = await http.request({ path: deployPath, schema: deploySchema, signal }).catch(() => undefined);
+        if (deploy?.status !== undefined && deploy.status !== 'INITIALIZED') return deploy;
+        throw error;
+      }
+    },
   };
 }
 

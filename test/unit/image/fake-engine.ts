@@ -27,7 +27,11 @@ export class FakeEngine implements ImageEngine {
     this.contextBytes = await drain(request.context);
     for (const message of this.buildMessages) yield message;
     if (!this.buildMessages.some((m) => m.error !== undefined || m.errorDetail !== undefined)) {
-      this.images.set(request.tag, image(request.tag, { ...request.labels }));
+      const built = image(request.tag, { ...request.labels });
+      this.images.set(request.tag, built);
+      // Like a real engine, the image is also found by the ID the build reported.
+      const id = this.buildMessages.map((m) => (m.aux as { ID?: unknown } | undefined)?.ID).find((x) => typeof x === 'string');
+      if (typeof id === 'string') this.images.set(id, { ...built, id });
     }
   }
 
