@@ -7,11 +7,12 @@
  * behind and the short-lived SAS URL is used right away. Push and upload run in parallel.
  */
 import path from 'node:path';
-import { InterruptedError, NeedsInputError, UserError } from '../errors.js';
+import { InterruptedError, UserError } from '../errors.js';
 import type { AstroSession } from '../auth/session.js';
 import type { AstroControlPlane } from '../platform/astro/client.js';
 import { ApiError } from '../platform/http.js';
 import type { CreateDeployRequest, Deploy, Deployment, DeployType } from '../platform/astro/schemas.js';
+import { confirmEmptyDags as confirmEmpty, runProjectChecks } from './checks.js';
 import { chooseDeployment, type SelectionPorts } from './select.js';
 import type { GitInfo } from './git.js';
 import { pollUntilHealthy } from './wait.js';
@@ -345,48 +346,21 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     };
   }
 
-  async function runChecks(image: string | undefined): Promise<void> {
-    const notice = (message: string) => ports.emit({ type: 'notice', message });
-    const dagsDir = path.resolve(req.projectDir, req.dagsPath ?? 'dags');
-    if (shouldParse) {
-      const outcome = await phase('parse', () => ports.parse({ projectDir: req.projectDir, dagsDir, envFile: req.envFile, image, signal: ports.signal }));
-      for (const f of outcome.failures) ports.emit({ type: 'warning', message: `${f.path}: ${f.message}` });
-      if (!outcome.ok && !req.force) {
-        throw new UserError('your local DAGs did not parse. Fix the listed errors or use `astro deploy [deployment-id] -f` to force deploy');
-      }
-      if (outcome.ok) notice('✔ No errors detected in your DAGs');
-      else notice('Deploying despite DAG errors because of --force.');
-    }
-    if (req.pytest) {
-      const result = await phase('pytest', () =>
-        ports.pytest({ projectDir: req.projectDir, testPath: req.pytest?.file, envFile: req.envFile, image, signal: ports.signal }),
-      );
-      if (!result.passed) {
-        throw new UserError(
-          result.exitCode === 1
-            ? "at least 1 pytest in your tests directory failed. Fix the issues listed or rerun the command without the '--pytest' flag to deploy"
-            : `Something went wrong while Pytesting your DAGs,\nif the issue persists rerun the command without the '--pytest' flag to deploy: pytest exited with ${result.exitCode}`,
-        );
-      }
-      notice('\nAll Pytests passed!');
-    }
+  function runChecks(image: string | undefined): Promise<void> {
+    return runProjectChecks(
+      { projectDir: req.projectDir, dagsDir: path.resolve(req.projectDir, req.dagsPath ?? 'dags'), envFile: req.envFile, image, parse: shouldParse, pytest: req.pytest, force: req.force, signal: ports.signal },
+      {
+        parse: ports.parse,
+        pytest: ports.pytest,
+        notice: (message) => ports.emit({ type: 'notice', message }),
+        warn: (message) => ports.emit({ type: 'warning', message }),
+        phase: (name, work) => phase(name, work),
+      },
+    );
   }
 
-  async function confirmEmptyDags(): Promise<void> {
-    if (req.force || !req.showWarnings) return;
-    const question = 'Warning: No DAGs found. This will delete any existing DAGs. Are you sure you want to deploy?';
-    let yes: boolean;
-    try {
-      yes = await ports.confirm(question, ['--force']);
-    } catch (error) {
-      if (error instanceof NeedsInputError) {
-        throw new NeedsInputError('No DAGs found: this deploy would delete the Deployment\'s existing DAGs.', ['--force'], {
-          nextStep: 'Add DAG files to the dags folder, or pass --force to deploy an empty DAG bundle on purpose.',
-        });
-      }
-      throw error;
-    }
-    if (!yes) throw new UserError('Canceling deploy...');
+  function confirmEmptyDags(): Promise<void> {
+    return confirmEmpty({ force: req.force, showWarnings: req.showWarnings, cancelMessage: 'Canceling deploy...' }, ports.confirm);
   }
 }
 

@@ -11,12 +11,13 @@
  * the DAG server come in through ports.
  */
 import path from 'node:path';
-import { InterruptedError, NeedsInputError, UserError } from '../errors.js';
+import { InterruptedError, UserError } from '../errors.js';
 import type { DagDeploymentType, SoftwareAppConfig, SoftwareDeployApi, SoftwareDeploymentDetails, SoftwareDeploymentSummary } from '../platform/software/deploy-api.js';
 import { gateVersion, parsePlatformVersion, requirePlatformVersion, versionAtLeast } from '../platform/software/versions.js';
 import { registryHostname, type DockerCredentials } from '../image/docker-credentials.js';
 import type { DeployEvent, DeployPorts, Phase } from './deploy.js';
 import type { LocalDeployPorts, LocalImage } from './wiring.js';
+import { confirmEmptyDags as confirmEmpty, runProjectChecks } from './checks.js';
 
 export const RUNTIME_VERSION_LABEL = 'io.astronomer.docker.runtime.version';
 export const AIRFLOW_VERSION_LABEL = 'io.astronomer.docker.airflow.version';
@@ -330,46 +331,15 @@ export async function deployToSoftware(req: SoftwareDeployRequest, ports: Softwa
     return credentials.identityToken ? Object.assign(auth, { identitytoken: credentials.identityToken }) : auth;
   }
 
-  async function runChecks(shouldParse: boolean, image: string | undefined): Promise<void> {
-    const dagsDir = path.resolve(req.projectDir, req.dagsPath ?? 'dags');
-    if (shouldParse) {
-      const outcome = await phase('parse', () => ports.parse({ projectDir: req.projectDir, dagsDir, envFile: req.envFile, image, signal: ports.signal }));
-      for (const f of outcome.failures) warn(`${f.path}: ${f.message}`);
-      if (!outcome.ok && !req.force) {
-        throw new UserError('your local DAGs did not parse. Fix the listed errors or use `astro deploy [deployment-id] -f` to force deploy');
-      }
-      notice(outcome.ok ? '✔ No errors detected in your DAGs' : 'Deploying despite DAG errors because of --force.');
-    }
-    if (req.pytest) {
-      const result = await phase('pytest', () =>
-        ports.pytest({ projectDir: req.projectDir, testPath: req.pytest?.file, envFile: req.envFile, image, signal: ports.signal }),
-      );
-      if (!result.passed) {
-        throw new UserError(
-          result.exitCode === 1
-            ? "at least 1 pytest in your tests directory failed. Fix the issues listed or rerun the command without the '--pytest' flag to deploy"
-            : `Something went wrong while Pytesting your DAGs,\nif the issue persists rerun the command without the '--pytest' flag to deploy: pytest exited with ${result.exitCode}`,
-        );
-      }
-      notice('\nAll Pytests passed!');
-    }
+  function runChecks(shouldParse: boolean, image: string | undefined): Promise<void> {
+    return runProjectChecks(
+      { projectDir: req.projectDir, dagsDir: path.resolve(req.projectDir, req.dagsPath ?? 'dags'), envFile: req.envFile, image, parse: shouldParse, pytest: req.pytest, force: req.force, signal: ports.signal },
+      { parse: ports.parse, pytest: ports.pytest, notice, warn, phase: (name, work) => phase(name, work) },
+    );
   }
 
-  async function confirmEmptyDags(): Promise<void> {
-    if (req.force || !req.showWarnings) return;
-    const question = 'Warning: No DAGs found. This will delete any existing DAGs. Are you sure you want to deploy?';
-    let yes: boolean;
-    try {
-      yes = await ports.confirm(question, ['--force']);
-    } catch (error) {
-      if (error instanceof NeedsInputError) {
-        throw new NeedsInputError("No DAGs found: this deploy would delete the Deployment's existing DAGs.", ['--force'], {
-          nextStep: 'Add DAG files to the dags folder, or pass --force to deploy an empty DAG bundle on purpose.',
-        });
-      }
-      throw error;
-    }
-    if (!yes) throw new UserError('no DAGs found in the dags folder. User canceled the operation');
+  function confirmEmptyDags(): Promise<void> {
+    return confirmEmpty({ force: req.force, showWarnings: req.showWarnings, cancelMessage: 'no DAGs found in the dags folder. User canceled the operation' }, ports.confirm);
   }
 
   /**
