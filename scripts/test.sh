@@ -12,6 +12,9 @@ mkdir -p .state
 status=0
 npx --no-install vitest run --reporter=default --reporter=json --outputFile.json=.state/vitest-results.json "$@" || status=$?
 
+# Deploy tests rebuild project images; drop the untagged ones they leave (only images astro labelled).
+/usr/bin/docker image prune -f --filter label=io.astronomer.deploy.revision.description >/dev/null 2>&1 || true
+
 node -e '
   const r = JSON.parse(require("fs").readFileSync(".state/vitest-results.json", "utf8"));
   const skipped = r.numPendingTests + r.numTodoTests;
