@@ -127,7 +127,7 @@ export async function loginToAstro(options: AstroLoginOptions, ports: AstroLogin
   emit({ type: 'organization-selected', organization, how: orgHow });
 
   const workspaces = await controlPlane.listWorkspaces(organization.id, ports.signal);
-  const picked = await pickWorkspace(workspaces, orgChanged ? undefined : config.context(domain), options.workspaceId, ports);
+  const picked = await pickWorkspace(workspaces, orgChanged ? undefined : config.context(domain), options.workspaceId, ports.chooseWorkspace, (w) => w.name);
   if (!picked) {
     await config.saveContext(domain, { workspace: '' });
     emit({ type: 'no-workspace', organization });
@@ -225,17 +225,22 @@ async function pickOrganization(
   return { organization: await ports.chooseOrganization(organizations), how: 'chosen' };
 }
 
-async function pickWorkspace(
-  workspaces: Workspace[],
+/**
+ * The workspace a login lands in: the flag, else the only one, else the one used last, else the user's choice.
+ * Shared by Astro and Software logins; `describe` names a workspace in messages.
+ */
+export async function pickWorkspace<W extends { id: string }>(
+  workspaces: W[],
   context: Context | undefined,
   flag: string | undefined,
-  ports: AstroLoginPorts,
-): Promise<{ workspace: Workspace; how: ChoiceHow } | undefined> {
+  choose: (workspaces: W[]) => Promise<W>,
+  describe: (workspace: W) => string,
+): Promise<{ workspace: W; how: ChoiceHow } | undefined> {
   if (flag) {
     const found = workspaces.find((w) => w.id === flag);
     if (!found) {
       throw new UserError(`Workspace ${flag} is not in this organization, or you have no access to it.`, {
-        nextStep: workspaces.length > 0 ? `Workspaces you can use: ${workspaces.map((w) => `${w.name} (${w.id})`).join(', ')}` : undefined,
+        nextStep: workspaces.length > 0 ? `Workspaces you can use: ${workspaces.map((w) => `${describe(w)} (${w.id})`).join(', ')}` : undefined,
       });
     }
     return { workspace: found, how: 'flag' };
@@ -244,7 +249,7 @@ async function pickWorkspace(
   if (workspaces.length === 1) return { workspace: workspaces[0]!, how: 'only' };
   const lastUsed = workspaces.find((w) => w.id === context?.last_used_workspace) ?? workspaces.find((w) => w.id === context?.workspace);
   if (lastUsed) return { workspace: lastUsed, how: 'last-used' };
-  return { workspace: await ports.chooseWorkspace(workspaces), how: 'chosen' };
+  return { workspace: await choose(workspaces), how: 'chosen' };
 }
 
 export interface LogoutResult {

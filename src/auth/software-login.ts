@@ -4,10 +4,10 @@
  */
 import { z } from 'zod';
 import { UserError } from '../errors.js';
-import type { AstroConfig, Context } from '../config/store.js';
+import type { AstroConfig } from '../config/store.js';
 import type { FetchPort } from '../platform/http.js';
 import { createHoustonClient, houstonUrl, softwareAppUrl, type HoustonClient, type HoustonSettings } from '../platform/software/houston.js';
-import type { ChoiceHow, LoginResult } from './login.js';
+import { pickWorkspace, type ChoiceHow, type LoginResult } from './login.js';
 
 const AUTH_CONFIG_QUERY = `query GetAuthConfig($redirect: String) {
   authConfig(redirect: $redirect) { localEnabled publicSignup initialSignup providers { name displayName url } }
@@ -103,7 +103,7 @@ export async function loginToSoftware(options: SoftwareLoginOptions, ports: Soft
   await config.saveContext(domain, { token }, { makeCurrent: true });
   if (username) emit({ type: 'logged-in-as', username });
 
-  const picked = await pickSoftwareWorkspace(workspaces, config.context(domain), options.workspaceId, ports);
+  const picked = await pickWorkspace(workspaces, config.context(domain), options.workspaceId, ports.chooseWorkspace, (w) => w.label ?? '');
   if (!picked) {
     emit({ type: 'no-workspace' });
     return { domain, email: username };
@@ -157,24 +157,3 @@ async function obtainToken(
   return { token };
 }
 
-async function pickSoftwareWorkspace(
-  workspaces: SoftwareWorkspace[],
-  context: Context | undefined,
-  flag: string | undefined,
-  ports: SoftwareLoginPorts,
-): Promise<{ workspace: SoftwareWorkspace; how: ChoiceHow } | undefined> {
-  if (flag) {
-    const found = workspaces.find((w) => w.id === flag);
-    if (!found) {
-      throw new UserError(`Workspace ${flag} does not exist or you have no access to it.`, {
-        nextStep: workspaces.length > 0 ? `Workspaces you can use: ${workspaces.map((w) => `${w.label ?? ''} (${w.id})`).join(', ')}` : undefined,
-      });
-    }
-    return { workspace: found, how: 'flag' };
-  }
-  if (workspaces.length === 0) return undefined;
-  if (workspaces.length === 1) return { workspace: workspaces[0]!, how: 'only' };
-  const lastUsed = workspaces.find((w) => w.id === context?.last_used_workspace) ?? workspaces.find((w) => w.id === context?.workspace);
-  if (lastUsed) return { workspace: lastUsed, how: 'last-used' };
-  return { workspace: await ports.chooseWorkspace(workspaces), how: 'chosen' };
-}
