@@ -1,6 +1,7 @@
 /**
- * Turns deploy events into what a person sees: a spinner per phase on a terminal, plain lines in CI logs,
- * byte progress for push and upload. Everything here goes to stderr; the result goes to stdout at the end.
+ * Turns deploy events into what a person sees on stderr. On a terminal, one spinner shows every phase that is
+ * running (push and upload run together) and a line is kept for each finished phase; in logs, plain lines, with
+ * byte progress every 25%. The result goes to stdout at the end, not here.
  */
 import type { DeployEvent, Phase } from '../deploy/deploy.js';
 import type { Output, Spinner } from '../ui/output.js';
@@ -24,13 +25,35 @@ function formatBytes(n: number): string {
   return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }
 
+function progressText(event: Extract<DeployEvent, { type: 'progress' }>): { text: string; pct?: number } {
+  if (!event.bytesTotal) return { text: event.message ?? '' };
+  const pct = Math.min(100, Math.floor(((event.bytesDone ?? 0) / event.bytesTotal) * 100));
+  const filled = Math.round(pct / 5);
+  return { text: `[${'#'.repeat(filled)}${'-'.repeat(20 - filled)}] ${pct}% ${formatBytes(event.bytesDone ?? 0)}/${formatBytes(event.bytesTotal)}`, pct };
+}
+
 export function createDeployView(out: Output): { emit: (event: DeployEvent) => void; close: () => void } {
-  const spinners = new Map<Phase, Promise<Spinner>>();
   const started = new Map<Phase, number>();
   // A phase may name itself (e.g. a custom registry's push); otherwise the default label.
   const labels = new Map<Phase, string>();
   const label = (phase: Phase) => labels.get(phase) ?? LABELS[phase];
-  const lastPrinted = new Map<Phase, number>();
+  const details = new Map<Phase, string>();
+  const lastBucket = new Map<Phase, number>();
+  let spinner: Promise<Spinner> | undefined;
+
+  const running = () => [...started.keys()].map((p) => `${label(p)}…${details.get(p) ? ` ${details.get(p)}` : ''}`).join('   ');
+  const redraw = () => {
+    if (!out.animated) return;
+    if (started.size === 0) {
+      const s = spinner;
+      spinner = undefined;
+      void s?.then((x) => x.stop());
+      return;
+    }
+    const text = running();
+    if (spinner) void spinner.then((x) => x.update(text));
+    else spinner = out.spinner(text);
+  };
 
   const emit = (event: DeployEvent) => {
     switch (event.type) {
@@ -43,36 +66,32 @@ export function createDeployView(out: Output): { emit: (event: DeployEvent) => v
       case 'phase': {
         if (event.phase === 'select') return;
         if (event.state === 'start') {
-          started.set(event.phase, Date.now());
           if (event.detail && /^[A-Z]/.test(event.detail)) labels.set(event.phase, event.detail);
-          spinners.set(event.phase, out.spinner(`${label(event.phase)}…`));
+          started.set(event.phase, Date.now());
+          if (!out.animated) out.info(`${label(event.phase)}…`);
+          redraw();
           return;
         }
-        const spinner = spinners.get(event.phase);
-        spinners.delete(event.phase);
         const seconds = ((Date.now() - (started.get(event.phase) ?? Date.now())) / 1000).toFixed(1);
-        void spinner?.then((s) => (event.state === 'done' ? s.succeed(`${label(event.phase)} (${seconds}s)`) : s.fail(`${label(event.phase)} failed`)));
+        started.delete(event.phase);
+        details.delete(event.phase);
+        out.info(event.state === 'done' ? `✔ ${label(event.phase)} (${seconds}s)` : `✖ ${label(event.phase)} failed`);
+        redraw();
         return;
       }
       case 'progress': {
-        const spinner = spinners.get(event.phase);
-        let text = event.message ?? '';
-        if (event.bytesTotal) {
-          const pct = Math.min(100, Math.floor(((event.bytesDone ?? 0) / event.bytesTotal) * 100));
-          const width = 20;
-          const filled = Math.round((pct / 100) * width);
-          text = `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${pct}% ${formatBytes(event.bytesDone ?? 0)}/${formatBytes(event.bytesTotal)}`;
-          // In logs, a line per 25% is enough.
-          if (out.streams.stderr.isTTY !== true) {
-            const bucket = Math.floor(pct / 25);
-            if (lastPrinted.get(event.phase) === bucket) return;
-            lastPrinted.set(event.phase, bucket);
-            out.info(`  ${label(event.phase)}: ${text}`);
-            return;
-          }
+        const { text, pct } = progressText(event);
+        if (out.animated) {
+          details.set(event.phase, text);
+          redraw();
+        } else if (pct !== undefined) {
+          const bucket = Math.floor(pct / 25);
+          if (lastBucket.get(event.phase) === bucket) return;
+          lastBucket.set(event.phase, bucket);
+          out.info(`  ${label(event.phase)}: ${text}`);
+        } else if (text) {
+          out.debug(text);
         }
-        if (spinner) void spinner.then((s) => s.update(`${label(event.phase)}… ${text}`));
-        else if (text) out.debug(text);
         return;
       }
     }
@@ -80,8 +99,8 @@ export function createDeployView(out: Output): { emit: (event: DeployEvent) => v
   return {
     emit,
     close: () => {
-      for (const s of spinners.values()) void s.then((x) => x.stop());
-      spinners.clear();
+      started.clear();
+      redraw();
     },
   };
 }

@@ -30,16 +30,16 @@ const GITHUB_REMOTE = /github\.com[:/]([^/]+)\/(.+?)(?:\.git)?\/?$/;
 
 export async function readGitInfo(projectDir: string): Promise<GitInfo> {
   const top = await git(projectDir, ['rev-parse', '--show-toplevel']);
-  if (!top) return { skippedBecause: 'the project is not in a git repository' };
+  if (!top) return { skippedBecause: 'Skipping Git metadata: the project is not in a git repository' };
   const sha = await git(projectDir, ['rev-parse', 'HEAD']);
-  if (!sha) return { skippedBecause: 'the repository has no commits yet' };
+  if (!sha) return { skippedBecause: 'Skipping Git metadata: the repository has no commits yet' };
   const subject = (await git(projectDir, ['log', '-1', '--format=%s']))?.slice(0, 72);
   const status = await git(projectDir, ['status', '--porcelain', '--untracked-files=no']);
   if (status === undefined || status !== '') {
     return { headSubject: subject, skippedBecause: 'Local repository has uncommitted changes, skipping Git metadata retrieval' };
   }
   const remote = await git(projectDir, ['remote', 'get-url', 'origin']);
-  if (!remote) return { headSubject: subject, skippedBecause: 'the repository has no origin remote' };
+  if (!remote) return { headSubject: subject, skippedBecause: 'Skipping Git metadata: the repository has no origin remote' };
   const branch = await git(projectDir, ['rev-parse', '--abbrev-ref', 'HEAD']);
   const authorName = await git(projectDir, ['log', '-1', '--format=%an']);
   const relative = path.relative(top, path.resolve(projectDir)).split(path.sep).join('/');

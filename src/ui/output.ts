@@ -41,6 +41,8 @@ export class Output {
   readonly streams: Streams;
   private readonly secrets = new Set<string>();
   private document: unknown = undefined;
+  /** The spinner currently drawn on stderr, if any. */
+  private live: { isSpinning: boolean; clear(): unknown; render(): unknown } | undefined;
   private documentSet = false;
 
   constructor(streams: Streams, options: OutputOptions = {}) {
@@ -121,21 +123,30 @@ export class Output {
     }
   }
 
-  /** A spinner on a terminal; plain start/end lines otherwise (CI logs stay readable). */
-  async spinner(text: string): Promise<Spinner> {
+  /** True when spinners animate (a terminal with a size, not --json); otherwise they print plain lines. */
+  get animated(): boolean {
+    const columns = (this.streams.stderr as { columns?: number }).columns;
     // A terminal that reports 0 columns (pseudo-terminals without a window size) sends ora into an endless
     // line-clearing loop: such terminals get the plain lines.
-    const columns = (this.streams.stderr as { columns?: number }).columns;
-    if (this.streams.stderr.isTTY === true && !this.json && columns !== 0) {
+    return this.streams.stderr.isTTY === true && !this.json && columns !== 0;
+  }
+
+  /** A spinner on a terminal; plain start/end lines otherwise (CI logs stay readable). */
+  async spinner(text: string): Promise<Spinner> {
+    if (this.animated) {
       const { default: ora } = await import('ora');
       const spin = ora({ text: this.redact(text), stream: this.streams.stderr, color: 'cyan', isEnabled: true });
       if (!this.color) spin.color = 'white';
       spin.start();
+      this.live = spin;
+      const done = () => {
+        if (this.live === spin) this.live = undefined;
+      };
       return {
         update: (t) => { spin.text = this.redact(t); },
-        succeed: (t) => { spin.succeed(t === undefined ? undefined : this.redact(t)); },
-        fail: (t) => { spin.fail(t === undefined ? undefined : this.redact(t)); },
-        stop: () => { spin.stop(); },
+        succeed: (t) => { done(); spin.succeed(t === undefined ? undefined : this.redact(t)); },
+        fail: (t) => { done(); spin.fail(t === undefined ? undefined : this.redact(t)); },
+        stop: () => { done(); spin.stop(); },
       };
     }
     this.info(text);
@@ -162,6 +173,10 @@ export class Output {
   }
 
   private write(stream: NodeJS.WritableStream, text: string): void {
+    // A line written under a running spinner would be overwritten by its next frame: clear it, write, redraw.
+    const spin = stream === this.streams.stderr && this.live?.isSpinning ? this.live : undefined;
+    spin?.clear();
     stream.write(`${this.redact(text)}\n`);
+    spin?.render();
   }
 }
