@@ -4,6 +4,7 @@ import { Option, type Command } from 'commander';
 import type { CommandContext } from '../context.js';
 import type { AstroConfig } from '../../config/store.js';
 import { UsageError, UserError } from '../../errors.js';
+import { checkEnvFile } from '../env-file.js';
 
 export interface DeployFlags {
   deploymentName?: string;
@@ -103,6 +104,7 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
         const isProject = await fs.stat(path.join(projectDir, '.astro', 'config.yaml')).then((s) => s.isFile(), () => false);
         if (!isProject) throw new UserError(NOT_A_PROJECT);
       }
+      await checkEnvFile(projectDir, flags.env);
 
       const config = await loadConfig();
       const domain = config.currentDomain(env.domain);

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
 import { UserError } from '../../errors.js';
+import { checkEnvFile } from '../env-file.js';
 
 interface CheckFlags {
   imageName?: string;
@@ -38,6 +39,7 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
     .action(async (flags: CheckFlags) => {
       const c = ctx();
       const { out, env, cwd, signal } = c;
+      await checkEnvFile(cwd, flags.env);
       const [{ runParse }, { renderParseReport }, config] = await Promise.all([
         import('../../parse/runParse.js'),
         import('../../parse/render.js'),
@@ -90,6 +92,7 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
     .action(async (testPath: string | undefined, flags: CheckFlags) => {
       const c = ctx();
       const { out, env, cwd, signal } = c;
+      await checkEnvFile(cwd, flags.env);
       const [{ runPytest }, config] = await Promise.all([import('../../parse/pytest.js'), c.loadConfig()]);
       const result = await runPytest(
         {

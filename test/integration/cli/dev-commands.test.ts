@@ -52,3 +52,15 @@ describe('astro dev pytest', () => {
     await fs.rm(dir, { recursive: true, force: true });
   });
 });
+
+describe('--env', () => {
+  it('refuses an env file that does not exist, but not a missing default .env', async () => {
+    const cwd = path.resolve('fixtures/example-project');
+    const missing = await runCli(['dev', 'parse', '--env', 'nope.env'], { cwd, env: env() });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('Env file path is incorrect:  nope.env');
+    const deploy = await runCli(['deploy', 'dep-1', '--env', 'nope.env'], { cwd, env: env() });
+    expect(deploy.code).toBe(1);
+    expect(deploy.stderr).toContain('Env file path is incorrect:  nope.env');
+  });
+});
