@@ -1,0 +1,16 @@
+// What `npm install -g .` / `npx astro` get: the package must carry the built CLI and the parse harness.
+import { execFileSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+
+describe('the npm package', () => {
+  it('contains the entry point, the build and the Python harness, and the bin runs', () => {
+    const packed = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as {
+      files: { path: string }[];
+    }[];
+    const files = packed[0]!.files.map((f) => f.path);
+    expect(files).toEqual(expect.arrayContaining(['bin/astro.js', 'dist/cli/main.js', 'python/astro_parse/supervisor.py', 'package.json']));
+    expect(files.some((f) => f.startsWith('test/') || f.startsWith('src/'))).toBe(false);
+    const version = execFileSync(process.execPath, ['bin/astro.js', 'version'], { encoding: 'utf8' });
+    expect(version).toMatch(/^Astro CLI Version: \d+\.\d+\.\d+/);
+  });
+});
