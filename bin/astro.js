@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The only place that exits the process: run main(), turn signals into cancellation, and set the exit code.
-import { main } from '../dist/cli/main.js';
+import { main } from '../dist/bundle/main.js';
 
 // `astro ... | head`: a closed pipe is the reader's choice, not an error.
 for (const stream of [process.stdout, process.stderr]) {

@@ -1,12 +1,21 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 let cached: string | undefined;
 
-/** This package's version, read from package.json next to dist/. */
+/** This package's version, from the package.json above this module (dist/, dist/bundle/ or src/). */
 export function cliVersion(): string {
-  if (cached === undefined) {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-    cached = pkg.version;
+  if (cached !== undefined) return cached;
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = path.join(dir, 'package.json');
+    if (existsSync(candidate)) {
+      const pkg = JSON.parse(readFileSync(candidate, 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'astro-deploy-cli' && pkg.version) return (cached = pkg.version);
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) return (cached = '0.0.0');
+    dir = parent;
   }
-  return cached;
 }

@@ -512,7 +512,7 @@ const builtCli = path.join(repoRoot, '.state', 'faults', 'cli');
 export async function buildCli(): Promise<string> {
   const entry = path.join(builtCli, 'bin', 'astro.js');
   // Up to date when built after the last change of any source: the test files share one build.
-  const builtAt = await fs.stat(path.join(builtCli, 'dist', 'cli', 'main.js')).then((s) => s.mtimeMs, () => 0);
+  const builtAt = await fs.stat(path.join(builtCli, 'dist', 'bundle', 'main.js')).then((s) => s.mtimeMs, () => 0);
   if (builtAt > 0 && existsSync(entry) && (await newestSourceChange()) < builtAt) return entry;
   await fs.rm(path.join(builtCli, 'dist'), { recursive: true, force: true });
   mkdirSync(path.join(builtCli, 'bin'), { recursive: true });
@@ -528,6 +528,16 @@ export async function buildCli(): Promise<string> {
       else reject(new Error(`tsc produced no CLI:\n${output}`));
     });
   });
+  // bin/astro.js runs the bundle (scripts/bundle.mjs), as the published package does.
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(repoRoot, 'scripts', 'bundle.mjs'), '--outdir', path.join(builtCli, 'dist', 'bundle')], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let output = '';
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`bundling the CLI failed:\n${output}`))));
+  });
   await fs.copyFile(path.join(repoRoot, 'bin', 'astro.js'), path.join(builtCli, 'bin', 'astro.js'));
   await fs.copyFile(path.join(repoRoot, 'package.json'), path.join(builtCli, 'package.json'));
   for (const link of ['node_modules', 'python']) {
@@ -539,7 +549,7 @@ export async function buildCli(): Promise<string> {
 
 async function newestSourceChange(): Promise<number> {
   let newest = 0;
-  const files = [path.join(repoRoot, 'bin', 'astro.js'), path.join(repoRoot, 'package.json'), path.join(repoRoot, 'tsconfig.json')];
+  const files = [path.join(repoRoot, 'bin', 'astro.js'), path.join(repoRoot, 'package.json'), path.join(repoRoot, 'tsconfig.json'), path.join(repoRoot, 'scripts', 'bundle.mjs')];
   for (const entry of await fs.readdir(path.join(repoRoot, 'src'), { recursive: true, withFileTypes: true })) {
     if (entry.isFile()) files.push(path.join(entry.parentPath, entry.name));
   }

@@ -8,7 +8,7 @@ describe('the npm package', () => {
       files: { path: string }[];
     }[];
     const files = packed[0]!.files.map((f) => f.path);
-    expect(files).toEqual(expect.arrayContaining(['bin/astro.js', 'dist/cli/main.js', 'python/astro_parse/supervisor.py', 'package.json']));
+    expect(files).toEqual(expect.arrayContaining(['bin/astro.js', 'dist/bundle/main.js', 'python/astro_parse/supervisor.py', 'package.json']));
     expect(files.some((f) => f.startsWith('test/') || f.startsWith('src/'))).toBe(false);
     const version = execFileSync(process.execPath, ['bin/astro.js', 'version'], { encoding: 'utf8' });
     expect(version).toMatch(/^Astro CLI Version: \d+\.\d+\.\d+/);
