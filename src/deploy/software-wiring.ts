@@ -3,27 +3,17 @@
  * credentials, the DAG server, and the same engine / parse / bundle adapters the Astro deploy uses.
  */
 import path from 'node:path';
-import type { AstroConfig } from '../config/store.js';
-import type { AstroEnv } from '../env.js';
-import type { Output } from '../ui/output.js';
 import { select } from '../ui/prompt.js';
 import { createHoustonClient } from '../platform/software/houston.js';
 import { createSoftwareDeployApi } from '../platform/software/deploy-api.js';
-import type { DeployEvent } from './deploy.js';
 import type { SoftwareDeployPorts } from './software.js';
-import { createLocalPorts } from './wiring.js';
+import { createLocalPorts, type LocalWiringInput } from './wiring.js';
 
-export interface SoftwareWiringInput {
-  config: AstroConfig;
-  env: AstroEnv;
-  out: Output;
-  projectDir: string;
-  signal: AbortSignal;
-  emit: (event: DeployEvent) => void;
+export type SoftwareWiringInput = LocalWiringInput & {
   houstonUrl: string;
   /** The raw Houston token of the context. */
   token: string;
-}
+};
 
 export function createSoftwarePorts(input: SoftwareWiringInput): SoftwareDeployPorts {
   const { env, out, signal, emit, token } = input;

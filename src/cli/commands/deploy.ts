@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Option, type Command } from 'commander';
 import type { CommandContext } from '../context.js';
 import type { AstroConfig } from '../../config/store.js';
+import type { AstroEnv } from '../../env.js';
 import { UsageError, UserError } from '../../errors.js';
 import { checkEnvFile } from '../env-file.js';
 
@@ -51,6 +52,27 @@ export function validateDeployFlags(flags: DeployFlags): void {
     }
   }
   if (flags.remote && !flags.imageName) throw new UsageError('--image-name is mandatory when --remote flag is passed');
+}
+
+/** The part of a deploy request that Astro and Software deploys read from the same flags and settings. */
+function commonRequest(flags: DeployFlags, config: AstroConfig, env: AstroEnv) {
+  return {
+    deploymentName: flags.deploymentName,
+    workspaceFlag: flags.workspaceId,
+    savedDeploymentId: config.get('project.deployment') || undefined,
+    prompt: flags.prompt ?? false,
+    save: flags.save ?? false,
+    mode: flags.dags ? 'dags' : flags.image ? 'image' : 'full',
+    imageName: flags.imageName,
+    dagsPath: flags.dagsPath,
+    force: flags.force ?? false,
+    skipParse: env.skipParse || config.getBool('skip_parse'),
+    pytest: flags.pytest || flags.test ? { file: flags.test } : undefined,
+    envFile: flags.env,
+    description: flags.description,
+    buildSecrets: flags.buildSecrets ?? [],
+    showWarnings: config.getBool('show_warnings'),
+  } as const;
 }
 
 export function registerDeploy(program: Command, ctx: () => CommandContext): void {
@@ -132,23 +154,9 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
           {
             projectDir,
             deploymentId,
-            deploymentName: flags.deploymentName,
-            workspaceFlag: flags.workspaceId,
-            savedDeploymentId: config.get('project.deployment') || undefined,
-            prompt: flags.prompt ?? false,
-            save: flags.save ?? false,
-            mode: flags.dags ? 'dags' : flags.image ? 'image' : 'full',
-            imageName: flags.imageName,
-            dagsPath: flags.dagsPath,
-            force: flags.force ?? false,
-            skipParse: env.skipParse || config.getBool('skip_parse'),
-            pytest: flags.pytest || flags.test ? { file: flags.test } : undefined,
-            envFile: flags.env,
-            description: flags.description,
+            ...commonRequest(flags, config, env),
             wait: waitMs === undefined ? undefined : { timeoutMs: waitMs, intervalMs: 2_000 },
-            buildSecrets: flags.buildSecrets ?? [],
             gitMetadata: config.getBool('deploy.git_metadata'),
-            showWarnings: config.getBool('show_warnings'),
             autoSelect: session.isApiToken || config.getBool('auto_select'),
           },
           ports,
@@ -210,24 +218,10 @@ async function deployToSoftwareContext(
         projectDir: cwd,
         domain,
         deploymentId,
-        deploymentName: flags.deploymentName,
-        workspaceFlag: flags.workspaceId,
+        ...commonRequest(flags, config, env),
         contextWorkspaceId: config.context(domain)?.workspace || undefined,
-        savedDeploymentId: config.get('project.deployment') || undefined,
-        prompt: flags.prompt ?? false,
-        save: flags.save ?? false,
         autoSelect: config.getBool('auto_select'),
-        mode: flags.dags ? 'dags' : flags.image ? 'image' : 'full',
-        imageName: flags.imageName,
         ...(flags.remote ? { remote: { runtimeVersion: flags.runtimeVersion! } } : {}),
-        dagsPath: flags.dagsPath,
-        force: flags.force ?? false,
-        skipParse: env.skipParse || config.getBool('skip_parse'),
-        pytest: flags.pytest || flags.test ? { file: flags.test } : undefined,
-        envFile: flags.env,
-        description: flags.description,
-        buildSecrets: flags.buildSecrets ?? [],
-        showWarnings: config.getBool('show_warnings'),
         shaAsTag: (flags.shaAsTag ?? false) || config.getBool('sha_as_tag'),
       },
       ports,
