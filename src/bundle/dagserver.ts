@@ -2,10 +2,11 @@
  * DAG-only deploys to Astronomer Software: the DAG bundle goes to the Deployment's DAG server as a multipart
  * upload (`file` + `description`), authorised with the raw Houston token.
  *
- * Retries follow Astronomer's CLI: up to 8 attempts, the delay doubling from 1 s; a 4xx answer stops at once
- * (retrying cannot fix a bad token or a refused bundle), anything else that is not exactly 200 is retried.
+ * Retries follow Astronomer's CLI: up to 8 attempts, the delay doubling from 1 s (with jitter); a 4xx answer stops at
+ * once (retrying cannot fix a bad token or a refused bundle), anything else that is not exactly 200 is retried.
  */
-import { InterruptedError, UserError } from '../errors.js';
+import { UserError } from '../errors.js';
+import { AttemptTimeoutError, retry } from '../util/retry.js';
 import type { FetchPort } from '../platform/http.js';
 
 export type DagServerEvent =
@@ -29,6 +30,8 @@ export interface UploadToDagServerOptions {
   attemptTimeoutMs?: number;
   signal?: AbortSignal;
   onProgress?: (event: DagServerEvent) => void;
+  /** Jitter source in [0, 1); injectable for tests. */
+  random?: () => number;
 }
 
 export interface DagServerUpload {
@@ -39,61 +42,77 @@ export interface DagServerUpload {
 
 export const DAG_SERVER_MAX_ATTEMPTS = 8;
 
-type Attempt =
-  | { kind: 'ok'; body: string }
-  | { kind: 'refused'; status: number; body: string }
-  | { kind: 'retryable'; status?: number; body?: string; reason: string };
-
 export async function uploadToDagServer(options: UploadToDagServerOptions): Promise<DagServerUpload> {
   const maxAttempts = Math.max(1, options.maxAttempts ?? DAG_SERVER_MAX_ATTEMPTS);
-  const baseDelay = options.baseDelayMs ?? 1000;
+  const baseDelayMs = options.baseDelayMs ?? 1000;
   const emit = options.onProgress ?? (() => undefined);
-  let last: Attempt | undefined;
-
-  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-    throwIfAborted(options.signal);
-    emit({ type: 'attempt', attempt, maxAttempts });
-    last = await attemptUpload(options);
-    if (last.kind === 'ok') return { attempts: attempt, response: parseBody(last.body) };
-    if (last.kind === 'refused') break;
-    if (attempt < maxAttempts) {
-      const delayMs = baseDelay * 2 ** (attempt - 1);
-      emit({ type: 'retry', attempt: attempt + 1, delayMs, reason: last.reason });
-      await sleep(delayMs, options.signal);
+  let attempts = 0;
+  try {
+    const body = await retry(
+      async (attempt, signal) => {
+        attempts = attempt;
+        emit({ type: 'attempt', attempt, maxAttempts });
+        return attemptUpload(options, signal);
+      },
+      {
+        policy: { attempts: maxAttempts, baseDelayMs, maxDelayMs: baseDelayMs * 2 ** (maxAttempts - 1), attemptTimeoutMs: options.attemptTimeoutMs ?? 10 * 60_000 },
+        signal: options.signal,
+        random: options.random,
+        interruptedMessage: 'The DAG upload was interrupted.',
+        classify: (error) => {
+          const failed = asFailure(error);
+          return failed?.kind === 'retryable' ? { retry: true, reason: failed.reason } : { retry: false };
+        },
+        onRetry: ({ attempt, delayMs, reason }) => emit({ type: 'retry', attempt, delayMs, reason }),
+      },
+    );
+    return { attempts, response: parseBody(body) };
+  } catch (error) {
+    const failed = asFailure(error);
+    if (!failed) throw error;
+    if (failed.kind === 'refused' || failed.status !== undefined) {
+      throw new UserError(`file upload failed. Status code: ${failed.status} and Message: ${cleanErrorBody(failed.body ?? '')}`, {
+        nextStep: nextStepFor(failed.status!),
+      });
     }
-  }
-
-  if (last?.kind === 'refused' || (last?.kind === 'retryable' && last.status !== undefined)) {
-    const status = last.status!;
-    throw new UserError(`file upload failed. Status code: ${status} and Message: ${cleanErrorBody(last.body ?? '')}`, {
-      nextStep: nextStepFor(status),
+    throw new UserError(`file upload failed: ${failed.reason}`, {
+      nextStep: `The DAG server at ${new URL(options.url).origin} could not be reached after ${attempts} attempts. Check the network and deploy again.`,
     });
   }
-  throw new UserError(`file upload failed: ${last?.kind === 'retryable' ? last.reason : 'no attempt was made'}`, {
-    nextStep: `The DAG server at ${new URL(options.url).origin} could not be reached after ${maxAttempts} attempts. Check the network and deploy again.`,
-  });
 }
 
-async function attemptUpload(options: UploadToDagServerOptions): Promise<Attempt> {
+type Failed = { kind: 'refused'; status: number; body: string } | { kind: 'retryable'; status?: number; body?: string; reason: string };
+
+class DagServerFailure extends Error {
+  constructor(readonly failed: Failed) {
+    super(failed.kind === 'refused' ? `status ${failed.status}` : failed.reason);
+  }
+}
+
+function asFailure(error: unknown): Failed | undefined {
+  if (error instanceof DagServerFailure) return error.failed;
+  if (error instanceof AttemptTimeoutError) return { kind: 'retryable', reason: 'the DAG server did not answer in time' };
+  return undefined;
+}
+
+/** One POST; resolves with the body of a 200, throws a DagServerFailure otherwise. */
+async function attemptUpload(options: UploadToDagServerOptions, signal: AbortSignal): Promise<string> {
   const doFetch = options.fetch ?? fetch;
   const form = new FormData();
   form.append('file', new Blob([options.data], { type: 'application/gzip' }), options.filename ?? 'dags.tar.gz');
   form.append('description', options.description);
-  const timeout = AbortSignal.timeout(options.attemptTimeoutMs ?? 10 * 60_000);
-  const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
   let response: Response;
   try {
     response = await doFetch(options.url, { method: 'POST', headers: { authorization: options.token }, body: form, signal });
   } catch (error) {
-    throwIfAborted(options.signal);
+    if (signal.aborted) throw error;
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-    const reason = timeout.aborted ? 'the DAG server did not answer in time' : (cause?.code ?? cause?.message ?? (error as Error).message);
-    return { kind: 'retryable', reason };
+    throw new DagServerFailure({ kind: 'retryable', reason: cause?.code ?? cause?.message ?? (error as Error).message });
   }
   const body = await response.text().catch(() => '');
-  if (response.status === 200) return { kind: 'ok', body };
-  if (response.status >= 400 && response.status < 500) return { kind: 'refused', status: response.status, body };
-  return { kind: 'retryable', status: response.status, body, reason: `status ${response.status}` };
+  if (response.status === 200) return body;
+  if (response.status >= 400 && response.status < 500) throw new DagServerFailure({ kind: 'refused', status: response.status, body });
+  throw new DagServerFailure({ kind: 'retryable', status: response.status, body, reason: `status ${response.status}` });
 }
 
 const NOISY_KEYS = ['exceptions', 'args', 'path', 'status'];
@@ -127,26 +146,4 @@ function parseBody(body: string): unknown {
   } catch {
     return body;
   }
-}
-
-function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new InterruptedError(signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT', 'The DAG upload was interrupted.');
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(new InterruptedError(signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT', 'The DAG upload was interrupted.'));
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new InterruptedError(signal!.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT', 'The DAG upload was interrupted.'));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -8,8 +8,8 @@
  * times, so the blob always holds one whole bundle, never a mix of two.
  */
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { BugError, InterruptedError, UserError } from '../errors.js';
+import { BugError, UserError } from '../errors.js';
+import { AttemptTimeoutError, parseRetryAfter, retry, throwIfAborted } from '../util/retry.js';
 
 export const DEFAULT_BLOCK_SIZE = 1024 * 1024;
 export const DEFAULT_UPLOAD_CONCURRENCY = 4;
@@ -251,41 +251,31 @@ async function withRetries<T>(
   what: { request: BlobRequestKind; blockIndex?: number },
   attempt: (signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
-  const { policy, signal } = context;
-  for (let n = 1; ; n++) {
-    throwIfAborted(signal);
-    const timeout = AbortSignal.timeout(policy.tryTimeoutMs);
-    try {
-      return await attempt(AbortSignal.any([signal, timeout]));
-    } catch (raw) {
-      throwIfAborted(signal);
-      const error = timeout.aborted
-        ? new BlobRequestError(`no answer within ${formatDuration(policy.tryTimeoutMs)}`, { code: 'ETIMEDOUT' }, { cause: raw })
-        : raw;
-      if (!(error instanceof BlobRequestError)) throw error;
-      const kind = classify(error);
-      if (kind === 'conflict') throw new ConflictError(error.message, { cause: error });
-      if (kind !== 'retry' || n >= policy.maxAttempts) throw error;
-      const delayMs = backoff(policy, n, error.details.retryAfterMs);
-      context.onProgress?.({ type: 'retry', ...what, attempt: n + 1, delayMs, reason: describe(error) });
-      try {
-        await sleep(delayMs, undefined, { signal });
-      } catch {
-        throwIfAborted(signal);
-      }
-    }
+  const { policy } = context;
+  try {
+    return await retry((_n, signal) => attempt(signal), {
+      policy: { attempts: policy.maxAttempts, baseDelayMs: policy.baseDelayMs, maxDelayMs: policy.maxDelayMs, attemptTimeoutMs: policy.tryTimeoutMs },
+      signal: context.signal,
+      classify: (error) => {
+        const blobError = asBlobRequestError(error);
+        return blobError && classify(blobError) === 'retry'
+          ? { retry: true, reason: describe(blobError), retryAfterMs: blobError.details.retryAfterMs }
+          : { retry: false };
+      },
+      onRetry: ({ attempt: next, delayMs, reason }) => context.onProgress?.({ type: 'retry', ...what, attempt: next, delayMs, reason }),
+    });
+  } catch (raw) {
+    const error = asBlobRequestError(raw) ?? raw;
+    if (error instanceof BlobRequestError && classify(error) === 'conflict') throw new ConflictError(error.message, { cause: error });
+    throw error;
   }
 }
 
-/** Exponential back-off with "equal jitter": half the step is fixed, half random, so parallel retries spread out. */
-function backoff(policy: UploadRetryPolicy, failedAttempts: number, retryAfterMs: number | undefined): number {
-  const step = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (failedAttempts - 1));
-  const jittered = Math.round(step / 2 + Math.random() * (step / 2));
-  return retryAfterMs === undefined ? jittered : Math.min(policy.maxDelayMs, Math.max(jittered, retryAfterMs));
-}
-
-function formatDuration(ms: number): string {
-  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
+/** A per-try timeout is a failed request like a reset: no answer arrived. */
+function asBlobRequestError(error: unknown): BlobRequestError | undefined {
+  if (error instanceof BlobRequestError) return error;
+  if (error instanceof AttemptTimeoutError) return new BlobRequestError(error.message, { code: 'ETIMEDOUT' }, { cause: error.cause });
+  return undefined;
 }
 
 function describe(error: BlobRequestError): string {
@@ -344,9 +334,6 @@ function sasExpiry(url: URL): Date | undefined {
   return Number.isNaN(date.getTime()) ? undefined : date;
 }
 
-function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new InterruptedError(signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT');
-}
 
 let azureSdk: Promise<typeof import('@azure/storage-blob')> | undefined;
 
@@ -397,12 +384,4 @@ function toBlobRequestError(error: unknown): never {
   const code = header ?? (typeof e.code === 'string' ? e.code : undefined);
   // The SDK error is not kept as the cause: it carries the request, whose URL holds the SAS signature.
   throw new BlobRequestError(e.message ?? String(error), { status: e.statusCode, code, retryAfterMs: parseRetryAfter(e.response?.headers?.get('retry-after')) });
-}
-
-function parseRetryAfter(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }

@@ -4,7 +4,7 @@
  * those must match too.
  */
 import { UserError } from '../errors.js';
-import { sleep } from '../platform/retry.js';
+import { sleep } from '../util/retry.js';
 import type { Deployment } from '../platform/astro/schemas.js';
 
 export interface WaitOptions {

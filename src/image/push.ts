@@ -7,7 +7,8 @@
  * backoff and jitter; the engine already retries single layer uploads on its own. Authentication failures are not
  * retried: they become the actionable 403 message.
  */
-import { AstroError, InterruptedError, UserError } from '../errors.js';
+import { AstroError, UserError } from '../errors.js';
+import { retry, throwIfAborted, type RetryPolicy } from '../util/retry.js';
 import type { EngineMessage, ImageEngine, RegistryAuth } from './engine.js';
 
 export type PushProgressEvent =
@@ -19,16 +20,8 @@ export type PushProgressEvent =
   /** The remote name could not be removed locally after the push; harmless, but worth a line. */
   | { type: 'push-cleanup-failed'; remoteRef: string; reason: string };
 
-export interface RetryPolicy {
-  /** Total attempts, the first included. Default 4. */
-  attempts?: number;
-  /** Delay before the first retry; doubles each time. Default 1000 ms. */
-  baseDelayMs?: number;
-  /** Upper bound of one delay. Default 15000 ms. */
-  maxDelayMs?: number;
-  /** Source of jitter in [0, 1); injectable for tests. */
-  random?: () => number;
-}
+/** Pushes: four attempts, from a second up to fifteen (the engine already retries single layers itself). */
+export const PUSH_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 1000, maxDelayMs: 15_000 };
 
 export interface PushImageOptions {
   /** The image as built locally, e.g. `<namespace>/airflow:latest`. */
@@ -38,7 +31,7 @@ export interface PushImageOptions {
   auth: RegistryAuth;
   signal?: AbortSignal;
   onProgress?: (event: PushProgressEvent) => void;
-  retry?: RetryPolicy;
+  retry?: Partial<RetryPolicy> & { random?: () => number };
 }
 
 export interface PushedImage {
@@ -85,39 +78,6 @@ function authError(auth: RegistryAuth, engineMessage: string): UserError {
   });
 }
 
-function interrupted(signal: AbortSignal): AstroError {
-  const reason: unknown = signal.reason;
-  if (reason instanceof AstroError) return reason;
-  return new InterruptedError('SIGINT', 'The image push was interrupted.');
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(interrupted(signal));
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(interrupted(signal as AbortSignal));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-/** Full-jitter exponential backoff, kept above half the nominal delay so retries still spread out. */
-export function backoffDelay(retry: number, policy: RetryPolicy = {}): number {
-  const base = policy.baseDelayMs ?? 1000;
-  const max = policy.maxDelayMs ?? 15_000;
-  const nominal = Math.min(max, base * 2 ** (retry - 1));
-  const random = policy.random ?? Math.random;
-  return Math.round(nominal * (0.5 + random() * 0.5));
-}
-
 type AttemptResult = { ok: true; digest: string; size?: number } | { ok: false; message: string };
 
 async function pushOnce(engine: ImageEngine, options: PushImageOptions, auth: RegistryAuth): Promise<AttemptResult> {
@@ -139,7 +99,7 @@ async function pushOnce(engine: ImageEngine, options: PushImageOptions, auth: Re
       }
     }
   } catch (error) {
-    if (options.signal?.aborted) throw interrupted(options.signal);
+    throwIfAborted(options.signal, 'The image push was interrupted.');
     if (error instanceof AstroError) throw error;
     // The connection to the engine broke mid-push: the engine may be fine, so treat it as any other failure.
     return { ok: false, message: (error as Error).message };
@@ -167,9 +127,8 @@ function layerEvent(message: EngineMessage): PushProgressEvent {
  */
 export async function pushImage(engine: ImageEngine, options: PushImageOptions): Promise<PushedImage> {
   const emit = options.onProgress ?? (() => undefined);
-  const attempts = Math.max(1, options.retry?.attempts ?? 4);
   const { signal } = options;
-  if (signal?.aborted) throw interrupted(signal);
+  throwIfAborted(signal, 'The image push was interrupted.');
 
   try {
     await engine.tag(options.localRef, options.remoteRef);
@@ -179,36 +138,43 @@ export async function pushImage(engine: ImageEngine, options: PushImageOptions):
     }
     throw error;
   }
+  const policy: RetryPolicy = { ...PUSH_RETRY, ...options.retry };
+  let auth = options.auth;
+  let attempts = 0;
   try {
-    let auth = options.auth;
-    let retried = 0;
-    for (let attempt = 1; ; attempt++) {
-      emit({ type: 'push-start', remoteRef: options.remoteRef, attempt });
-      const result = await pushOnce(engine, options, auth);
-      if (result.ok) {
-        emit({ type: 'push-done', remoteRef: options.remoteRef, digest: result.digest, ...(result.size !== undefined ? { size: result.size } : {}) });
-        return { remoteRef: options.remoteRef, digest: result.digest, ...(result.size !== undefined ? { size: result.size } : {}), attempts: attempt };
-      }
-      const kind = classifyPushError(result.message);
-      if (kind === 'auth') {
+    const result = await retry(
+      async () => {
+        attempts++;
+        emit({ type: 'push-start', remoteRef: options.remoteRef, attempt: attempts });
+        let outcome = await pushOnce(engine, options, auth);
         // Astro's registry takes the token with or without its `Bearer ` prefix; some registries take only one form.
-        if (auth.password.startsWith('Bearer ')) {
+        if (!outcome.ok && classifyPushError(outcome.message) === 'auth' && auth.password.startsWith('Bearer ')) {
           auth = { ...auth, password: auth.password.slice('Bearer '.length) };
-          continue;
+          outcome = await pushOnce(engine, options, auth);
         }
-        throw authError(options.auth, result.message);
-      }
-      if (kind === 'fatal') throw new UserError(`failed to push image ${options.remoteRef}: ${result.message}`);
-      retried++;
-      if (retried >= attempts) {
-        throw new UserError(`failed to push image ${options.remoteRef} after ${retried} attempts: ${result.message}`, {
-          nextStep: 'The registry or the network kept failing. Check your connection and deploy again.',
-        });
-      }
-      const delayMs = backoffDelay(retried, options.retry);
-      emit({ type: 'push-retry', attempt: attempt + 1, delayMs, reason: result.message });
-      await sleep(delayMs, signal);
-    }
+        if (!outcome.ok) throw new PushFailure(outcome.message);
+        return outcome;
+      },
+      {
+        policy,
+        signal,
+        random: options.retry?.random,
+        interruptedMessage: 'The image push was interrupted.',
+        classify: (error) =>
+          error instanceof PushFailure && classifyPushError(error.message) === 'transient' ? { retry: true, reason: error.message } : { retry: false },
+        onRetry: ({ attempt, delayMs, reason }) => emit({ type: 'push-retry', attempt, delayMs, reason }),
+      },
+    ).catch((error: unknown) => {
+      if (!(error instanceof PushFailure)) throw error;
+      const kind = classifyPushError(error.message);
+      if (kind === 'auth') throw authError(options.auth, error.message);
+      if (kind === 'fatal') throw new UserError(`failed to push image ${options.remoteRef}: ${error.message}`);
+      throw new UserError(`failed to push image ${options.remoteRef} after ${attempts} attempts: ${error.message}`, {
+        nextStep: 'The registry or the network kept failing. Check your connection and deploy again.',
+      });
+    });
+    emit({ type: 'push-done', remoteRef: options.remoteRef, digest: result.digest, ...(result.size !== undefined ? { size: result.size } : {}) });
+    return { remoteRef: options.remoteRef, digest: result.digest, ...(result.size !== undefined ? { size: result.size } : {}), attempts };
   } finally {
     try {
       if (options.remoteRef !== options.localRef) await engine.remove(options.remoteRef);
@@ -217,3 +183,6 @@ export async function pushImage(engine: ImageEngine, options: PushImageOptions):
     }
   }
 }
+
+/** One push attempt's failure, as the engine worded it. */
+class PushFailure extends Error {}

@@ -5,7 +5,10 @@
  */
 import type { z } from 'zod';
 import { UserError } from '../errors.js';
-import { backoffDelay, DEFAULT_RETRY, isRetryableNetworkError, isRetryableStatus, sleep, type RetryPolicy } from './retry.js';
+import { isRetryableNetworkError, isRetryableStatus, networkErrorCode, parseRetryAfter, retry, type RetryPolicy, type RetryVerdict } from '../util/retry.js';
+
+/** API calls: five attempts, from a quarter second up to eight. */
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 250, maxDelayMs: 8_000 };
 
 export type FetchPort = (input: string, init: RequestInit) => Promise<Response>;
 
@@ -60,6 +63,15 @@ export function buildQuery(query: RequestOptions<unknown>['query']): string {
   return text ? `?${text}` : '';
 }
 
+/** A failed attempt, kept apart from the error users see until the retries are over. */
+class AttemptFailure extends Error {
+  constructor(
+    readonly failure: { kind: 'unreachable' | 'cut-off'; error: unknown } | { kind: 'status'; status: number; body: string; retryAfterMs?: number },
+  ) {
+    super(failure.kind);
+  }
+}
+
 export class HttpClient {
   constructor(private readonly options: HttpClientOptions) {}
 
@@ -67,62 +79,58 @@ export class HttpClient {
     const method = req.method ?? 'GET';
     const idempotent = req.idempotent ?? (method === 'GET' || method === 'PUT' || method === 'DELETE');
     const url = `${this.options.baseUrl.replace(/\/$/, '')}/${req.path.replace(/^\//, '')}${buildQuery(req.query)}`;
-    const policy = this.options.retry ?? DEFAULT_RETRY;
     const doFetch = this.options.fetch ?? fetch;
-    for (let attempt = 1; ; attempt++) {
-      let response: Response;
-      try {
-        response = await doFetch(url, {
-          method,
-          headers: { ...this.options.headers(), ...(req.body !== undefined ? { 'content-type': 'application/json' } : {}) },
-          body: req.body === undefined ? undefined : JSON.stringify(req.body),
-          signal: req.signal,
-        });
-      } catch (error) {
-        if (req.signal?.aborted) throw error;
-        const refused = (error as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
-        if ((idempotent || refused) && isRetryableNetworkError(error) && attempt < policy.attempts) {
-          await this.wait(policy, attempt, `network error: ${(error as Error).message}`, req.signal);
-          continue;
-        }
-        throw new ApiError(`Could not reach ${this.options.service} at ${new URL(url).origin}: ${describeNetworkError(error)}`, undefined, {
-          cause: error,
-          nextStep: 'Check your network connection and the domain of your current context (astro context list).',
-        });
-      }
-      if (response.status === 200 || response.status === 204) {
-        // The body can still break after the status arrived (a connection reset mid-answer): that is a transport
-        // failure like any other, retried when the request is safe to repeat.
-        let text: string;
-        try {
-          text = await response.text();
-        } catch (error) {
-          if (req.signal?.aborted) throw error;
-          if (idempotent && attempt < policy.attempts) {
-            await this.wait(policy, attempt, `answer cut off: ${describeNetworkError(error)}`, req.signal);
-            continue;
+    let answer: { text: string; status: number };
+    try {
+      answer = await retry(
+        async () => {
+          let response: Response;
+          try {
+            response = await doFetch(url, {
+              method,
+              headers: { ...this.options.headers(), ...(req.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+              body: req.body === undefined ? undefined : JSON.stringify(req.body),
+              signal: req.signal,
+            });
+          } catch (error) {
+            throw new AttemptFailure({ kind: 'unreachable', error });
           }
-          throw new ApiError(`The connection to ${this.options.service} broke while its answer to ${new URL(url).pathname} was read: ${describeNetworkError(error)}`, undefined, {
-            cause: error,
-            nextStep: 'Check your network connection and try again.',
-          });
-        }
-        return this.decode(text, response.status, req.schema, url);
+          if (response.status === 200 || response.status === 204) {
+            // The body can still break after the status arrived (a connection reset mid-answer): that is a transport
+            // failure like any other, retried when the request is safe to repeat.
+            try {
+              return { text: await response.text(), status: response.status };
+            } catch (error) {
+              throw new AttemptFailure({ kind: 'cut-off', error });
+            }
+          }
+          const body = await response.text().catch(() => '');
+          throw new AttemptFailure({ kind: 'status', status: response.status, body, retryAfterMs: parseRetryAfter(response.headers.get('retry-after')) });
+        },
+        {
+          policy: this.options.retry ?? DEFAULT_RETRY,
+          signal: req.signal,
+          classify: (error) => classifyAttempt(error, idempotent),
+          onRetry: ({ attempt, delayMs, reason }) => this.options.onRetry?.({ attempt: attempt - 1, delayMs, reason }),
+        },
+      );
+    } catch (error) {
+      if (!(error instanceof AttemptFailure)) throw error;
+      const { failure } = error;
+      if (failure.kind === 'status') throw this.errorFor(failure.status, failure.body);
+      if (failure.kind === 'cut-off') {
+        throw new ApiError(
+          `The connection to ${this.options.service} broke while its answer to ${new URL(url).pathname} was read: ${describeNetworkError(failure.error)}`,
+          undefined,
+          { cause: failure.error, nextStep: 'Check your network connection and try again.' },
+        );
       }
-      const body = await response.text().catch(() => '');
-      const retryableHere = isRetryableStatus(response.status) && (idempotent || response.status === 429 || response.status === 503);
-      if (retryableHere && attempt < policy.attempts) {
-        await this.wait(policy, attempt, `HTTP ${response.status}`, req.signal, retryAfterMs(response));
-        continue;
-      }
-      throw this.errorFor(response.status, body);
+      throw new ApiError(`Could not reach ${this.options.service} at ${new URL(url).origin}: ${describeNetworkError(failure.error)}`, undefined, {
+        cause: failure.error,
+        nextStep: 'Check your network connection and the domain of your current context (astro context list).',
+      });
     }
-  }
-
-  private async wait(policy: RetryPolicy, attempt: number, reason: string, signal?: AbortSignal, floorMs = 0): Promise<void> {
-    const delayMs = Math.max(floorMs, backoffDelay(policy, attempt));
-    this.options.onRetry?.({ attempt, delayMs, reason });
-    await sleep(delayMs, signal);
+    return this.decode(answer.text, answer.status, req.schema, url);
   }
 
   private decode<T>(text: string, status: number, schema: z.ZodType<T>, url: string): T {
@@ -165,11 +173,19 @@ export class HttpClient {
   }
 }
 
-function retryAfterMs(response: Response): number {
-  const header = response.headers.get('retry-after');
-  if (!header) return 0;
-  const seconds = Number(header);
-  return Number.isFinite(seconds) ? Math.min(seconds * 1000, 30_000) : 0;
+/** A request that surely did not arrive (refused) is safe to repeat even when it creates something. */
+function classifyAttempt(error: unknown, idempotent: boolean): RetryVerdict {
+  if (!(error instanceof AttemptFailure)) return { retry: false };
+  const { failure } = error;
+  if (failure.kind === 'status') {
+    const retryable = isRetryableStatus(failure.status) && (idempotent || failure.status === 429 || failure.status === 503);
+    return retryable ? { retry: true, reason: `HTTP ${failure.status}`, retryAfterMs: failure.retryAfterMs } : { retry: false };
+  }
+  if (failure.kind === 'cut-off') return idempotent ? { retry: true, reason: `answer cut off: ${describeNetworkError(failure.error)}` } : { retry: false };
+  const refused = networkErrorCode(failure.error) === 'ECONNREFUSED';
+  return (idempotent || refused) && isRetryableNetworkError(failure.error)
+    ? { retry: true, reason: `network error: ${(failure.error as Error).message}` }
+    : { retry: false };
 }
 
 const NETWORK_ERROR_TEXT: Record<string, string> = {

@@ -2,7 +2,7 @@
  * Client for the Astro REST API v1: the control-plane port the deploy and login services use.
  */
 import { ApiError, HttpClient, UnauthorizedError, type FetchPort } from '../http.js';
-import type { RetryPolicy } from '../retry.js';
+import type { RetryPolicy } from '../../util/retry.js';
 import {
   deploymentOptionsSchema,
   deploymentSchema,

@@ -4,7 +4,8 @@
  */
 import type { z } from 'zod';
 import { UserError } from '../../errors.js';
-import { ApiError, type FetchPort } from '../http.js';
+import { ApiError, DEFAULT_RETRY, type FetchPort } from '../http.js';
+import { isRetryableNetworkError, isRetryableStatus, networkErrorCode, parseRetryAfter, retry, type RetryPolicy } from '../../util/retry.js';
 import { formatDomain } from '../../auth/domain.js';
 
 export interface HoustonSettings {
@@ -56,11 +57,16 @@ export interface HoustonClientOptions {
   /** The raw Houston token (no `Bearer`); omitted for unauthenticated queries such as authConfig. */
   token?: string;
   fetch?: FetchPort;
+  retry?: RetryPolicy;
+  onRetry?: (info: { attempt: number; delayMs: number; reason: string }) => void;
 }
 
 export interface HoustonClient {
   request<T>(query: string, variables: Record<string, unknown> | undefined, schema: z.ZodType<T>, signal?: AbortSignal): Promise<T>;
 }
+
+/** Houston calls: the same policy as the REST API's. */
+export const HOUSTON_RETRY: RetryPolicy = DEFAULT_RETRY;
 
 export function createHoustonClient(options: HoustonClientOptions): HoustonClient {
   return {
@@ -70,9 +76,24 @@ export function createHoustonClient(options: HoustonClientOptions): HoustonClien
         fetch: options.fetch as typeof fetch | undefined,
         headers: { accept: 'application/json', ...(options.token ? { authorization: options.token } : {}) },
       });
+      // A query can be asked again; a mutation only when it surely did not arrive or the server said "not now".
+      const idempotent = !/^\s*mutation\b/.test(query);
       let data: unknown;
       try {
-        const answer = await client.rawRequest({ query, variables, signal });
+        const answer = await retry(() => client.rawRequest({ query, variables, signal }), {
+          policy: options.retry ?? HOUSTON_RETRY,
+          signal,
+          classify: (error) => {
+            if (error instanceof ClientError) {
+              const status = error.response.status;
+              const retryable = isRetryableStatus(status) && (idempotent || status === 429 || status === 503) && !error.response.errors?.length;
+              return retryable ? { retry: true, reason: `HTTP ${status}`, retryAfterMs: parseRetryAfter(headerOf(error.response, 'retry-after')) } : { retry: false };
+            }
+            const refused = networkErrorCode(error) === 'ECONNREFUSED';
+            return (idempotent || refused) && isRetryableNetworkError(error) ? { retry: true, reason: `network error: ${(error as Error).message}` } : { retry: false };
+          },
+          onRetry: options.onRetry,
+        });
         data = answer.data;
       } catch (error) {
         if (signal?.aborted) throw error;
@@ -99,4 +120,9 @@ export function createHoustonClient(options: HoustonClientOptions): HoustonClien
       return parsed.data;
     },
   };
+}
+
+function headerOf(response: { headers?: unknown }, name: string): string | null {
+  const headers = response.headers as { get?: (n: string) => string | null } | undefined;
+  return typeof headers?.get === 'function' ? headers.get(name) : null;
 }

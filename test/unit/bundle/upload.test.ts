@@ -174,8 +174,8 @@ describe('uploadDagBundle', () => {
     expect(blob.calls).toHaveLength(5);
     const retries = events.filter((e) => e.type === 'retry') as Extract<UploadEvent, { type: 'retry' }>[];
     expect(retries.map((r) => r.attempt)).toEqual([2, 3, 4, 5]);
-    // Back-off alone would be 1-2 ms here; Retry-After (40 ms) raises it, up to maxDelayMs.
-    expect(retries[1]!.delayMs).toBe(5);
+    // Back-off alone would be 1-2 ms here; Retry-After (40 ms) raises it (the retry helper honours it up to 30 s).
+    expect(retries[1]!.delayMs).toBe(40);
     expect(retries[3]!.reason).toBe('ECONNRESET: socket hang up');
   });
 

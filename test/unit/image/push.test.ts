@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InterruptedError, UserError } from '../../../src/errors.js';
-import { backoffDelay, classifyPushError, pushImage, PUSH_AUTH_FAILED_MESSAGE, PUSH_AUTH_HELP_URL, type PushProgressEvent } from '../../../src/image/push.js';
+import { classifyPushError, pushImage, PUSH_AUTH_FAILED_MESSAGE, PUSH_AUTH_HELP_URL, type PushProgressEvent } from '../../../src/image/push.js';
 import { FakeEngine, image } from './fake-engine.js';
 
 const LOCAL = 'ns/airflow:latest';
@@ -44,15 +44,6 @@ describe('classifyPushError', () => {
     ['name unknown: repository name not known to registry', 'fatal'],
   ])('%s -> %s', (message, kind) => {
     expect(classifyPushError(message)).toBe(kind);
-  });
-});
-
-describe('backoffDelay', () => {
-  it('doubles from the base delay, jitters within [50%, 100%], and caps at the maximum', () => {
-    expect(backoffDelay(1, { baseDelayMs: 1000, random: () => 0 })).toBe(500);
-    expect(backoffDelay(1, { baseDelayMs: 1000, random: () => 0.999999 })).toBe(1000);
-    expect(backoffDelay(3, { baseDelayMs: 1000, random: () => 0.999999 })).toBe(4000);
-    expect(backoffDelay(10, { baseDelayMs: 1000, maxDelayMs: 15_000, random: () => 0.999999 })).toBe(15_000);
   });
 });
 
