@@ -11,7 +11,8 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { InterruptedError, UserError } from '../errors.js';
+import { UserError } from '../errors.js';
+import { throwIfAborted } from '../util/retry.js';
 
 /** Enough for any real DAGs folder; a bigger one almost always holds data that belongs in include/. */
 export const DEFAULT_MAX_BUNDLE_SOURCE_BYTES = 256 * 1024 * 1024;
@@ -369,6 +370,4 @@ function describeErrno(error: unknown): string {
   return `${ERRNO_TEXT[code] ?? 'system error'} (${code})`;
 }
 
-function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new InterruptedError(signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT');
-}
+

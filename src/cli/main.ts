@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { exitCodeHelp, ExitCode, InterruptedError, toAstroError, UsageError, type AstroError } from '../errors.js';
+import { interruptedBy } from '../util/retry.js';
 import { readEnv, type AstroEnv } from '../env.js';
 import { Output, type Streams } from '../ui/output.js';
 import { createCommandContext, type CommandContext } from './context.js';
@@ -111,6 +112,5 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
 }
 
 function interruption(signal: AbortSignal, cause?: unknown): InterruptedError {
-  const name = signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
-  return new InterruptedError(name, undefined, { cause });
+  return interruptedBy(signal, undefined, cause);
 }

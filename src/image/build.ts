@@ -7,7 +7,8 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { AstroError, InterruptedError, UserError } from '../errors.js';
+import { AstroError, UserError } from '../errors.js';
+import { interruptedBy } from '../util/retry.js';
 import { createBuildContext } from './context.js';
 import type { BuildSecret, ImageEngine } from './engine.js';
 
@@ -109,9 +110,7 @@ export function deployLabels(options: Pick<BuildProjectImageOptions, 'descriptio
 }
 
 function interrupted(signal: AbortSignal): AstroError {
-  const reason: unknown = signal.reason;
-  if (reason instanceof AstroError) return reason;
-  return new InterruptedError('SIGINT', 'The image build was interrupted.');
+  return interruptedBy(signal, 'The image build was interrupted.');
 }
 
 /**

@@ -6,6 +6,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { BugError, UserError } from '../errors.js';
+import { interruptedBy } from '../util/retry.js';
 import { CACHE_FORMAT, ParseCache, sha256, snapshotTree, type FileEntry, type TreeSnapshot } from './cache.js';
 import type { DockerClient } from './container.js';
 import { parseEnvFile, type EnvFileEntry } from './envFile.js';
@@ -208,7 +209,7 @@ export async function runParse(options: ParseOptions, ports: ParsePorts = {}): P
     },
   });
 
-  if (exit.aborted) throw new UserError('The parse was interrupted.');
+  if (exit.aborted) throw interruptedBy(options.signal!, 'The parse was interrupted.');
   if (fatal !== undefined) throw harnessFailure(fatal, runner);
   if (!done || hello === undefined || listing === undefined) {
     const how = exit.timedOut
