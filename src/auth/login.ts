@@ -8,7 +8,7 @@ import { ApiError, type FetchPort } from '../platform/http.js';
 import type { AstroControlPlane } from '../platform/astro/client.js';
 import type { AuthConfig, Organization, Workspace } from '../platform/astro/schemas.js';
 import { DEFAULT_CALLBACK_PORT, DEFAULT_CALLBACK_TIMEOUT_MS, authorizeUrl, startCallbackServer } from './browser-login.js';
-import { authConfigUrl, formatDomain, isCloudDomain, restBaseUrl } from './domain.js';
+import { authConfigUrl, formatDomain, platformOf, restBaseUrl } from '../platform/domain.js';
 import { fetchAuthConfig, fetchUserEmail, requestToken, type TokenAnswer } from './oauth.js';
 import { createPkce, createState } from './pkce.js';
 import { endpointSettings } from './session.js';
@@ -74,7 +74,7 @@ const TOKEN_LOGIN_TTL_SECONDS = 3600;
 export async function loginToAstro(options: AstroLoginOptions, ports: AstroLoginPorts): Promise<LoginResult> {
   const { config } = options;
   const domain = formatDomain(options.domain);
-  if (!isCloudDomain(domain, config.get('local.platform'))) {
+  if (platformOf(domain, { localPlatform: config.get('local.platform') }) === 'software') {
     throw new UserError(
       "Error! Invalid domain. You are attempting to login into Astro. Are you trying to authenticate to APC? If so, please change your current context with 'astro context switch'",
     );

@@ -6,7 +6,7 @@ import { UserError } from '../errors.js';
 import type { AstroConfig, Context } from '../config/store.js';
 import type { AstroEnv } from '../env.js';
 import type { FetchPort } from '../platform/http.js';
-import { authConfigUrl, formatDomain, isCloudDomain, restBaseUrl, type EndpointSettings } from './domain.js';
+import { authConfigUrl, formatDomain, platformOf, restBaseUrl, type EndpointSettings } from '../platform/domain.js';
 import { decodeJwtClaims, scopeFromPermissions } from './jwt.js';
 import { fetchAuthConfig, requestToken } from './oauth.js';
 
@@ -92,7 +92,7 @@ export async function resolveAstroSession(config: AstroConfig, env: AstroEnv, de
   if (!domain) throw new UserError('no context set, have you authenticated to Astro or APC? Run astro login and try again');
   const context = config.context(domain);
   if (!context) throw new UserError('not connected, have you authenticated to Astro? Run astro login and try again');
-  if (!isCloudDomain(domain, config.get('local.platform'))) {
+  if (platformOf(domain, { localPlatform: config.get('local.platform') }) === 'software') {
     throw new UserError(`The current context ${domain} is an Astronomer Software platform, not Astro.`);
   }
   const token = await freshToken(config, context, settings, deps, now());

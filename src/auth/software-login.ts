@@ -6,7 +6,8 @@ import { z } from 'zod';
 import { UserError } from '../errors.js';
 import type { AstroConfig } from '../config/store.js';
 import type { FetchPort } from '../platform/http.js';
-import { createHoustonClient, houstonUrl, softwareAppUrl, type HoustonClient, type HoustonSettings } from '../platform/software/houston.js';
+import { createHoustonClient, type HoustonClient } from '../platform/software/houston.js';
+import { houstonUrl, softwareAppUrl, type HoustonSettings } from '../platform/domain.js';
 import { pickWorkspace, type ChoiceHow, type LoginResult } from './login.js';
 
 const AUTH_CONFIG_QUERY = `query GetAuthConfig($redirect: String) {

@@ -3,7 +3,7 @@
  * running (push and upload run together) and a line is kept for each finished phase; in logs, plain lines, with
  * byte progress every 25%. The result goes to stdout at the end, not here.
  */
-import type { DeployEvent, Phase } from '../deploy/deploy.js';
+import type { DeployEvent, Phase } from '../deploy/kernel/phases.js';
 import type { Output, Spinner } from '../ui/output.js';
 
 const LABELS: Record<Phase, string> = {
@@ -66,7 +66,7 @@ export function createDeployView(out: Output): { emit: (event: DeployEvent) => v
       case 'phase': {
         if (event.phase === 'select') return;
         if (event.state === 'start') {
-          if (event.detail && /^[A-Z]/.test(event.detail)) labels.set(event.phase, event.detail);
+          if (event.label) labels.set(event.phase, event.label);
           started.set(event.phase, Date.now());
           if (!out.animated) out.info(`${label(event.phase)}…`);
           redraw();

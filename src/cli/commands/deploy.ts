@@ -111,10 +111,10 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
     .action(async (deploymentId: string | undefined, flags: DeployFlags) => {
       const { out, env, cwd, signal, loadConfig } = ctx();
       validateDeployFlags(flags);
-      const [{ parseDuration }, { resolveAstroSession }, { isCloudDomain }] = await Promise.all([
-        import('../../deploy/wait.js'),
+      const [{ parseDuration }, { resolveAstroSession }, { platformOf, deploymentViewUrl }] = await Promise.all([
+        import('../../deploy/astro/wait.js'),
         import('../../auth/session.js'),
-        import('../../auth/domain.js'),
+        import('../../platform/domain.js'),
       ]);
       let waitMs: number | undefined;
       if (flags.wait) {
@@ -130,8 +130,8 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
 
       const config = await loadConfig();
       const domain = config.currentDomain(env.domain);
-      if (!env.apiToken && domain && !isCloudDomain(domain, config.get('local.platform'))) {
-        await deployToSoftwareContext(deploymentId, flags, ctx(), config, domain);
+      if (platformOf(domain, { localPlatform: config.get('local.platform'), apiToken: env.apiToken !== undefined }) === 'software') {
+        await deployToSoftwareContext(deploymentId, flags, ctx(), config, domain!);
         return;
       }
       const stored = config.currentContext(env.domain);
@@ -142,8 +142,8 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
       out.info(session.domain === 'astronomer.io' ? 'Authenticated to Astro \n' : `Authenticated to ${session.domain} \n`);
 
       const [{ deployToAstro }, { createDeployPorts }, { createDeployView }] = await Promise.all([
-        import('../../deploy/deploy.js'),
-        import('../../deploy/wiring.js'),
+        import('../../deploy/astro/deploy.js'),
+        import('../../deploy/astro/wiring.js'),
         import('../deploy-view.js'),
       ]);
       const view = createDeployView(out);
@@ -165,10 +165,7 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
         view.close();
       }
 
-      const deploymentView =
-        session.domain === 'localhost'
-          ? `http://localhost:5000/${result.workspaceId}/deployments/${result.deploymentId}`
-          : `https://cloud.${session.domain}/${result.workspaceId}/deployments/${result.deploymentId}`;
+      const deploymentView = deploymentViewUrl(session.domain, result.workspaceId, result.deploymentId);
       if (result.type === 'DAG_ONLY') {
         out.result(`Successfully uploaded DAGs with version ${result.dags?.version} to Astro.`);
       } else {
@@ -201,9 +198,9 @@ async function deployToSoftwareContext(
 
   const [{ houstonSettings }, { houstonUrl }, { deployToSoftware }, { createSoftwarePorts }, { createDeployView }] = await Promise.all([
     import('../../auth/software-login.js'),
-    import('../../platform/software/houston.js'),
-    import('../../deploy/software.js'),
-    import('../../deploy/software-wiring.js'),
+    import('../../platform/domain.js'),
+    import('../../deploy/software/deploy.js'),
+    import('../../deploy/software/wiring.js'),
     import('../deploy-view.js'),
   ]);
   const url = houstonUrl(domain, houstonSettings(config));

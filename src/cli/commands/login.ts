@@ -4,7 +4,7 @@ import { UsageError } from '../../errors.js';
 import type { AstroConfig } from '../../config/store.js';
 import { select, waitForEnter } from '../../ui/prompt.js';
 import { askHidden, askLine, readPassword } from '../../ui/text-prompt.js';
-import { formatDomain, isCloudDomain } from '../../auth/domain.js';
+import { formatDomain, platformOf } from '../../platform/domain.js';
 import type { LoginResult } from '../../auth/login.js';
 import { LoginProgress } from './login-progress.js';
 import { cliVersion } from '../../version.js';
@@ -51,7 +51,7 @@ export function registerLogin(program: Command, ctx: () => CommandContext): void
       }
       const config = await c.loadConfig();
       const domain = formatDomain(domainArg ?? config.currentDomain(c.env.domain));
-      const result = isCloudDomain(domain, config.get('local.platform'))
+      const result = platformOf(domain, { localPlatform: config.get('local.platform') }) === 'astro'
         ? await astroLogin(c, config, domain, flags)
         : await softwareLogin(c, config, domain, flags);
       c.out.result('Successfully authenticated to Astronomer');

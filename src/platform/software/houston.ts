@@ -6,34 +6,6 @@ import type { z } from 'zod';
 import { UserError } from '../../errors.js';
 import { ApiError, DEFAULT_RETRY, type FetchPort } from '../http.js';
 import { isRetryableNetworkError, isRetryableStatus, networkErrorCode, parseRetryAfter, retry, type RetryPolicy } from '../../util/retry.js';
-import { formatDomain } from '../../auth/domain.js';
-
-export interface HoustonSettings {
-  /** `cloud.api.protocol` (default https). */
-  protocol: string;
-  /** `cloud.api.port` (default 443). */
-  port: string;
-  /** `local.houston`: the Houston URL for the domains `localhost` and `houston`. */
-  localHouston: string;
-}
-
-/** `<protocol>://houston.<domain>:<port>/v1`; `localhost` and `houston` use the `local.houston` setting. */
-export function houstonUrl(domain: string, settings: HoustonSettings): string {
-  if (domain === 'localhost' || domain === 'houston') {
-    if (!settings.localHouston) {
-      throw new UserError(`The setting local.houston is empty, so astro does not know where Houston runs for ${domain}.`, {
-        nextStep: 'Set it, e.g. astro config set local.houston http://localhost:8871/v1',
-      });
-    }
-    return settings.localHouston;
-  }
-  return `${settings.protocol}://houston.${formatDomain(domain)}:${settings.port}/v1`;
-}
-
-/** The Software UI, where users fetch an OAuth token to paste: `<protocol>://app.<domain>`. */
-export function softwareAppUrl(domain: string, settings: Pick<HoustonSettings, 'protocol'>): string {
-  return `${settings.protocol}://app.${formatDomain(domain)}`;
-}
 
 export class HoustonError extends ApiError {
   override readonly kind = 'houston';

@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUILD_FAILED_MESSAGE, buildProjectImage, DESCRIPTION_LABEL, GIT_COMMIT_LABEL, ImageBuildError, resolveBuildSecrets, type BuildProgressEvent } from '../../../src/image/build.js';
-import { checkPrebuiltImage } from '../../../src/image/check.js';
+import { inspectPrebuiltImage } from '../../../src/image/check.js';
+import { checkBuiltRuntimeImage } from '../../../src/image/runtime/preflight.js';
 import { createDockerEngine } from '../../../src/image/engine.js';
 import { pushImage, PUSH_AUTH_FAILED_MESSAGE, type PushProgressEvent } from '../../../src/image/push.js';
 import { notRuntimeImageNameMessage, RUNTIME_VERSION_LABEL } from '../../../src/image/runtime/rules.js';
@@ -300,30 +301,33 @@ describe('--image-name', () => {
 
   it('accepts a local linux/amd64 Runtime image and returns its Runtime version', async () => {
     const ref = await dockerfileImage('prebuilt-ok', `FROM ${base}\nCOPY file.txt /\n`, 'linux/amd64');
-    const checked = await checkPrebuiltImage(engine, ref);
+    const checked = await inspectPrebuiltImage(engine, ref);
     expect(checked.runtimeVersion).toBe(RUNTIME_VERSION);
   });
 
   it('refuses an arm64 image, saying how to rebuild it', async () => {
     const ref = await dockerfileImage('prebuilt-arm', `FROM scratch\nCOPY file.txt /\nLABEL ${RUNTIME_VERSION_LABEL}=${RUNTIME_VERSION}\n`, 'linux/arm64');
     expect((await engine.inspect(ref))?.architecture).toBe('arm64');
-    await expect(checkPrebuiltImage(engine, ref)).rejects.toThrow(`The image '${ref}' is built for linux/arm64, but Astro Deployments run linux/amd64 images only.`);
-    await expect(checkPrebuiltImage(engine, ref)).rejects.toMatchObject({ nextStep: expect.stringContaining('docker build --platform=linux/amd64') });
+    await expect(inspectPrebuiltImage(engine, ref)).rejects.toThrow(`The image '${ref}' is built for linux/arm64, but Astronomer Deployments run linux/amd64 images only.`);
+    await expect(inspectPrebuiltImage(engine, ref)).rejects.toMatchObject({ nextStep: expect.stringContaining('docker build --platform=linux/amd64') });
   });
 
-  it('refuses an image without the Runtime label with the warning users know', async () => {
+  it('Astro refuses an image without the Runtime label with the warning users know', async () => {
     const ref = await dockerfileImage('prebuilt-nolabel', 'FROM scratch\nCOPY file.txt /\n', 'linux/amd64');
-    await expect(checkPrebuiltImage(engine, ref)).rejects.toThrow(notRuntimeImageNameMessage(ref));
+    const image = await inspectPrebuiltImage(engine, ref);
+    expect(() => checkBuiltRuntimeImage({ label: image.runtimeVersion, source: { imageName: ref } })).toThrow(notRuntimeImageNameMessage(ref));
   });
 
   it('refuses a Runtime version the Deployment cannot take, before anything is pushed', async () => {
     const ref = await dockerfileImage('prebuilt-old', `FROM ${base}\nCOPY file.txt /\n`, 'linux/amd64');
-    await expect(checkPrebuiltImage(engine, ref, { deployment: { runtimeVersion: '3.1-9', supportedVersions: ['3.1-8', '3.1-9'] } })).rejects.toThrow(
+    const image = await inspectPrebuiltImage(engine, ref);
+    const deployment = { runtimeVersion: '3.1-9', supportedVersions: ['3.1-8', '3.1-9'] };
+    expect(() => checkBuiltRuntimeImage({ label: image.runtimeVersion, source: { imageName: ref }, deployment })).toThrow(
       'Cannot deploy a downgraded Astro Runtime version. Modify your Astro Runtime version to 3.1-9 or higher in your Dockerfile',
     );
   });
 
   it('says so when the image does not exist locally', async () => {
-    await expect(checkPrebuiltImage(engine, 'astro-test/does-not-exist:nope')).rejects.toThrow(/was not found in the local Docker engine/);
+    await expect(inspectPrebuiltImage(engine, 'astro-test/does-not-exist:nope')).rejects.toThrow(/was not found in the local Docker engine/);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InterruptedError, NeedsInputError, UserError } from '../../../src/errors.js';
-import { deployToAstro, type DeployPorts, type DeployRequest } from '../../../src/deploy/deploy.js';
+import { deployToAstro, type DeployPorts, type DeployRequest } from '../../../src/deploy/astro/deploy.js';
 import type { AstroControlPlane } from '../../../src/platform/astro/client.js';
 import type { Deployment } from '../../../src/platform/astro/schemas.js';
 
@@ -46,8 +46,8 @@ function setup(dep: Deployment, tweak: Partial<DeployPorts> = {}) {
     parse: async () => { calls.push('parse'); return { ok: true, failures: [] }; },
     pytest: async () => { calls.push('pytest'); return { passed: true, exitCode: 0 }; },
     image: {
-      build: async (input) => { calls.push(`build:excludeDags=${input.excludeDags}`); return { runtimeVersion: '3.1-8' }; },
-      inspectPrebuilt: async () => { calls.push('inspect'); return { runtimeVersion: '3.1-8' }; },
+      build: async (input) => { calls.push(`build:excludeDags=${input.excludeDags}`); return { runtimeVersion: '3.1-8', labels: {} }; },
+      inspectPrebuilt: async () => { calls.push('inspect'); return { runtimeVersion: '3.1-8', labels: {} }; },
       push: async (input) => { calls.push(`push:${input.remoteRef}:${input.auth.username}`); return { digest: 'sha256:abc' }; },
     },
     bundle: {

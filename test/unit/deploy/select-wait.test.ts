@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { NeedsInputError } from '../../../src/errors.js';
-import { chooseDeployment, type SelectionInput } from '../../../src/deploy/select.js';
-import { parseDuration, pollUntilHealthy } from '../../../src/deploy/wait.js';
+import { chooseDeployment, type SelectionInput } from '../../../src/deploy/astro/select.js';
+import { parseDuration, pollUntilHealthy } from '../../../src/deploy/astro/wait.js';
 import type { AstroControlPlane } from '../../../src/platform/astro/client.js';
 import type { Deployment } from '../../../src/platform/astro/schemas.js';
 

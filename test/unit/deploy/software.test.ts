@@ -1,7 +1,7 @@
-// The Software deploy plan (src/deploy/software.ts) with fake ports: what goes where, and every refusal.
+// The Software deploy plan (src/deploy/software/deploy.ts) with fake ports: what goes where, and every refusal.
 import { describe, expect, it } from 'vitest';
 import { InterruptedError, NeedsInputError, UserError } from '../../../src/errors.js';
-import type { DeployEvent } from '../../../src/deploy/deploy.js';
+import type { DeployEvent } from '../../../src/deploy/kernel/phases.js';
 import {
   CUSTOM_REGISTRY_HOST_MISSING,
   deployToSoftware,
@@ -13,7 +13,7 @@ import {
   utcMinute,
   type SoftwareDeployPorts,
   type SoftwareDeployRequest,
-} from '../../../src/deploy/software.js';
+} from '../../../src/deploy/software/deploy.js';
 import type {
   ImageUpdate,
   SoftwareAppConfig,

@@ -2,7 +2,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createHoustonClient, houstonErrorMessage, houstonUrl, softwareAppUrl } from '../../../../src/platform/software/houston.js';
+import { createHoustonClient, houstonErrorMessage } from '../../../../src/platform/software/houston.js';
+import { houstonUrl, softwareAppUrl } from '../../../../src/platform/domain.js';
 
 const settings = { protocol: 'https', port: '443', localHouston: '' };
 

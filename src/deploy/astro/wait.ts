@@ -3,9 +3,9 @@
  * (the status may not have moved yet), so when the API reports the deployed image tag or DAG bundle version
  * those must match too.
  */
-import { UserError } from '../errors.js';
-import { sleep } from '../util/retry.js';
-import type { Deployment } from '../platform/astro/schemas.js';
+import { UserError } from '../../errors.js';
+import { sleep } from '../../util/retry.js';
+import type { Deployment } from '../../platform/astro/schemas.js';
 
 export interface WaitOptions {
   timeoutMs: number;

@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { GitMetadata } from '../platform/astro/schemas.js';
+import type { GitMetadata } from '../../platform/astro/schemas.js';
 
 const run = promisify(execFile);
 

@@ -10,16 +10,16 @@
  * Every refusal happens before anything is built or pushed. Houston, the engine, the registry credentials and
  * the DAG server come in through ports.
  */
-import path from 'node:path';
-import { InterruptedError, UserError } from '../errors.js';
-import type { DagDeploymentType, SoftwareAppConfig, SoftwareDeployApi, SoftwareDeploymentDetails, SoftwareDeploymentSummary } from '../platform/software/deploy-api.js';
-import { gateVersion, parsePlatformVersion, requirePlatformVersion, versionAtLeast } from '../platform/software/versions.js';
-import { registryHostname, type DockerCredentials } from '../image/docker-credentials.js';
-import type { DeployEvent, DeployPorts, Phase } from './deploy.js';
-import type { LocalDeployPorts, LocalImage } from './wiring.js';
-import { confirmEmptyDags as confirmEmpty, runProjectChecks } from './checks.js';
+import { UserError } from '../../errors.js';
+import type { DagDeploymentType, SoftwareAppConfig, SoftwareDeployApi, SoftwareDeploymentDetails, SoftwareDeploymentSummary } from '../../platform/software/deploy-api.js';
+import { gateVersion, parsePlatformVersion, requirePlatformVersion, versionAtLeast } from '../../platform/software/versions.js';
+import { registryHostname, type DockerCredentials } from '../../image/docker-credentials.js';
+import { RUNTIME_VERSION_LABEL } from '../../image/runtime/rules.js';
+import { legacySoftwareRegistry } from '../../platform/domain.js';
+import { localSteps, type CommonDeployRequest, type DagBundle, type LocalDeployPorts, type RegistryCredentials } from '../kernel/local.js';
+import { PhaseRunner, type Timings } from '../kernel/phases.js';
+import { explainFailure, interruptedDeploy, newReached } from '../kernel/reached.js';
 
-export const RUNTIME_VERSION_LABEL = 'io.astronomer.docker.runtime.version';
 export const AIRFLOW_VERSION_LABEL = 'io.astronomer.docker.airflow.version';
 
 export const NOT_DAG_DEPLOY_MESSAGE = "to perform this operation, first set the Deployment type to 'dag_deploy' via the UI or the API or the CLI";
@@ -38,56 +38,26 @@ export function dagOnlyDisabledMessage(platformVersion: string): string {
     : 'to perform this operation, set both deployments.dagOnlyDeployment and deployments.configureDagDeployment to true in your APC cluster';
 }
 
-export interface SoftwareDeployRequest {
-  projectDir: string;
+export interface SoftwareDeployRequest extends CommonDeployRequest {
   /** The context's domain: `registry.<domain>` is the registry of platforms older than 1.0.0. */
   domain: string;
-  deploymentId?: string;
-  deploymentName?: string;
-  workspaceFlag?: string;
   /** The context's workspace. */
   contextWorkspaceId?: string;
-  savedDeploymentId?: string;
-  prompt: boolean;
-  save: boolean;
-  autoSelect: boolean;
-  mode: 'full' | 'dags' | 'image';
-  /** --image-name: a local image instead of a build. */
-  imageName?: string;
   /** --remote (with --image-name): only point the Deployment at that image, which already is in a registry. */
   remote?: { runtimeVersion: string };
-  dagsPath?: string;
-  force: boolean;
-  skipParse: boolean;
-  pytest?: { file?: string };
-  envFile?: string;
-  description?: string;
-  buildSecrets: string[];
-  showWarnings: boolean;
   /** `sha_as_tag` / --sha-as-tag: name the custom-registry image by digest in the image update. */
   shaAsTag: boolean;
 }
 
-export interface SoftwareDeployPorts {
+export interface SoftwareDeployPorts extends LocalDeployPorts {
   houston: SoftwareDeployApi;
   /** The raw Houston token: registry password and DAG server authorization. */
   token: string;
-  choose: <T>(title: string, choices: { label: string; value: T }[], flags: string[]) => Promise<T>;
-  confirm: DeployPorts['confirm'];
-  emit: (event: DeployEvent) => void;
-  checkLocation: LocalDeployPorts['checkLocation'];
-  parse: LocalDeployPorts['parse'];
-  pytest: LocalDeployPorts['pytest'];
-  image: LocalDeployPorts['image'];
-  bundle: LocalDeployPorts['bundle'];
   /** The user's own credentials for a custom registry host (Docker config and credential helpers). */
   dockerCredentials: (host: string) => Promise<DockerCredentials | undefined>;
   uploadDags: (input: { url: string; data: Buffer; description: string; signal: AbortSignal }) => Promise<{ attempts: number }>;
   /** The tag of the Dockerfile's FROM image, for the version check of older platforms. */
   dockerfileTag: (projectDir: string) => Promise<string | undefined>;
-  saveDeploymentId: (id: string) => Promise<void>;
-  signal: AbortSignal;
-  now?: () => number;
 }
 
 export type DagsDelivery = 'dag-server' | 'image' | 'nfs' | 'git-sync' | 'not-deployed';
@@ -112,52 +82,32 @@ export interface SoftwareDeployResult {
   };
   dags: { delivery: DagsDelivery; bytes?: number; dagFiles?: number; attempts?: number };
   airflowUrl?: string;
-  timings: Partial<Record<Phase, number>>;
-}
-
-interface Reached {
-  imagePushed?: string;
-  /** Houston deploys pushes to its own registry by itself; custom-registry images need the image update. */
-  registry?: 'default' | 'custom';
-  imageUpdated: boolean;
-  dagsUploaded: boolean;
+  timings: Timings;
 }
 
 export async function deployToSoftware(req: SoftwareDeployRequest, ports: SoftwareDeployPorts): Promise<SoftwareDeployResult> {
+  const { signal } = ports;
   const now = ports.now ?? Date.now;
-  const timings: Partial<Record<Phase, number>> = {};
-  const reached: Reached = { imageUpdated: false, dagsUploaded: false };
+  const runner = new PhaseRunner(ports.emit, signal, now);
+  const reached = newReached('image update');
+  const steps = localSteps(req, ports, runner, {
+    emptyDagsCancelMessage: 'no DAGs found in the dags folder. User canceled the operation',
+    prebuiltNotice: 'Skipping building image since --image-name flag is used...',
+  });
   const notice = (message: string) => ports.emit({ type: 'notice', message });
   const warn = (message: string) => ports.emit({ type: 'warning', message });
-  let current: Phase = 'select';
-
-  async function phase<T>(name: Phase, work: () => Promise<T>, detail?: string): Promise<T> {
-    current = name;
-    throwIfAborted(ports.signal);
-    const start = now();
-    ports.emit({ type: 'phase', phase: name, state: 'start', detail });
-    try {
-      const value = await work();
-      ports.emit({ type: 'phase', phase: name, state: 'done' });
-      return value;
-    } catch (error) {
-      ports.emit({ type: 'phase', phase: name, state: 'failed' });
-      throw error;
-    } finally {
-      timings[name] = (timings[name] ?? 0) + (now() - start);
-    }
-  }
+  const timings = runner.timings;
 
   try {
     return await run();
   } catch (error) {
-    if (ports.signal.aborted) throw interrupted(ports.signal, current, reached, error);
-    throw error;
+    if (signal.aborted) throw interruptedDeploy(signal, runner, reached, error);
+    throw explainFailure(error, reached, 'Houston');
   }
 
   async function run(): Promise<SoftwareDeployResult> {
-    const { houston, signal } = ports;
-    const { version, deployment, details, appConfig, workspaceId } = await phase('select', () => resolveTarget(req, ports));
+    const { houston } = ports;
+    const { version, deployment, details, appConfig, workspaceId } = await runner.run('select', () => resolveTarget(req, ports));
     const releaseName = details.releaseName ?? deployment.releaseName;
     const dagType = dagDeploymentTypeOf(details);
     const flags = appConfig.flags;
@@ -178,10 +128,12 @@ export async function deployToSoftware(req: SoftwareDeployRequest, ports: Softwa
 
     if (req.remote) {
       const image = req.imageName!;
-      await phase('finalize', () =>
-        houston.updateDeploymentImage({ releaseName, image, runtimeVersion: req.remote!.runtimeVersion }, version, signal),
-      );
-      reached.imageUpdated = true;
+      Object.assign(reached.image, { ships: true, sent: true, as: image });
+      await runner.run('finalize', async () => {
+        reached.activation.state = 'unknown';
+        await houston.updateDeploymentImage({ releaseName, image, runtimeVersion: req.remote!.runtimeVersion }, version, signal);
+        reached.activation.state = 'done';
+      });
       notice('Image successfully updated');
       return { ...base, image: { registry: 'remote', updatedTo: image, runtimeVersion: req.remote.runtimeVersion }, dags: { delivery: 'not-deployed' }, timings };
     }
@@ -213,29 +165,20 @@ export async function deployToSoftware(req: SoftwareDeployRequest, ports: Softwa
 
     if (req.showWarnings && !req.imageName) await checkImageTag(details, deployment, version);
 
-    const dagsDir = path.resolve(req.projectDir, req.dagsPath ?? 'dags');
-    const bundle = uploadsDags ? await phase('bundle', () => ports.bundle.create({ sourceDir: dagsDir, signal })) : undefined;
-    if (bundle && bundle.dagFileCount === 0) await confirmEmptyDags();
+    reached.image.ships = true;
+    reached.image.liveOnArrival = target.kind === 'default';
+    reached.dags.ships = uploadsDags;
+    reached.dags.liveOnArrival = true;
+    const bundle = uploadsDags ? await steps.bundle() : undefined;
 
-    const shouldParse = (shipsDagsInImage || uploadsDags) && !req.skipParse && !req.imageName;
-    if ((shipsDagsInImage || uploadsDags) && req.skipParse && !req.imageName) {
-      notice('Skipping parsing dags due to skip parse being set to true in either the config.yaml or local environment variables');
-    }
-    const location = shouldParse || req.pytest ? await ports.checkLocation() : 'host';
-    if (location === 'host') await runChecks(shouldParse, undefined);
+    const shouldParse = steps.shouldParse(shipsDagsInImage || uploadsDags);
+    const location = await steps.checkLocation(shouldParse);
+    if (location === 'host') await steps.checks(shouldParse);
 
     const localRef = req.imageName ?? `${releaseName}/airflow:latest`;
-    let image: LocalImage;
-    if (req.imageName) {
-      notice('Skipping building image since --image-name flag is used...');
-      image = await phase('build', () => ports.image.inspectPrebuilt(req.imageName!), 'prebuilt');
-    } else {
-      const labels = { 'io.astronomer.skip.revision': 'true', 'io.astronomer.deploy.revision.description': description };
-      image = await phase('build', () =>
-        ports.image.build({ projectDir: req.projectDir, localRef, excludeDags: dagsViaServer, labels, buildSecrets: req.buildSecrets, signal }),
-      );
-    }
-    if (location === 'image') await runChecks(shouldParse, localRef);
+    const labels = { 'io.astronomer.skip.revision': 'true', 'io.astronomer.deploy.revision.description': description };
+    const image = await steps.image({ localRef, excludeDags: dagsViaServer, labels });
+    if (location === 'image') await steps.checks(shouldParse, localRef);
     const runtimeVersion = image.labels[RUNTIME_VERSION_LABEL] || image.runtimeVersion || undefined;
     const airflowVersion = image.labels[AIRFLOW_VERSION_LABEL] || undefined;
     if (target.kind === 'custom' && !runtimeVersion && (versionAtLeast(gateVersion(version), '1.0.1') || !airflowVersion)) {
@@ -245,12 +188,15 @@ export async function deployToSoftware(req: SoftwareDeployRequest, ports: Softwa
     }
 
     const auth = await registryAuth(target);
-    const pushed = await phase('push', async () => {
-      const result = await ports.image.push({ localRef, remoteRef: target.remoteRef, auth, signal });
-      reached.imagePushed = target.remoteRef;
-      reached.registry = target.kind;
-      return result;
-    }, target.kind === 'custom' ? 'Pushing image to configured registry' : 'Pushing image to Astronomer registry');
+    const pushed = await runner.run(
+      'push',
+      async () => {
+        const result = await ports.image.push({ localRef, remoteRef: target.remoteRef, auth, signal });
+        Object.assign(reached.image, { sent: true, as: target.remoteRef });
+        return result;
+      },
+      target.kind === 'custom' ? 'Pushing image to configured registry' : 'Pushing image to Astronomer registry',
+    );
 
     let updatedTo: string | undefined;
     if (target.kind === 'custom') {
@@ -260,8 +206,11 @@ export async function deployToSoftware(req: SoftwareDeployRequest, ports: Softwa
         });
       }
       updatedTo = req.shaAsTag ? `${target.repository}@${pushed.digest}` : target.remoteRef;
-      await phase('finalize', () => houston.updateDeploymentImage({ releaseName, image: updatedTo!, runtimeVersion, airflowVersion }, version, signal));
-      reached.imageUpdated = true;
+      await runner.run('finalize', async () => {
+        reached.activation.state = 'unknown';
+        await houston.updateDeploymentImage({ releaseName, image: updatedTo!, runtimeVersion, airflowVersion }, version, signal);
+        reached.activation.state = 'done';
+      });
     }
 
     let dags: SoftwareDeployResult['dags'];
@@ -300,46 +249,36 @@ export async function deployToSoftware(req: SoftwareDeployRequest, ports: Softwa
     details: SoftwareDeploymentDetails,
     releaseName: string,
     description: string,
-    prebuilt?: { data: Buffer; bytes: number; dagFileCount: number },
+    prebuilt?: DagBundle,
   ): Promise<SoftwareDeployResult['dags']> {
     const url = dagServerUrl(details, releaseName);
+    Object.assign(reached.dags, { ships: true, liveOnArrival: true });
     let bundle = prebuilt;
     if (!bundle) {
-      const dagsDir = path.resolve(req.projectDir, req.dagsPath ?? 'dags');
-      bundle = await phase('bundle', () => ports.bundle.create({ sourceDir: dagsDir, signal: ports.signal }));
-      if (bundle.dagFileCount === 0) await confirmEmptyDags();
-      const shouldParse = !req.skipParse;
-      if (!shouldParse) notice('Skipping parsing dags due to skip parse being set to true in either the config.yaml or local environment variables');
+      bundle = await steps.bundle();
+      const shouldParse = steps.shouldParse(true);
       // No image is built for a DAG-only deploy: checks run on the host, or in the Dockerfile's base image.
-      if (shouldParse || req.pytest) await runChecks(shouldParse, undefined);
+      if (shouldParse || req.pytest) await steps.checks(shouldParse);
     }
     const data = bundle;
-    const uploaded = await phase('upload', () => ports.uploadDags({ url, data: data.data, description, signal: ports.signal }));
-    reached.dagsUploaded = true;
+    const uploaded = await runner.run('upload', () => ports.uploadDags({ url, data: data.data, description, signal }));
+    reached.dags.sent = true;
     return { delivery: 'dag-server', bytes: data.bytes, dagFiles: data.dagFileCount, attempts: uploaded.attempts };
   }
 
-  async function registryAuth(target: ImageTarget): Promise<{ username: string; password: string; serveraddress: string }> {
+  async function registryAuth(target: ImageTarget): Promise<RegistryCredentials> {
     if (target.kind === 'default') return { username: 'user', password: ports.token, serveraddress: target.host };
     const credentials = await ports.dockerCredentials(target.host);
     if (!credentials) {
       warn(`Not able to login to the private registry, please use \`docker login ${target.host}\` to manually login to the registry`);
       return { username: '', password: '', serveraddress: target.host };
     }
-    // The engine takes an identity token next to the user name; the port's type only names the common fields.
-    const auth = { username: credentials.username, password: credentials.password, serveraddress: target.host };
-    return credentials.identityToken ? Object.assign(auth, { identitytoken: credentials.identityToken }) : auth;
-  }
-
-  function runChecks(shouldParse: boolean, image: string | undefined): Promise<void> {
-    return runProjectChecks(
-      { projectDir: req.projectDir, dagsDir: path.resolve(req.projectDir, req.dagsPath ?? 'dags'), envFile: req.envFile, image, parse: shouldParse, pytest: req.pytest, force: req.force, signal: ports.signal },
-      { parse: ports.parse, pytest: ports.pytest, notice, warn, phase: (name, work) => phase(name, work) },
-    );
-  }
-
-  function confirmEmptyDags(): Promise<void> {
-    return confirmEmpty({ force: req.force, showWarnings: req.showWarnings, cancelMessage: 'no DAGs found in the dags folder. User canceled the operation' }, ports.confirm);
+    return {
+      username: credentials.username,
+      password: credentials.password,
+      serveraddress: target.host,
+      ...(credentials.identityToken ? { identitytoken: credentials.identityToken } : {}),
+    };
   }
 
   /**
@@ -476,7 +415,7 @@ export function imageTarget(
     if (!url) throw new UserError(NO_REGISTRY_URL, { nextStep: 'Houston lists no registry URL for this Deployment; ask your platform team to check the registry configuration.' });
     registry = url.trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/\/+$/, '');
   } else {
-    registry = `registry.${req.domain}`;
+    registry = legacySoftwareRegistry(req.domain);
   }
   return { kind: 'default', host: registryHostname(registry), remoteRef: `${registry}/${releaseName}/airflow:${nextTag}` };
 }
@@ -516,24 +455,4 @@ function dagsRefusalHint(type: DagDeploymentType, d: SoftwareDeploymentSummary):
     default:
       return `${nameOf(d)} receives DAGs inside its image: run astro deploy without --dags, or change its DAG deployment mechanism to "DAG only" (dag_deploy).`;
   }
-}
-
-function throwIfAborted(signal: AbortSignal): void {
-  if (signal.aborted) throw new InterruptedError(signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT');
-}
-
-function interrupted(signal: AbortSignal, phase: Phase, reached: Reached, cause: unknown): InterruptedError {
-  const name = signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
-  const parts = [
-    reached.imagePushed
-      ? reached.imageUpdated || reached.registry === 'default'
-        ? `The image ${reached.imagePushed} was pushed and the Deployment is rolling it out.`
-        : `The image was pushed as ${reached.imagePushed}, but the Deployment was not told to run it.`
-      : reached.imageUpdated
-        ? 'The Deployment was told to run the new image.'
-        : 'No image reached the registry.',
-    reached.dagsUploaded ? 'The DAGs were uploaded.' : '',
-    'Run astro deploy again to finish.',
-  ];
-  return new InterruptedError(name, `Deploy interrupted by ${name} during ${phase}. ${parts.filter(Boolean).join(' ')}`, { cause });
 }

@@ -3,11 +3,10 @@
  * credentials, the DAG server, and the same engine / parse / bundle adapters the Astro deploy uses.
  */
 import path from 'node:path';
-import { select } from '../ui/prompt.js';
-import { createHoustonClient } from '../platform/software/houston.js';
-import { createSoftwareDeployApi } from '../platform/software/deploy-api.js';
-import type { SoftwareDeployPorts } from './software.js';
-import { createLocalPorts, type LocalWiringInput } from './wiring.js';
+import { createHoustonClient } from '../../platform/software/houston.js';
+import { createSoftwareDeployApi } from '../../platform/software/deploy-api.js';
+import { createLocalPorts, type LocalWiringInput } from '../kernel/wiring.js';
+import type { SoftwareDeployPorts } from './deploy.js';
 
 export type SoftwareWiringInput = LocalWiringInput & {
   houstonUrl: string;
@@ -18,22 +17,21 @@ export type SoftwareWiringInput = LocalWiringInput & {
 export function createSoftwarePorts(input: SoftwareWiringInput): SoftwareDeployPorts {
   const { env, out, signal, emit, token } = input;
   const local = createLocalPorts(input);
-  const houston = createSoftwareDeployApi(createHoustonClient({ url: input.houstonUrl, token }));
+  const houston = createSoftwareDeployApi(
+    createHoustonClient({
+      url: input.houstonUrl,
+      token,
+      onRetry: ({ attempt, delayMs, reason }) => out.debug(`Houston: ${reason}; retry ${attempt} in ${delayMs} ms`),
+    }),
+  );
 
   return {
+    ...local,
     houston,
     token,
-    choose: (title, choices, flags) => select(out, title, choices, flags, signal),
-    confirm: local.confirm,
-    emit,
-    checkLocation: local.checkLocation,
-    parse: local.parse,
-    pytest: local.pytest,
-    image: local.image,
-    bundle: local.bundle,
 
     dockerCredentials: async (host) => {
-      const { readDockerCredentials, runCredentialHelper } = await import('../image/docker-credentials.js');
+      const { readDockerCredentials, runCredentialHelper } = await import('../../image/docker-credentials.js');
       const credentials = await readDockerCredentials({
         configDir: env.dockerConfigDir,
         host,
@@ -49,7 +47,7 @@ export function createSoftwarePorts(input: SoftwareWiringInput): SoftwareDeployP
     },
 
     uploadDags: async ({ url, data, description }) => {
-      const { uploadToDagServer } = await import('../bundle/dagserver.js');
+      const { uploadToDagServer } = await import('../../bundle/dagserver.js');
       return uploadToDagServer({
         url,
         token,
@@ -64,15 +62,9 @@ export function createSoftwarePorts(input: SoftwareWiringInput): SoftwareDeployP
     },
 
     dockerfileTag: async (projectDir) => {
-      const { loadDockerfile } = await import('../image/runtime/dockerfile.js');
+      const { loadDockerfile } = await import('../../image/runtime/dockerfile.js');
       const parsed = await loadDockerfile(path.join(projectDir, 'Dockerfile'), { displayPath: 'Dockerfile' }).catch(() => undefined);
       return parsed?.base.reference?.tag;
     },
-
-    saveDeploymentId: async (id) => {
-      await input.config.setSetting('project.deployment', id, 'project');
-      out.info(`Saved Deployment ${id} for this project (.astro/config.yaml).`);
-    },
-    signal,
   };
 }

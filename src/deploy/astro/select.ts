@@ -2,9 +2,9 @@
  * Which Deployment a deploy goes to: the positional id, --deployment-name, the project's saved id, the only
  * Deployment there is (for API tokens or auto_select), or a prompt on a terminal.
  */
-import { UserError } from '../errors.js';
-import type { AstroControlPlane } from '../platform/astro/client.js';
-import type { Deployment } from '../platform/astro/schemas.js';
+import { UserError } from '../../errors.js';
+import type { AstroControlPlane } from '../../platform/astro/client.js';
+import type { Deployment } from '../../platform/astro/schemas.js';
 
 export interface SelectionInput {
   organizationId: string;

@@ -1,0 +1,241 @@
+/**
+ * `astro deploy` for Astro: the Astro wing of the deploy kernel. Everything outside (API, engine, blob store,
+ * parser, prompts) comes in through ports, so the order of steps and every refusal is testable on its own.
+ *
+ * Order, and why it differs from Astronomer's CLI: we check and build everything locally first (parse, tests,
+ * DAG bundle, image build) and only then create the deploy, so a failed build leaves no INITIALIZED deploy
+ * behind and the short-lived SAS URL is used right away. Push and upload run in parallel.
+ */
+import { UserError } from '../../errors.js';
+import type { AstroSession } from '../../auth/session.js';
+import type { AstroControlPlane } from '../../platform/astro/client.js';
+import type { CreateDeployRequest, Deploy, Deployment, DeployType } from '../../platform/astro/schemas.js';
+import type { GitInfo } from '../kernel/git.js';
+import { localSteps, type CommonDeployRequest, type LocalDeployPorts } from '../kernel/local.js';
+import { PhaseRunner, settleBoth, type Timings } from '../kernel/phases.js';
+import { explainFailure, interruptedDeploy, newReached } from '../kernel/reached.js';
+import { chooseDeployment } from './select.js';
+import { pollUntilHealthy } from './wait.js';
+
+export interface DeployRequest extends CommonDeployRequest {
+  wait?: { timeoutMs: number; intervalMs: number };
+  gitMetadata: boolean;
+}
+
+export interface DeployPorts extends LocalDeployPorts {
+  session: AstroSession;
+  controlPlane: AstroControlPlane;
+  bundle: LocalDeployPorts['bundle'] & {
+    upload: (input: { sasUrl: string; data: Buffer; signal: AbortSignal }) => Promise<{ versionId: string }>;
+  };
+  runtime: {
+    /** Before the build: the Dockerfile's Runtime image must be valid and suit the Deployment. Returns notices. */
+    preflight: (input: { projectDir: string; deployment: Deployment; supported: string[] }) => Promise<{ notices: string[]; expectedVersion?: string; fromImage?: string }>;
+    /** After the build (or for --image-name): the image's Runtime label must suit the Deployment. Returns notices. */
+    checkImage: (input: { label: string | undefined; fromImage?: string; imageName?: string; deployment: Deployment; supported: string[]; expectedVersion?: string }) => Promise<{ notices: string[]; version: string }>;
+  };
+  git: (projectDir: string) => Promise<GitInfo>;
+}
+
+export interface DeployResult {
+  deploymentId: string;
+  deploymentName: string;
+  workspaceId: string;
+  deployId: string;
+  type: DeployType;
+  image?: { repository: string; tag: string; digest?: string; runtimeVersion?: string };
+  dags?: { version: string; bytes: number; dagFiles: number };
+  status: string;
+  timings: Timings;
+}
+
+export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Promise<DeployResult> {
+  const { session, controlPlane, signal } = ports;
+  const runner = new PhaseRunner(ports.emit, signal, ports.now);
+  const reached = newReached('finalize');
+  const steps = localSteps(req, ports, runner, { emptyDagsCancelMessage: 'Canceling deploy...', prebuiltNotice: 'Skipping building image...' });
+  const notice = (message: string) => ports.emit({ type: 'notice', message });
+  const warn = (notices: string[]) => notices.forEach((message) => ports.emit({ type: 'warning', message }));
+  let deploymentId: string | undefined;
+
+  try {
+    return await run();
+  } catch (error) {
+    if (signal.aborted) {
+      await settleFinalize();
+      throw interruptedDeploy(signal, runner, reached, error);
+    }
+    throw explainFailure(error, reached, 'the Astro API');
+  }
+
+  /**
+   * Interrupted while the finalize was on its way: only the platform knows whether it arrived. Ask it, briefly (the
+   * signal that stopped us must not stop the question; a second Ctrl-C still exits at once).
+   */
+  async function settleFinalize(): Promise<void> {
+    if (reached.activation.state !== 'unknown' || !reached.deployId || !controlPlane.getDeploy) return;
+    const deploy = await controlPlane
+      .getDeploy(session.organizationId, deploymentId!, reached.deployId, AbortSignal.timeout(3_000))
+      .catch(() => undefined);
+    // Still INITIALIZED: the finalize may yet be applied (it was sent), so the honest answer stays "unknown".
+    if (deploy?.status !== undefined && deploy.status !== 'INITIALIZED') reached.activation.state = 'done';
+  }
+
+  async function run(): Promise<DeployResult> {
+    const deployment = await runner.run('select', () =>
+      chooseDeployment(
+        {
+          organizationId: session.organizationId,
+          workspaceId: req.workspaceFlag ?? session.workspaceId,
+          workspaceFlag: req.workspaceFlag,
+          deploymentId: req.deploymentId,
+          deploymentName: req.deploymentName,
+          savedDeploymentId: req.savedDeploymentId,
+          prompt: req.prompt,
+          autoSelect: req.autoSelect,
+        },
+        { controlPlane, choose: ports.choose, notice, signal },
+      ),
+    );
+    deploymentId = deployment.id;
+
+    if (deployment.isCicdEnforced && !session.isApiToken) {
+      throw new UserError(`cannot deploy since ci/cd enforcement is enabled for the deployment ${deployment.name}. Please use API Tokens instead`, {
+        nextStep: 'Deploy from your CI/CD pipeline with ASTRO_API_TOKEN set.',
+      });
+    }
+    const dagDeploy = deployment.isDagDeployEnabled;
+    if ((req.mode === 'dags' || req.mode === 'image') && !dagDeploy) {
+      throw new UserError(
+        `DAG-only deploys are not enabled for this Deployment. Run 'astro deployment update ${deployment.id} --dag-deploy enable' to enable DAG-only deploys`,
+      );
+    }
+    if (req.save) await ports.saveDeploymentId(deployment.id);
+
+    // Without DAG deploys the image carries the DAGs, so a prebuilt image is a whole deploy, not an image-only one.
+    const type: DeployType =
+      req.mode === 'dags' ? 'DAG_ONLY' : (req.mode === 'image' || req.imageName) && dagDeploy ? 'IMAGE_ONLY' : 'IMAGE_AND_DAG';
+    const shipsImage = type !== 'DAG_ONLY';
+    // With DAG deploys off, DAGs travel inside the image; with them on, as a separate bundle.
+    const shipsBundle = dagDeploy && type !== 'IMAGE_ONLY';
+    reached.image.ships = shipsImage;
+    reached.dags.ships = shipsBundle;
+
+    // The DAG bundle is built first: it tells us whether there are DAGs at all, and must exist before the SAS URL does.
+    const bundle = shipsBundle ? await steps.bundle() : undefined;
+
+    // Unlike Astronomer's CLI, DAG-only deploys are parsed too: our parse takes seconds, a broken DAG takes a Deployment down.
+    const shouldParse = steps.shouldParse(shipsBundle || (shipsImage && !dagDeploy));
+    // On the host the checks run before anything is built; without a host Python they run in the built image.
+    const location = await steps.checkLocation(shouldParse);
+    const checkNow = location === 'host' || !shipsImage;
+    if (checkNow) await steps.checks(shouldParse);
+
+    const git = req.gitMetadata && !req.imageName ? await ports.git(req.projectDir) : undefined;
+    if (git?.skippedBecause && git.metadata === undefined && git.headSubject !== undefined) notice(git.skippedBecause);
+    const description = req.description ?? git?.headSubject ?? '';
+
+    let localRef: string | undefined;
+    let runtimeVersion: string | undefined;
+    if (shipsImage) {
+      const options = await controlPlane.getDeploymentOptions(session.organizationId, signal);
+      const supported = options.runtimeReleases.map((r) => r.version);
+      let preflight: { expectedVersion?: string; fromImage?: string } = {};
+      if (!req.imageName) {
+        const pre = await ports.runtime.preflight({ projectDir: req.projectDir, deployment, supported });
+        warn(pre.notices);
+        preflight = pre;
+      }
+      const labels: Record<string, string> = { 'io.astronomer.deploy.revision.description': description };
+      if (git?.metadata) labels['io.astronomer.deploy.revision.commit'] = git.metadata.commitSha;
+      localRef = req.imageName ?? `${deployment.namespace || deployment.id}/airflow:latest`;
+      const image = await steps.image({ localRef, excludeDags: dagDeploy, labels });
+      // From here on the image is named by what this build made: another deploy to the same Deployment may have
+      // moved the local name to its own build meanwhile, and we must test and push ours.
+      if (image.imageId && !req.imageName) localRef = image.imageId;
+      const checked = await ports.runtime.checkImage({
+        label: image.runtimeVersion,
+        fromImage: preflight.fromImage,
+        imageName: req.imageName,
+        deployment,
+        supported,
+        expectedVersion: preflight.expectedVersion,
+      });
+      warn(checked.notices);
+      runtimeVersion = checked.version;
+      if (!checkNow) await steps.checks(shouldParse, localRef);
+    }
+
+    const createBody: CreateDeployRequest = { type, description, ...(git?.metadata ? { git: git.metadata } : {}) };
+    const created: Deploy = await runner.run('create', () => controlPlane.createDeploy(session.organizationId, deployment.id, createBody, signal));
+    reached.deployId = created.id;
+
+    const pushTask = shipsImage
+      ? runner.run('push', async () => {
+          if (!created.imageRepository || !created.imageTag) throw new UserError('The platform did not say where to push the image (no imageRepository/imageTag).');
+          const remoteRef = `${created.imageRepository}:${created.imageTag}`;
+          const host = created.imageRepository.split('/')[0]!;
+          const pushed = await ports.image.push({
+            localRef: localRef!,
+            remoteRef,
+            auth: { username: 'cli', password: session.token, serveraddress: host },
+            signal,
+          });
+          reached.image.sent = true;
+          return pushed;
+        })
+      : Promise.resolve(undefined);
+    const uploadTask = bundle
+      ? runner.run('upload', async () => {
+          if (!created.dagsUploadUrl) throw new UserError('The platform did not give a DAG upload URL for a Deployment with DAG deploys enabled.');
+          const uploaded = await ports.bundle.upload({ sasUrl: created.dagsUploadUrl, data: bundle.data, signal });
+          reached.dags.sent = true;
+          return uploaded;
+        })
+      : Promise.resolve(undefined);
+    if (type === 'IMAGE_ONLY' && dagDeploy) notice('Image Deploy only. Skipping deploying DAG...');
+    const [pushed, uploaded] = await settleBoth(pushTask, uploadTask);
+
+    const finalized = await runner.run('finalize', async () => {
+      reached.activation.state = 'unknown';
+      const answer = await controlPlane.finalizeDeploy(
+        session.organizationId,
+        deployment.id,
+        created.id,
+        dagDeploy ? { dagTarballVersion: uploaded?.versionId ?? '' } : {},
+        signal,
+      );
+      reached.activation.state = 'done';
+      return answer;
+    });
+    if (finalized.dagTarballVersion) notice(`Deployed DAG bundle:  ${finalized.dagTarballVersion}`);
+    if (shipsImage && created.imageTag) notice(`Deployed Image Tag:  ${created.imageTag}`);
+
+    let status = 'DEPLOYING';
+    if (req.wait) {
+      const outcome = await runner.run('wait', () =>
+        pollUntilHealthy(() => controlPlane.getDeployment(session.organizationId, deployment.id, signal), {
+          timeoutMs: req.wait!.timeoutMs,
+          intervalMs: req.wait!.intervalMs,
+          expect: { imageTag: shipsImage ? created.imageTag : undefined, dagTarballVersion: uploaded?.versionId },
+          signal,
+          onStatus: (s) => ports.emit({ type: 'progress', phase: 'wait', message: s }),
+        }),
+      );
+      status = outcome.status;
+      notice(`Deployment ${deployment.name} is now healthy`);
+    }
+
+    return {
+      deploymentId: deployment.id,
+      deploymentName: deployment.name,
+      workspaceId: deployment.workspaceId,
+      deployId: created.id,
+      type,
+      ...(shipsImage ? { image: { repository: created.imageRepository, tag: created.imageTag, digest: pushed?.digest, runtimeVersion } } : {}),
+      ...(uploaded && bundle ? { dags: { version: uploaded.versionId, bytes: bundle.bytes, dagFiles: bundle.dagFileCount } } : {}),
+      status,
+      timings: runner.timings,
+    };
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * What every deploy shares, Astro or Software: the request fields both read from the same flags, the ports of the
+ * local machine (prompts, parse and tests, image build and push, the DAG bundle), and the local steps built on
+ * them — the DAG bundle and its empty-folder confirmation, the parse and pytest gates, the image build or the
+ * prebuilt image. The wings (astro/, software/) add only what differs: the target, the API calls, the refusals.
+ */
+import path from 'node:path';
+import { NeedsInputError, UserError } from '../../errors.js';
+import type { DeployEvent, PhaseRunner } from './phases.js';
+
+/** The part of a deploy request that Astro and Software deploys read from the same flags and settings. */
+export interface CommonDeployRequest {
+  projectDir: string;
+  deploymentId?: string;
+  deploymentName?: string;
+  workspaceFlag?: string;
+  savedDeploymentId?: string;
+  prompt: boolean;
+  save: boolean;
+  /** API token sessions and `auto_select` take the only Deployment without asking. */
+  autoSelect: boolean;
+  /** --dags or --image; `full` ships what the Deployment takes. */
+  mode: 'full' | 'dags' | 'image';
+  /** --image-name: a local image instead of a build. */
+  imageName?: string;
+  dagsPath?: string;
+  force: boolean;
+  /** skip_parse config or ASTRONOMER_SKIP_PARSE. */
+  skipParse: boolean;
+  pytest?: { file?: string };
+  envFile?: string;
+  description?: string;
+  buildSecrets: string[];
+  showWarnings: boolean;
+}
+
+export interface ParseOutcome {
+  ok: boolean;
+  failures: { path: string; message: string }[];
+}
+
+/** A built or prebuilt image as the deploy sees it. */
+export interface LocalImage {
+  /** The image's Runtime version label, when it has one. */
+  runtimeVersion?: string;
+  labels: Record<string, string>;
+  /** The image this build made, which the local name may no longer point at when deploys run side by side. */
+  imageId?: string;
+}
+
+export interface DagBundle {
+  data: Buffer;
+  bytes: number;
+  dagFileCount: number;
+}
+
+export interface RegistryCredentials {
+  username: string;
+  password: string;
+  serveraddress: string;
+  identitytoken?: string;
+}
+
+/** The platform-independent ports of a deploy. */
+export interface LocalDeployPorts {
+  /** Numbered choice on a terminal; throws NeedsInputError without one. */
+  choose: <T>(title: string, choices: { label: string; value: T }[], flags: string[]) => Promise<T>;
+  confirm: (question: string, flags: string[]) => Promise<boolean>;
+  emit: (event: DeployEvent) => void;
+  /** Where DAGs can be parsed and tested: on the host (a Python with Airflow was found) or only inside an image. */
+  checkLocation: () => Promise<'host' | 'image'>;
+  /** `image`: parse inside this image (the built one); else on the host, or in the Dockerfile's base image. */
+  parse: (input: { projectDir: string; dagsDir: string; envFile?: string; image?: string; signal: AbortSignal }) => Promise<ParseOutcome>;
+  pytest: (input: { projectDir: string; testPath?: string; envFile?: string; image?: string; signal: AbortSignal }) => Promise<{ passed: boolean; exitCode: number }>;
+  image: {
+    build: (input: { projectDir: string; localRef: string; excludeDags: boolean; labels: Record<string, string>; buildSecrets: string[]; signal: AbortSignal }) => Promise<LocalImage>;
+    /** The image exists locally and is linux/amd64; its labels are returned as they are (each platform has its own rule for them). */
+    inspectPrebuilt: (ref: string) => Promise<LocalImage>;
+    push: (input: { localRef: string; remoteRef: string; auth: RegistryCredentials; signal: AbortSignal }) => Promise<{ digest?: string }>;
+  };
+  bundle: {
+    create: (input: { sourceDir: string; signal: AbortSignal }) => Promise<DagBundle>;
+  };
+  saveDeploymentId: (id: string) => Promise<void>;
+  signal: AbortSignal;
+  now?: () => number;
+}
+
+export const SKIP_PARSE_NOTICE = 'Skipping parsing dags due to skip parse being set to true in either the config.yaml or local environment variables';
+
+export interface LocalSteps {
+  dagsDir: string;
+  /** Packs the DAGs (a phase), and asks before shipping an empty bundle. */
+  bundle(): Promise<DagBundle>;
+  /** Whether DAGs that ship get parsed, with the notice when a setting skips it. A prebuilt image's DAGs are its own. */
+  shouldParse(shipsDags: boolean): boolean;
+  /** Where the gates run: on the host, or only inside an image (no host Python with Airflow). */
+  checkLocation(parse: boolean): Promise<'host' | 'image'>;
+  /** The parse and pytest gates, on the host or inside `image`. */
+  checks(parse: boolean, image?: string): Promise<void>;
+  /** Builds the project image (a phase), or inspects the prebuilt one. */
+  image(input: { localRef: string; excludeDags: boolean; labels: Record<string, string> }): Promise<LocalImage>;
+}
+
+export function localSteps(
+  req: CommonDeployRequest,
+  ports: LocalDeployPorts,
+  runner: PhaseRunner,
+  options: { emptyDagsCancelMessage: string; prebuiltNotice: string },
+): LocalSteps {
+  const { signal } = ports;
+  const dagsDir = path.resolve(req.projectDir, req.dagsPath ?? 'dags');
+  const notice = (message: string) => ports.emit({ type: 'notice', message });
+  const warn = (message: string) => ports.emit({ type: 'warning', message });
+
+  return {
+    dagsDir,
+    async bundle() {
+      const bundle = await runner.run('bundle', () => ports.bundle.create({ sourceDir: dagsDir, signal }));
+      if (bundle.dagFileCount === 0) {
+        await confirmEmptyDags({ force: req.force, showWarnings: req.showWarnings, cancelMessage: options.emptyDagsCancelMessage }, ports.confirm);
+      }
+      return bundle;
+    },
+    shouldParse(shipsDags) {
+      if (!shipsDags || req.imageName) return false;
+      if (req.skipParse) notice(SKIP_PARSE_NOTICE);
+      return !req.skipParse;
+    },
+    async checkLocation(parse) {
+      return parse || req.pytest ? ports.checkLocation() : 'host';
+    },
+    async checks(parse, image) {
+      const { projectDir, envFile } = req;
+      if (parse) {
+        const outcome = await runner.run('parse', () => ports.parse({ projectDir, dagsDir, envFile, image, signal }));
+        for (const f of outcome.failures) warn(`${f.path}: ${f.message}`);
+        if (!outcome.ok && !req.force) {
+          throw new UserError('your local DAGs did not parse. Fix the listed errors or use `astro deploy [deployment-id] -f` to force deploy');
+        }
+        notice(outcome.ok ? '✔ No errors detected in your DAGs' : 'Deploying despite DAG errors because of --force.');
+      }
+      if (req.pytest) {
+        const testPath = req.pytest.file;
+        const result = await runner.run('pytest', () => ports.pytest({ projectDir, testPath, envFile, image, signal }));
+        if (!result.passed) {
+          throw new UserError(
+            result.exitCode === 1
+              ? "at least 1 pytest in your tests directory failed. Fix the issues listed or rerun the command without the '--pytest' flag to deploy"
+              : `Something went wrong while Pytesting your DAGs,\nif the issue persists rerun the command without the '--pytest' flag to deploy: pytest exited with ${result.exitCode}`,
+          );
+        }
+        notice('\nAll Pytests passed!');
+      }
+    },
+    async image({ localRef, excludeDags, labels }) {
+      if (req.imageName) {
+        notice(options.prebuiltNotice);
+        const ref = req.imageName;
+        return runner.run('build', () => ports.image.inspectPrebuilt(ref), 'Checking the prebuilt image');
+      }
+      return runner.run('build', () =>
+        ports.image.build({ projectDir: req.projectDir, localRef, excludeDags, labels, buildSecrets: req.buildSecrets, signal }),
+      );
+    },
+  };
+}
+
+/** Asks before a deploy with no DAG files; without a terminal, --force is the answer. */
+export async function confirmEmptyDags(
+  options: { force: boolean; showWarnings: boolean; cancelMessage: string },
+  confirm: LocalDeployPorts['confirm'],
+): Promise<void> {
+  if (options.force || !options.showWarnings) return;
+  let yes: boolean;
+  try {
+    yes = await confirm('Warning: No DAGs found. This will delete any existing DAGs. Are you sure you want to deploy?', ['--force']);
+  } catch (error) {
+    if (error instanceof NeedsInputError) {
+      throw new NeedsInputError("No DAGs found: this deploy would delete the Deployment's existing DAGs.", ['--force'], {
+        nextStep: 'Add DAG files to the dags folder, or pass --force to deploy an empty DAG bundle on purpose.',
+      });
+    }
+    throw error;
+  }
+  if (!yes) throw new UserError(options.cancelMessage);
+}

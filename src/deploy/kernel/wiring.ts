@@ -1,0 +1,165 @@
+/**
+ * The real local ports every deploy shares, Astro or Software: prompts, the parse sandbox and pytest, the Docker
+ * Engine (build, inspect, push) and the DAG bundle. Heavy modules are imported lazily, so `astro --help` never
+ * loads them.
+ */
+import path from 'node:path';
+import { UserError } from '../../errors.js';
+import type { AstroConfig } from '../../config/store.js';
+import type { AstroEnv } from '../../env.js';
+import type { Output } from '../../ui/output.js';
+import { confirm, select } from '../../ui/prompt.js';
+import type { LocalDeployPorts, ParseOutcome } from './local.js';
+import type { DeployEvent } from './phases.js';
+import { once } from '../../util/once.js';
+
+/** What the local ports need: no session, so both wings use them. */
+export interface LocalWiringInput {
+  config: AstroConfig;
+  env: AstroEnv;
+  out: Output;
+  projectDir: string;
+  signal: AbortSignal;
+  emit: (event: DeployEvent) => void;
+}
+
+export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
+  const { config, env, out, projectDir, signal, emit } = input;
+  const engine = once(async () => {
+    const { createDockerEngine } = await import('../../image/engine.js');
+    const e = createDockerEngine({ socketPath: env.dockerSocket });
+    await e.ping(signal);
+    return e;
+  });
+  const dockerode = once(async () => {
+    const { default: Docker } = await import('dockerode');
+    return new Docker({ socketPath: env.dockerSocket });
+  });
+  const configuredPython = env.parsePython ?? (config.get('parse.python') || undefined);
+  const hostPython = once(async () => {
+    const { findInterpreter } = await import('../../parse/interpreter.js');
+    return findInterpreter({ projectDir, configuredPython }).then(() => true, () => false);
+  });
+
+  return {
+    choose: (title, choices, flags) => select(out, title, choices, flags, signal),
+    confirm: (question, flags) => confirm(out, question, flags, signal),
+    emit,
+    signal,
+    saveDeploymentId: async (id) => {
+      await config.setSetting('project.deployment', id, 'project');
+      out.info(`Saved Deployment ${id} for this project (.astro/config.yaml).`);
+    },
+    checkLocation: async () => ((await hostPython()) ? 'host' : 'image'),
+
+    parse: async ({ envFile, image }) => {
+      const { runParse } = await import('../../parse/runParse.js');
+      const { headline } = await import('../../parse/render.js');
+      const report = await runParse(
+        {
+          projectDir,
+          image: image ?? (await hostPython() ? undefined : await baseImageOf(projectDir)),
+          configuredPython,
+          envFile,
+          hostEnv: env.raw,
+          cacheDir: env.cacheDir,
+          signal,
+          onProgress: (e) => {
+            if (e.type === 'listing') emit({ type: 'progress', phase: 'parse', message: `${e.toParse} of ${e.files} DAG files to parse` });
+          },
+        },
+        { docker: image || !(await hostPython()) ? await dockerode() : undefined },
+      );
+      const outcome: ParseOutcome = {
+        ok: report.summary.passed,
+        failures: report.files
+          .filter((f) => f.status === 'error')
+          .flatMap((f) => f.errors.map((e) => ({ path: e.line ? `${e.path}:${e.line}` : e.path, message: headline(e.message) }))),
+      };
+      return outcome;
+    },
+
+    pytest: async ({ testPath, envFile, image }) => {
+      const { runPytest } = await import('../../parse/pytest.js');
+      const result = await runPytest(
+        {
+          projectDir,
+          path: testPath,
+          image,
+          configuredPython,
+          envFile,
+          hostEnv: env.raw,
+          signal,
+          onOutput: (chunk) => out.streams.stderr.write(out.redact(chunk)),
+        },
+        { docker: image ? await dockerode() : undefined },
+      );
+      return { passed: result.passed, exitCode: result.exitCode };
+    },
+
+    image: {
+      build: async ({ localRef, excludeDags, labels, buildSecrets }) => {
+        const [{ buildProjectImage, resolveBuildSecrets }, e] = await Promise.all([import('../../image/build.js'), engine()]);
+        const secrets = await resolveBuildSecrets(buildSecrets, { cwd: projectDir, env: env.raw });
+        const built = await buildProjectImage(e, {
+          projectDir,
+          tag: localRef,
+          excludeDags,
+          labels,
+          secrets,
+          signal,
+          onProgress: (p) => {
+            if (p.type === 'build-step') emit({ type: 'progress', phase: 'build', message: `Step ${p.index}/${p.total}: ${p.instruction}` });
+            if (p.type === 'build-log') out.debug(p.line);
+          },
+        });
+        return { runtimeVersion: built.runtimeVersion, labels: built.labels, imageId: built.imageId };
+      },
+      inspectPrebuilt: async (ref) => {
+        const [{ inspectPrebuiltImage }, e] = await Promise.all([import('../../image/check.js'), engine()]);
+        const image = await inspectPrebuiltImage(e, ref);
+        return { runtimeVersion: image.runtimeVersion, labels: image.labels };
+      },
+      push: async ({ localRef, remoteRef, auth }) => {
+        const [{ pushImage }, e] = await Promise.all([import('../../image/push.js'), engine()]);
+        const layers = new Map<string, { current: number; total: number }>();
+        const pushed = await pushImage(e, {
+          localRef,
+          remoteRef,
+          auth,
+          signal,
+          onProgress: (p) => {
+            if (p.type === 'push-layer' && p.total) {
+              layers.set(p.id, { current: Math.min(p.current ?? 0, p.total), total: p.total });
+              const done = [...layers.values()].reduce((n, l) => n + l.current, 0);
+              const total = [...layers.values()].reduce((n, l) => n + l.total, 0);
+              emit({ type: 'progress', phase: 'push', bytesDone: done, bytesTotal: total });
+            }
+            if (p.type === 'push-retry') emit({ type: 'warning', message: `Push failed (${p.reason}); retrying in ${Math.round(p.delayMs / 100) / 10}s` });
+          },
+        });
+        return { digest: pushed.digest };
+      },
+    },
+
+    bundle: {
+      create: async ({ sourceDir }) => {
+        const { createDagBundle } = await import('../../bundle/tarball.js');
+        const { preloadBlobSdk } = await import('../../bundle/upload.js');
+        // The Azure SDK takes a moment to load: start now, while the bundle is built and the API is called.
+        void preloadBlobSdk().catch(() => undefined);
+        const bundle = await createDagBundle({ sourceDir, signal });
+        return { data: bundle.data, bytes: bundle.bytes, dagFileCount: bundle.dagFileCount };
+      },
+    },
+  };
+}
+
+/** The first stage's image of the project Dockerfile: where DAG-only deploys parse when the host has no Airflow. */
+async function baseImageOf(projectDir: string): Promise<string> {
+  const { loadDockerfile } = await import('../../image/runtime/dockerfile.js');
+  const parsed = await loadDockerfile(path.join(projectDir, 'Dockerfile'), { displayPath: 'Dockerfile' });
+  const image = parsed.base?.image;
+  if (!image) throw new UserError('Cannot tell which image to parse the DAGs in: the Dockerfile has no FROM image.');
+  return image;
+}
