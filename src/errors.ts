@@ -59,15 +59,6 @@ export class NeedsInputError extends AstroError {
   }
 }
 
-export class NotImplementedError extends UserError {
-  override readonly kind = 'not-implemented';
-  constructor(command: string) {
-    super(`\`astro ${command}\` is not implemented yet in this version of astro.`, {
-      nextStep: 'Use Astronomer\'s Astro CLI for this command until it lands here.',
-    });
-  }
-}
-
 /** The user (or CI) stopped the command with a signal. */
 export class InterruptedError extends AstroError {
   readonly exitCode: ExitCode;

@@ -12,7 +12,7 @@ for await (const line of lines) {
   const [projectDir, localTag, registryHost, token, socketPath] = line.split(' ');
   try {
     const engine = createDockerEngine({ socketPath });
-    await buildProjectImage(engine, { projectDir, tag: localTag, description: 'bench' });
+    await buildProjectImage(engine, { projectDir, tag: localTag, labels: { 'io.astronomer.deploy.revision.description': 'bench' } });
     await pushImage(engine, {
       localRef: localTag,
       remoteRef: `${registryHost}/bench/airflow:warm-${process.pid}-${run++}`,

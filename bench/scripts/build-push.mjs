@@ -7,7 +7,7 @@ import { pushImage } from '../../dist/image/push.js';
 
 const [projectDir, localTag, registryHost, token, socketPath] = process.argv.slice(2);
 const engine = createDockerEngine({ socketPath });
-await buildProjectImage(engine, { projectDir, tag: localTag, description: 'bench' });
+await buildProjectImage(engine, { projectDir, tag: localTag, labels: { 'io.astronomer.deploy.revision.description': 'bench' } });
 const tag = `${Date.now()}-${process.pid}`;
 await pushImage(engine, {
   localRef: localTag,

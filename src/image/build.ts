@@ -9,18 +9,11 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { AstroError, UserError } from '../errors.js';
 import { interruptedBy } from '../util/retry.js';
+import { RUNTIME_VERSION_LABEL } from './labels.js';
 import { createBuildContext } from './context.js';
 import type { BuildSecret, ImageEngine } from './engine.js';
 
 export const DEPLOY_PLATFORM = 'linux/amd64';
-/**
- * The same label runtime/rules.ts names; not imported from there because that module loads the updates-feed code,
- * which the build path does not need at start-up.
- */
-export const RUNTIME_VERSION_LABEL = 'io.astronomer.docker.runtime.version';
-export const DESCRIPTION_LABEL = 'io.astronomer.deploy.revision.description';
-/** The OCI annotation for the source revision an image was built from. */
-export const GIT_COMMIT_LABEL = 'org.opencontainers.image.revision';
 /** The message Astro CLI users know for a failed build. */
 export const BUILD_FAILED_MESSAGE = 'an error was encountered while building the image, see the build logs for details';
 
@@ -42,11 +35,7 @@ export interface BuildProjectImageOptions {
   excludeDags?: boolean;
   /** Defaults to linux/amd64, the only platform Astro runs. */
   platform?: string;
-  /** The deploy description, recorded as a label. */
-  description?: string;
-  /** The git commit the project is at, recorded as a label. */
-  gitCommit?: string;
-  /** More labels; these win over the ones above. */
+  /** Labels for the image (the deploy's description and commit: see labels.ts). */
   labels?: Record<string, string>;
   buildArgs?: Record<string, string>;
   noCache?: boolean;
@@ -102,12 +91,6 @@ export function parseStepLine(line: string): { index: number; total: number; ins
 }
 
 /** Labels every deploy image carries; empty values are left out. */
-export function deployLabels(options: Pick<BuildProjectImageOptions, 'description' | 'gitCommit' | 'labels'>): Record<string, string> {
-  const labels: Record<string, string> = {};
-  if (options.description) labels[DESCRIPTION_LABEL] = options.description;
-  if (options.gitCommit) labels[GIT_COMMIT_LABEL] = options.gitCommit;
-  return { ...labels, ...options.labels };
-}
 
 function interrupted(signal: AbortSignal): AstroError {
   return interruptedBy(signal, 'The image build was interrupted.');
@@ -153,7 +136,7 @@ export async function buildProjectImage(engine: ImageEngine, options: BuildProje
       tag: options.tag,
       dockerfile: dockerfile.split(path.sep).join('/'),
       platform,
-      labels: deployLabels(options),
+      labels: options.labels ?? {},
       buildArgs: options.buildArgs,
       noCache: options.noCache,
       pull: options.pull,

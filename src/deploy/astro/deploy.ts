@@ -10,6 +10,7 @@ import { UserError } from '../../errors.js';
 import type { AstroSession } from '../../auth/session.js';
 import type { AstroControlPlane } from '../../platform/astro/client.js';
 import type { CreateDeployRequest, Deploy, Deployment, DeployType } from '../../platform/astro/schemas.js';
+import { COMMIT_LABEL, DESCRIPTION_LABEL } from '../../image/labels.js';
 import type { GitInfo } from '../kernel/git.js';
 import { localSteps, type CommonDeployRequest, type LocalDeployPorts } from '../kernel/local.js';
 import { PhaseRunner, settleBoth, type Timings } from '../kernel/phases.js';
@@ -146,8 +147,8 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
         warn(pre.notices);
         preflight = pre;
       }
-      const labels: Record<string, string> = { 'io.astronomer.deploy.revision.description': description };
-      if (git?.metadata) labels['io.astronomer.deploy.revision.commit'] = git.metadata.commitSha;
+      const labels: Record<string, string> = { [DESCRIPTION_LABEL]: description };
+      if (git?.metadata) labels[COMMIT_LABEL] = git.metadata.commitSha;
       localRef = req.imageName ?? `${deployment.namespace || deployment.id}/airflow:latest`;
       const image = await steps.image({ localRef, excludeDags: dagDeploy, labels });
       // From here on the image is named by what this build made: another deploy to the same Deployment may have

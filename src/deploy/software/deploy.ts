@@ -14,13 +14,12 @@ import { UserError } from '../../errors.js';
 import type { DagDeploymentType, SoftwareAppConfig, SoftwareDeployApi, SoftwareDeploymentDetails, SoftwareDeploymentSummary } from '../../platform/software/deploy-api.js';
 import { gateVersion, parsePlatformVersion, requirePlatformVersion, versionAtLeast } from '../../platform/software/versions.js';
 import { registryHostname, type DockerCredentials } from '../../image/docker-credentials.js';
-import { RUNTIME_VERSION_LABEL } from '../../image/runtime/rules.js';
+import { AIRFLOW_VERSION_LABEL, DESCRIPTION_LABEL, RUNTIME_VERSION_LABEL, SKIP_REVISION_LABEL } from '../../image/labels.js';
 import { legacySoftwareRegistry } from '../../platform/domain.js';
 import { localSteps, type CommonDeployRequest, type DagBundle, type LocalDeployPorts, type RegistryCredentials } from '../kernel/local.js';
 import { PhaseRunner, type Timings } from '../kernel/phases.js';
 import { explainFailure, interruptedDeploy, newReached } from '../kernel/reached.js';
 
-export const AIRFLOW_VERSION_LABEL = 'io.astronomer.docker.airflow.version';
 
 export const NOT_DAG_DEPLOY_MESSAGE = "to perform this operation, first set the Deployment type to 'dag_deploy' via the UI or the API or the CLI";
 export const IMAGE_FLAG_ON_IMAGE_DEPLOYMENT = '--image only works for Dag-only, Git-sync-based and NFS-based deployments';
@@ -176,7 +175,7 @@ export async function deployToSoftware(req: SoftwareDeployRequest, ports: Softwa
     if (location === 'host') await steps.checks(shouldParse);
 
     const localRef = req.imageName ?? `${releaseName}/airflow:latest`;
-    const labels = { 'io.astronomer.skip.revision': 'true', 'io.astronomer.deploy.revision.description': description };
+    const labels = { [SKIP_REVISION_LABEL]: 'true', [DESCRIPTION_LABEL]: description };
     const image = await steps.image({ localRef, excludeDags: dagsViaServer, labels });
     if (location === 'image') await steps.checks(shouldParse, localRef);
     const runtimeVersion = image.labels[RUNTIME_VERSION_LABEL] || image.runtimeVersion || undefined;

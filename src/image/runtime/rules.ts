@@ -9,7 +9,9 @@ import { findRuntimeRelease, latestRuntimeVersion, STABLE_CHANNEL, type RuntimeF
 import { AIRFLOW2_RUNTIME_REPOSITORY, AIRFLOW3_RUNTIME_REPOSITORY } from './tag.js';
 import { airflowMajorForRuntimeVersion, compareRuntimeVersions, isValidRuntimeVersion, maxRuntimeVersion } from './version.js';
 
-export const RUNTIME_VERSION_LABEL = 'io.astronomer.docker.runtime.version';
+import { RUNTIME_VERSION_LABEL } from '../labels.js';
+
+export { RUNTIME_VERSION_LABEL };
 export const AIRFLOW_VERSION_LABEL = 'io.astronomer.docker.airflow.version';
 /** Printed by Astronomer's CLI after a refused deploy; the CLI layer prints it after the error. */
 export const CANCELING_DEPLOY_MESSAGE = 'Canceling deploy...';
@@ -43,7 +45,7 @@ export function notRuntimeBaseImageMessage(fromImage: string): string {
 }
 
 export function notRuntimeImageNameMessage(imageName: string): string {
-  return `WARNING! The image '${imageName}' does not appear to be based on Astro Runtime (the 'io.astronomer.docker.runtime.version' label is missing). Ensure your image is built FROM quay.io/astronomer/astro-runtime to proceed.`;
+  return `WARNING! The image '${imageName}' does not appear to be based on Astro Runtime (the '${RUNTIME_VERSION_LABEL}' label is missing). Ensure your image is built FROM quay.io/astronomer/astro-runtime to proceed.`;
 }
 
 const runtimeRegistriesHint = `Airflow 3 images: FROM ${AIRFLOW3_RUNTIME_REPOSITORY}:<version>; Airflow 2 images: FROM ${AIRFLOW2_RUNTIME_REPOSITORY}:<version>.`;

@@ -7,7 +7,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUILD_FAILED_MESSAGE, buildProjectImage, DESCRIPTION_LABEL, GIT_COMMIT_LABEL, ImageBuildError, resolveBuildSecrets, type BuildProgressEvent } from '../../../src/image/build.js';
+import { BUILD_FAILED_MESSAGE, buildProjectImage, ImageBuildError, resolveBuildSecrets, type BuildProgressEvent } from '../../../src/image/build.js';
+import { COMMIT_LABEL, DESCRIPTION_LABEL } from '../../../src/image/labels.js';
 import { inspectPrebuiltImage } from '../../../src/image/check.js';
 import { checkBuiltRuntimeImage } from '../../../src/image/runtime/preflight.js';
 import { createDockerEngine } from '../../../src/image/engine.js';
@@ -81,8 +82,7 @@ describe('build and push', () => {
     const built = await buildProjectImage(engine, {
       projectDir: dir,
       tag: local,
-      description: 'Deployed from CI',
-      gitCommit: '0123456789abcdef0123456789abcdef01234567',
+      labels: { [DESCRIPTION_LABEL]: 'Deployed from CI', [COMMIT_LABEL]: '0123456789abcdef0123456789abcdef01234567' },
       onProgress: (e) => buildEvents.push(e),
     });
     expect(built.runtimeVersion).toBe(RUNTIME_VERSION);
@@ -92,7 +92,7 @@ describe('build and push', () => {
       `FROM ${base}`,
       'COPY . /usr/local/airflow/',
       `LABEL ${DESCRIPTION_LABEL}=Deployed from CI`,
-      `LABEL ${GIT_COMMIT_LABEL}=0123456789abcdef0123456789abcdef01234567`,
+      `LABEL ${COMMIT_LABEL}=0123456789abcdef0123456789abcdef01234567`,
     ]);
     expect(steps.map((s) => `${s.index}/${s.total}`)).toEqual(['1/4', '2/4', '3/4', '4/4']);
 
@@ -112,7 +112,7 @@ describe('build and push', () => {
     expect(stored.config.os).toBe('linux');
     expect(stored.config.config?.Labels).toMatchObject({
       [DESCRIPTION_LABEL]: 'Deployed from CI',
-      [GIT_COMMIT_LABEL]: '0123456789abcdef0123456789abcdef01234567',
+      [COMMIT_LABEL]: '0123456789abcdef0123456789abcdef01234567',
       [RUNTIME_VERSION_LABEL]: RUNTIME_VERSION,
     });
     expect(pushEvents.some((e) => e.type === 'push-layer' && e.status === 'Pushed')).toBe(true);
@@ -210,7 +210,7 @@ describe('build and push', () => {
     const local = image('secrets');
     const secrets = await resolveBuildSecrets(['id=pip_token,src=secret.txt'], { cwd: dir, env: {} });
     const events: BuildProgressEvent[] = [];
-    const built = await buildProjectImage(engine, { projectDir: dir, tag: local, secrets, description: 'with secrets', onProgress: (e) => events.push(e) });
+    const built = await buildProjectImage(engine, { projectDir: dir, tag: local, secrets, labels: { [DESCRIPTION_LABEL]: 'with secrets' }, onProgress: (e) => events.push(e) });
     expect(events[0]).toMatchObject({ type: 'build-start', builder: 'buildkit', platform: 'linux/amd64' });
     expect(built.labels[DESCRIPTION_LABEL]).toBe('with secrets');
     expect(listImageFiles(local).some((f) => f.startsWith('run/secrets/pip_token'))).toBe(false);

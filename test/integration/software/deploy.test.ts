@@ -332,6 +332,21 @@ describe('astro deploy to Astronomer Software', () => {
       await refused([IMAGE.id, '--image'], { message: '--image only works for Dag-only, Git-sync-based and NFS-based deployments' });
     });
 
+    it('custom registry with --image-name and no --remote: an image without the Runtime label, before any push', async () => {
+      await setAppConfig({ featureFlags: { byoUpdateRegistryEnabled: true } });
+      const ref = 'astro-test/software-unlabeled:1';
+      execFileSync(provisioned().DOCKER_BIN, ['build', '--platform', 'linux/amd64', '-t', ref, '-'], {
+        input: 'FROM scratch\nLABEL purpose=astro-test\n',
+        env: { ...process.env, DOCKER_HOST: `unix://${provisioned().DOCKER_SOCKET}`, DOCKER_BUILDKIT: '0' },
+        stdio: ['pipe', 'ignore', 'pipe'],
+      });
+      try {
+        await refused([IMAGE.id, '--image-name', ref], { message: 'the image should have label io.astronomer.docker.runtime.version' });
+      } finally {
+        execFileSync(provisioned().DOCKER_BIN, ['rmi', ref], { stdio: 'ignore' });
+      }
+    });
+
     it('a custom registry without a host', async () => {
       await setAppConfig({ featureFlags: { byoUpdateRegistryEnabled: true }, byoUpdateRegistryHost: '' });
       await refused([IMAGE.id], { message: 'Custom registry host is not set in config.' });

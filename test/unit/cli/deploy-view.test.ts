@@ -52,4 +52,18 @@ describe('deploy view', () => {
     expect(lines.filter((l) => l.startsWith('  Uploading DAGs: ['))).toHaveLength(5);
     expect(lines.at(-1)).toBe('✖ Uploading DAGs failed');
   });
+
+  it('shows the label a phase names itself with, whatever its wording (Astro and Software alike)', () => {
+    const { out, text } = output(false);
+    const view = createDeployView(out);
+    view.emit({ type: 'phase', phase: 'build', state: 'start', label: 'Checking the prebuilt image' });
+    view.emit({ type: 'phase', phase: 'build', state: 'done' });
+    view.emit({ type: 'phase', phase: 'push', state: 'start', label: 'pushing image to configured registry' });
+    view.emit({ type: 'phase', phase: 'push', state: 'failed' });
+    const lines = text().trim().split('\n');
+    expect(lines[0]).toBe('Checking the prebuilt image…');
+    expect(lines[1]).toMatch(/^✔ Checking the prebuilt image \(\d+\.\ds\)$/);
+    expect(lines[2]).toBe('pushing image to configured registry…');
+    expect(lines.at(-1)).toBe('✖ pushing image to configured registry failed');
+  });
 });

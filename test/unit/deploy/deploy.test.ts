@@ -191,6 +191,65 @@ describe('deployToAstro', () => {
     expect(ctx.calls).not.toContain('finalize');
   });
 
+  it('names every phase in flight when interrupted while push and upload run together', async () => {
+    const ctx = setup(deployment());
+    let release!: () => void;
+    const uploading = new Promise<void>((resolve) => (release = resolve));
+    ctx.ports.bundle.upload = async ({ signal }) => {
+      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      throw new Error('aborted');
+    };
+    ctx.ports.image.push = async ({ signal }) => {
+      release();
+      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      throw new Error('aborted');
+    };
+    const pending = deployToAstro(base, ctx.ports).catch((e: unknown) => e);
+    await uploading;
+    ctx.controller.abort('SIGTERM');
+    const error = (await pending) as InterruptedError;
+    expect(error).toBeInstanceOf(InterruptedError);
+    expect(error.exitCode).toBe(143);
+    expect(error.message).toMatch(/^Deploy interrupted by SIGTERM during (push and upload|upload and push)\. /);
+  });
+
+  it('says the outcome is unknown when interrupted after the finalize was sent and the deploy is still INITIALIZED', async () => {
+    const ctx = setup(deployment());
+    ctx.ports.controlPlane.getDeploy = async () => ({ id: 'deploy-1', status: 'INITIALIZED' }) as never;
+    ctx.ports.controlPlane.finalizeDeploy = async (_o, _d, _id, _body, signal) => {
+      ctx.controller.abort('SIGINT');
+      return Promise.reject(new Error(signal?.aborted ? 'aborted' : 'not aborted'));
+    };
+    const error = (await deployToAstro(base, ctx.ports).catch((e: unknown) => e)) as InterruptedError;
+    expect(error.message).toContain('during finalize');
+    expect(error.message).toContain('its finalize sent, but whether the platform received it is unknown: check the Deployment before deploying again');
+    expect(error.message).not.toContain('still runs its previous code');
+    expect(error.message).not.toContain('Run astro deploy again');
+  });
+
+  it('says the deploy was finalized when the platform shows it moved past INITIALIZED', async () => {
+    const ctx = setup(deployment());
+    ctx.ports.controlPlane.getDeploy = async () => ({ id: 'deploy-1', status: 'DEPLOYED' }) as never;
+    ctx.ports.controlPlane.finalizeDeploy = async (_o, _d, _id, _body, signal) => {
+      ctx.controller.abort('SIGINT');
+      return Promise.reject(new Error(signal?.aborted ? 'aborted' : 'not aborted'));
+    };
+    const error = (await deployToAstro(base, ctx.ports).catch((e: unknown) => e)) as InterruptedError;
+    expect(error.message).toContain('The deploy was finalized before the interruption; the Deployment is updating.');
+  });
+
+  it('says the deploy was finalized when a failure comes after the finalize (e.g. the API down during --wait)', async () => {
+    const ctx = setup(deployment({ status: 'DEPLOYING', imageTag: 'old' }));
+    ctx.ports.controlPlane.getDeployment = async () => {
+      ctx.calls.push('get');
+      if (ctx.calls.includes('finalize')) throw new UserError('Could not reach the Astro API');
+      return deployment();
+    };
+    const error = (await deployToAstro({ ...base, wait: { timeoutMs: 5_000, intervalMs: 1 } }, ctx.ports).catch((e: unknown) => e)) as UserError;
+    expect(error.message).toBe('Could not reach the Astro API');
+    expect(error.nextStep).toContain('The deploy was finalized; the Deployment is updating.');
+  });
+
   it('waits until the Deployment runs this deploy', async () => {
     const { ports, calls } = setup(deployment({ status: 'HEALTHY', imageTag: 'old' }));
     const result = await deployToAstro({ ...base, wait: { timeoutMs: 5_000, intervalMs: 1 } }, ports);

@@ -6,17 +6,13 @@ import { InterruptedError, UserError } from '../../../src/errors.js';
 import {
   BUILD_FAILED_MESSAGE,
   buildProjectImage,
-  deployLabels,
-  DESCRIPTION_LABEL,
-  GIT_COMMIT_LABEL,
   ImageBuildError,
   parseBuildSecretSpec,
   parseStepLine,
   resolveBuildSecrets,
-  RUNTIME_VERSION_LABEL,
   type BuildProgressEvent,
 } from '../../../src/image/build.js';
-import { RUNTIME_VERSION_LABEL as RULES_RUNTIME_VERSION_LABEL } from '../../../src/image/runtime/rules.js';
+import { DESCRIPTION_LABEL, RUNTIME_VERSION_LABEL } from '../../../src/image/labels.js';
 import { FakeEngine } from './fake-engine.js';
 
 let project: string;
@@ -41,18 +37,6 @@ describe('parseStepLine', () => {
   });
 });
 
-describe('deployLabels', () => {
-  it('records the description and commit, leaves empty values out, and lets explicit labels win', () => {
-    expect(deployLabels({ description: 'release 5', gitCommit: 'abc' })).toEqual({ [DESCRIPTION_LABEL]: 'release 5', [GIT_COMMIT_LABEL]: 'abc' });
-    expect(deployLabels({ description: '', gitCommit: undefined })).toEqual({});
-    expect(deployLabels({ description: 'a', labels: { [DESCRIPTION_LABEL]: 'b', x: 'y' } })).toEqual({ [DESCRIPTION_LABEL]: 'b', x: 'y' });
-  });
-
-  it('uses the Runtime label name the Runtime rules use', () => {
-    expect(RUNTIME_VERSION_LABEL).toBe(RULES_RUNTIME_VERSION_LABEL);
-  });
-});
-
 describe('buildProjectImage', () => {
   it('sends the context for linux/amd64, reports steps and log lines, and returns the Runtime label', async () => {
     const engine = new FakeEngine();
@@ -72,7 +56,7 @@ describe('buildProjectImage', () => {
       labels = request.labels;
       return originalBuild({ ...request, labels: { ...request.labels, [RUNTIME_VERSION_LABEL]: '3.1-8' } });
     };
-    const built = await buildProjectImage(engine, { projectDir: project, tag: 'ns/airflow:latest', description: 'd', onProgress: (e) => events.push(e) });
+    const built = await buildProjectImage(engine, { projectDir: project, tag: 'ns/airflow:latest', labels: { [DESCRIPTION_LABEL]: 'd' }, onProgress: (e) => events.push(e) });
     expect(platform).toBe('linux/amd64');
     expect(labels).toEqual({ [DESCRIPTION_LABEL]: 'd' });
     expect(engine.contextBytes).toBeGreaterThan(0);
