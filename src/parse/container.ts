@@ -5,17 +5,16 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
-import type Docker from 'dockerode';
 import { UserError } from '../errors.js';
+import { demuxStream, type ImageEngine } from '../image/engine.js';
 
 /** Where Runtime images keep the project (WORKDIR and AIRFLOW_HOME). */
 export const CONTAINER_PROJECT_ROOT = '/usr/local/airflow';
 /** The project directories Astronomer copies into its parse and pytest containers. */
 export const PROJECT_DIRS = ['dags', 'plugins', 'include', 'tests', '.astro'] as const;
 
-/** The subset of dockerode the engine uses (dockerode's Docker satisfies it). */
-export type DockerClient = Pick<Docker, 'createContainer' | 'getImage'> & { modem: Docker['modem'] };
+/** The part of the one Docker client (image/engine.ts) the sandbox uses. */
+export type DockerClient = Pick<ImageEngine, 'createContainer' | 'inspect' | 'where'>;
 
 export interface ContainerRun {
   docker: DockerClient;
@@ -65,21 +64,22 @@ export function hostPathToContainer(projectDir: string, hostPath: string): strin
 }
 
 export async function imageId(docker: DockerClient, image: string): Promise<string> {
+  let info: Awaited<ReturnType<DockerClient['inspect']>>;
   try {
-    const info = (await docker.getImage(image).inspect()) as { Id: string };
-    return info.Id;
+    info = await docker.inspect(image);
   } catch (error) {
-    const status = (error as { statusCode?: number }).statusCode;
-    if (status === 404) {
-      throw new UserError(`The image ${image} was not found in the local Docker engine.`, {
-        nextStep: 'Build it first, or pass --image-name with an image that exists locally.',
-      });
-    }
-    throw new UserError(`Could not inspect the image ${image}: ${(error as Error).message}`, {
+    if (error instanceof UserError) throw error;
+    throw new UserError(`Could not inspect the image ${image} on ${docker.where}: ${(error as Error).message}`, {
       nextStep: 'Check that the Docker engine is running.',
       cause: error,
     });
   }
+  if (!info) {
+    throw new UserError(`The image ${image} was not found in the local Docker engine.`, {
+      nextStep: 'Build it first, or pass --image-name with an image that exists locally.',
+    });
+  }
+  return info.id;
 }
 
 export async function runSandboxedContainer(run: ContainerRun): Promise<ContainerExit> {
@@ -88,8 +88,6 @@ export async function runSandboxedContainer(run: ContainerRun): Promise<Containe
     Cmd: run.cmd,
     Env: Object.entries(run.env).map(([name, value]) => `${name}=${value}`),
     WorkingDir: CONTAINER_PROJECT_ROOT,
-    AttachStdout: true,
-    AttachStderr: true,
     Labels: { 'dev.astro-deploy-cli.sandbox': 'parse' },
     HostConfig: {
       NetworkMode: 'none',
@@ -112,12 +110,12 @@ export async function runSandboxedContainer(run: ContainerRun): Promise<Containe
   };
   let timer: NodeJS.Timeout | undefined;
   try {
-    const stream = await container.attach({ stream: true, stdout: true, stderr: true });
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    stdout.setEncoding('utf8').on('data', (chunk: string) => run.onStdout?.(chunk));
-    stderr.setEncoding('utf8').on('data', (chunk: string) => run.onStderr?.(chunk));
-    run.docker.modem.demuxStream(stream, stdout, stderr);
+    const stream = await container.attach();
+    demuxStream(
+      stream,
+      (text) => run.onStdout?.(text),
+      (text) => run.onStderr?.(text),
+    );
     const ended = new Promise<void>((resolve) => {
       stream.on('end', resolve);
       stream.on('close', resolve);
@@ -132,7 +130,7 @@ export async function runSandboxedContainer(run: ContainerRun): Promise<Containe
         kill();
       }, run.timeLimitMs);
     }
-    const result = (await container.wait()) as { StatusCode: number };
+    const result = await container.wait();
     await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 2000))]);
     return { exitCode: result.StatusCode, aborted, timedOut };
   } finally {

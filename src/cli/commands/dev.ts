@@ -21,8 +21,8 @@ export function splitArgs(text: string | undefined): string[] {
 
 async function dockerFor(ctx: CommandContext, imageName: string | undefined) {
   if (!imageName) return undefined;
-  const { default: Docker } = await import('dockerode');
-  return new Docker({ socketPath: ctx.env.dockerSocket });
+  const { connectEngine } = await import('../../image/connect.js');
+  return connectEngine(ctx.env, { signal: ctx.signal, debug: (m) => ctx.out.debug(m) });
 }
 
 export function registerDev(program: Command, ctx: () => CommandContext): void {

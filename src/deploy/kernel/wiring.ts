@@ -25,15 +25,10 @@ export interface LocalWiringInput {
 
 export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
   const { config, env, out, projectDir, signal, emit } = input;
+  // The one Docker client: build, push, inspect, and the parse and pytest containers.
   const engine = once(async () => {
-    const { createDockerEngine } = await import('../../image/engine.js');
-    const e = createDockerEngine({ socketPath: env.dockerSocket });
-    await e.ping(signal);
-    return e;
-  });
-  const dockerode = once(async () => {
-    const { default: Docker } = await import('dockerode');
-    return new Docker({ socketPath: env.dockerSocket });
+    const { connectEngine } = await import('../../image/connect.js');
+    return connectEngine(env, { signal, debug: (m) => out.debug(m) });
   });
   const configuredPython = env.parsePython ?? (config.get('parse.python') || undefined);
   const hostPython = once(async () => {
@@ -68,7 +63,7 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
             if (e.type === 'listing') emit({ type: 'progress', phase: 'parse', message: `${e.toParse} of ${e.files} DAG files to parse` });
           },
         },
-        { docker: image || !(await hostPython()) ? await dockerode() : undefined },
+        { docker: image || !(await hostPython()) ? await engine() : undefined },
       );
       const outcome: ParseOutcome = {
         ok: report.summary.passed,
@@ -92,7 +87,7 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
           signal,
           onOutput: (chunk) => out.streams.stderr.write(out.redact(chunk)),
         },
-        { docker: image ? await dockerode() : undefined },
+        { docker: image ? await engine() : undefined },
       );
       return { passed: result.passed, exitCode: result.exitCode };
     },

@@ -91,8 +91,9 @@ describe('build and push', () => {
     expect(steps.map((s) => s.instruction)).toEqual([
       `FROM ${base}`,
       'COPY . /usr/local/airflow/',
-      `LABEL ${DESCRIPTION_LABEL}=Deployed from CI`,
+      // The engine sorts labels by name.
       `LABEL ${COMMIT_LABEL}=0123456789abcdef0123456789abcdef01234567`,
+      `LABEL ${DESCRIPTION_LABEL}=Deployed from CI`,
     ]);
     expect(steps.map((s) => `${s.index}/${s.total}`)).toEqual(['1/4', '2/4', '3/4', '4/4']);
 

@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import Docker from 'dockerode';
+import { createDockerEngine } from '../../../src/image/engine.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runParse, type ParseOptions, type ParseProgressEvent } from '../../../src/parse/index.js';
 import { airflowPython, copyFixture, dockerSocket, removeTempDirs, runtimeImage, tempDir } from './helpers.js';
@@ -21,7 +22,7 @@ async function parseInImage(projectDir: string, extra: Partial<ParseOptions> = {
   const events: ParseProgressEvent[] = [];
   const report = await runParse(
     { projectDir, image: runtimeImage(), hostEnv: { PATH: process.env.PATH }, cacheDir, onProgress: (e) => events.push(e), ...extra },
-    { docker },
+    { docker: createDockerEngine({ socketPath: dockerSocket() }) },
   );
   return { report, startedAirflow: events.some((e) => e.type === 'airflow-ready') };
 }

@@ -1,5 +1,5 @@
 /** `astro dev pytest`: pytest in the same sandbox as the parse, on the host and in the image; only exit 0 passes. */
-import Docker from 'dockerode';
+import { createDockerEngine } from '../../../src/image/engine.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runPytest, type PytestOptions } from '../../../src/parse/index.js';
 import { airflowPython, copyFixture, dockerSocket, removeTempDirs, runtimeImage } from './helpers.js';
@@ -18,7 +18,7 @@ async function pytest(where: 'host' | 'image', extra: Partial<PytestOptions>) {
       ...(where === 'host' ? { python: airflowPython() } : { image: runtimeImage() }),
       ...extra,
     },
-    { docker: new Docker({ socketPath: dockerSocket() }) },
+    { docker: createDockerEngine({ socketPath: dockerSocket() }) },
   );
   return { result, output };
 }

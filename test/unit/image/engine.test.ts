@@ -5,15 +5,8 @@ import fs from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/errors.js';
-import {
-  createDockerEngine,
-  decodeBuildkitStatus,
-  decodeSecretRequestId,
-  encodeSecretResponse,
-  readJsonMessages,
-  readProtoFields,
-  splitRepositoryTag,
-} from '../../../src/image/engine.js';
+import { createDockerEngine, demuxStream, readJsonMessages, splitRepositoryTag } from '../../../src/image/engine.js';
+import { decodeBuildkitStatus, decodeSecretRequestId, encodeSecretResponse, readProtoFields } from '../../../src/image/engine/buildkit.js';
 
 async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
@@ -106,10 +99,11 @@ describe('createDockerEngine over a socket', () => {
     server = undefined;
   });
 
-  async function fakeDaemon(handler: http.RequestListener): Promise<string> {
+  async function fakeDaemon(handler: http.RequestListener, onUpgrade?: (req: http.IncomingMessage, socket: import('node:stream').Duplex) => void): Promise<string> {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'astro-engine-unit-'));
     const socketPath = path.join(dir, 'docker.sock');
     server = http.createServer(handler);
+    if (onUpgrade) server.on('upgrade', onUpgrade);
     await new Promise<void>((resolve) => server!.listen(socketPath, resolve));
     return socketPath;
   }
@@ -118,7 +112,79 @@ describe('createDockerEngine over a socket', () => {
     const engine = createDockerEngine({ socketPath: path.join(os.tmpdir(), `no-docker-${process.pid}.sock`) });
     const error = await engine.ping().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UserError);
-    expect((error as UserError).message).toMatch(/Cannot connect to the Docker engine: no Docker engine answers on/);
+    expect((error as UserError).message).toMatch(/^Cannot connect to the Docker engine at unix:\/\/.*no-docker-\d+\.sock: nothing answers \(ENOENT\)\.$/);
+    expect((error as UserError).nextStep).toContain('DOCKER_HOST');
+  });
+
+  it('names a TCP engine that does not answer, and one that answers without TLS when TLS was asked for', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as { port: number }).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const refused = await createDockerEngine({ kind: 'tcp', host: '127.0.0.1', port }).ping().catch((e: unknown) => e);
+    expect((refused as UserError).message).toBe(`Cannot connect to the Docker engine at tcp://127.0.0.1:${port}: nothing answers (ECONNREFUSED).`);
+
+    const plain = http.createServer((_req, res) => res.end('{}'));
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    const plainPort = (plain.address() as { port: number }).port;
+    try {
+      const tls = await createDockerEngine({ kind: 'tcp', host: '127.0.0.1', port: plainPort, tls: { verify: true } }).ping().catch((e: unknown) => e);
+      expect((tls as UserError).message).toMatch(new RegExp(`^Cannot connect to the Docker engine at tcp://127\\.0\\.0\\.1:${plainPort}: TLS handshake failed: `));
+      expect((tls as UserError).nextStep).toContain('DOCKER_CERT_PATH');
+    } finally {
+      plain.closeAllConnections();
+      await new Promise<void>((resolve) => plain.close(() => resolve()));
+    }
+  });
+
+  it('reads a container over the engine: create, attach (demultiplexed), start, wait, remove', async () => {
+    const calls: string[] = [];
+    const frame = (kind: number, text: string) => {
+      const body = Buffer.from(text);
+      const head = Buffer.alloc(8);
+      head[0] = kind;
+      head.writeUInt32BE(body.length, 4);
+      return Buffer.concat([head, body]);
+    };
+    const socketPath = await fakeDaemon((req, res) => {
+      calls.push(`${req.method} ${req.url}`);
+      if (req.url === '/containers/create') {
+        res.writeHead(201, { 'content-type': 'application/json' });
+        res.end('{"Id":"c1"}');
+      } else if (req.url?.endsWith('/wait')) {
+        res.end('{"StatusCode":3}');
+      } else {
+        res.writeHead(204);
+        res.end();
+      }
+    }, (req, socket) => {
+      calls.push(`UPGRADE ${req.url} ${req.headers.upgrade}`);
+      socket.write('HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n');
+      const both = Buffer.concat([frame(1, 'out 1\n'), frame(2, 'err 1\n'), frame(1, 'out 2\n')]);
+      // Split mid-frame: the reader must put frames back together.
+      socket.write(both.subarray(0, 11));
+      setTimeout(() => socket.end(both.subarray(11)), 10);
+    });
+    const engine = createDockerEngine({ socketPath });
+    const container = await engine.createContainer({ Image: 'img', Cmd: ['true'], Env: [] });
+    const stream = await container.attach();
+    let out = '';
+    let err = '';
+    demuxStream(stream, (t) => (out += t), (t) => (err += t));
+    const ended = new Promise((resolve) => stream.once('end', resolve));
+    await container.start();
+    expect(await container.wait()).toEqual({ StatusCode: 3 });
+    await ended;
+    await container.remove({ force: true });
+    expect(out).toBe('out 1\nout 2\n');
+    expect(err).toBe('err 1\n');
+    expect(calls).toEqual([
+      'POST /containers/create',
+      'UPGRADE /containers/c1/attach?stream=1&stdout=1&stderr=1 tcp',
+      'POST /containers/c1/start',
+      'POST /containers/c1/wait',
+      'DELETE /containers/c1?force=true',
+    ]);
   });
 
   it('sends the push credentials as base64url JSON in X-Registry-Auth and pushes exactly one tag', async () => {

@@ -8,6 +8,8 @@ import type { EngineBuildRequest, EngineInfo, EngineMessage, ImageDetails, Image
 export type PushScript = (attempt: number, auth: RegistryAuth) => EngineMessage[] | Error;
 
 export class FakeEngine implements ImageEngine {
+  readonly where = 'unix:///fake/docker.sock';
+
   readonly images = new Map<string, ImageDetails>();
   readonly calls: string[] = [];
   readonly pushAuths: RegistryAuth[] = [];
@@ -61,6 +63,10 @@ export class FakeEngine implements ImageEngine {
     if (this.removeError) throw this.removeError;
     this.images.delete(ref);
   }
+  async createContainer(): Promise<never> {
+    throw new Error('the fake engine runs no containers');
+  }
+
 }
 
 export function image(tag: string, labels: Record<string, string> = {}, platform = { os: 'linux', architecture: 'amd64' }): ImageDetails {
