@@ -23,6 +23,7 @@ export function registerDeployment(program: Command, ctx: () => CommandContext):
         clientVersion: cliVersion(),
         addSecret: (s) => out.addSecret(s),
         notice: (m) => out.info(m),
+        warn: (m) => out.warn(m),
         debug: (m) => out.debug(m),
         signal,
       });
