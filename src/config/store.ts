@@ -138,6 +138,24 @@ export class AstroConfig {
     return this.context(domain)!;
   }
 
+  /**
+   * Forgets a context's credentials and, when it is the current context, unsets `context` (Astronomer's CLI
+   * unsets it whichever context is logged out of; we keep another current context working).
+   */
+  async logoutContext(domain: string): Promise<Context> {
+    const target = this.context(domain);
+    if (!target) throw this.unknownContext(domain);
+    this.globalDoc = await updateConfigFile(this.paths.globalFile, (doc) => {
+      const contexts = { ...(doc.contexts ?? {}) };
+      const entry: ContextEntry = { ...(contexts[target.key] ?? { domain: target.domain }), token: '', refreshtoken: '', user_email: '' };
+      delete entry.expiresin;
+      contexts[target.key] = entry;
+      const current = doc.context === target.domain || doc.context === target.key;
+      return { ...doc, contexts, ...(current ? { context: '' } : {}) };
+    });
+    return this.context(domain)!;
+  }
+
   async switchContext(domain: string): Promise<Context> {
     if (!this.context(domain)) throw this.unknownContext(domain);
     this.globalDoc = await updateConfigFile(this.paths.globalFile, (doc) => {
