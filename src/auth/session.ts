@@ -187,6 +187,21 @@ async function apiKeySession(
   };
 }
 
+/**
+ * The raw access token of a context (no `Bearer `), for `astro auth token`. An Astro token due for refresh is
+ * refreshed and saved first, so what is printed works; Software tokens are printed as stored.
+ */
+export async function contextToken(config: AstroConfig, context: Context, deps: SessionDeps = {}): Promise<string> {
+  const stored = context.token?.trim() ?? '';
+  if (stored === '' || /^bearer$/i.test(stored)) {
+    throw new UserError(`There is no token for ${context.domain}.`, { nextStep: `Run astro login ${context.domain} to log in.` });
+  }
+  const token = isCloudDomain(context.domain, config.get('local.platform'))
+    ? await freshToken(config, context, endpointSettings(config), deps, (deps.now ?? (() => new Date()))())
+    : stored;
+  return token.replace(/^bearer\s+/i, '');
+}
+
 function expiry(context: Context): Date | undefined {
   if (context.expiresin === undefined) return undefined;
   const date = context.expiresin instanceof Date ? context.expiresin : new Date(context.expiresin);

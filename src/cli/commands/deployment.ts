@@ -8,10 +8,11 @@ interface ListFlags {
 }
 
 export function registerDeployment(program: Command, ctx: () => CommandContext): void {
-  const deployment = program.command('deployment').description('Inspect the Deployments of your Astro workspace');
+  const deployment = program.command('deployment').aliases(['de', 'deployments']).description('Inspect the Deployments of your Astro workspace');
 
   deployment
     .command('list')
+    .alias('ls')
     .description('List the Deployments of the current workspace (or of the whole organization with --all)')
     .option('--workspace-id <id>', 'list this workspace instead of the current one')
     .option('-a, --all', 'list every workspace of the organization')

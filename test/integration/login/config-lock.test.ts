@@ -111,7 +111,7 @@ describe('every write command beside an empty config.yaml.lock (as Astronomer\'s
     expect(sw.stderr).not.toMatch(/lock/i);
     expect(sw.code).toBe(0);
     expect((await readGlobal()).context).toBe('example.com');
-    const del = await runCli(['context', 'delete', 'example.com'], { env: env() });
+    const del = await runCli(['context', 'delete', 'example.com', '-f'], { env: env() });
     expect(del.code).toBe(0);
     expect((await readGlobal()).contexts.example_com).toBeUndefined();
     await expectLockFilesKept();
