@@ -50,7 +50,7 @@ export function buildProgram(ctx: () => CommandContext): Command {
     .addOption(new Option('--json', 'print one JSON document on stdout (results and errors)'))
     .addOption(new Option('--verbose', 'print debug output on stderr'))
     .addOption(
-      new Option('--verbosity <level>', 'log level, as Astronomer\'s CLI takes it: debug (or trace) is --verbose')
+      new Option('--verbosity <level>', 'log level; debug or trace is --verbose')
         .choices(VERBOSITY_LEVELS)
         .argParser(parseVerbosity),
     )
