@@ -16,10 +16,16 @@ export interface AstroEnv {
   apiKeySecret?: string;
   /** ASTRONOMER_SKIP_PARSE truthy (true/1/yes/y/on). */
   skipParse: boolean;
-  /** NO_COLOR set to anything non-empty disables colour. */
+  /** NO_COLOR set to anything non-empty, CLICOLOR=0 (unless CLICOLOR_FORCE forces colour) or CLICOLOR_FORCE=0. */
   noColor: boolean;
-  /** CLICOLOR_FORCE forces colour even without a terminal. */
+  /** CLICOLOR_FORCE set and not 0 forces colour even without a terminal. */
   forceColor: boolean;
+  /**
+   * BUILD_SECRET_INPUT, as Astronomer's CLI reads it: build secrets one per line, each in the form of a
+   * `--build-secret` value (`id=NAME,src=PATH` or `id=NAME,env=VAR`); lines are trimmed and blank ones dropped.
+   * Used only when no `--build-secret` flag is given. Empty when unset.
+   */
+  buildSecretInput: string[];
   /** CI is set (any CI provider). */
   ci: boolean;
   /** Client identification headers sent to the Astro API. */
@@ -54,6 +60,19 @@ function dockerSocket(dockerHost: string | undefined): string {
   return '/var/run/docker.sock';
 }
 
+/** The clicolors convention (CLICOLOR, CLICOLOR_FORCE) as Astronomer's CLI applies it, plus NO_COLOR. */
+function colour(env: NodeJS.ProcessEnv): { noColor: boolean; forceColor: boolean } {
+  const force = env.CLICOLOR_FORCE;
+  const forceColor = nonEmpty(force) !== undefined && force?.trim() !== '0';
+  const noColor =
+    (env.NO_COLOR !== undefined && env.NO_COLOR !== '') || force?.trim() === '0' || (!forceColor && env.CLICOLOR?.trim() === '0');
+  return { noColor, forceColor };
+}
+
+function splitLines(value: string | undefined): string[] {
+  return (value ?? '').split('\n').map((line) => line.trim()).filter((line) => line !== '');
+}
+
 export function readEnv(env: NodeJS.ProcessEnv = process.env): AstroEnv {
   const home = nonEmpty(env.ASTRO_HOME) ?? nonEmpty(env.HOME) ?? os.homedir();
   const githubActions = isTruthy(env.GITHUB_ACTIONS);
@@ -66,8 +85,8 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): AstroEnv {
     apiKeyId: nonEmpty(env.ASTRONOMER_KEY_ID),
     apiKeySecret: nonEmpty(env.ASTRONOMER_KEY_SECRET),
     skipParse: isTruthy(env.ASTRONOMER_SKIP_PARSE),
-    noColor: env.NO_COLOR !== undefined && env.NO_COLOR !== '',
-    forceColor: nonEmpty(env.CLICOLOR_FORCE) !== undefined && env.CLICOLOR_FORCE !== '0',
+    ...colour(env),
+    buildSecretInput: splitLines(env.BUILD_SECRET_INPUT),
     ci: nonEmpty(env.CI) !== undefined && env.CI !== 'false',
     clientIdentifier: deployAction ? 'deploy-action' : githubActions ? 'github-action' : 'cli',
     deployActionVersion: deployAction ? nonEmpty(env.DEPLOY_ACTION_VERSION) : undefined,

@@ -1,6 +1,6 @@
 /**
- * What an authenticated Astro command starts with: the session (ASTRO_API_TOKEN or the stored context, refreshed
- * when due) and a REST client using it, with every credential registered for redaction first.
+ * What an authenticated Astro command starts with: the session (ASTRO_API_TOKEN, an API key pair, or the stored
+ * context, refreshed when due) and a REST client using it, with every credential registered for redaction first.
  */
 import type { AstroConfig } from '../config/store.js';
 import type { AstroEnv } from '../env.js';
@@ -18,6 +18,7 @@ export interface AstroAccessDeps {
   addSecret: (secret: string | undefined) => void;
   /** Messages users know, e.g. "Using an Astro API Token". */
   notice?: (message: string) => void;
+  warn?: (message: string) => void;
   /** Details for --verbose; never carries a credential. */
   debug?: (message: string) => void;
   fetch?: FetchPort;
@@ -27,11 +28,18 @@ export interface AstroAccessDeps {
 
 export async function openAstroSession(config: AstroConfig, env: AstroEnv, deps: AstroAccessDeps): Promise<AstroAccess> {
   deps.addSecret(env.apiToken);
+  deps.addSecret(env.apiKeySecret);
   const stored = config.currentContext(env.domain);
   deps.addSecret(stored?.token);
   deps.addSecret(stored?.refreshtoken);
 
-  const resolved = await resolveAstroSession(config, env, { fetch: deps.fetch, now: deps.now, notice: deps.notice, signal: deps.signal });
+  const resolved = await resolveAstroSession(config, env, {
+    fetch: deps.fetch,
+    now: deps.now,
+    notice: deps.notice,
+    warn: deps.warn,
+    signal: deps.signal,
+  });
   deps.addSecret(resolved.token);
   const client = createAstroClient({
     baseUrl: resolved.restBaseUrl,

@@ -269,6 +269,6 @@ export async function logout(config: AstroConfig, domain: string | undefined, en
       nextStep: known.length > 0 ? `Known contexts: ${known.join(', ')}.` : 'There is nothing to log out of.',
     });
   }
-  await config.saveContext(context.domain, { token: '', refreshtoken: '', expiresin: undefined });
+  await config.logoutContext(context.domain);
   return { domain: context.domain };
 }

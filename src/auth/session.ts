@@ -1,6 +1,7 @@
 /**
- * Which credentials an authenticated Astro command uses, in Astronomer's order: ASTRO_API_TOKEN, then the
- * stored context (refreshed when it is within five minutes of expiry).
+ * Which credentials an authenticated Astro command uses, in Astronomer's order: ASTRO_API_TOKEN, then an API key
+ * pair (ASTRONOMER_KEY_ID + ASTRONOMER_KEY_SECRET, exchanged for a token), then the stored context (refreshed when
+ * it is within five minutes of expiry). Tokens from the environment are used for this command only, never saved.
  */
 import { UserError } from '../errors.js';
 import type { AstroConfig, Context } from '../config/store.js';
@@ -9,6 +10,8 @@ import type { FetchPort } from '../platform/http.js';
 import { authConfigUrl, formatDomain, platformOf, restBaseUrl, type EndpointSettings } from '../platform/domain.js';
 import { decodeJwtClaims, scopeFromPermissions } from './jwt.js';
 import { fetchAuthConfig, requestToken } from './oauth.js';
+import { createAstroClient } from '../platform/astro/client.js';
+import { cliVersion } from '../version.js';
 
 export interface AstroSession {
   domain: string;
@@ -18,7 +21,7 @@ export interface AstroSession {
   workspaceId?: string;
   /** HOSTED or HYBRID, when known. */
   organizationProduct?: string;
-  source: 'api-token' | 'context';
+  source: 'api-token' | 'api-key' | 'context';
   restBaseUrl: string;
   /** True for API tokens (permissions claim): such sessions may deploy to CI/CD-enforced Deployments. */
   isApiToken: boolean;
@@ -29,6 +32,8 @@ export interface SessionDeps {
   now?: () => Date;
   /** Called with messages users know, e.g. "Using an Astro API Token". */
   notice?: (message: string) => void;
+  /** Called with warnings, e.g. that API keys are deprecated. */
+  warn?: (message: string) => void;
   signal?: AbortSignal;
 }
 
@@ -88,6 +93,13 @@ export async function resolveAstroSession(config: AstroConfig, env: AstroEnv, de
     };
   }
 
+  if (env.apiKeyId && env.apiKeySecret) {
+    return apiKeySession(config, env, env.apiKeyId, env.apiKeySecret, settings, deps);
+  }
+  if (env.apiKeyId || env.apiKeySecret) {
+    deps.warn?.(`${env.apiKeyId ? 'ASTRONOMER_KEY_ID' : 'ASTRONOMER_KEY_SECRET'} is set without ${env.apiKeyId ? 'ASTRONOMER_KEY_SECRET' : 'ASTRONOMER_KEY_ID'}: the API key is ignored.`);
+  }
+
   const domain = config.currentDomain(env.domain);
   if (!domain) throw new UserError('no context set, have you authenticated to Astro or APC? Run astro login and try again');
   const context = config.context(domain);
@@ -109,6 +121,85 @@ export async function resolveAstroSession(config: AstroConfig, env: AstroEnv, de
     restBaseUrl: restBaseUrl(domain, settings),
     isApiToken: (decodeJwtClaims(token)?.permissions?.length ?? 0) > 0,
   };
+}
+
+/**
+ * A (deprecated) Astro API key: client credentials at the domain's OAuth issuer. The organization is the token's
+ * (else the first one listed, as Astronomer's CLI takes it), the workspace the first Deployment's.
+ */
+async function apiKeySession(
+  config: AstroConfig,
+  env: AstroEnv,
+  keyId: string,
+  keySecret: string,
+  settings: EndpointSettings,
+  deps: SessionDeps,
+): Promise<AstroSession> {
+  deps.notice?.('Using an Astro API key');
+  deps.warn?.('Astro API keys are deprecated and stop working at some point: create a Deployment API token and set ASTRO_API_TOKEN instead.');
+  const context = config.currentContext(env.domain);
+  const domain = formatDomain(env.domain ?? context?.domain ?? config.currentDomain());
+  let token: string;
+  try {
+    const authConfig = await fetchAuthConfig(authConfigUrl(domain, settings), deps.fetch, deps.signal);
+    const answer = await requestToken(
+      authConfig,
+      { client_id: keyId, client_secret: keySecret, audience: 'astronomer-ee', grant_type: 'client_credentials' },
+      deps.fetch,
+      deps.signal,
+    );
+    token = `Bearer ${answer.accessToken}`;
+  } catch (error) {
+    throw new UserError(`The API key ${keyId} could not be exchanged for a token at ${domain}: ${(error as Error).message}`, {
+      cause: error,
+      nextStep: 'Check ASTRONOMER_KEY_ID and ASTRONOMER_KEY_SECRET (and ASTRO_DOMAIN), or use an API token (ASTRO_API_TOKEN).',
+    });
+  }
+  const claims = decodeJwtClaims(token);
+  const scope = scopeFromPermissions(claims?.permissions ?? []);
+  const client = createAstroClient({
+    baseUrl: restBaseUrl(domain, settings),
+    token: () => token,
+    clientIdentifier: env.clientIdentifier,
+    clientVersion: env.deployActionVersion ?? cliVersion(),
+    fetch: deps.fetch,
+  });
+  const organizations = await client.listOrganizations(deps.signal);
+  const wanted = scope.organizationId ?? claims?.org_id;
+  const organization = (wanted ? organizations.find((o) => o.id === wanted) : undefined) ?? organizations[0];
+  const organizationId = wanted ?? organization?.id;
+  if (!organizationId) throw new UserError(`The API key ${keyId} gives access to no organization.`);
+  let workspaceId = scope.workspaceId;
+  if (!workspaceId) {
+    const deployments = await client.listDeployments(organizationId, {}, deps.signal);
+    workspaceId = deployments[0]?.workspaceId;
+  }
+  return {
+    domain,
+    token,
+    organizationId,
+    workspaceId,
+    organizationProduct: organization?.product,
+    source: 'api-key',
+    restBaseUrl: restBaseUrl(domain, settings),
+    // A machine credential, like an API token: it may deploy where CI/CD is enforced, and auto-selects.
+    isApiToken: true,
+  };
+}
+
+/**
+ * The raw access token of a context (no `Bearer `), for `astro auth token`. An Astro token due for refresh is
+ * refreshed and saved first, so what is printed works; Software tokens are printed as stored.
+ */
+export async function contextToken(config: AstroConfig, context: Context, deps: SessionDeps = {}): Promise<string> {
+  const stored = context.token?.trim() ?? '';
+  if (stored === '' || /^bearer$/i.test(stored)) {
+    throw new UserError(`There is no token for ${context.domain}.`, { nextStep: `Run astro login ${context.domain} to log in.` });
+  }
+  const token = isCloudDomain(context.domain, config.get('local.platform'))
+    ? await freshToken(config, context, endpointSettings(config), deps, (deps.now ?? (() => new Date()))())
+    : stored;
+  return token.replace(/^bearer\s+/i, '');
 }
 
 function expiry(context: Context): Date | undefined {

@@ -7,6 +7,7 @@ import { exitCodeHelp, ExitCode, InterruptedError, toAstroError, UsageError, typ
 import { interruptedBy } from '../util/retry.js';
 import { readEnv, type AstroEnv } from '../env.js';
 import { Output, type Streams } from '../ui/output.js';
+import { normalizeBooleanFlags } from './bool-flags.js';
 import { createCommandContext, type CommandContext } from './context.js';
 import { registerConfig } from './commands/config.js';
 import { registerContext } from './commands/context.js';
@@ -33,11 +34,27 @@ const EXAMPLES = [
   '  ASTRO_API_TOKEN=... astro deploy <deployment-id>   deploy from CI',
 ].join('\n');
 
+/** logrus levels, which Astronomer's CLI accepts for --verbosity (case-insensitive). */
+const VERBOSITY_LEVELS = ['panic', 'fatal', 'error', 'warn', 'warning', 'info', 'debug', 'trace'];
+
+function parseVerbosity(value: string): string {
+  const level = value.trim().toLowerCase();
+  if (!VERBOSITY_LEVELS.includes(level)) {
+    throw new UsageError(`--verbosity: "${value}" is not a log level (one of ${VERBOSITY_LEVELS.join(', ')}).`);
+  }
+  return level;
+}
+
 export function buildProgram(ctx: () => CommandContext): Command {
   const program = new Command('astro')
     .description('Deploy Apache Airflow projects to Astronomer (Astro and Astronomer Software)')
     .addOption(new Option('--json', 'print one JSON document on stdout (results and errors)'))
     .addOption(new Option('--verbose', 'print debug output on stderr'))
+    .addOption(
+      new Option('--verbosity <level>', 'log level; debug or trace is --verbose')
+        .choices(VERBOSITY_LEVELS)
+        .argParser(parseVerbosity),
+    )
     .configureHelp({ showGlobalOptions: true })
     .showSuggestionAfterError(true)
     .allowExcessArguments(false)
@@ -81,8 +98,9 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       outputError: () => {},
     });
     c.hook('preAction', (_self, action) => {
-      const globals = action.optsWithGlobals() as { json?: boolean; verbose?: boolean };
-      out = new Output(streams, { json: globals.json, verbose: globals.verbose, noColor: env.noColor, forceColor: env.forceColor, ci: env.ci });
+      const globals = action.optsWithGlobals() as { json?: boolean; verbose?: boolean; verbosity?: string };
+      const verbose = globals.verbose === true || globals.verbosity === 'debug' || globals.verbosity === 'trace';
+      out = new Output(streams, { json: globals.json, verbose, noColor: env.noColor, forceColor: env.forceColor, ci: env.ci });
       if (env.apiToken) out.addSecret(env.apiToken);
       if (env.apiKeySecret) out.addSecret(env.apiKeySecret);
       context = createCommandContext(out, env, cwd, signal);
@@ -90,7 +108,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
   });
 
   try {
-    await program.parseAsync(argv, { from: 'user' });
+    await program.parseAsync(normalizeBooleanFlags(program, argv), { from: 'user' });
     if (signal.aborted) throw interruption(signal);
     out.flushDocument();
     return ExitCode.ok;

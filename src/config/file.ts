@@ -1,14 +1,15 @@
 /**
  * Reading and writing one config file: validated on every read, written atomically (temp file + rename) with
- * mode 0600 under a lock, and never overwritten when what is on disk cannot be understood.
+ * mode 0600 under the lock Astronomer's CLI takes too (flock on `<file>.lock`), and never overwritten when what is
+ * on disk cannot be understood.
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import lockfile from 'proper-lockfile';
 import { parse as parseYaml, stringify as stringifyYaml, YAMLParseError } from 'yaml';
 import { UserError } from '../errors.js';
+import { withFileLock, type FileLockOptions } from './lock.js';
 import { configFileSchema, type ConfigFile } from './schema.js';
 
 export class ConfigFileError extends UserError {
@@ -85,35 +86,26 @@ async function writeAtomically(file: string, content: string): Promise<void> {
   }
 }
 
-const LOCK_OPTIONS = {
-  realpath: false,
-  stale: 10_000,
-  retries: { retries: 100, factor: 1.2, minTimeout: 10, maxTimeout: 200 },
-} as const;
-
 /**
- * Read-modify-write under a lock: the file is re-read inside the lock, so two processes never lose each
+ * Read-modify-write under the config lock: the file is re-read inside the lock, so two processes never lose each
  * other's changes. The mutator may change the document in place or return a new one.
  */
 export async function updateConfigFile(
   file: string,
   mutate: (doc: ConfigFile) => ConfigFile | void | Promise<ConfigFile | void>,
+  lockOptions: FileLockOptions = {},
 ): Promise<ConfigFile> {
-  const dir = path.dirname(file);
-  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-  let release: () => Promise<void>;
-  try {
-    release = await lockfile.lock(file, LOCK_OPTIONS);
-  } catch (error) {
-    throw new ConfigFileError(file, `another astro process holds its lock (${file}.lock) for too long`, error);
-  }
-  try {
-    const current = (await readConfigFile(file)) ?? {};
-    const next = (await mutate(current)) ?? current;
-    const checked = configFileSchema.parse(next);
-    await writeAtomically(file, stringifyYaml(checked, { lineWidth: 0 }));
-    return checked;
-  } finally {
-    await release();
-  }
+  // Astronomer's CLI creates the folder 0775; ours stays private, and an existing one keeps its mode.
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  return withFileLock(
+    `${file}.lock`,
+    async () => {
+      const current = (await readConfigFile(file)) ?? {};
+      const next = (await mutate(current)) ?? current;
+      const checked = configFileSchema.parse(next);
+      await writeAtomically(file, stringifyYaml(checked, { lineWidth: 0 }));
+      return checked;
+    },
+    lockOptions,
+  );
 }

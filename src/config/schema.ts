@@ -33,32 +33,74 @@ export const configFileSchema = z.looseObject({
 });
 export type ConfigFile = z.infer<typeof configFileSchema>;
 
-/** Settings with their defaults, as Astronomer's CLI knows them (dotted, lower-case keys). */
+/**
+ * Every setting of Astronomer's CLI (1.45) with its default, as it knows them (dotted, lower-case keys), and our
+ * own few. `astro config set` takes exactly these; other keys in a file are kept as they are on every write.
+ */
 export const SETTING_DEFAULTS: Readonly<Record<string, string>> = {
   'cloud.api.protocol': 'https',
   'cloud.api.port': '443',
   'cloud.api.ws_protocol': 'wss',
+  'cloud.api.token': '',
+  'container.binary': '',
   'local.core': 'http://localhost:8888',
   'local.registry': 'localhost:5555',
   'local.houston': '',
   'local.platform': 'cloud',
+  'postgres.user': 'postgres',
+  'postgres.password': 'postgres',
+  'postgres.host': 'postgres',
+  'postgres.port': '5432',
+  'postgres.repository': 'docker.io/postgres',
+  'postgres.tag': '12.6',
   'project.deployment': '',
-  'project.workspace': '',
   'project.name': '',
+  'project.workspace': '',
+  'webserver.port': '8080',
+  'api-server.port': '8080',
+  'airflow.expose_port': 'false',
   show_warnings: 'true',
-  skip_parse: 'false',
-  auto_select: 'false',
-  sha_as_tag: 'false',
-  'deploy.git_metadata': 'true',
-  upgrade_message: 'true',
+  verbosity: 'warning',
   'houston.dial_timeout': '10',
   'houston.skip_verify_tls': 'false',
-  verbosity: 'warning',
-  'container.binary': '',
+  duplicate_volumes: 'true',
+  skip_parse: 'false',
+  interactive: 'false',
+  page_size: '20',
+  upgrade_message: 'true',
+  disable_astro_run: 'false',
+  auto_select: 'false',
+  'machine.cpu': '2',
+  'machine.memory': '4096',
+  sha_as_tag: 'false',
+  'ruff.image': 'ghcr.io/astral-sh/ruff:latest',
+  'remote.client_registry': '',
+  'remote.base_image_registry': 'images.astronomer.cloud',
+  'deploy.git_metadata': 'true',
+  'dev.mode': 'docker',
+  'dev.build_secrets': '',
+  'telemetry.enabled': 'true',
+  'telemetry.anonymous_id': '',
+  'telemetry.notice_shown': '',
+  'proxy.port': '6563',
+  'otto.auto_update': 'true',
+  'cosmos_boost.pre_deploy': 'false',
   // Our own additions, ignored by Astronomer's CLI.
   'parse.python': '',
   /** Port of the browser-login callback (Astro expects 12345; 0 picks a free one). */
   'login.callback_port': '12345',
+};
+
+/** Checks Astronomer's CLI makes before `config set` writes a value; the message says what is wrong. */
+export const SETTING_VALIDATORS: Readonly<Record<string, (value: string) => string | undefined>> = {
+  'dev.mode': (v) => (v === 'docker' || v === 'standalone' ? undefined : `dev.mode must be "docker" or "standalone", not "${v}"`),
+  'remote.client_registry': (v) => {
+    if (v === '') return 'the registry endpoint cannot be empty';
+    if (!v.includes('/')) return 'the registry endpoint must be registry/repository, e.g. quay.io/acme/my-deployment-image';
+    if (v.includes(' ')) return 'the registry endpoint cannot contain spaces';
+    if (v.startsWith('/') || v.endsWith('/')) return 'the registry endpoint cannot start or end with a slash';
+    return undefined;
+  },
 };
 
 /** Keys read from the project file only (never from the global one). */

@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { UsageError, UserError } from '../errors.js';
 import { readConfigFile, updateConfigFile } from './file.js';
-import { contextKey, PROJECT_ONLY_KEYS, SETTING_DEFAULTS, type ConfigFile, type ContextEntry } from './schema.js';
+import { contextKey, PROJECT_ONLY_KEYS, SETTING_DEFAULTS, SETTING_VALIDATORS, type ConfigFile, type ContextEntry } from './schema.js';
 
 export interface ConfigPaths {
   globalFile: string;
@@ -79,6 +79,13 @@ export class AstroConfig {
     return asString(lookup(this.globalDoc, k)) ?? SETTING_DEFAULTS[k];
   }
 
+  /** A setting as one file holds it (global: else the default), for `astro config get -g`. */
+  getFrom(key: string, scope: 'global' | 'project'): string | undefined {
+    const k = key.toLowerCase();
+    const value = asString(lookup(scope === 'global' ? this.globalDoc : this.projectDoc, k));
+    return value !== undefined && value !== '' ? value : SETTING_DEFAULTS[k];
+  }
+
   getBool(key: string): boolean {
     const value = this.get(key);
     return value !== undefined && ['true', '1', 'yes', 'y', 'on'].includes(value.trim().toLowerCase());
@@ -107,14 +114,22 @@ export class AstroConfig {
 
   async setSetting(key: string, value: string, scope: 'global' | 'project'): Promise<void> {
     const k = key.toLowerCase();
-    if (k === 'context' || k === 'contexts' || k.startsWith('contexts.')) {
-      throw new UsageError(`"${key}" is managed by astro login and astro context, not by astro config set.`);
+    if (k === 'context') {
+      // Astronomer's CLI writes any value here; naming a context that does not exist would leave astro lost.
+      if (scope !== 'global') throw new UsageError('"context" lives in the global config: pass -g.');
+      await this.switchContext(value);
+      return;
+    }
+    if (k === 'contexts' || k.startsWith('contexts.')) {
+      throw new UsageError(`"${key}" is managed by astro login, logout and context, not by astro config set.`);
     }
     if (!(k in SETTING_DEFAULTS)) {
       throw new UsageError(`Unknown setting "${key}".`, {
         nextStep: `Known settings: ${Object.keys(SETTING_DEFAULTS).sort().join(', ')}`,
       });
     }
+    const problem = SETTING_VALIDATORS[k]?.(value);
+    if (problem) throw new UsageError(`Invalid value for ${k}: ${problem}.`);
     const file = scope === 'project' ? this.paths.projectFile : this.paths.globalFile;
     if (file === undefined) throw new UsageError('The project config is the global config here; use --global.');
     const written = await updateConfigFile(file, (doc) => assign(doc as Record<string, unknown>, k, value));
@@ -134,6 +149,24 @@ export class AstroConfig {
       }
       contexts[key] = merged;
       return { ...doc, contexts, ...(options.makeCurrent ? { context: domain } : {}) };
+    });
+    return this.context(domain)!;
+  }
+
+  /**
+   * Forgets a context's credentials and, when it is the current context, unsets `context` (Astronomer's CLI
+   * unsets it whichever context is logged out of; we keep another current context working).
+   */
+  async logoutContext(domain: string): Promise<Context> {
+    const target = this.context(domain);
+    if (!target) throw this.unknownContext(domain);
+    this.globalDoc = await updateConfigFile(this.paths.globalFile, (doc) => {
+      const contexts = { ...(doc.contexts ?? {}) };
+      const entry: ContextEntry = { ...(contexts[target.key] ?? { domain: target.domain }), token: '', refreshtoken: '', user_email: '' };
+      delete entry.expiresin;
+      contexts[target.key] = entry;
+      const current = doc.context === target.domain || doc.context === target.key;
+      return { ...doc, contexts, ...(current ? { context: '' } : {}) };
     });
     return this.context(domain)!;
   }

@@ -1,13 +1,14 @@
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
 import { UsageError } from '../../errors.js';
-import { select } from '../../ui/prompt.js';
+import { confirm, select } from '../../ui/prompt.js';
 
 export function registerContext(program: Command, ctx: () => CommandContext): void {
-  const context = program.command('context').description('Manage the platforms (contexts) astro is logged in to');
+  const context = program.command('context').alias('c').description('Manage the platforms (contexts) astro is logged in to');
 
   context
     .command('list')
+    .alias('ls')
     .description('List contexts; the current one is marked with *')
     .action(async () => {
       const { out, env, loadConfig } = ctx();
@@ -29,6 +30,7 @@ export function registerContext(program: Command, ctx: () => CommandContext): vo
 
   context
     .command('switch')
+    .alias('sw')
     .description('Make another context the current one')
     .argument('[domain]', 'domain of the context')
     .action(async (domain: string | undefined) => {
@@ -44,12 +46,23 @@ export function registerContext(program: Command, ctx: () => CommandContext): vo
 
   context
     .command('delete')
-    .description('Delete a context and its stored credentials')
+    .alias('de')
+    .description('Delete a context and its stored credentials (the current one only after a confirmation, or with -f)')
     .argument('<domain>', 'domain of the context')
-    .action(async (domain: string) => {
-      const { out, loadConfig } = ctx();
+    .option('-f, --force', 'do not ask before deleting the current context')
+    .action(async (domain: string, flags: { force?: boolean }) => {
+      const { out, env, signal, loadConfig } = ctx();
       const cfg = await loadConfig();
       if (!domain.trim()) throw new UsageError('A domain is required.');
+      const target = cfg.context(domain);
+      if (target && !flags.force && target.domain === cfg.currentDomain(env.domain)) {
+        const sure = await confirm(out, `${target.domain} is the current context. Delete it and its credentials?`, ['--force'], signal);
+        if (!sure) {
+          out.result(`Kept context ${target.domain}`);
+          out.setDocument({ deleted: null });
+          return;
+        }
+      }
       await cfg.deleteContext(domain);
       out.result(`Deleted context ${domain}`);
       out.setDocument({ deleted: domain });

@@ -8,10 +8,11 @@ interface ListFlags {
 }
 
 export function registerDeployment(program: Command, ctx: () => CommandContext): void {
-  const deployment = program.command('deployment').description('Inspect the Deployments of your Astro workspace');
+  const deployment = program.command('deployment').aliases(['de', 'deployments']).description('Inspect the Deployments of your Astro workspace');
 
   deployment
     .command('list')
+    .alias('ls')
     .description('List the Deployments of the current workspace (or of the whole organization with --all)')
     .option('--workspace-id <id>', 'list this workspace instead of the current one')
     .option('-a, --all', 'list every workspace of the organization')
@@ -23,6 +24,7 @@ export function registerDeployment(program: Command, ctx: () => CommandContext):
         clientVersion: cliVersion(),
         addSecret: (s) => out.addSecret(s),
         notice: (m) => out.info(m),
+        warn: (m) => out.warn(m),
         debug: (m) => out.debug(m),
         signal,
       });

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
-import { UsageError } from '../../errors.js';
+import { UsageError, UserError } from '../../errors.js';
 import type { AstroConfig } from '../../config/store.js';
 import { select, waitForEnter } from '../../ui/prompt.js';
 import { askHidden, askLine, readPassword } from '../../ui/text-prompt.js';
@@ -19,8 +19,18 @@ interface LoginFlags {
   workspaceId?: string;
 }
 
+/** `login` and `logout` at the top level, and again under `auth` with `auth token`, as Astronomer's CLI has them. */
 export function registerLogin(program: Command, ctx: () => CommandContext): void {
-  program
+  addLogin(program, ctx);
+  addLogout(program, ctx);
+  const auth = program.command('auth').description('Log in and out, and print the token of a context');
+  addLogin(auth, ctx);
+  addLogout(auth, ctx);
+  addToken(auth, ctx);
+}
+
+function addLogin(parent: Command, ctx: () => CommandContext): void {
+  parent
     .command('login')
     .description('Log in to Astro (browser) or Astronomer Software')
     .argument('[domain]', 'platform domain, e.g. astronomer.io (default), localhost, or a Software base domain')
@@ -57,8 +67,10 @@ export function registerLogin(program: Command, ctx: () => CommandContext): void
       c.out.result('Successfully authenticated to Astronomer');
       c.out.setDocument({ loggedIn: true, ...result });
     });
+}
 
-  program
+function addLogout(parent: Command, ctx: () => CommandContext): void {
+  parent
     .command('logout')
     .description('Log out of a platform (removes its stored token)')
     .argument('[domain]', 'platform domain (default: the current context)')
@@ -69,6 +81,26 @@ export function registerLogin(program: Command, ctx: () => CommandContext): void
       const result = await logout(config, domain, env.domain);
       out.result('Successfully logged out of Astronomer');
       out.setDocument({ loggedOut: true, domain: result.domain });
+    });
+}
+
+function addToken(parent: Command, ctx: () => CommandContext): void {
+  parent
+    .command('token')
+    .description('Print the access token of the current context (or of --domain), without "Bearer ", for scripts')
+    .option('-d, --domain <domain>', 'the context to print the token of, instead of the current one')
+    .action(async (flags: { domain?: string }) => {
+      const { out, env, signal, loadConfig } = ctx();
+      const { contextToken } = await import('../../auth/session.js');
+      const config = await loadConfig();
+      const domain = flags.domain !== undefined ? formatDomain(flags.domain) : config.currentDomain(env.domain);
+      if (!domain) throw new UserError('no context set, have you authenticated to Astro or APC? Run astro login and try again');
+      const context = config.context(domain) ?? (flags.domain !== undefined ? config.context(flags.domain.trim()) : undefined);
+      if (!context) throw new UserError(`There is no context for "${domain}".`, { nextStep: `Run astro login ${domain}.` });
+      // Printing the token is this command's purpose: it is not registered for redaction.
+      const token = await contextToken(config, context, { signal });
+      out.result(token);
+      out.setDocument({ domain: context.domain, token });
     });
 }
 

@@ -300,7 +300,8 @@ describe('refresh against the local platform', () => {
     await expiringContext(stack.tokens.refreshTokens.find((r) => !r.revoked)!.token);
     const out = await runCli(['logout'], { env: env() });
     expect(out.stdout).toBe('Successfully logged out of Astronomer\n');
-    const run = await runCli(['deployment', 'list'], { env: env() });
+    expect((await loadConfig()).currentDomain()).toBe('');
+    const run = await runCli(['deployment', 'list'], { env: env({ ASTRO_DOMAIN: 'localhost' }) });
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('You are not logged in to localhost');
   });

@@ -320,13 +320,17 @@ describe('workspace choice', () => {
 });
 
 describe('logout', () => {
-  it('clears the credentials of the current context and keeps its organization and workspace', async () => {
+  it('clears the credentials and email of the current context, unsets the current context, keeps organization and workspace', async () => {
     await loginToAstro({ domain: 'localhost', config: await loadConfig(), callbackPort: 0 }, harness().ports);
+    expect((await loadConfig()).currentDomain()).toBe('localhost');
     const result = await logout(await loadConfig(), undefined);
     expect(result.domain).toBe('localhost');
-    const ctx = (await loadConfig()).context('localhost')!;
+    const after = await loadConfig();
+    expect(after.currentDomain()).toBe('');
+    const ctx = after.context('localhost')!;
     expect(ctx.token).toBe('');
     expect(ctx.refreshtoken).toBe('');
+    expect(ctx.user_email).toBe('');
     expect(ctx.expiresin).toBeUndefined();
     expect(ctx.organization).toBe('org-1');
     expect(ctx.workspace).toBe('ws-1');
@@ -344,6 +348,8 @@ describe('logout', () => {
     const config = await loadConfig();
     expect(config.context('astronomer.io')!.token).toBe('');
     expect(config.context('localhost')!.token).toBe('Bearer a.b.c');
+    // Logging out of another context leaves the current one current (Astronomer's CLI unsets it anyway).
+    expect(config.currentDomain()).toBe('localhost');
     await expect(logout(config, 'nowhere.example.com')).rejects.toThrow('There is no context for "nowhere.example.com"');
   });
 });

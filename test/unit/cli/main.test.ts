@@ -137,7 +137,7 @@ describe('config and context commands', () => {
   it('sets and gets a global setting', async () => {
     expect((await runCli(['config', 'set', '-g', 'skip_parse', 'true'], { env: env(), cwd: home })).code).toBe(0);
     const run = await runCli(['--json', 'config', 'get', 'skip_parse'], { env: env(), cwd: home });
-    expect(JSON.parse(run.stdout)).toEqual({ key: 'skip_parse', value: 'true' });
+    expect(JSON.parse(run.stdout)).toEqual({ key: 'skip_parse', value: 'true', scope: 'effective' });
   });
 
   it('refuses unknown settings with the list of known ones', async () => {

@@ -137,12 +137,15 @@ describe('stored context refresh', () => {
     expectNoSecrets(run, ['rt-revoked-refresh-token']);
   });
 
-  it('after logout, says to log in', async () => {
+  it('after logout (which unsets the current context), says to log in', async () => {
     await storeSession(3600, 'rt-x');
     expect((await runCli(['logout'], { env: { ASTRO_HOME: home } })).code).toBe(0);
     const run = await runCli(['deployment', 'list'], { env: { ASTRO_HOME: home } });
     expect(run.code).toBe(1);
-    expect(run.stderr).toContain('You are not logged in to localhost');
-    expect(run.stderr).toContain('astro login localhost');
+    expect(run.stderr).toContain('no context set, have you authenticated to Astro or APC? Run astro login and try again');
+    // With the domain named, the logged-out context says so.
+    const named = await runCli(['deployment', 'list'], { env: { ASTRO_HOME: home, ASTRO_DOMAIN: 'localhost' } });
+    expect(named.stderr).toContain('You are not logged in to localhost');
+    expect(named.stderr).toContain('astro login localhost');
   });
 });
