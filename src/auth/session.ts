@@ -196,7 +196,7 @@ export async function contextToken(config: AstroConfig, context: Context, deps: 
   if (stored === '' || /^bearer$/i.test(stored)) {
     throw new UserError(`There is no token for ${context.domain}.`, { nextStep: `Run astro login ${context.domain} to log in.` });
   }
-  const token = isCloudDomain(context.domain, config.get('local.platform'))
+  const token = platformOf(context.domain, { localPlatform: config.get('local.platform') }) === 'astro'
     ? await freshToken(config, context, endpointSettings(config), deps, (deps.now ?? (() => new Date()))())
     : stored;
   return token.replace(/^bearer\s+/i, '');

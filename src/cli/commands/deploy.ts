@@ -25,9 +25,22 @@ export interface DeployFlags {
   wait?: boolean;
   waitTime?: string;
   buildSecrets?: string[];
+  buildSecret?: string[];
+  /** commander's name for --no-dags-base-dir (default true). */
+  dagsBaseDir: boolean;
+  /** commander's name for --no-cache (default true). */
+  cache: boolean;
+  dagBundleName?: string;
+  forceUpgradeToAf3?: boolean;
   remote?: boolean;
   runtimeVersion?: string;
   shaAsTag?: boolean;
+}
+
+const UNCOMMITTED_CHANGES = 'Project directory has uncommitted changes, use `astro deploy [deployment-id] -f` to force deploy.';
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 const NOT_A_PROJECT =
@@ -45,13 +58,24 @@ export function validateDeployFlags(flags: DeployFlags): void {
       ['dags-path', flags.dagsPath],
       ['pytest', flags.pytest || flags.test],
       ['parse', flags.parse],
-      ['build-secrets', flags.buildSecrets?.length],
+      ['build-secrets', flags.buildSecrets?.length || flags.buildSecret?.length],
+      ['no-dags-base-dir', !flags.dagsBaseDir],
+      ['dag-bundle-name', flags.dagBundleName],
     ];
     for (const [name, set] of conflicts) {
       if (set) throw new UsageError(`cannot use --${name} with --image-name; --image-name implies an image-only deploy`);
     }
   }
   if (flags.remote && !flags.imageName) throw new UsageError('--image-name is mandatory when --remote flag is passed');
+  if (flags.dagBundleName !== undefined && flags.image) {
+    throw new UsageError('cannot use --dag-bundle-name with --image; named DAG bundles apply only to deploys that include DAGs');
+  }
+}
+
+/** Build secrets: the flags (both spellings), else BUILD_SECRET_INPUT, one per line, as Astronomer's CLI reads it. */
+function buildSecrets(flags: DeployFlags, env: AstroEnv): string[] {
+  const given = [...(flags.buildSecret ?? []), ...(flags.buildSecrets ?? [])];
+  return given.length > 0 ? given : env.buildSecretInput;
 }
 
 /** The part of a deploy request that Astro and Software deploys read from the same flags and settings. */
@@ -70,8 +94,10 @@ function commonRequest(flags: DeployFlags, config: AstroConfig, env: AstroEnv) {
     pytest: flags.pytest || flags.test ? { file: flags.test } : undefined,
     envFile: flags.env,
     description: flags.description,
-    buildSecrets: flags.buildSecrets ?? [],
+    buildSecrets: buildSecrets(flags, env),
     showWarnings: config.getBool('show_warnings'),
+    noCache: !flags.cache,
+    dagsBaseDir: flags.dagsBaseDir,
   } as const;
 }
 
@@ -90,13 +116,18 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
     .option('--parse', 'parse the DAGs (astro always does when DAGs ship; accepted for compatibility)')
     .option('-e, --env <file>', 'env file for parse and pytest', '.env')
     .option('-i, --image-name <image>', 'deploy this prebuilt local image instead of building one (must be linux/amd64)')
-    .option('--dags', 'deploy only the dags/ folder')
+    .option('-d, --dags', 'deploy only the dags/ folder')
     .option('--image', 'deploy only the image, not the dags/ folder')
     .option('--dags-path <path>', 'folder to deploy as DAGs (default: <project>/dags)')
     .option('--description <text>', 'description of this deploy')
     .option('-w, --wait', 'wait until the Deployment is healthy')
     .option('--wait-time <duration>', 'how long --wait waits (e.g. 300s, 5m; default 5m)')
-    .option('-b, --build-secrets <spec...>', 'build secrets passed to the image build (id=...,src=...)')
+    .option('--build-secret <spec>', 'a build secret for the image build (id=...,src=... or id=...,env=...); repeatable', collect)
+    .option('-b, --build-secrets <spec...>', 'build secrets, several after one flag (same as --build-secret)')
+    .option('--no-cache', 'build the image without the build cache')
+    .option('--no-dags-base-dir', 'bundle the DAGs without the dags/ prefix (Airflow 3 Deployments whose sys.path is the bundle root)')
+    .addOption(new Option('--dag-bundle-name <name>', 'deploy the DAGs to this named DAG bundle of the Deployment (Airflow 3)').hideHelp())
+    .addOption(new Option('--force-upgrade-to-af3', 'no longer needed for Airflow 2 to 3 upgrades (accepted for compatibility)').hideHelp())
     .addOption(new Option('--remote', 'Software: only update the Deployment image to --image-name (no build, no push)'))
     .addOption(new Option('--runtime-version <version>', 'Software with --remote: the Runtime version of --image-name'))
     .addOption(new Option('--sha-as-tag', 'Software custom registry: name the pushed image by its sha256 digest in the image update (config sha_as_tag)'))
@@ -111,6 +142,7 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
     .action(async (deploymentId: string | undefined, flags: DeployFlags) => {
       const { out, env, cwd, signal, loadConfig } = ctx();
       validateDeployFlags(flags);
+      if (flags.forceUpgradeToAf3) out.warn('--force-upgrade-to-af3 is no longer needed for Airflow 2 to Airflow 3 upgrades; it has no effect.');
       const [{ parseDuration }, { resolveAstroSession }, { platformOf, deploymentViewUrl }] = await Promise.all([
         import('../../deploy/astro/wait.js'),
         import('../../auth/session.js'),
@@ -122,22 +154,28 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
         if (waitMs === undefined || waitMs <= 0) throw new UsageError(`--wait-time: "${flags.waitTime}" is not a duration (e.g. 300s, 5m, 1h).`);
       }
       const projectDir = cwd;
-      if (!flags.imageName) {
-        const isProject = await fs.stat(path.join(projectDir, '.astro', 'config.yaml')).then((s) => s.isFile(), () => false);
-        if (!isProject) throw new UserError(NOT_A_PROJECT);
+      // Like Astronomer's CLI: a prebuilt image, or DAGs from --dags-path alone, need no project around them.
+      const isProject = await fs.stat(path.join(projectDir, '.astro', 'config.yaml')).then((s) => s.isFile(), () => false);
+      const dagsOnlyFromPath = flags.dags && flags.dagsPath !== undefined && !flags.pytest && !flags.test;
+      if (!isProject && !flags.imageName && !dagsOnlyFromPath) throw new UserError(NOT_A_PROJECT);
+      if (isProject) await checkEnvFile(projectDir, flags.env);
+      // Like Astronomer's CLI, uncommitted changes stop a deploy unless forced (but ours exits 1: nothing was deployed).
+      if (!flags.force) {
+        const { hasUncommittedChanges } = await import('../../deploy/kernel/git.js');
+        if (await hasUncommittedChanges(projectDir)) throw new UserError(UNCOMMITTED_CHANGES);
       }
-      await checkEnvFile(projectDir, flags.env);
 
       const config = await loadConfig();
       const domain = config.currentDomain(env.domain);
-      if (platformOf(domain, { localPlatform: config.get('local.platform'), apiToken: env.apiToken !== undefined }) === 'software') {
+      const ciCredentials = env.apiToken !== undefined || (env.apiKeyId !== undefined && env.apiKeySecret !== undefined);
+      if (platformOf(domain, { localPlatform: config.get('local.platform'), apiToken: ciCredentials }) === 'software') {
         await deployToSoftwareContext(deploymentId, flags, ctx(), config, domain!);
         return;
       }
       const stored = config.currentContext(env.domain);
       out.addSecret(stored?.token);
       out.addSecret(stored?.refreshtoken);
-      const session = await resolveAstroSession(config, env, { notice: (m) => out.info(m), signal });
+      const session = await resolveAstroSession(config, env, { notice: (m) => out.info(m), warn: (m) => out.warn(m), signal });
       out.addSecret(session.token);
       out.info(session.domain === 'astronomer.io' ? 'Authenticated to Astro \n' : `Authenticated to ${session.domain} \n`);
 
@@ -155,9 +193,12 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
             projectDir,
             deploymentId,
             ...commonRequest(flags, config, env),
+            // Outside a project there is no Airflow setup to parse --dags-path in (Astronomer's CLI does not parse it either).
+            ...(isProject ? {} : { skipParse: true }),
             wait: waitMs === undefined ? undefined : { timeoutMs: waitMs, intervalMs: 2_000 },
             gitMetadata: config.getBool('deploy.git_metadata'),
             autoSelect: session.isApiToken || config.getBool('auto_select'),
+            dagBundleName: flags.dagBundleName,
           },
           ports,
         );

@@ -21,6 +21,8 @@ import { pollUntilHealthy } from './wait.js';
 export interface DeployRequest extends CommonDeployRequest {
   wait?: { timeoutMs: number; intervalMs: number };
   gitMetadata: boolean;
+  /** --dag-bundle-name: a named DAG bundle of the Deployment instead of the default one. */
+  dagBundleName?: string;
 }
 
 export interface DeployPorts extends LocalDeployPorts {
@@ -113,9 +115,9 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     }
     if (req.save) await ports.saveDeploymentId(deployment.id);
 
-    // Without DAG deploys the image carries the DAGs, so a prebuilt image is a whole deploy, not an image-only one.
-    const type: DeployType =
-      req.mode === 'dags' ? 'DAG_ONLY' : (req.mode === 'image' || req.imageName) && dagDeploy ? 'IMAGE_ONLY' : 'IMAGE_AND_DAG';
+    // Like Astronomer's CLI, a prebuilt image (--image-name) ships with the project's dags/ when DAG deploys are on;
+    // only --image leaves the DAGs out.
+    const type: DeployType = req.mode === 'dags' ? 'DAG_ONLY' : req.mode === 'image' && dagDeploy ? 'IMAGE_ONLY' : 'IMAGE_AND_DAG';
     const shipsImage = type !== 'DAG_ONLY';
     // With DAG deploys off, DAGs travel inside the image; with them on, as a separate bundle.
     const shipsBundle = dagDeploy && type !== 'IMAGE_ONLY';
@@ -126,7 +128,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     const bundle = shipsBundle ? await steps.bundle() : undefined;
 
     // Unlike Astronomer's CLI, DAG-only deploys are parsed too: our parse takes seconds, a broken DAG takes a Deployment down.
-    const shouldParse = steps.shouldParse(shipsBundle || (shipsImage && !dagDeploy));
+    const shouldParse = steps.shouldParse(shipsBundle || (shipsImage && !dagDeploy && !req.imageName));
     // On the host the checks run before anything is built; without a host Python they run in the built image.
     const location = await steps.checkLocation(shouldParse);
     const checkNow = location === 'host' || !shipsImage;
@@ -167,7 +169,12 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
       if (!checkNow) await steps.checks(shouldParse, localRef);
     }
 
-    const createBody: CreateDeployRequest = { type, description, ...(git?.metadata ? { git: git.metadata } : {}) };
+    const createBody: CreateDeployRequest = {
+      type,
+      description,
+      ...(git?.metadata ? { git: git.metadata } : {}),
+      ...(req.dagBundleName !== undefined ? { dagBundleName: req.dagBundleName } : {}),
+    };
     const created: Deploy = await runner.run('create', () => controlPlane.createDeploy(session.organizationId, deployment.id, createBody, signal));
     reached.deployId = created.id;
 

@@ -55,3 +55,13 @@ export async function readGitInfo(projectDir: string): Promise<GitInfo> {
     : { provider: 'GENERIC', ...base, remoteUrl: remote };
   return { metadata, headSubject: subject };
 }
+
+/**
+ * Tracked files differ from HEAD (staged or not), as `git diff --quiet HEAD` tells; a repository without commits
+ * counts as changed. Outside a repository there is nothing to commit.
+ */
+export async function hasUncommittedChanges(projectDir: string): Promise<boolean> {
+  if ((await git(projectDir, ['rev-parse', '--is-inside-work-tree'])) !== 'true') return false;
+  // Only the project's own files count: a deploy of one folder of a larger repository is not held up by the rest.
+  return (await git(projectDir, ['diff', '--quiet', 'HEAD', '--', '.'])) === undefined;
+}

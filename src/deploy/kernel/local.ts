@@ -32,6 +32,10 @@ export interface CommonDeployRequest {
   description?: string;
   buildSecrets: string[];
   showWarnings: boolean;
+  /** --no-cache: build without the engine's build cache. */
+  noCache?: boolean;
+  /** false for --no-dags-base-dir: bundle entries without the `dags/` prefix. */
+  dagsBaseDir?: boolean;
 }
 
 export interface ParseOutcome {
@@ -73,13 +77,22 @@ export interface LocalDeployPorts {
   parse: (input: { projectDir: string; dagsDir: string; envFile?: string; image?: string; signal: AbortSignal }) => Promise<ParseOutcome>;
   pytest: (input: { projectDir: string; testPath?: string; envFile?: string; image?: string; signal: AbortSignal }) => Promise<{ passed: boolean; exitCode: number }>;
   image: {
-    build: (input: { projectDir: string; localRef: string; excludeDags: boolean; labels: Record<string, string>; buildSecrets: string[]; signal: AbortSignal }) => Promise<LocalImage>;
+    build: (input: {
+      projectDir: string;
+      localRef: string;
+      excludeDags: boolean;
+      labels: Record<string, string>;
+      buildSecrets: string[];
+      noCache: boolean;
+      signal: AbortSignal;
+    }) => Promise<LocalImage>;
     /** The image exists locally and is linux/amd64; its labels are returned as they are (each platform has its own rule for them). */
     inspectPrebuilt: (ref: string) => Promise<LocalImage>;
     push: (input: { localRef: string; remoteRef: string; auth: RegistryCredentials; signal: AbortSignal }) => Promise<{ digest?: string }>;
   };
   bundle: {
-    create: (input: { sourceDir: string; signal: AbortSignal }) => Promise<DagBundle>;
+    /** `prefix`: the folder every entry sits in (`dags`, or '' for --no-dags-base-dir). */
+    create: (input: { sourceDir: string; prefix: string; signal: AbortSignal }) => Promise<DagBundle>;
   };
   saveDeploymentId: (id: string) => Promise<void>;
   signal: AbortSignal;
@@ -116,14 +129,15 @@ export function localSteps(
   return {
     dagsDir,
     async bundle() {
-      const bundle = await runner.run('bundle', () => ports.bundle.create({ sourceDir: dagsDir, signal }));
+      const prefix = req.dagsBaseDir === false ? '' : 'dags';
+      const bundle = await runner.run('bundle', () => ports.bundle.create({ sourceDir: dagsDir, prefix, signal }));
       if (bundle.dagFileCount === 0) {
         await confirmEmptyDags({ force: req.force, showWarnings: req.showWarnings, cancelMessage: options.emptyDagsCancelMessage }, ports.confirm);
       }
       return bundle;
     },
     shouldParse(shipsDags) {
-      if (!shipsDags || req.imageName) return false;
+      if (!shipsDags) return false;
       if (req.skipParse) notice(SKIP_PARSE_NOTICE);
       return !req.skipParse;
     },
@@ -160,7 +174,7 @@ export function localSteps(
         return runner.run('build', () => ports.image.inspectPrebuilt(ref), 'Checking the prebuilt image');
       }
       return runner.run('build', () =>
-        ports.image.build({ projectDir: req.projectDir, localRef, excludeDags, labels, buildSecrets: req.buildSecrets, signal }),
+        ports.image.build({ projectDir: req.projectDir, localRef, excludeDags, labels, buildSecrets: req.buildSecrets, noCache: req.noCache ?? false, signal }),
       );
     },
   };

@@ -93,7 +93,7 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
     },
 
     image: {
-      build: async ({ localRef, excludeDags, labels, buildSecrets }) => {
+      build: async ({ localRef, excludeDags, labels, buildSecrets, noCache }) => {
         const [{ buildProjectImage, resolveBuildSecrets }, e] = await Promise.all([import('../../image/build.js'), engine()]);
         const secrets = await resolveBuildSecrets(buildSecrets, { cwd: projectDir, env: env.raw });
         const built = await buildProjectImage(e, {
@@ -101,6 +101,7 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
           tag: localRef,
           excludeDags,
           labels,
+          noCache,
           secrets,
           signal,
           onProgress: (p) => {
@@ -138,12 +139,12 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
     },
 
     bundle: {
-      create: async ({ sourceDir }) => {
+      create: async ({ sourceDir, prefix }) => {
         const { createDagBundle } = await import('../../bundle/tarball.js');
         const { preloadBlobSdk } = await import('../../bundle/upload.js');
         // The Azure SDK takes a moment to load: start now, while the bundle is built and the API is called.
         void preloadBlobSdk().catch(() => undefined);
-        const bundle = await createDagBundle({ sourceDir, signal });
+        const bundle = await createDagBundle({ sourceDir, prefix, signal });
         return { data: bundle.data, bytes: bundle.bytes, dagFileCount: bundle.dagFileCount };
       },
     },

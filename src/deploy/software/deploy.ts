@@ -170,7 +170,7 @@ export async function deployToSoftware(req: SoftwareDeployRequest, ports: Softwa
     reached.dags.liveOnArrival = true;
     const bundle = uploadsDags ? await steps.bundle() : undefined;
 
-    const shouldParse = steps.shouldParse(shipsDagsInImage || uploadsDags);
+    const shouldParse = steps.shouldParse((shipsDagsInImage || uploadsDags) && !req.imageName);
     const location = await steps.checkLocation(shouldParse);
     if (location === 'host') await steps.checks(shouldParse);
 

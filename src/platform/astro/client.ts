@@ -49,8 +49,12 @@ export interface AstroClientOptions {
 const MAX_PAGES = 100;
 
 export function createAstroClient(options: AstroClientOptions): AstroControlPlane {
-  const http = new HttpClient({
-    baseUrl: options.baseUrl,
+  const http = client(options.baseUrl);
+  // dagBundleName exists only on the v1alpha1 deploy API; upload and finalize then continue on v1.
+  const alpha = client(options.baseUrl.replace(/\/v1\/?$/, '/v1alpha1'));
+  function client(baseUrl: string): HttpClient {
+    return new HttpClient({
+    baseUrl,
     service: 'the Astro API',
     fetch: options.fetch,
     retry: options.retry,
@@ -67,6 +71,7 @@ export function createAstroClient(options: AstroClientOptions): AstroControlPlan
       };
     },
   });
+  }
 
   async function collect<T>(what: string, pageSize: number, fetchPage: (offset: number) => Promise<{ items: T[]; total?: number }>): Promise<T[]> {
     const items: T[] = [];
@@ -118,11 +123,11 @@ export function createAstroClient(options: AstroClientOptions): AstroControlPlan
 
     getDeploymentOptions: (org, signal) => http.request({ path: `organizations/${enc(org)}/deployment-options`, schema: deploymentOptionsSchema, signal }),
 
-    createDeploy: (org, id, body, signal) =>
-      http.request({
+    createDeploy: (org, id, { dagBundleName, ...body }, signal) =>
+      (dagBundleName === undefined ? http : alpha).request({
         method: 'POST',
         path: `organizations/${enc(org)}/deployments/${enc(id)}/deploys`,
-        body,
+        body: dagBundleName === undefined ? body : { ...body, type: body.type === 'DAG_ONLY' ? 'DAG' : 'IMAGE', dagBundleName },
         schema: deploySchema,
         idempotent: false,
         signal,

@@ -91,6 +91,8 @@ export interface CreateDeployRequest {
   type: DeployType;
   description: string;
   git?: GitMetadata;
+  /** A named DAG bundle of the Deployment (Airflow 3): created through the v1alpha1 API, the only one that takes it. */
+  dagBundleName?: string;
 }
 
 export const authConfigSchema = z.looseObject({

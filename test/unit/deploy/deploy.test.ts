@@ -118,14 +118,50 @@ describe('deployToAstro', () => {
     expect(bodies.finalize).toEqual({ dagTarballVersion: '' });
   });
 
-  it('uses a prebuilt image with --image-name instead of building', async () => {
+  it('uses a prebuilt image with --image-name instead of building, and ships (and parses) dags/ beside it as Astronomer\'s CLI does', async () => {
     const { ports, calls } = setup(deployment());
     await deployToAstro({ ...base, imageName: 'my-image:1' }, ports);
     expect(calls).toContain('inspect');
     expect(calls.some((c) => c.startsWith('build'))).toBe(false);
     expect(calls).not.toContain('preflight');
+    expect(calls).toContain('create:IMAGE_AND_DAG');
+    expect(calls).toContain('upload');
+    // The bundle comes from the project's dags/, so it is checked like any other.
+    expect(calls).toContain('parse');
+  });
+
+  it('--image-name without DAG deploys: the image carries its own DAGs, so nothing of the project is parsed or uploaded', async () => {
+    const { ports, calls } = setup(deployment({ isDagDeployEnabled: false }));
+    await deployToAstro({ ...base, imageName: 'my-image:1' }, ports);
+    expect(calls).toContain('create:IMAGE_AND_DAG');
     expect(calls).not.toContain('parse');
+    expect(calls).not.toContain('bundle');
+    expect(calls).not.toContain('upload');
+  });
+
+  it('--image: an image-only deploy, without the DAGs', async () => {
+    const { ports, calls } = setup(deployment());
+    await deployToAstro({ ...base, mode: 'image' }, ports);
     expect(calls).toContain('create:IMAGE_ONLY');
+    expect(calls).not.toContain('upload');
+  });
+
+  it('--no-dags-base-dir bundles without the dags/ prefix; --no-cache builds without the cache; --dag-bundle-name goes to the create', async () => {
+    const seen: { prefix?: string; noCache?: boolean } = {};
+    const { ports, bodies } = setup(deployment());
+    const create = ports.bundle.create;
+    ports.bundle.create = async (input) => ((seen.prefix = input.prefix), create(input));
+    const build = ports.image.build;
+    ports.image.build = async (input) => ((seen.noCache = input.noCache), build(input));
+    await deployToAstro({ ...base, dagsBaseDir: false, noCache: true, dagBundleName: 'team-a' }, ports);
+    expect(seen).toEqual({ prefix: '', noCache: true });
+    expect(bodies.create).toMatchObject({ type: 'IMAGE_AND_DAG', dagBundleName: 'team-a' });
+    const plain = setup(deployment());
+    const plainCreate = plain.ports.bundle.create;
+    plain.ports.bundle.create = async (input) => ((seen.prefix = input.prefix), plainCreate(input));
+    await deployToAstro(base, plain.ports);
+    expect(seen.prefix).toBe('dags');
+    expect(plain.bodies.create).not.toHaveProperty('dagBundleName');
   });
 
   it('stops on a parse failure before anything reaches the platform; --force deploys anyway', async () => {
