@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 bash scripts/provision.sh
 npm run --silent build
 npx --no-install tsc -p tsconfig.test.json --noEmit
+# The walls between layers, no import cycles, environment read in one place, one format (eslint.config.js).
+npx --no-install eslint .
+npx --no-install prettier --check . >/dev/null || { npx --no-install prettier --list-different .; echo 'Run npm run format.' >&2; exit 1; }
 
 mkdir -p .state
 status=0

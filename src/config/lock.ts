@@ -55,7 +55,7 @@ type Attempt = { kind: 'locked' } | { kind: 'held' } | { kind: 'missing' } | { k
 function runHelper(helper: LockHelper, fd: number, timeoutMs: number, signal?: AbortSignal): Promise<Attempt> {
   const [command, args] = helperCommand(helper, (timeoutMs / 1000).toFixed(3));
   return new Promise((resolve) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe', fd], signal, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' } });
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe', fd], signal, env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' } });
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.once('error', (error: NodeJS.ErrnoException) => {

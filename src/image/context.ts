@@ -181,7 +181,7 @@ export async function createBuildContext(projectDir: string, options: BuildConte
     // Only a path that an exception pattern reaches into needs to know whether it is a directory.
     const first = filter.decide(rel, true);
     if (first !== 'descend') return first === 'skip';
-    let isDirectory = false;
+    let isDirectory: boolean;
     try {
       isDirectory = fs.lstatSync(absolute).isDirectory();
     } catch {

@@ -67,7 +67,7 @@ export async function readDockerCredentials(options: ReadDockerCredentialsOption
   const host = registryHostname(options.host);
   const isHub = DOCKER_HUB_HOSTS.has(host);
   const serverAddress = isHub ? DOCKER_HUB_KEY : host;
-  const runHelper = options.runHelper ?? runCredentialHelper();
+  const runHelper = options.runHelper ?? runCredentialHelper({});
 
   const helper = findByHost(config.credHelpers ?? {}, host) ?? (config.credsStore || undefined);
   if (helper) {
@@ -139,7 +139,7 @@ function fromHelper(answer: { username: string; secret: string }, helper: string
 const helperAnswer = z.looseObject({ Username: z.string().default(''), Secret: z.string().default('') });
 
 /** The real helper protocol: server address on stdin, JSON `{ServerURL, Username, Secret}` on stdout. */
-export function runCredentialHelper(env: NodeJS.ProcessEnv = { PATH: process.env.PATH }, timeoutMs = 30_000): CredentialHelperRunner {
+export function runCredentialHelper(env: Readonly<Record<string, string | undefined>>, timeoutMs = 30_000): CredentialHelperRunner {
   return (helper, serverAddress, signal) =>
     new Promise<HelperAnswer>((resolve, reject) => {
       if (!/^[A-Za-z0-9._-]+$/.test(helper)) {

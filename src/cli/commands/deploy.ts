@@ -162,7 +162,7 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
       // Like Astronomer's CLI, uncommitted changes stop a deploy unless forced (but ours exits 1: nothing was deployed).
       if (!flags.force) {
         const { hasUncommittedChanges } = await import('../../deploy/kernel/git.js');
-        if (await hasUncommittedChanges(projectDir)) throw new UserError(UNCOMMITTED_CHANGES);
+        if (await hasUncommittedChanges(projectDir, env.raw)) throw new UserError(UNCOMMITTED_CHANGES);
       }
 
       const config = await loadConfig();

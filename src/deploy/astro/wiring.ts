@@ -25,7 +25,7 @@ function feedUrl(input: WiringInput): string | undefined {
 }
 
 export function createDeployPorts(input: WiringInput): DeployPorts {
-  const { session, config, env, out, projectDir, signal, emit } = input;
+  const { session, env, out, projectDir, signal, emit } = input;
   const controlPlane = createAstroClient({
     baseUrl: session.restBaseUrl,
     token: () => session.token,
@@ -91,7 +91,7 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
       },
     },
 
-    git: readGitInfo,
+    git: (dir) => readGitInfo(dir, env.raw),
   };
 }
 

@@ -9,9 +9,10 @@ import type { GitMetadata } from '../../platform/astro/schemas.js';
 
 const run = promisify(execFile);
 
-async function git(cwd: string, args: string[]): Promise<string | undefined> {
+/** git with the user's environment (config, HOME), never prompting, in the C locale. */
+async function git(cwd: string, args: string[], hostEnv: Readonly<Record<string, string | undefined>>): Promise<string | undefined> {
   try {
-    const { stdout } = await run('git', args, { cwd, timeout: 10_000, maxBuffer: 4 * 1024 * 1024, env: { ...process.env, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' } });
+    const { stdout } = await run('git', args, { cwd, timeout: 10_000, maxBuffer: 4 * 1024 * 1024, env: { ...hostEnv, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' } });
     return stdout.trim();
   } catch {
     return undefined;
@@ -28,20 +29,20 @@ export interface GitInfo {
 
 const GITHUB_REMOTE = /github\.com[:/]([^/]+)\/(.+?)(?:\.git)?\/?$/;
 
-export async function readGitInfo(projectDir: string): Promise<GitInfo> {
-  const top = await git(projectDir, ['rev-parse', '--show-toplevel']);
+export async function readGitInfo(projectDir: string, hostEnv: Readonly<Record<string, string | undefined>>): Promise<GitInfo> {
+  const top = await git(projectDir, ['rev-parse', '--show-toplevel'], hostEnv);
   if (!top) return { skippedBecause: 'Skipping Git metadata: the project is not in a git repository' };
-  const sha = await git(projectDir, ['rev-parse', 'HEAD']);
+  const sha = await git(projectDir, ['rev-parse', 'HEAD'], hostEnv);
   if (!sha) return { skippedBecause: 'Skipping Git metadata: the repository has no commits yet' };
-  const subject = (await git(projectDir, ['log', '-1', '--format=%s']))?.slice(0, 72);
-  const status = await git(projectDir, ['status', '--porcelain', '--untracked-files=no']);
+  const subject = (await git(projectDir, ['log', '-1', '--format=%s'], hostEnv))?.slice(0, 72);
+  const status = await git(projectDir, ['status', '--porcelain', '--untracked-files=no'], hostEnv);
   if (status === undefined || status !== '') {
     return { headSubject: subject, skippedBecause: 'Local repository has uncommitted changes, skipping Git metadata retrieval' };
   }
-  const remote = await git(projectDir, ['remote', 'get-url', 'origin']);
+  const remote = await git(projectDir, ['remote', 'get-url', 'origin'], hostEnv);
   if (!remote) return { headSubject: subject, skippedBecause: 'Skipping Git metadata: the repository has no origin remote' };
-  const branch = await git(projectDir, ['rev-parse', '--abbrev-ref', 'HEAD']);
-  const authorName = await git(projectDir, ['log', '-1', '--format=%an']);
+  const branch = await git(projectDir, ['rev-parse', '--abbrev-ref', 'HEAD'], hostEnv);
+  const authorName = await git(projectDir, ['log', '-1', '--format=%an'], hostEnv);
   const relative = path.relative(top, path.resolve(projectDir)).split(path.sep).join('/');
   const base = {
     commitSha: sha,
@@ -60,8 +61,8 @@ export async function readGitInfo(projectDir: string): Promise<GitInfo> {
  * Tracked files differ from HEAD (staged or not), as `git diff --quiet HEAD` tells; a repository without commits
  * counts as changed. Outside a repository there is nothing to commit.
  */
-export async function hasUncommittedChanges(projectDir: string): Promise<boolean> {
-  if ((await git(projectDir, ['rev-parse', '--is-inside-work-tree'])) !== 'true') return false;
+export async function hasUncommittedChanges(projectDir: string, hostEnv: Readonly<Record<string, string | undefined>>): Promise<boolean> {
+  if ((await git(projectDir, ['rev-parse', '--is-inside-work-tree'], hostEnv)) !== 'true') return false;
   // Only the project's own files count: a deploy of one folder of a larger repository is not held up by the rest.
-  return (await git(projectDir, ['diff', '--quiet', 'HEAD', '--', '.'])) === undefined;
+  return (await git(projectDir, ['diff', '--quiet', 'HEAD', '--', '.'], hostEnv)) === undefined;
 }

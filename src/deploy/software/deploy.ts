@@ -288,7 +288,7 @@ export async function deployToSoftware(req: SoftwareDeployRequest, ports: Softwa
     if (!details.desiredAirflowVersion && !details.desiredRuntimeVersion) return;
     const tag = await ports.dockerfileTag(req.projectDir);
     if (!tag) return;
-    let valid: string[] = [];
+    let valid: string[];
     if (details.desiredAirflowVersion) {
       const config = await ports.houston.deploymentConfig(version, ports.signal);
       const tagVersion = parsePlatformVersion(/^v?\d+(?:\.\d+){0,2}/.exec(tag)?.[0]);

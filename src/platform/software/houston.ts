@@ -3,7 +3,6 @@
  * Software command runs, so Astro commands never pay for it.
  */
 import type { z } from 'zod';
-import { UserError } from '../../errors.js';
 import { ApiError, DEFAULT_RETRY, type FetchPort } from '../http.js';
 import { isRetryableNetworkError, isRetryableStatus, networkErrorCode, parseRetryAfter, retry, type RetryPolicy } from '../../util/retry.js';
 

@@ -125,7 +125,7 @@ describe('DAG bundle upload to Azure Blob (Azurite)', () => {
 
   it('retries a small upload whose answer was lost, and honours Retry-After on 503', async () => {
     let puts = 0;
-    stack.fault = (r) => {
+    stack.fault = () => {
       puts++;
       if (puts === 1) return { kind: 'status', status: 503, code: 'ServerBusy', retryAfterSeconds: 0 };
       if (puts === 2) return { kind: 'reset-after' };

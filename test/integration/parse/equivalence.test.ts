@@ -3,7 +3,6 @@
  * every fixture project: the same failing files, the same import-error paths, the same DAG ids.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runParse } from '../../../src/parse/index.js';
 import { generateBenchProject } from '../../../fixtures/parse/generate-bench-project.mjs';
