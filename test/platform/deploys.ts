@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { dagBundleBlobName } from './blob.js';
-import { checkDagBundle } from './bundle-check.js';
+import { airflowMajorOfRuntime, checkDagBundle } from './bundle-check.js';
 import { ImageRefused, inspectPushedImage } from './image-check.js';
 import { astroRepository, registryService, type Platform } from './platform.js';
 import type { SeedDeployment } from './seed.js';
@@ -223,7 +223,9 @@ async function finalizeOnce(
     }
     const data = await platform.blobStore().readSnapshot(deployment.id, dagBundleBlobName, version, 1024 * 1024 * 1024);
     if (!data) refuse(`dagTarballVersion ${version} could not be read back from blob storage`);
-    bundle = await checkDagBundle(data!);
+    // The Runtime this deploy rolls out decides how the bundle is read: the pushed image's, else the running one.
+    const runtimeVersion = image?.runtimeVersion ?? platform.state.get().deployments[deployment.id]?.runtimeVersion ?? deployment.runtimeVersion;
+    bundle = await checkDagBundle(data!, { airflowMajor: airflowMajorOfRuntime(runtimeVersion) });
   }
 
   const now = new Date(platform.now());
