@@ -132,6 +132,8 @@ export async function createDeploy(
     imageTag: newImageTag(now),
     isDagDeployEnabled: deployment.isDagDeployEnabled,
     ...(dagsUploadUrlExpiresAt ? { dagsUploadUrlExpiresAt } : {}),
+    runtimeVersion: platform.state.get().deployments[deployment.id]?.runtimeVersion ?? deployment.runtimeVersion,
+    airflowVersion: platform.state.get().deployments[deployment.id]?.airflowVersion ?? deployment.airflowVersion,
     createdBy: platform.describePrincipal(principal),
     createdAt: now.toISOString(),
     updatedAt: now.toISOString(),
@@ -239,8 +241,10 @@ async function finalizeOnce(
     if (image) {
       record.imageDigest = image.digest;
       record.imagePlatform = image.platform;
-      if (image.runtimeVersion) record.imageRuntimeVersion = image.runtimeVersion;
+      if (image.runtimeVersion) record.imageRuntimeVersion = record.runtimeVersion = image.runtimeVersion;
+      if (image.airflowVersion) record.imageAirflowVersion = record.airflowVersion = image.airflowVersion;
     }
+    record.updatedBy = platform.describePrincipal(principal);
     if (version !== '' || deployment.isDagDeployEnabled) record.dagTarballVersion = version;
     if (bundle) {
       record.dagBundleFiles = bundle.files.slice(0, 500);
@@ -258,6 +262,7 @@ async function finalizeOnce(
     if (bundle?.ok) current.dagTarballVersion = version;
     if (version !== '') current.desiredDagTarballVersion = version;
     current.updatedAt = now.toISOString();
+    current.updatedBy = record.createdBy;
     current.rollout = {
       deployId: deploy.id,
       finalizedAt: now.toISOString(),
