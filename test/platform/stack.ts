@@ -21,19 +21,23 @@ import { registerHoustonRoutes } from './server/houston.js';
 import { registerInspectionRoutes } from './server/inspection.js';
 import { registerRegistryRoutes } from './server/registry-token.js';
 import { registerRestRoutes } from './server/rest.js';
+import { registerViewRoutes } from './server/view.js';
 import { StateStore, writeJsonAtomic } from './state.js';
 import { permissionsFor, tokenIssuer, TokenService } from './tokens.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, '..', '..');
 export const defaultStateDir = join(repoRoot, '.state', 'platform');
-export const demoPorts = { platform: 8888, registry: 5555, houston: 8871, blobProxy: 10001 } as const;
+/** `view` is where both CLIs send a `localhost` user after a deploy (`localhost:5000/<workspace>/deployments/<id>`). */
+export const demoPorts = { platform: 8888, registry: 5555, houston: 8871, blobProxy: 10001, view: 5000 } as const;
 
 export interface StackPorts {
   platform: number;
   registry: number;
   houston: number;
   blobProxy: number;
+  /** The Deployment View (stand-in Astro UI pages). */
+  view: number;
 }
 
 export interface StackOptions {
@@ -90,6 +94,8 @@ export interface Endpoints {
     inspectionUrl: string;
   };
   houston: { url: string; graphqlUrl: string; port: number; dagServerUrlPattern: string; version: string };
+  /** Deployment View: `<url>/<workspaceId>/deployments/<deploymentId>`. */
+  view: { url: string; port: number; deploymentUrlPattern: string };
   registry: { host: string; url: string; port: number; pid: number; service: string; issuer: string; realm: string; logPath: string; dataDir: string };
   blob: {
     proxyUrl: string;
@@ -147,7 +153,7 @@ export interface Stack {
 }
 
 function resolvePorts(ports: StackOptions['ports']): StackPorts {
-  if (ports === 0) return { platform: 0, registry: 0, houston: 0, blobProxy: 0 };
+  if (ports === 0) return { platform: 0, registry: 0, houston: 0, blobProxy: 0, view: 0 };
   return { ...demoPorts, ...ports };
 }
 
@@ -262,6 +268,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     servers.push(houstonServer);
     const houstonPort = await listen(houstonServer, ports.houston, 'Houston listener');
 
+    const viewRouter = new Router();
+    registerViewRoutes(viewRouter, platform);
+    const viewServer = createListener({ name: 'view', router: viewRouter, requests, formatError: restErrors, onBug });
+    servers.push(viewServer);
+    const viewPort = await listen(viewServer, ports.view, 'Deployment View listener');
+
     const blobProxy = createBlobProxy(platform, requests);
     servers.push(blobProxy);
     const blobProxyPort = await listen(blobProxy, ports.blobProxy, 'blob proxy');
@@ -325,6 +337,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         port: houstonPort,
         dagServerUrlPattern: `${platform.urls.houston}/<releaseName>/dags/upload`,
         version: platform.softwareAppConfig().version,
+      },
+      view: {
+        url: `http://${publicHost}:${viewPort}`,
+        port: viewPort,
+        deploymentUrlPattern: `http://${publicHost}:${viewPort}/<workspaceId>/deployments/<deploymentId>`,
       },
       registry: {
         host: platform.urls.registryHost,

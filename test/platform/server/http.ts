@@ -24,7 +24,7 @@ export class HttpError extends Error {
   }
 }
 
-export type ListenerName = 'platform' | 'houston' | 'blob-proxy';
+export type ListenerName = 'platform' | 'houston' | 'blob-proxy' | 'view';
 
 export interface RequestLogEntry {
   seq: number;

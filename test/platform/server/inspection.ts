@@ -33,7 +33,7 @@ const appConfigRequest = z
 
 const requestsQuery = z.object({
   since: z.string().regex(/^\d+$/).transform(Number).optional(),
-  listener: z.enum(['platform', 'houston', 'blob-proxy']).optional(),
+  listener: z.enum(['platform', 'houston', 'blob-proxy', 'view']).optional(),
   path: z.string().optional(),
   method: z.string().optional(),
 });
