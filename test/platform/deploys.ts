@@ -231,10 +231,16 @@ async function finalizeOnce(
   }
 
   const now = new Date(platform.now());
-  const outcome = bundle && !bundle.ok ? 'UNHEALTHY' : 'HEALTHY';
+  let rolloutFailure: string | undefined;
+  if (platform.faults.rollout.remaining > 0) {
+    platform.faults.rollout.remaining--;
+    rolloutFailure = platform.faults.rollout.reason;
+  }
+  const outcome = (bundle && !bundle.ok) || rolloutFailure ? 'UNHEALTHY' : 'HEALTHY';
   return platform.state.update((s) => {
     const record = s.deploys.find((d) => d.id === deploy.id)!;
-    record.status = outcome === 'HEALTHY' ? 'DEPLOYED' : 'FAILED';
+    // A rollout that fails after a good deploy leaves the deploy DEPLOYED; only a rejected bundle fails the deploy.
+    record.status = bundle && !bundle.ok ? 'FAILED' : 'DEPLOYED';
     record.finalizedAt = now.toISOString();
     record.updatedAt = now.toISOString();
     delete record.lastFinalizeError;
@@ -268,7 +274,7 @@ async function finalizeOnce(
       finalizedAt: now.toISOString(),
       readyAt: new Date(now.getTime() + platform.options.healthDelayMs).toISOString(),
       outcome,
-      ...(bundle && !bundle.ok ? { reason: `DAG bundle ${version} was rejected: ${bundle.reason}` } : {}),
+      ...(bundle && !bundle.ok ? { reason: `DAG bundle ${version} was rejected: ${bundle.reason}` } : rolloutFailure ? { reason: rolloutFailure } : {}),
     };
     return record;
   });

@@ -58,9 +58,10 @@ export type DeploymentStatus = 'CREATING' | 'DEPLOYING' | 'HEALTHY' | 'HIBERNATI
 export class Platform {
   urls: PlatformUrls = { platform: '', houston: '', blobProxy: '', registryHost: '', registryInternal: '' };
   blobs: BlobStore | undefined;
-  readonly faults: { blob: FaultKnob; dagServer: FaultKnob } = {
+  readonly faults: { blob: FaultKnob; dagServer: FaultKnob; rollout: { remaining: number; reason: string } } = {
     blob: { remaining: 0, status: 503 },
     dagServer: { remaining: 0, status: 503 },
+    rollout: { remaining: 0, reason: '' },
   };
 
   constructor(

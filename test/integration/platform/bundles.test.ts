@@ -132,3 +132,22 @@ async function dagBundleOfDirs(dirs: string[]): Promise<Buffer> {
   return gzipSync(Buffer.concat(chunks));
 }
 
+
+describe('an injected rollout failure', () => {
+  it('leaves the deploy DEPLOYED and the Deployment UNHEALTHY with the reason, once', async () => {
+    const set = await t.api('/_platform/faults', { method: 'POST', body: { rollout: { failNext: 1, reason: 'scheduler CrashLoopBackOff' } } });
+    expect(set.json.rollout).toEqual({ remaining: 1, reason: 'scheduler CrashLoopBackOff' });
+    const failed = await dagOnlyDeploy(ids.depDagOn, await dagBundle({ 'dags/hello.py': sampleDag }));
+    expect(failed.finalized.json.status).toBe('DEPLOYED');
+    const unhealthy = await settledDeployment(ids.depDagOn);
+    expect(unhealthy).toMatchObject({ status: 'UNHEALTHY', statusReason: 'scheduler CrashLoopBackOff' });
+    const next = await dagOnlyDeploy(ids.depDagOn, await dagBundle({ 'dags/hello.py': sampleDag }));
+    expect(next.finalized.json.status).toBe('DEPLOYED');
+    expect((await settledDeployment(ids.depDagOn)).status).toBe('HEALTHY');
+  });
+
+  it('refuses a malformed knob', async () => {
+    const res = await t.api('/_platform/faults', { method: 'POST', body: { rollout: { failNext: -1 } } });
+    expect(res.status).toBe(400);
+  });
+});
