@@ -10,13 +10,13 @@ import type { Server } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BlobStore, dagBundleBlobName, devAccountKey, devAccountName } from './blob.js';
-import { ensureSigningKeys } from './keys.js';
+import { ensureSigningKeys, ensureTlsIdentity } from './keys.js';
 import { Platform, registryService, type PlatformOptions } from './platform.js';
 import { startAzurite, startRegistry, type ManagedProcess } from './processes.js';
 import { defaultSeedPath, loadSeed, parseSeed, type Seed } from './seed.js';
 import { registerAuthRoutes } from './server/auth.js';
 import { createBlobProxy } from './server/blob-proxy.js';
-import { closeServer, createListener, listen, RequestLog, Router, type ErrorFormatter } from './server/http.js';
+import { closeServer, createListener, dualProtocol, listen, RequestLog, Router, type ErrorFormatter } from './server/http.js';
 import { registerHoustonRoutes } from './server/houston.js';
 import { registerInspectionRoutes } from './server/inspection.js';
 import { registerRegistryRoutes } from './server/registry-token.js';
@@ -95,7 +95,8 @@ export interface Endpoints {
   };
   houston: { url: string; graphqlUrl: string; port: number; dagServerUrlPattern: string; version: string };
   /** Deployment View: `<url>/<workspaceId>/deployments/<deploymentId>`. */
-  view: { url: string; port: number; deploymentUrlPattern: string };
+  /** Answers plain HTTP and TLS (self-signed `tlsCertPath`) on one port: Astronomer's CLI links to both. */
+  view: { url: string; httpsUrl: string; port: number; deploymentUrlPattern: string; tlsCertPath: string };
   registry: { host: string; url: string; port: number; pid: number; service: string; issuer: string; realm: string; logPath: string; dataDir: string };
   blob: {
     proxyUrl: string;
@@ -237,9 +238,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const notificationSecret = randomBytes(24).toString('base64url');
 
   const servers: Server[] = [];
+  const closers: (() => Promise<void>)[] = [];
   const processes: ManagedProcess[] = [];
   const stopAll = async () => {
-    await Promise.all(servers.map((s) => closeServer(s)));
+    await Promise.all([...servers.map((s) => closeServer(s)), ...closers.map((close) => close())]);
     await Promise.all(processes.map((p) => p.stop()));
     stateDirsInUse.delete(stateDir);
     if (temporary) rmSync(stateDir, { recursive: true, force: true });
@@ -271,8 +273,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const viewRouter = new Router();
     registerViewRoutes(viewRouter, platform);
     const viewServer = createListener({ name: 'view', router: viewRouter, requests, formatError: restErrors, onBug });
-    servers.push(viewServer);
-    const viewPort = await listen(viewServer, ports.view, 'Deployment View listener');
+    const viewTls = ensureTlsIdentity(join(stateDir, 'keys'), options.opensslBin);
+    const view = dualProtocol(viewServer, viewTls);
+    closers.push(view.close);
+    const viewPort = await listen(view.front, ports.view, 'Deployment View listener');
 
     const blobProxy = createBlobProxy(platform, requests);
     servers.push(blobProxy);
@@ -340,8 +344,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       },
       view: {
         url: `http://${publicHost}:${viewPort}`,
+        httpsUrl: `https://${publicHost}:${viewPort}`,
         port: viewPort,
         deploymentUrlPattern: `http://${publicHost}:${viewPort}/<workspaceId>/deployments/<deploymentId>`,
+        tlsCertPath: viewTls.certPath,
       },
       registry: {
         host: platform.urls.registryHost,

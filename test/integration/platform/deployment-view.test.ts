@@ -3,7 +3,8 @@
  * playwright-core: workspace list → workspace → Deployment, which shows status, Docker image tag, DAG bundle version
  * and the deploy history. A screenshot of the Deployment page goes to the test output dir.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlockBlobClient } from '@azure/storage-blob';
@@ -133,6 +134,35 @@ describe('Deployment View', () => {
     expect(await page.locator('#status-reason').textContent()).toContain('no entries under dags/');
     expect(await page.locator(`#deploy-history tr[data-deploy-id="${created.id}"] [data-status]`).getAttribute('data-status')).toBe('FAILED');
     await page.close();
+  });
+
+  it('answers TLS on the same port, for the https:// link Astronomer\'s CLI prints after an image deploy', async () => {
+    const path = `/${ids.wsData}/deployments/${ids.depDagOn}`;
+    // Verified against the platform's own certificate (localhost, 127.0.0.1), not with checks turned off.
+    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      httpsGet(`https://localhost:${t.stack.endpoints.view.port}${path}`, { ca: readFileSync(t.stack.endpoints.view.tlsCertPath), lookup: (_h, _o, cb) => cb(null, [{ address: '127.0.0.1', family: 4 }]) }, (r) => {
+        let body = '';
+        r.setEncoding('utf8');
+        r.on('data', (c: string) => (body += c));
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+      }).on('error', reject);
+    });
+    expect(res.status).toBe(200);
+    expect(res.body).toContain(imageDeploy.imageTag);
+    expect(t.stack.endpoints.view.httpsUrl).toBe(`https://localhost:${t.stack.endpoints.view.port}`);
+
+    const context = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    try {
+      const page = await (await context.newContext({ ignoreHTTPSErrors: true })).newPage();
+      const response = await page.goto(`https://127.0.0.1:${t.stack.endpoints.view.port}${path}`);
+      expect(response?.status()).toBe(200);
+      expect((await page.locator('#image-tag').textContent())?.trim()).toBe(imageDeploy.imageTag);
+    } finally {
+      await context.close();
+    }
   });
 
   it('answers 404 for an unknown workspace, an unknown Deployment, or a Deployment of another workspace', async () => {
