@@ -22,6 +22,7 @@ options:
   --registry-port N       registry port (default ${demoPorts.registry})
   --houston-port N        Houston + DAG server port (default ${demoPorts.houston})
   --blob-port N           blob proxy port (default ${demoPorts.blobProxy})
+  --view-port N           Deployment View port (default ${demoPorts.view})
   --ephemeral             use free ports for everything
   --seed FILE             seed file (default test/platform/seed.json)
   --public-host HOST      host name in URLs handed to clients (default localhost)
@@ -46,6 +47,7 @@ function parse(argv: string[]) {
       'registry-port': { type: 'string' },
       'houston-port': { type: 'string' },
       'blob-port': { type: 'string' },
+      'view-port': { type: 'string' },
       ephemeral: { type: 'boolean' },
       seed: { type: 'string' },
       'public-host': { type: 'string' },
@@ -76,6 +78,7 @@ function parse(argv: string[]) {
           registry: port('registry-port', values['registry-port']),
           houston: port('houston-port', values['houston-port']),
           blobProxy: port('blob-port', values['blob-port']),
+          view: port('view-port', values['view-port']),
         }).filter(([, v]) => v !== undefined),
       );
   const stackOptions: StackOptions = {
@@ -143,6 +146,7 @@ function summary(e: Endpoints): string {
     `  Houston       ${e.houston.graphqlUrl} (DAG server ${e.houston.dagServerUrlPattern})`,
     `  registry      ${e.registry.host}`,
     `  blob proxy    ${e.blob.proxyUrl}`,
+    `  Deployment View ${e.view?.url ?? '(none)'}`,
     `  updates feed  ${e.platform.updatesFeedUrl}`,
     `  inspection    ${e.platform.inspectionUrl}/state, ${e.platform.inspectionUrl}/requests`,
     `  endpoints     ${join(e.stateDir, 'endpoints.json')}`,

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { dagBundleBlobName } from './blob.js';
-import { checkDagBundle } from './bundle-check.js';
+import { airflowMajorOfRuntime, checkDagBundle } from './bundle-check.js';
 import { ImageRefused, inspectPushedImage } from './image-check.js';
 import { astroRepository, registryService, type Platform } from './platform.js';
 import type { SeedDeployment } from './seed.js';
@@ -132,6 +132,8 @@ export async function createDeploy(
     imageTag: newImageTag(now),
     isDagDeployEnabled: deployment.isDagDeployEnabled,
     ...(dagsUploadUrlExpiresAt ? { dagsUploadUrlExpiresAt } : {}),
+    runtimeVersion: platform.state.get().deployments[deployment.id]?.runtimeVersion ?? deployment.runtimeVersion,
+    airflowVersion: platform.state.get().deployments[deployment.id]?.airflowVersion ?? deployment.airflowVersion,
     createdBy: platform.describePrincipal(principal),
     createdAt: now.toISOString(),
     updatedAt: now.toISOString(),
@@ -223,22 +225,32 @@ async function finalizeOnce(
     }
     const data = await platform.blobStore().readSnapshot(deployment.id, dagBundleBlobName, version, 1024 * 1024 * 1024);
     if (!data) refuse(`dagTarballVersion ${version} could not be read back from blob storage`);
-    bundle = await checkDagBundle(data!);
+    // The Runtime this deploy rolls out decides how the bundle is read: the pushed image's, else the running one.
+    const runtimeVersion = image?.runtimeVersion ?? platform.state.get().deployments[deployment.id]?.runtimeVersion ?? deployment.runtimeVersion;
+    bundle = await checkDagBundle(data!, { airflowMajor: airflowMajorOfRuntime(runtimeVersion) });
   }
 
   const now = new Date(platform.now());
-  const outcome = bundle && !bundle.ok ? 'UNHEALTHY' : 'HEALTHY';
+  let rolloutFailure: string | undefined;
+  if (platform.faults.rollout.remaining > 0) {
+    platform.faults.rollout.remaining--;
+    rolloutFailure = platform.faults.rollout.reason;
+  }
+  const outcome = (bundle && !bundle.ok) || rolloutFailure ? 'UNHEALTHY' : 'HEALTHY';
   return platform.state.update((s) => {
     const record = s.deploys.find((d) => d.id === deploy.id)!;
-    record.status = outcome === 'HEALTHY' ? 'DEPLOYED' : 'FAILED';
+    // A rollout that fails after a good deploy leaves the deploy DEPLOYED; only a rejected bundle fails the deploy.
+    record.status = bundle && !bundle.ok ? 'FAILED' : 'DEPLOYED';
     record.finalizedAt = now.toISOString();
     record.updatedAt = now.toISOString();
     delete record.lastFinalizeError;
     if (image) {
       record.imageDigest = image.digest;
       record.imagePlatform = image.platform;
-      if (image.runtimeVersion) record.imageRuntimeVersion = image.runtimeVersion;
+      if (image.runtimeVersion) record.imageRuntimeVersion = record.runtimeVersion = image.runtimeVersion;
+      if (image.airflowVersion) record.imageAirflowVersion = record.airflowVersion = image.airflowVersion;
     }
+    record.updatedBy = platform.describePrincipal(principal);
     if (version !== '' || deployment.isDagDeployEnabled) record.dagTarballVersion = version;
     if (bundle) {
       record.dagBundleFiles = bundle.files.slice(0, 500);
@@ -256,12 +268,13 @@ async function finalizeOnce(
     if (bundle?.ok) current.dagTarballVersion = version;
     if (version !== '') current.desiredDagTarballVersion = version;
     current.updatedAt = now.toISOString();
+    current.updatedBy = record.createdBy;
     current.rollout = {
       deployId: deploy.id,
       finalizedAt: now.toISOString(),
       readyAt: new Date(now.getTime() + platform.options.healthDelayMs).toISOString(),
       outcome,
-      ...(bundle && !bundle.ok ? { reason: `DAG bundle ${version} was rejected: ${bundle.reason}` } : {}),
+      ...(bundle && !bundle.ok ? { reason: `DAG bundle ${version} was rejected: ${bundle.reason}` } : rolloutFailure ? { reason: rolloutFailure } : {}),
     };
     return record;
   });

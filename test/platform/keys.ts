@@ -63,3 +63,36 @@ function createKeyPair(dir: string, keyPath: string, certPath: string, opensslBi
   renameSync(tmpKey, keyPath);
   renameSync(tmpCert, certPath);
 }
+
+export interface TlsIdentity {
+  key: Buffer;
+  cert: Buffer;
+  certPath: string;
+}
+
+/**
+ * A self-signed TLS certificate for `localhost` / 127.0.0.1, made once per state directory. Astronomer's CLI prints the
+ * Deployment View link as `https://localhost:5000/…` after an image deploy, so that port answers TLS too.
+ */
+export function ensureTlsIdentity(dir: string, opensslBin = 'openssl'): TlsIdentity {
+  mkdirSync(dir, { recursive: true });
+  const keyPath = join(dir, 'tls-key.pem');
+  const certPath = join(dir, 'tls-cert.pem');
+  if (!existsSync(keyPath) || !existsSync(certPath)) {
+    const tmpKey = join(dir, `.tls-key.${process.pid}.pem`);
+    const tmpCert = join(dir, `.tls-cert.${process.pid}.pem`);
+    try {
+      execFileSync(
+        opensslBin,
+        ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '3650', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', tmpKey, '-out', tmpCert],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+    } catch (error) {
+      const err = error as NodeJS.ErrnoException & { stderr?: Buffer };
+      throw new Error(`openssl could not create the TLS certificate: ${err.stderr?.toString().trim() ?? err.message}`);
+    }
+    renameSync(tmpKey, keyPath);
+    renameSync(tmpCert, certPath);
+  }
+  return { key: readFileSync(keyPath), cert: readFileSync(certPath), certPath };
+}

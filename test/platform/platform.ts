@@ -58,9 +58,10 @@ export type DeploymentStatus = 'CREATING' | 'DEPLOYING' | 'HEALTHY' | 'HIBERNATI
 export class Platform {
   urls: PlatformUrls = { platform: '', houston: '', blobProxy: '', registryHost: '', registryInternal: '' };
   blobs: BlobStore | undefined;
-  readonly faults: { blob: FaultKnob; dagServer: FaultKnob } = {
+  readonly faults: { blob: FaultKnob; dagServer: FaultKnob; rollout: { remaining: number; reason: string } } = {
     blob: { remaining: 0, status: 503 },
     dagServer: { remaining: 0, status: 503 },
+    rollout: { remaining: 0, reason: '' },
   };
 
   constructor(
@@ -233,23 +234,59 @@ export class Platform {
     return rollout.outcome === 'HEALTHY' ? { status: 'HEALTHY' } : { status: 'UNHEALTHY', statusReason: rollout.reason };
   }
 
-  // ---- REST views -----------------------------------------------------------------------------------------------
+  /** `BasicSubjectProfile` of a principal as `describePrincipal` recorded it (`user:<email>`, `apiToken:<id>`, …). */
+  subjectProfile(recorded: string) {
+    const colon = recorded.indexOf(':');
+    const kind = recorded.slice(0, colon);
+    const id = recorded.slice(colon + 1);
+    if (kind === 'user') {
+      const user = this.userByIdentity(id) ?? this.user(id);
+      return {
+        id: user?.id ?? id,
+        subjectType: 'USER' as const,
+        username: user?.email ?? id,
+        fullName: user?.name ?? id,
+        avatarUrl: '',
+      };
+    }
+    const name = kind === 'apiToken' ? (this.seed.apiTokens.find((t) => t.id === id)?.name ?? id) : id;
+    return { id, subjectType: 'SERVICEKEY' as const, apiTokenName: name };
+  }
+
+  private userSubject(userId: string) {
+    const user = this.user(userId);
+    return this.subjectProfile(`user:${user?.email ?? userId}`);
+  }
+
+  // ---- REST views: every field of Astro's v1 schema a client reads, so typed clients find no nil pointer -------
 
   organizationView(org: SeedOrganization) {
+    const creator = this.userSubject(this.seed.defaultLoginUserId);
     return {
       id: org.id,
       name: org.name,
       product: org.product,
       status: org.status,
-      supportPlan: 'BUSINESS',
-      paymentMethod: 'INVOICE',
+      supportPlan: org.productPlan,
+      paymentMethod: org.paymentMethod,
+      billingEmail: `billing@${org.name.toLowerCase().replace(/[^a-z0-9]+/g, '-')}.example.com`,
+      productPlans: [{ astronomerProduct: 'ASTRO', organizationId: org.id, productPlanId: `${org.id}-astro`, productPlanName: org.productPlan }],
+      managedDomains: [],
+      allowEnhancedSupportAccess: false,
+      hasAllowedIpAddressRanges: false,
+      hasAiFeaturesDisabled: false,
+      isBlockedEnableAiFeatures: false,
       isScimEnabled: false,
+      shouldEnforceDedicatedClusters: false,
       createdAt: org.createdAt,
       updatedAt: org.createdAt,
+      createdBy: creator,
+      updatedBy: creator,
     };
   }
 
   workspaceView(ws: SeedWorkspace) {
+    const creator = this.userSubject(this.seed.defaultLoginUserId);
     return {
       id: ws.id,
       name: ws.name,
@@ -259,6 +296,53 @@ export class Platform {
       cicdEnforcedDefault: ws.cicdEnforcedDefault,
       createdAt: ws.createdAt,
       updatedAt: ws.createdAt,
+      createdBy: creator,
+      updatedBy: creator,
+    };
+  }
+
+  /** Clusters exist only as the ids Dedicated and Hybrid Deployments name; their details are derived from those. */
+  clusterView(clusterId: string) {
+    const deployments = this.seed.deployments.filter((d) => d.clusterId === clusterId);
+    const first = deployments[0];
+    if (!first) return undefined;
+    const organizationId = this.organizationOf(first);
+    const type = first.type === 'HYBRID' ? 'HYBRID' : 'DEDICATED';
+    const createdAt = deployments.map((d) => d.createdAt).sort()[0]!;
+    return {
+      id: clusterId,
+      name: `${first.cloudProvider.toLowerCase()}-${first.region}-${type.toLowerCase()}`,
+      type,
+      status: 'CREATED',
+      cloudProvider: first.cloudProvider,
+      region: first.region,
+      organizationId,
+      dbInstanceType: 'db.t3.medium',
+      vpcSubnetRange: '172.20.0.0/19',
+      podSubnetRange: '172.21.0.0/19',
+      servicePeeringRange: '172.30.0.0/20',
+      serviceSubnetRange: '172.22.0.0/22',
+      drRegion: '',
+      isDrEnabled: false,
+      isLimited: false,
+      healthStatus: { value: 'HEALTHY' },
+      workspaceIds: [...new Set(deployments.map((d) => d.workspaceId))],
+      nodePools: [
+        {
+          id: `${clusterId}-default-pool`,
+          clusterId,
+          name: 'default',
+          cloudProvider: first.cloudProvider,
+          isDefault: true,
+          maxNodeCount: 20,
+          nodeInstanceType: first.cloudProvider === 'GCP' ? 'e2-standard-4' : first.cloudProvider === 'AZURE' ? 'Standard_D4d_v5' : 'm5.xlarge',
+          supportedAstroMachines: ['A5', 'A10', 'A20'],
+          createdAt,
+          updatedAt: createdAt,
+        },
+      ],
+      createdAt,
+      updatedAt: createdAt,
     };
   }
 
@@ -267,6 +351,13 @@ export class Platform {
     const workspace = this.workspace(d.workspaceId)!;
     const { status, statusReason } = this.deploymentStatus(d);
     const runtimeVersion = recorded.runtimeVersion ?? d.runtimeVersion;
+    const hosted = d.type !== 'HYBRID';
+    const scheduler = schedulerResources[d.schedulerSize];
+    const cluster = d.clusterId ? this.clusterView(d.clusterId) : undefined;
+    // The stand-in Airflow UI is served by the platform listener over plain http; the URL says so.
+    const airflowBase = `${this.urls.platform}/airflow/${d.namespace}`;
+    const creator = this.userSubject(this.seed.defaultLoginUserId);
+    const desired = recorded.desiredDagTarballVersion ?? recorded.dagTarballVersion;
     return {
       id: d.id,
       name: d.name,
@@ -278,14 +369,28 @@ export class Platform {
       runtimeVersion,
       astroRuntimeVersion: runtimeVersion,
       airflowVersion: recorded.airflowVersion ?? d.airflowVersion,
-      webServerUrl: `${this.options.publicHost}:${new URL(this.urls.platform).port}/airflow/${d.namespace}`,
-      webServerAirflowApiUrl: `${this.options.publicHost}:${new URL(this.urls.platform).port}/airflow/${d.namespace}/api/v2`,
+      webServerUrl: airflowBase,
+      webServerAirflowApiUrl: `${airflowBase}/api/v2`,
+      webServerIngressHostname: new URL(this.urls.platform).hostname,
+      apiUrl: `${airflowBase}/api/v2`,
+      uiUrl: airflowBase,
+      webServerCpu: '0.5',
+      webServerMemory: '1Gi',
+      webServerReplicas: d.isHighAvailability ? 2 : 1,
       type: d.type,
       executor: d.executor,
-      cloudProvider: d.cloudProvider,
+      ...(hosted ? { cloudProvider: d.cloudProvider } : {}),
       region: d.region,
-      ...(d.clusterId ? { clusterId: d.clusterId } : {}),
-      schedulerSize: d.schedulerSize,
+      ...(d.clusterId ? { clusterId: d.clusterId, clusterName: cluster?.name ?? d.clusterId } : {}),
+      ...(hosted ? { schedulerSize: d.schedulerSize } : { schedulerAu: 5 }),
+      schedulerCpu: scheduler.cpu,
+      schedulerMemory: scheduler.memory,
+      schedulerReplicas: d.isHighAvailability ? 2 : 1,
+      defaultTaskPodCpu: '0.25',
+      defaultTaskPodMemory: '0.5Gi',
+      resourceQuotaCpu: '10',
+      resourceQuotaMemory: '20Gi',
+      ...(d.type === 'HYBRID' && cluster ? { taskPodNodePoolId: cluster.nodePools[0]!.id } : {}),
       isDagDeployEnabled: d.isDagDeployEnabled,
       isCicdEnforced: d.isCicdEnforced,
       isHighAvailability: d.isHighAvailability,
@@ -296,19 +401,34 @@ export class Platform {
       imageTag: recorded.imageTag ?? '',
       imageVersion: recorded.imageTag ?? '',
       ...(recorded.dagTarballVersion ? { dagTarballVersion: recorded.dagTarballVersion } : {}),
-      ...(recorded.desiredDagTarballVersion ?? recorded.dagTarballVersion
-        ? { desiredDagTarballVersion: recorded.desiredDagTarballVersion ?? recorded.dagTarballVersion }
-        : {}),
-      workerQueues: [],
+      ...(desired ? { desiredDagTarballVersion: desired } : {}),
+      workerQueues: [
+        {
+          id: `${d.id}-default-queue`,
+          name: 'default',
+          isDefault: true,
+          minWorkerCount: 0,
+          maxWorkerCount: 10,
+          workerConcurrency: 5,
+          podCpu: '1',
+          podMemory: '2Gi',
+          podEphemeralStorage: '10Gi',
+          ...(d.type === 'HYBRID' && cluster ? { nodePoolId: cluster.nodePools[0]!.id } : { astroMachine: 'A5' }),
+        },
+      ],
       environmentVariables: [],
+      contactEmails: [],
+      externalIPs: [],
       createdAt: d.createdAt,
       updatedAt: recorded.updatedAt ?? d.createdAt,
-      createdBy: { id: this.seed.defaultLoginUserId, subjectType: 'USER' },
-      updatedBy: { id: this.seed.defaultLoginUserId, subjectType: 'USER' },
+      createdBy: creator,
+      updatedBy: recorded.updatedBy ? this.subjectProfile(recorded.updatedBy) : creator,
     };
   }
 
+  /** Astro's v1 `Deploy`. There is no image digest in it: a client reads that from the registry (manifest of imageTag). */
   deployView(deploy: DeployRecord, includeUploadUrl?: string) {
+    const subject = this.subjectProfile(deploy.createdBy);
     return {
       id: deploy.id,
       deploymentId: deploy.deploymentId,
@@ -322,10 +442,12 @@ export class Platform {
       imageTag: deploy.imageTag,
       ...(includeUploadUrl ? { dagsUploadUrl: includeUploadUrl } : {}),
       ...(deploy.dagTarballVersion !== undefined ? { dagTarballVersion: deploy.dagTarballVersion } : {}),
-      ...(deploy.imageRuntimeVersion ? { astroRuntimeVersion: deploy.imageRuntimeVersion } : {}),
+      ...((deploy.imageRuntimeVersion ?? deploy.runtimeVersion) ? { astroRuntimeVersion: deploy.imageRuntimeVersion ?? deploy.runtimeVersion } : {}),
+      ...((deploy.imageAirflowVersion ?? deploy.airflowVersion) ? { airflowVersion: deploy.imageAirflowVersion ?? deploy.airflowVersion } : {}),
       createdAt: deploy.createdAt,
       updatedAt: deploy.updatedAt,
-      createdBy: { id: deploy.createdBy },
+      createdBySubject: subject,
+      updatedBySubject: deploy.updatedBy ? this.subjectProfile(deploy.updatedBy) : subject,
     };
   }
 
@@ -354,6 +476,13 @@ export class Platform {
     return { current, nextCli: `deploy-${match ? Number(match[1]) + 1 : 1}` };
   }
 }
+
+const schedulerResources: Record<SeedDeployment['schedulerSize'], { cpu: string; memory: string }> = {
+  SMALL: { cpu: '1', memory: '2Gi' },
+  MEDIUM: { cpu: '2', memory: '4Gi' },
+  LARGE: { cpu: '4', memory: '8Gi' },
+  EXTRA_LARGE: { cpu: '8', memory: '16Gi' },
+};
 
 export function astroRepository(d: SeedDeployment): string {
   return `${d.namespace}/${registryRepositorySuffix}`;

@@ -26,6 +26,9 @@ const organization = z.object({
   name: z.string().min(1),
   product: z.enum(['HOSTED', 'HYBRID']),
   status: z.enum(['ACTIVE', 'INACTIVE', 'SUSPENDED']).default('ACTIVE'),
+  /** `productPlans[0].productPlanName`; Astronomer's CLI reads the plan list when it picks an organization. */
+  productPlan: z.enum(['BASIC', 'BUSINESS', 'BUSINESS_CRITICAL', 'DEVELOPER', 'ENTERPRISE', 'TRIAL']).default('BUSINESS'),
+  paymentMethod: z.enum(['AWS_MARKETPLACE', 'AZURE_MARKETPLACE', 'CREDIT_CARD', 'GCP_MARKETPLACE', 'INVOICE']).default('INVOICE'),
   createdAt: rfc3339,
 });
 

@@ -10,30 +10,34 @@ import type { Server } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BlobStore, dagBundleBlobName, devAccountKey, devAccountName } from './blob.js';
-import { ensureSigningKeys } from './keys.js';
+import { ensureSigningKeys, ensureTlsIdentity } from './keys.js';
 import { Platform, registryService, type PlatformOptions } from './platform.js';
 import { startAzurite, startRegistry, type ManagedProcess } from './processes.js';
 import { defaultSeedPath, loadSeed, parseSeed, type Seed } from './seed.js';
 import { registerAuthRoutes } from './server/auth.js';
 import { createBlobProxy } from './server/blob-proxy.js';
-import { closeServer, createListener, listen, RequestLog, Router, type ErrorFormatter } from './server/http.js';
+import { closeServer, createListener, dualProtocol, listen, RequestLog, Router, type ErrorFormatter } from './server/http.js';
 import { registerHoustonRoutes } from './server/houston.js';
 import { registerInspectionRoutes } from './server/inspection.js';
 import { registerRegistryRoutes } from './server/registry-token.js';
 import { registerRestRoutes } from './server/rest.js';
+import { registerViewRoutes } from './server/view.js';
 import { StateStore, writeJsonAtomic } from './state.js';
 import { permissionsFor, tokenIssuer, TokenService } from './tokens.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, '..', '..');
 export const defaultStateDir = join(repoRoot, '.state', 'platform');
-export const demoPorts = { platform: 8888, registry: 5555, houston: 8871, blobProxy: 10001 } as const;
+/** `view` is where both CLIs send a `localhost` user after a deploy (`localhost:5000/<workspace>/deployments/<id>`). */
+export const demoPorts = { platform: 8888, registry: 5555, houston: 8871, blobProxy: 10001, view: 5000 } as const;
 
 export interface StackPorts {
   platform: number;
   registry: number;
   houston: number;
   blobProxy: number;
+  /** The Deployment View (stand-in Astro UI pages). */
+  view: number;
 }
 
 export interface StackOptions {
@@ -90,6 +94,9 @@ export interface Endpoints {
     inspectionUrl: string;
   };
   houston: { url: string; graphqlUrl: string; port: number; dagServerUrlPattern: string; version: string };
+  /** Deployment View: `<url>/<workspaceId>/deployments/<deploymentId>`. */
+  /** Answers plain HTTP and TLS (self-signed `tlsCertPath`) on one port: Astronomer's CLI links to both. */
+  view: { url: string; httpsUrl: string; port: number; deploymentUrlPattern: string; tlsCertPath: string };
   registry: { host: string; url: string; port: number; pid: number; service: string; issuer: string; realm: string; logPath: string; dataDir: string };
   blob: {
     proxyUrl: string;
@@ -147,7 +154,7 @@ export interface Stack {
 }
 
 function resolvePorts(ports: StackOptions['ports']): StackPorts {
-  if (ports === 0) return { platform: 0, registry: 0, houston: 0, blobProxy: 0 };
+  if (ports === 0) return { platform: 0, registry: 0, houston: 0, blobProxy: 0, view: 0 };
   return { ...demoPorts, ...ports };
 }
 
@@ -231,9 +238,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const notificationSecret = randomBytes(24).toString('base64url');
 
   const servers: Server[] = [];
+  const closers: (() => Promise<void>)[] = [];
   const processes: ManagedProcess[] = [];
   const stopAll = async () => {
-    await Promise.all(servers.map((s) => closeServer(s)));
+    await Promise.all([...servers.map((s) => closeServer(s)), ...closers.map((close) => close())]);
     await Promise.all(processes.map((p) => p.stop()));
     stateDirsInUse.delete(stateDir);
     if (temporary) rmSync(stateDir, { recursive: true, force: true });
@@ -261,6 +269,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const houstonServer = createListener({ name: 'houston', router: houstonRouter, requests, formatError: houstonErrors, onBug });
     servers.push(houstonServer);
     const houstonPort = await listen(houstonServer, ports.houston, 'Houston listener');
+
+    const viewRouter = new Router();
+    registerViewRoutes(viewRouter, platform);
+    const viewServer = createListener({ name: 'view', router: viewRouter, requests, formatError: restErrors, onBug });
+    const viewTls = ensureTlsIdentity(join(stateDir, 'keys'), options.opensslBin);
+    const view = dualProtocol(viewServer, viewTls);
+    closers.push(view.close);
+    const viewPort = await listen(view.front, ports.view, 'Deployment View listener');
 
     const blobProxy = createBlobProxy(platform, requests);
     servers.push(blobProxy);
@@ -325,6 +341,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         port: houstonPort,
         dagServerUrlPattern: `${platform.urls.houston}/<releaseName>/dags/upload`,
         version: platform.softwareAppConfig().version,
+      },
+      view: {
+        url: `http://${publicHost}:${viewPort}`,
+        httpsUrl: `https://${publicHost}:${viewPort}`,
+        port: viewPort,
+        deploymentUrlPattern: `http://${publicHost}:${viewPort}/<workspaceId>/deployments/<deploymentId>`,
+        tlsCertPath: viewTls.certPath,
       },
       registry: {
         host: platform.urls.registryHost,

@@ -48,6 +48,12 @@ const deploySchema = z.object({
   imageDigest: z.string().optional(),
   imagePlatform: z.string().optional(),
   imageRuntimeVersion: z.string().optional(),
+  imageAirflowVersion: z.string().optional(),
+  /** What the Deployment ran when the deploy was created, until a pushed image says otherwise. */
+  runtimeVersion: z.string().optional(),
+  airflowVersion: z.string().optional(),
+  /** Who last changed the deploy (finalize or update), as `describePrincipal` writes it. */
+  updatedBy: z.string().optional(),
   dagTarballVersion: z.string().optional(),
   dagBundleFiles: z.array(z.string()).optional(),
   failureReason: z.string().optional(),
@@ -76,6 +82,8 @@ const deploymentStateSchema = z.object({
   desiredDagTarballVersion: z.string().optional(),
   rollout: rolloutSchema.optional(),
   updatedAt: z.string().optional(),
+  /** Who made the deploy that last changed the Deployment (as `describePrincipal` writes it). */
+  updatedBy: z.string().optional(),
 });
 export type DeploymentState = z.infer<typeof deploymentStateSchema>;
 

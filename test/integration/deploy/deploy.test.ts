@@ -146,7 +146,7 @@ describe('astro deploy against the local platform', () => {
     expect(await createDeployCount(DAG_ON)).toBe(creates);
   });
 
-  it('reports an UNHEALTHY Deployment with exit 1 and the reason', async () => {
+  it('removes every DAG with an empty dags/ only under --force, which Astro takes as a healthy deploy', async () => {
     const dir = await project(async (d) => {
       await fs.rm(path.join(d, 'dags'), { recursive: true });
       await fs.mkdir(path.join(d, 'dags'));
@@ -155,8 +155,20 @@ describe('astro deploy against the local platform', () => {
     expect(refused.code, refused.stderr).toBe(4);
     expect(refused.stderr).toContain('--force');
     const run = await deploy([DAG_ON, '--dags', '--force', '--wait', '--wait-time', '1m'], { cwd: dir });
+    expect(run.code, run.stderr).toBe(0);
+  });
+
+  it('reports an UNHEALTHY Deployment with exit 1 and the reason', async () => {
+    const dir = await project();
+    // The platform rolls the next deploy out to UNHEALTHY, as when the new code crashes the scheduler.
+    await fetch(`${stack.endpoints.platform.url}/_platform/faults`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ rollout: { failNext: 1, reason: 'scheduler CrashLoopBackOff' } }),
+    });
+    const run = await deploy([DAG_ON, '--dags', '--wait', '--wait-time', '1m'], { cwd: dir });
     expect(run.code, run.stderr).toBe(1);
-    expect(run.stderr).toMatch(/UNHEALTHY after the deploy: .+/);
+    expect(run.stderr).toMatch(/UNHEALTHY after the deploy: .*scheduler CrashLoopBackOff/);
   });
 
   it('refuses to choose a Deployment without a terminal, naming the flags', async () => {

@@ -172,12 +172,12 @@ describe('DAG_ONLY deploy', () => {
     expect(unhealthy.statusReason).toContain('not valid gzip');
   });
 
-  it('marks the deployment UNHEALTHY when the bundle has no dags/ files', async () => {
-    const deploy = (await createDeploy(ids.depDagOn, 'DAG_ONLY')).json;
+  it('marks an Airflow 2 deployment UNHEALTHY when the bundle has no dags/ files', async () => {
+    const deploy = (await createDeploy(ids.depAirflow2, 'DAG_ONLY')).json;
     const uploaded = await upload(deploy.dagsUploadUrl, await dagBundle({ 'README.md': 'no dags here' }));
     const version = uploaded._response.headers.get('x-ms-version-id')!;
-    await t.api(`${deploysPath(ids.depDagOn)}/${deploy.id}/finalize`, { method: 'POST', token: orgToken(), body: { dagTarballVersion: version } });
-    const unhealthy = await waitForStatus(ids.depDagOn, 'UNHEALTHY');
+    await t.api(`${deploysPath(ids.depAirflow2)}/${deploy.id}/finalize`, { method: 'POST', token: orgToken(), body: { dagTarballVersion: version } });
+    const unhealthy = await waitForStatus(ids.depAirflow2, 'UNHEALTHY');
     expect(unhealthy.statusReason).toContain('no entries under dags/');
   });
 });

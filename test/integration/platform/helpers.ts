@@ -20,6 +20,7 @@ export const ids = {
   depDagOff: 'cldepdagoff00000000000000',
   depCicd: 'cldepcicd0000000000000000',
   depHybrid: 'cldephybrid00000000000000',
+  depAirflow2: 'cldepaf200000000000000000',
   userAda: 'clusrada00000000000000000',
   userGrace: 'clusrgrace000000000000000',
   swWorkspaceA: 'ckwkssoftwarea00000000000',

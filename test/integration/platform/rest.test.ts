@@ -101,7 +101,7 @@ describe('workspaces and deployments', () => {
     expect(d).toMatchObject({ type: 'DEDICATED', isCicdEnforced: true, isDagDeployEnabled: true, runtimeVersion: '3.1-8', status: 'HEALTHY' });
     expect(Number.isNaN(Date.parse(d.createdAt))).toBe(false);
     // webServerUrl is served, so the link a deploy prints opens a page.
-    const page = await fetch(`http://${d.webServerUrl}`);
+    const page = await fetch(d.webServerUrl);
     expect(page.status).toBe(200);
   });
 

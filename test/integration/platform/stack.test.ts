@@ -50,7 +50,7 @@ describe('startStack', () => {
     const first = await startStack({ ports: 0 });
     const stateDir = mkdtempSync(join(tmpdir(), 'astro-platform-busy-'));
     try {
-      await expect(startStack({ ports: { platform: first.endpoints.platform.port, registry: 0, houston: 0, blobProxy: 0 }, stateDir })).rejects.toThrow(
+      await expect(startStack({ ports: { platform: first.endpoints.platform.port, registry: 0, houston: 0, blobProxy: 0, view: 0 }, stateDir })).rejects.toThrow(
         `port ${first.endpoints.platform.port} on 127.0.0.1 is already in use`,
       );
     } finally {
@@ -70,6 +70,8 @@ describe('cli.ts', () => {
       const endpoints = JSON.parse(readFileSync(join(stateDir, 'endpoints.json'), 'utf8')) as Endpoints;
       expect(alive(endpoints.pid)).toBe(true);
       expect((await fetch(endpoints.platform.authConfigUrl)).status).toBe(200);
+      expect(started.stdout).toContain(`Deployment View ${endpoints.view.url}`);
+      expect((await fetch(`http://127.0.0.1:${endpoints.view.port}/`)).status).toBe(200);
 
       const status = await cli(['status', '--state', stateDir, '--json']);
       expect(status.code).toBe(0);

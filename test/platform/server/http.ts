@@ -5,6 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 
 export interface FieldError {
@@ -24,7 +26,7 @@ export class HttpError extends Error {
   }
 }
 
-export type ListenerName = 'platform' | 'houston' | 'blob-proxy';
+export type ListenerName = 'platform' | 'houston' | 'blob-proxy' | 'view';
 
 export interface RequestLogEntry {
   seq: number;
@@ -340,7 +342,7 @@ export function createListener(options: ListenerOptions): Server {
   return server;
 }
 
-export async function listen(server: Server, port: number, what: string): Promise<number> {
+export async function listen(server: NetServer, port: number, what: string): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
       server.off('listening', onListening);
@@ -373,4 +375,31 @@ export function bearerToken(header: string | undefined): string | undefined {
   if (!header) return undefined;
   const match = /^bearer\s+(\S+)\s*$/i.exec(header);
   return match?.[1];
+}
+
+/**
+ * One port for plain HTTP and TLS: the first byte of a connection tells them apart (0x16 starts a TLS handshake), and
+ * both end in the same request handler. Returns the front server to listen on and a close that ends every connection.
+ */
+export function dualProtocol(plain: Server, tls: { key: Buffer; cert: Buffer }): { front: NetServer; close(): Promise<void> } {
+  const secure = createTlsServer(tls, (req, res) => plain.emit('request', req, res));
+  const front = createNetServer((socket) => {
+    socket.once('data', (chunk: Buffer) => {
+      socket.pause();
+      socket.unshift(chunk);
+      (chunk[0] === 0x16 ? secure : plain).emit('connection', socket);
+      process.nextTick(() => socket.resume());
+    });
+    socket.on('error', () => socket.destroy());
+  });
+  return {
+    front,
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (!front.listening) return resolve();
+        front.close(() => resolve());
+        plain.closeAllConnections();
+        secure.closeAllConnections();
+      }),
+  };
 }

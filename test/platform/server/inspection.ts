@@ -21,7 +21,9 @@ const mintRequest = z
   .strict();
 
 const faultKnob = z.object({ failNext: z.number().int().min(0).max(1000), status: z.number().int().min(400).max(599).default(503) }).strict();
-const faultsRequest = z.object({ blob: faultKnob.optional(), dagServer: faultKnob.optional() }).strict();
+/** The next finalized deploys roll out to UNHEALTHY with this reason, as when a scheduler crashes on new code. */
+const rolloutKnob = z.object({ failNext: z.number().int().min(0).max(1000), reason: z.string().min(1).max(500).default('the scheduler failed to start') }).strict();
+const faultsRequest = z.object({ blob: faultKnob.optional(), dagServer: faultKnob.optional(), rollout: rolloutKnob.optional() }).strict();
 
 const appConfigRequest = z
   .object({
@@ -33,7 +35,7 @@ const appConfigRequest = z
 
 const requestsQuery = z.object({
   since: z.string().regex(/^\d+$/).transform(Number).optional(),
-  listener: z.enum(['platform', 'houston', 'blob-proxy']).optional(),
+  listener: z.enum(['platform', 'houston', 'blob-proxy', 'view']).optional(),
   path: z.string().optional(),
   method: z.string().optional(),
 });
@@ -113,6 +115,7 @@ export function registerInspectionRoutes(router: Router, platform: Platform, req
     const request = parseBody(faultsRequest, await ctx.json(), 'faults request');
     if (request.blob) platform.faults.blob = { remaining: request.blob.failNext, status: request.blob.status };
     if (request.dagServer) platform.faults.dagServer = { remaining: request.dagServer.failNext, status: request.dagServer.status };
+    if (request.rollout) platform.faults.rollout = { remaining: request.rollout.failNext, reason: request.rollout.reason };
     sendJson(ctx.res, 200, platform.faults);
   });
 

@@ -6,7 +6,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { registryService, type Platform } from '../platform.js';
+import { registryRepositorySuffix, registryService, type Platform } from '../platform.js';
 import { HttpError, sendJson, type RequestContext, type Router } from './http.js';
 import type { RegistryAccess } from '../tokens.js';
 
@@ -62,10 +62,25 @@ export function registerRegistryRoutes(router: Router, platform: Platform, notif
     throw registryError(401, `registry login refused: unknown user ${JSON.stringify(username)} (use "cli" with an Astro token, or "user" with a Houston token)`);
   };
 
+  /**
+   * No credentials. Astronomer's CLI on the `localhost` Software domain skips registry login and pushes with an empty
+   * username, so Docker asks for a token anonymously; the registry of that setup takes such pushes. Only Software
+   * repositories qualify, and only when the platform is served as localhost: Astro repositories still need a login.
+   */
+  const anonymousRepositories = (scopes: string[]): { subject: string; repositories: string[] } => {
+    const refuse = () => registryError(401, 'registry login required: send Basic credentials');
+    if (platform.options.publicHost !== 'localhost') throw refuse();
+    const software = platform.seed.software.deployments.map((d) => `${d.releaseName}/${registryRepositorySuffix}`);
+    const byo = platform.byoRepository();
+    if (byo) software.push(byo);
+    const wanted = scopes.map((scope) => scopePattern.exec(scope)?.[1]).filter((name): name is string => name !== undefined);
+    if (wanted.length === 0 || !wanted.some((name) => software.includes(name))) throw refuse();
+    return { subject: 'anonymous', repositories: software };
+  };
+
   const issue = async (ctx: RequestContext, credentials: { username: string; password: string } | undefined, scopes: string[], service: string) => {
-    if (!credentials) throw registryError(401, 'registry login required: send Basic credentials');
     if (service && service !== registryService) throw registryError(401, `unknown service ${service}; this endpoint serves ${registryService}`);
-    const { subject, repositories } = await allowedRepositories(credentials.username, credentials.password);
+    const { subject, repositories } = credentials ? await allowedRepositories(credentials.username, credentials.password) : anonymousRepositories(scopes);
     const access: RegistryAccess[] = [];
     for (const scope of scopes) {
       const match = scopePattern.exec(scope);

@@ -222,6 +222,17 @@ export function registerRestRoutes(router: Router, platform: Platform): void {
 
   router.on(
     'GET',
+    '/v1/organizations/:org/clusters/:cluster',
+    authed((ctx, principal) => {
+      requireOrganization(platform, principal, ctx.params.org!);
+      const cluster = platform.clusterView(ctx.params.cluster!);
+      if (!cluster || cluster.organizationId !== ctx.params.org) throw new HttpError(404, `cluster ${ctx.params.cluster} not found in organization ${ctx.params.org}`);
+      return cluster;
+    }),
+  );
+
+  router.on(
+    'GET',
     '/v1/organizations/:org/deployment-options',
     authed((ctx, principal) => {
       const query = parseQuery(
@@ -305,6 +316,7 @@ export function registerRestRoutes(router: Router, platform: Platform): void {
         const record = s.deploys.find((d) => d.id === deploy.id)!;
         if (request.description !== undefined) record.description = request.description;
         record.updatedAt = platform.isoNow();
+        record.updatedBy = platform.describePrincipal(principal);
         return record;
       });
       return platform.deployView(updated);
