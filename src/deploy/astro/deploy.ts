@@ -226,6 +226,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
           timeoutMs: req.wait!.timeoutMs,
           intervalMs: req.wait!.intervalMs,
           expect: { imageTag: shipsImage ? created.imageTag : undefined, dagTarballVersion: uploaded?.versionId },
+          previous: { imageTag: deployment.imageTag, dagTarballVersion: deployment.dagTarballVersion },
           signal,
           onStatus: (s) => ports.emit({ type: 'progress', phase: 'wait', message: s }),
         }),

@@ -4,7 +4,8 @@
  * those must match too.
  */
 import { UserError } from '../../errors.js';
-import { sleep } from '../../util/retry.js';
+import { ApiError } from '../../platform/http.js';
+import { backoffDelay, sleep } from '../../util/retry.js';
 import type { Deployment } from '../../platform/astro/schemas.js';
 
 export interface WaitOptions {
@@ -12,6 +13,8 @@ export interface WaitOptions {
   intervalMs: number;
   /** What this deploy shipped; checked against the Deployment when it reports them. */
   expect: { imageTag?: string; dagTarballVersion?: string };
+  /** What the Deployment ran before this deploy: anything else it runs later came from another deploy. */
+  previous?: { imageTag?: string; dagTarballVersion?: string };
   signal?: AbortSignal;
   now?: () => number;
   onStatus?: (status: string) => void;
@@ -31,13 +34,50 @@ function triesThisDeploy(d: Deployment, expect: WaitOptions['expect']): boolean 
   return expect.dagTarballVersion !== undefined && d.desiredDagTarballVersion === expect.dagTarballVersion;
 }
 
+/** The Deployment runs (or rolls out) code that is neither this deploy's nor what it ran before: another deploy won. */
+function replacedBy(d: Deployment, options: WaitOptions): string | undefined {
+  const { expect, previous } = options;
+  if (!previous) return undefined;
+  const other = (value: string | undefined, ours: string | undefined, before: string | undefined) =>
+    ours !== undefined && value !== undefined && value !== '' && value !== ours && value !== before;
+  if (other(d.imageTag, expect.imageTag, previous.imageTag)) return `image tag ${d.imageTag}`;
+  if (other(d.desiredDagTarballVersion ?? d.dagTarballVersion, expect.dagTarballVersion, previous.dagTarballVersion)) {
+    return `DAG bundle ${d.desiredDagTarballVersion ?? d.dagTarballVersion}`;
+  }
+  return undefined;
+}
+
+/** A failure to read the Deployment that a later poll may get past: no answer, throttling, a server error. */
+function isTransient(error: unknown): boolean {
+  return error instanceof ApiError && (error.status === undefined || error.status === 429 || error.status >= 500);
+}
+
 export async function pollUntilHealthy(getDeployment: () => Promise<Deployment>, options: WaitOptions): Promise<WaitOutcome> {
   const now = options.now ?? Date.now;
   const start = now();
   let last: Deployment | undefined;
+  let failures = 0;
   for (;;) {
-    last = await getDeployment();
+    try {
+      last = await getDeployment();
+      failures = 0;
+    } catch (error) {
+      // The API being unreachable for a while says nothing about the Deployment: keep asking, within --wait-time.
+      const elapsed = now() - start;
+      if (!isTransient(error) || options.signal?.aborted || elapsed >= options.timeoutMs) throw error;
+      failures++;
+      options.onStatus?.(`(the Astro API did not answer: ${(error as Error).message}; asking again)`);
+      const delay = Math.max(options.intervalMs, backoffDelay({ baseDelayMs: options.intervalMs, maxDelayMs: 30_000 }, failures));
+      await sleep(Math.min(delay, Math.max(0, options.timeoutMs - elapsed)), options.signal);
+      continue;
+    }
     options.onStatus?.(last.status);
+    const other = replacedBy(last, options);
+    if (other) {
+      throw new UserError(`Deployment ${last.name} now runs another deploy (${other}): this deploy was replaced before it became healthy.`, {
+        nextStep: 'Another deploy to this Deployment finished after this one. Check the Deployment in the Astro UI to see which code it runs.',
+      });
+    }
     if ((last.status === 'HEALTHY' || last.status === 'HIBERNATING') && runsThisDeploy(last, options.expect)) {
       return { status: last.status, deployment: last, waitedMs: now() - start };
     }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { NeedsInputError } from '../../../src/errors.js';
 import { chooseDeployment, type SelectionInput } from '../../../src/deploy/astro/select.js';
 import { parseDuration, pollUntilHealthy } from '../../../src/deploy/astro/wait.js';
+import { ApiError } from '../../../src/platform/http.js';
 import type { AstroControlPlane } from '../../../src/platform/astro/client.js';
 import type { Deployment } from '../../../src/platform/astro/schemas.js';
 
@@ -76,6 +77,48 @@ describe('pollUntilHealthy', () => {
   it('fails on UNHEALTHY with the reason', async () => {
     await expect(pollUntilHealthy(seq([{ status: 'UNHEALTHY', statusReason: 'bundle is not a tar.gz' }]), { timeoutMs: 1000, intervalMs: 1, expect: {} }))
       .rejects.toThrow(/UNHEALTHY after the deploy: bundle is not a tar.gz/);
+  });
+
+  it('says at once that another deploy replaced this one, instead of waiting out --wait-time', async () => {
+    let calls = 0;
+    const get = async () => (calls++, dep('d1', 'prod', { status: 'HEALTHY', imageTag: 'theirs', dagTarballVersion: 'v-theirs' }));
+    const error = await pollUntilHealthy(get, {
+      timeoutMs: 300_000,
+      intervalMs: 1,
+      expect: { imageTag: 'ours', dagTarballVersion: 'v-ours' },
+      previous: { imageTag: 'before', dagTarballVersion: 'v-before' },
+    }).catch((e: unknown) => e);
+    expect((error as Error).message).toBe('Deployment prod now runs another deploy (image tag theirs): this deploy was replaced before it became healthy.');
+    expect(calls).toBe(1);
+  });
+
+  it('keeps polling through an API that does not answer, within --wait-time', async () => {
+    let calls = 0;
+    const statuses: string[] = [];
+    const get = async () => {
+      calls++;
+      if (calls <= 3) throw new ApiError('Could not reach the Astro API at http://x: the connection was refused (ECONNREFUSED)', undefined);
+      return dep('d1', 'prod', { status: 'HEALTHY', imageTag: 'ours' });
+    };
+    const outcome = await pollUntilHealthy(get, { timeoutMs: 60_000, intervalMs: 1, expect: { imageTag: 'ours' }, onStatus: (s) => statuses.push(s) });
+    expect(outcome.status).toBe('HEALTHY');
+    expect(calls).toBe(4);
+    expect(statuses.filter((s) => s.includes('did not answer'))).toHaveLength(3);
+  });
+
+  it('gives up on the API only when --wait-time is over, and at once on a refusal that will not change', async () => {
+    let t = 0;
+    const down = async (): Promise<Deployment> => {
+      throw new ApiError('Could not reach the Astro API', undefined);
+    };
+    await expect(pollUntilHealthy(down, { timeoutMs: 50, intervalMs: 1, expect: {}, now: () => (t += 10) })).rejects.toThrow('Could not reach the Astro API');
+    let refusals = 0;
+    const forbidden = async (): Promise<Deployment> => {
+      refusals++;
+      throw new ApiError('forbidden', 403);
+    };
+    await expect(pollUntilHealthy(forbidden, { timeoutMs: 60_000, intervalMs: 1, expect: {} })).rejects.toThrow('forbidden');
+    expect(refusals).toBe(1);
   });
 
   it('times out with the message users know', async () => {
