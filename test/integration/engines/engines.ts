@@ -73,8 +73,10 @@ export async function buildTinyImage(docker: Docker, base: string, repository: s
 }
 
 export async function pushImage(docker: Docker, tag: string, registry: TestRegistry): Promise<void> {
-  const version = tag.slice(tag.lastIndexOf(':') + 1);
-  const stream = await docker.getImage(tag).push({ tag: version, authconfig: { username: 'cli', password: registry.token, serveraddress: registry.host } });
+  // The repository in the path and the tag in the query, as the API defines it: Podman refuses `repo:tag` in the path.
+  const colon = tag.lastIndexOf(':');
+  const version = tag.slice(colon + 1);
+  const stream = await docker.getImage(tag.slice(0, colon)).push({ tag: version, authconfig: { username: 'cli', password: registry.token, serveraddress: registry.host } });
   await followProgress(docker, stream);
 }
 
