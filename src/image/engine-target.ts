@@ -9,6 +9,7 @@
  * engine client can be built from it and every message can name the engine and why it was chosen.
  */
 import { createHash, createHmac } from 'node:crypto';
+import type http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import type { DockerOptions } from 'dockerode';
@@ -82,7 +83,7 @@ export interface EngineSsh {
 }
 
 /** dockerode's options, plus the `agent` docker-modem honours but @types/dockerode does not list. */
-export type EngineClientOptions = DockerOptions & { agent?: https.Agent };
+export type EngineClientOptions = DockerOptions & { agent?: http.Agent };
 
 export interface EngineTarget {
   /** e.g. `tcp://127.0.0.1:2376`, `unix:///var/run/docker.sock`, `ssh://root@127.0.0.1:2222`. */
