@@ -60,6 +60,8 @@ export interface EngineTargetInput {
   probe?: EngineProbe;
   /** The user's uid: root's Podman socket is the rootful one. */
   uid?: number;
+  /** The well-known socket paths, for installs (and tests) that keep them elsewhere. */
+  sockets?: { docker?: string; rootfulPodman?: string };
 }
 
 export interface EngineTls {
@@ -117,10 +119,11 @@ export async function resolveEngineTarget(input: EngineTargetInput): Promise<Eng
   }
   const kind: EngineKind = binary === 'podman' ? 'podman' : 'docker';
   const configDir = dockerConfigDir(env);
+  const sockets = wellKnownSockets(input);
 
   // As in Astronomer's CLI, a DOCKER_HOST the user set wins over the Podman default.
   if (env.DOCKER_HOST) {
-    return fromHost(env.DOCKER_HOST, { reason: 'DOCKER_HOST', setting: 'DOCKER_HOST', kind, env, fs: input.fs, tls: envTls(env, configDir, input.fs) });
+    return fromHost(env.DOCKER_HOST, { reason: 'DOCKER_HOST', setting: 'DOCKER_HOST', kind, env, fs: input.fs, sockets, tls: envTls(env, configDir, input.fs) });
   }
   if (kind === 'podman') return podmanTarget(input, env, 'container.binary podman');
 
@@ -129,15 +132,15 @@ export async function resolveEngineTarget(input: EngineTargetInput): Promise<Eng
     ? { name: env.DOCKER_CONTEXT, reason: `DOCKER_CONTEXT=${env.DOCKER_CONTEXT}` }
     : await currentContext(input.fs, configDir);
   if (context && context.name !== 'default') {
-    return fromContext(context.name, context.reason, configDir, env, input.fs);
+    return fromContext(context.name, context.reason, configDir, env, input.fs, sockets);
   }
 
   const reason = context ? `${context.reason} (the default context)` : 'default socket';
-  const target = unixTarget(DEFAULT_DOCKER_SOCKET, reason, 'docker');
-  if (input.probe && !(await input.probe(DEFAULT_DOCKER_SOCKET))) {
+  const target = unixTarget(sockets.docker, reason, 'docker');
+  if (input.probe && !(await input.probe(sockets.docker))) {
     const podman = await answeringPodmanSocket(input, env);
     if (podman) {
-      return unixTarget(podman, `podman socket at ${podman} (no Docker engine answers at unix://${DEFAULT_DOCKER_SOCKET})`, 'podman');
+      return unixTarget(podman, `podman socket at ${podman} (no Docker engine answers at unix://${sockets.docker})`, 'podman');
     }
   }
   return target;
@@ -173,6 +176,7 @@ interface HostContext {
   kind: EngineKind;
   env: EngineEnvironment;
   fs: EngineFs;
+  sockets: WellKnownSockets;
   /** Reads the TLS material for a tcp:// endpoint; undefined means plain HTTP. */
   tls: (endpoint: string) => Promise<TlsMaterial | undefined>;
 }
@@ -191,7 +195,7 @@ async function fromHost(raw: string, ctx: HostContext): Promise<EngineTarget> {
   switch (scheme) {
     case 'unix':
       if (rest !== '' && !rest.startsWith('/')) throw badHost(raw, ctx, 'a unix:// address needs an absolute socket path');
-      return unixTarget(rest === '' ? defaultSocketFor(ctx.kind) : rest, ctx.reason, ctx.kind);
+      return unixTarget(rest === '' ? (ctx.kind === 'podman' ? ctx.sockets.rootfulPodman : ctx.sockets.docker) : rest, ctx.reason, ctx.kind);
     case 'tcp':
       return tcpTarget(raw, rest, ctx);
     case 'ssh':
@@ -208,8 +212,13 @@ function splitScheme(raw: string): { scheme: string; rest: string } {
   return { scheme: 'tcp', rest: raw };
 }
 
-function defaultSocketFor(kind: EngineKind): string {
-  return kind === 'podman' ? ROOTFUL_PODMAN_SOCKET : DEFAULT_DOCKER_SOCKET;
+interface WellKnownSockets {
+  docker: string;
+  rootfulPodman: string;
+}
+
+function wellKnownSockets(input: EngineTargetInput): WellKnownSockets {
+  return { docker: input.sockets?.docker ?? DEFAULT_DOCKER_SOCKET, rootfulPodman: input.sockets?.rootfulPodman ?? ROOTFUL_PODMAN_SOCKET };
 }
 
 function unixTarget(socketPath: string, reason: string, kind: EngineKind): EngineTarget {
@@ -414,7 +423,7 @@ async function currentContext(fs: EngineFs, configDir: string): Promise<{ name: 
   return name ? { name, reason: `currentContext ${name} in ${file}` } : undefined;
 }
 
-async function fromContext(name: string, reason: string, configDir: string, env: EngineEnvironment, fs: EngineFs): Promise<EngineTarget> {
+async function fromContext(name: string, reason: string, configDir: string, env: EngineEnvironment, fs: EngineFs, sockets: WellKnownSockets): Promise<EngineTarget> {
   const metaFile = path.join(configDir, 'contexts', 'meta', contextDirName(name), 'meta.json');
   const text = await readOptional(fs, metaFile);
   if (!text) {
@@ -437,13 +446,14 @@ async function fromContext(name: string, reason: string, configDir: string, env:
   }
   const host = loose(docker as Record<string, unknown>, 'Host');
   const skipVerify = loose(docker as Record<string, unknown>, 'SkipTLSVerify') === true;
-  if (typeof host !== 'string' || host.trim() === '') return unixTarget(DEFAULT_DOCKER_SOCKET, reason, 'docker');
+  if (typeof host !== 'string' || host.trim() === '') return unixTarget(sockets.docker, reason, 'docker');
   return fromHost(host.trim(), {
     reason,
     setting: `the host of Docker context ${name}`,
     kind: 'docker',
     env,
     fs,
+    sockets,
     tls: contextTls(fs, name, configDir, skipVerify),
   });
 }
@@ -463,7 +473,8 @@ function podmanSockets(input: EngineTargetInput, env: EngineEnvironment): string
     : input.uid !== undefined && input.uid !== 0
       ? `/run/user/${input.uid}/podman/podman.sock`
       : undefined;
-  const sockets = input.uid === 0 ? [ROOTFUL_PODMAN_SOCKET, rootless] : [rootless, ROOTFUL_PODMAN_SOCKET];
+  const rootful = wellKnownSockets(input).rootfulPodman;
+  const sockets = input.uid === 0 ? [rootful, rootless] : [rootless, rootful];
   return [...new Set(sockets.filter((s): s is string => s !== undefined))];
 }
 

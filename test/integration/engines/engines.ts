@@ -80,10 +80,10 @@ export async function pushImage(docker: Docker, tag: string, registry: TestRegis
   await followProgress(docker, stream);
 }
 
-/** Whether the engine behind `socketPath` has an image with this exact tag. */
+/** Whether the engine behind `socketPath` has an image with this tag (Podman lists a short name as `docker.io/…`). */
 export async function engineHasTag(socketPath: string, tag: string): Promise<boolean> {
-  const images = await new Docker({ socketPath }).listImages({ filters: JSON.stringify({ reference: [tag] }) });
-  return images.some((image) => (image.RepoTags ?? []).includes(tag));
+  const images = await new Docker({ socketPath }).listImages();
+  return images.some((image) => (image.RepoTags ?? []).some((t) => t === tag || t === `docker.io/${tag}`));
 }
 
 export interface ImageEvent {

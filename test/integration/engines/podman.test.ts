@@ -2,8 +2,8 @@
 // podman and a DOCKER_HOST naming its socket. The image must be in Podman's own store and not in Docker's.
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeEngineError, engineKindFromVersion } from '../../../src/image/engine-target.js';
-import { pingUnixSocket } from '../../../src/image/engine-target-node.js';
+import { describeEngineError, engineKindFromVersion, resolveEngineTarget } from '../../../src/image/engine-target.js';
+import { nodeEngineFs, pingUnixSocket } from '../../../src/image/engine-target-node.js';
 import { fetchImageConfig, startTestRegistry, type TestRegistry } from '../image/registry.js';
 import { buildTinyImage, engineHasTag, imageEvents, MAIN_SOCKET, pushImage, removeTag, startEngine, targetFor } from './engines.js';
 
@@ -50,6 +50,25 @@ describe('Podman', () => {
     expect(await probe(engine.ENGINE_PODMAN_SOCKET!)).toBe(true);
     expect(await probe(MAIN_SOCKET)).toBe(true);
     expect(await probe(`${engine.ENGINE_PODMAN_SOCKET}.missing`)).toBe(false);
+  });
+
+  it('falls back to an answering Podman socket when no Docker engine answers on the default socket', async () => {
+    const silentDocker = `${engine.ENGINE_PODMAN_SOCKET}.no-docker-here`;
+    const target = await resolveEngineTarget({
+      env: {},
+      uid: 0,
+      fs: nodeEngineFs,
+      probe: pingUnixSocket(),
+      sockets: { docker: silentDocker, rootfulPodman: engine.ENGINE_PODMAN_SOCKET! },
+    });
+    expect(target).toMatchObject({ endpoint: engine.DOCKER_HOST, kind: 'podman' });
+    expect(target.reason).toBe(`podman socket at ${engine.ENGINE_PODMAN_SOCKET} (no Docker engine answers at unix://${silentDocker})`);
+    const docker = new Docker(target.options);
+    expect(engineKindFromVersion(await docker.version())).toBe('podman');
+    const image = await buildTinyImage(docker, engine.ENGINE_PODMAN_RUNTIME_IMAGE!, 'astro-test/engine-podman-fallback');
+    built.push(image.tag);
+    expect(await engineHasTag(engine.ENGINE_PODMAN_SOCKET!, image.tag)).toBe(true);
+    expect(await engineHasTag(MAIN_SOCKET, image.tag)).toBe(false);
   });
 
   it('tells how to start Podman when its socket is missing', async () => {
