@@ -2,7 +2,8 @@
 # Sourced, not run. Each script keeps its state in .state/engines/<name>/ (ASTRO_DEV_STATE_DIR overrides .state).
 
 engines_repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-engines_state_root=${ASTRO_DEV_STATE_DIR:-$engines_repo_root/.state}/engines
+# Resolved, so that daemons record real paths: .state may be a symlink shared by several checkouts.
+engines_state_root=$(realpath -m "${ASTRO_DEV_STATE_DIR:-$engines_repo_root/.state}/engines")
 # Debian's client, API 1.41, matching the engine; the first `docker` on PATH may be a newer client.
 engines_docker_bin=${DOCKER_BIN:-/usr/bin/docker}
 
