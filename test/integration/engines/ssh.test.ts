@@ -73,6 +73,27 @@ describe('Docker engine over ssh', () => {
     expect(await sessionCount()).toBe(sessionsBefore);
   });
 
+  it('says sshd is not listening when nothing answers on the port', async () => {
+    const home = await fs.mkdtemp('/tmp/astro-engine-ssh-');
+    try {
+      const known = await fs.readFile(`${engine.ENGINE_SSH_HOME}/.ssh/known_hosts`, 'utf8');
+      await fs.mkdir(`${home}/.ssh`);
+      // Port 1 on loopback: nothing listens there.
+      await fs.writeFile(`${home}/.ssh/known_hosts`, known.replace(/^\[127\.0\.0\.1\]:\d+/, '[127.0.0.1]:1'));
+      await fs.copyFile(`${engine.ENGINE_SSH_HOME}/.ssh/id_ed25519`, `${home}/.ssh/id_ed25519`);
+      const target = await targetFor({ HOME: home, DOCKER_HOST: 'ssh://root@127.0.0.1:1' });
+      const failure = await new Docker(await engineClientOptions(target)).ping().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(describeEngineError(target, failure).message).toBe(
+        'No Docker engine answers at ssh://root@127.0.0.1:1: connection refused — check that sshd listens on 127.0.0.1:1.',
+      );
+    } finally {
+      await fs.rm(home, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a server whose host key does not match known_hosts', async () => {
     const home = engine.ENGINE_SSH_UNAUTHORIZED_HOME!;
     const known = await fs.readFile(`${home}/.ssh/known_hosts`, 'utf8');

@@ -82,6 +82,18 @@ describe('Docker engine over TCP with TLS', () => {
     );
   });
 
+  it('says the engine expects TLS when DOCKER_TLS_VERIFY is missing', async () => {
+    const target = await targetFor({ HOME: home, DOCKER_HOST: engine.DOCKER_HOST });
+    expect(target.tls).toBeUndefined();
+    const failure = await new Docker(target.options).ping().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(describeEngineError(target, failure).message).toBe(
+      `No Docker engine answers at ${engine.DOCKER_HOST}: the engine expects TLS — set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to the folder with ca.pem, cert.pem and key.pem.`,
+    );
+  });
+
   it('builds through a Docker context that names the engine, chosen by DOCKER_CONTEXT and by currentContext', async () => {
     const config = path.join(home, 'docker-config');
     const cli = (...args: string[]) => execFileSync('/usr/bin/docker', args, { env: { ...process.env, DOCKER_CONFIG: config, DOCKER_HOST: '' }, encoding: 'utf8' });
