@@ -166,6 +166,23 @@ export function engineKindFromVersion(version: unknown): EngineKind {
   return components.some((c) => /podman/i.test(c.Name)) ? 'podman' : 'docker';
 }
 
+/** Things some engines cannot do, which astro refuses up front rather than letting the engine drop them. */
+export type EngineFeature = 'build-secrets';
+
+/**
+ * Throws a UserError when the engine cannot do `feature`. Podman's compatible API has no BuildKit session
+ * (`POST /session` answers 404) and builds a `version=2` request with buildah, without the secrets: they would be
+ * silently missing from `RUN --mount=type=secret` steps. Pass the kind the engine reported (engineKindFromVersion)
+ * when it may differ from the configured one.
+ */
+export function assertEngineSupports(target: Pick<EngineTarget, 'kind' | 'endpoint' | 'reason'>, feature: EngineFeature): void {
+  if (feature === 'build-secrets' && target.kind === 'podman') {
+    throw new UserError(`The Podman engine at ${target.endpoint} cannot serve build secrets: they need BuildKit, which Podman's Docker-compatible API does not offer.`, {
+      nextStep: `Deploy without --build-secrets, or build on a Docker engine (astro chose this one because of ${target.reason}).`,
+    });
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // DOCKER_HOST and context endpoints
 

@@ -1,8 +1,9 @@
 // Podman's Docker-compatible API (`podman system service`, scripts/engines/podman.sh) chosen by container.binary
 // podman and a DOCKER_HOST naming its socket. The image must be in Podman's own store and not in Docker's.
+import http from 'node:http';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeEngineError, engineKindFromVersion, resolveEngineTarget } from '../../../src/image/engine-target.js';
+import { assertEngineSupports, describeEngineError, engineKindFromVersion, resolveEngineTarget } from '../../../src/image/engine-target.js';
 import { nodeEngineFs, pingUnixSocket } from '../../../src/image/engine-target-node.js';
 import { fetchImageConfig, startTestRegistry, type TestRegistry } from '../image/registry.js';
 import { buildTinyImage, engineHasTag, imageEvents, MAIN_SOCKET, pushImage, removeTag, startEngine, targetFor } from './engines.js';
@@ -69,6 +70,23 @@ describe('Podman', () => {
     built.push(image.tag);
     expect(await engineHasTag(engine.ENGINE_PODMAN_SOCKET!, image.tag)).toBe(true);
     expect(await engineHasTag(MAIN_SOCKET, image.tag)).toBe(false);
+  });
+
+  it('has no BuildKit session endpoint, so build secrets are refused up front', async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request({ socketPath: engine.ENGINE_PODMAN_SOCKET, method: 'POST', path: '/v1.41/session' }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(404);
+    const target = await targetFor({ DOCKER_HOST: engine.DOCKER_HOST });
+    // Configured as Docker, but the engine says it is Podman: the reported kind decides.
+    expect(target.kind).toBe('docker');
+    const kind = engineKindFromVersion(await new Docker(target.options).version());
+    expect(() => assertEngineSupports({ ...target, kind }, 'build-secrets')).toThrow(/Podman engine at unix:.* cannot serve build secrets/);
   });
 
   it('tells how to start Podman when its socket is missing', async () => {

@@ -3,6 +3,7 @@ import Docker from 'dockerode';
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/errors.js';
 import {
+  assertEngineSupports,
   contextDirName,
   describeEngineError,
   describeEngineTarget,
@@ -358,6 +359,16 @@ describe('resolveEngineTarget: Podman', () => {
 
   it('refuses an unknown container.binary', async () => {
     await expect(resolveEngineTarget({ env: {}, containerBinary: 'nerdctl', fs: memoryFs({}) })).rejects.toThrow(/knows only 'docker' and 'podman'/);
+  });
+});
+
+describe('assertEngineSupports', () => {
+  it('refuses build secrets on Podman, naming the engine, and allows them on Docker', () => {
+    const podman = { kind: 'podman' as const, endpoint: 'unix:///run/podman/podman.sock', reason: 'container.binary podman' };
+    expect(() => assertEngineSupports(podman, 'build-secrets')).toThrow(
+      "The Podman engine at unix:///run/podman/podman.sock cannot serve build secrets: they need BuildKit, which Podman's Docker-compatible API does not offer.",
+    );
+    expect(() => assertEngineSupports({ ...podman, kind: 'docker' }, 'build-secrets')).not.toThrow();
   });
 });
 
