@@ -1,7 +1,10 @@
 // DOCKER_HOST=ssh://root@127.0.0.1:PORT through Debian's OpenSSH server (scripts/engines/sshd.sh), whose forced
 // command records each session and runs `docker system dial-stdio` against the main engine. The tests check the
 // session log and the main engine's own events, not only that the calls succeed.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeEngineError, describeEngineTarget } from '../../../src/image/engine-target.js';
@@ -57,6 +60,25 @@ describe('Docker engine over ssh', () => {
     expect(events).toContainEqual({ action: 'push', name: `${registry.host}/engine-ssh`, id: image.tag });
     const pushed = await fetchImageConfig(registry, 'engine-ssh', image.tag.split(':').pop()!);
     expect(pushed.config.config?.Labels?.['dev.astro-deploy-cli.engine-test']).toBe(image.marker);
+  });
+
+  it('reaches the engine through a Docker context whose host is ssh://', async () => {
+    const config = await fs.mkdtemp(path.join(os.tmpdir(), 'astro-engine-ssh-config-'));
+    try {
+      execFileSync('/usr/bin/docker', ['context', 'create', 'astro-ssh', '--docker', `host=${engine.DOCKER_HOST}`], {
+        env: { ...process.env, DOCKER_CONFIG: config, DOCKER_HOST: '' },
+        stdio: 'ignore',
+      });
+      const target = await targetFor({ HOME: engine.ENGINE_SSH_HOME, DOCKER_CONFIG: config, DOCKER_CONTEXT: 'astro-ssh' });
+      expect(target).toMatchObject({ endpoint: engine.DOCKER_HOST, transport: 'ssh', reason: 'DOCKER_CONTEXT=astro-ssh' });
+      const before = await sessionCount();
+      const info = (await new Docker(await engineClientOptions(target)).info()) as { DockerRootDir?: string };
+      // The main engine answers (its root dir, not the TLS engine's or Podman's), through one more ssh session.
+      expect(info.DockerRootDir).toBe((await new Docker({ socketPath: MAIN_SOCKET }).info()).DockerRootDir);
+      expect(await sessionCount()).toBe(before + 1);
+    } finally {
+      await fs.rm(config, { recursive: true, force: true });
+    }
   });
 
   it('names the engine and the key when the server refuses the login', async () => {
