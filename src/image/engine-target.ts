@@ -543,7 +543,7 @@ interface KnownHostLine {
   key: Buffer;
 }
 
-export function parseKnownHosts(text: Buffer | string | undefined): KnownHostLine[] {
+function parseKnownHosts(text: Buffer | string | undefined): KnownHostLine[] {
   if (!text) return [];
   const lines: KnownHostLine[] = [];
   for (const raw of text.toString().split('\n')) {
@@ -588,7 +588,7 @@ function patternMatches(pattern: string, name: string): boolean {
   return regex.test(name);
 }
 
-export function hostKeyAccepted(lines: KnownHostLine[], names: string[], key: Buffer): boolean {
+function hostKeyAccepted(lines: KnownHostLine[], names: string[], key: Buffer): boolean {
   const forHost = lines.filter((line) => line.marker !== 'cert-authority' && hostMatches(line.hosts, names));
   if (lines.some((line) => line.marker === 'revoked' && line.key.equals(key))) return false;
   return forHost.some((line) => line.marker === undefined && line.key.equals(key));
