@@ -388,7 +388,8 @@ export class FaultCase {
     checks: {
       signal: 'SIGINT' | 'SIGTERM';
       phase: string;
-      reached: 'nothing' | 'created' | 'finalized';
+      /** `unknown`: the finalize was sent and its fate is the platform's to tell (the deploy may yet be applied). */
+      reached: 'nothing' | 'created' | 'unknown' | 'finalized';
       imagePushed?: boolean;
       tempDir: string;
       /** Interrupted while the create request was out: an unused INITIALIZED deploy may exist, and the message says so. */
@@ -418,7 +419,14 @@ export class FaultCase {
         else if (says !== pushed) problems.push(`message says the image was ${says ? '' : 'not '}pushed; the registry ${pushed ? 'has' : 'lacks'} it`);
       }
     }
-    if (checks.reached === 'finalized') {
+    if (checks.reached === 'unknown') {
+      const record = created[0];
+      if (!record) problems.push('no deploy was created');
+      else if (!new RegExp(`Deploy ${record.id} was created and its finalize sent, but whether the platform received it is unknown: check the Deployment before deploying again`).test(text)) {
+        problems.push(`message does not say that the finalize of deploy ${record.id} was sent with an unknown outcome: ${lastLines(text)}`);
+      }
+      if (/still runs its previous code|Run astro deploy again/.test(text)) problems.push('message claims the Deployment still runs its previous code, though the finalize was sent');
+    } else if (checks.reached === 'finalized') {
       if (!created.some((d) => d.status !== 'INITIALIZED')) problems.push('no deploy was finalized');
       if (!/finalized before the interruption/.test(text)) problems.push('message does not say the deploy was finalized');
     } else {
