@@ -63,8 +63,11 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
   const cwd = options.cwd ?? process.cwd();
   const signal = options.signal ?? new AbortController().signal;
 
-  // Output depends on --json/--verbose, known only after parsing; until then errors print in text mode.
-  let out = new Output(streams, { noColor: env.noColor, forceColor: env.forceColor, ci: env.ci });
+  // Output depends on --json/--verbose, known only after parsing. Parse errors happen before that, so --json is
+  // also looked for on the raw line: with it, even commander's own errors and help are one JSON document.
+  const jsonRequested = wantsJson(argv);
+  let out = new Output(streams, { json: jsonRequested, noColor: env.noColor, forceColor: env.forceColor, ci: env.ci });
+  let help = '';
   let context: CommandContext | undefined;
 
   const program = buildProgram(() => {
@@ -74,7 +77,10 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
   applyToAll(program, (c) => {
     c.exitOverride();
     c.configureOutput({
-      writeOut: (s) => streams.stdout.write(s),
+      writeOut: (s) => {
+        if (jsonRequested) help += s;
+        else streams.stdout.write(s);
+      },
       writeErr: (s) => streams.stderr.write(s),
       // Usage errors are printed by us, once, with the exit-code contract.
       outputError: () => {},
@@ -95,8 +101,20 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
     return ExitCode.ok;
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') {
+        if (jsonRequested) {
+          out.setDocument({ help });
+          out.flushDocument();
+        }
         return ExitCode.ok;
+      }
+      // No command given (`astro`, `astro dev`): commander printed the help on stderr. A person reads that; a
+      // program that asked for JSON gets an error it can parse.
+      if (error.code === 'commander.help') {
+        if (!jsonRequested) return ExitCode.ok;
+        const usage = new UsageError('No command given.', { nextStep: 'Run astro --help (or astro <command> --help) to see the commands.' });
+        out.printError(usage);
+        return usage.exitCode;
       }
       const usage = new UsageError(error.message.replace(/^error: /, ''), {
         nextStep: 'Run astro --help (or astro <command> --help) to see the accepted arguments.',
@@ -108,6 +126,12 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
     out.printError(astroError);
     return astroError.exitCode;
   }
+}
+
+/** `--json` anywhere before a `--` that ends the options. */
+function wantsJson(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).includes('--json');
 }
 
 function interruption(signal: AbortSignal, cause?: unknown): InterruptedError {

@@ -123,9 +123,8 @@ export class Output {
 
   /** Called once by main() after the command ran. */
   flushDocument(): void {
-    if (this.json && this.documentSet) {
-      this.writeJson(this.document);
-    }
+    // A command that forgot to set a document still owes --json its one document.
+    if (this.json) this.writeJson(this.documentSet ? this.document : {});
   }
 
   printError(error: AstroError): void {
