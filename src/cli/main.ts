@@ -3,7 +3,7 @@
  * bin/astro.js hands it to the process, so the whole CLI runs in-process in tests.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { exitCodeHelp, ExitCode, InterruptedError, toAstroError, UsageError, type AstroError } from '../errors.js';
+import { exitCodeHelp, ExitCode, InterruptedError, toAstroError, UsageError, UserError, type AstroError } from '../errors.js';
 import { readEnv, type AstroEnv } from '../env.js';
 import { Output, type Streams } from '../ui/output.js';
 import { createCommandContext, type CommandContext } from './context.js';
@@ -60,7 +60,8 @@ function applyToAll(command: Command, apply: (c: Command) => void): void {
 export async function main(argv: string[], options: MainOptions = {}): Promise<number> {
   const streams: Streams = options.streams ?? { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin };
   const env: AstroEnv = readEnv(options.env ?? process.env);
-  const cwd = options.cwd ?? process.cwd();
+  // Read when a command starts, not here: `--help` works in a deleted directory, and a command there fails cleanly.
+  const cwd = options.cwd;
   const signal = options.signal ?? new AbortController().signal;
 
   // Output depends on --json/--verbose, known only after parsing. Parse errors happen before that, so --json is
@@ -90,7 +91,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       out = new Output(streams, { json: globals.json, verbose: globals.verbose, noColor: env.noColor, forceColor: env.forceColor, ci: env.ci });
       if (env.apiToken) out.addSecret(env.apiToken);
       if (env.apiKeySecret) out.addSecret(env.apiKeySecret);
-      context = createCommandContext(out, env, cwd, signal);
+      context = createCommandContext(out, env, cwd ?? workingDirectory(), signal);
     });
   });
 
@@ -125,6 +126,18 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
     const astroError: AstroError = signal.aborted && !(error instanceof InterruptedError) ? interruption(signal, error) : toAstroError(error);
     out.printError(astroError);
     return astroError.exitCode;
+  }
+}
+
+/** The process's working directory; a clear refusal when it was deleted or moved away under the shell. */
+function workingDirectory(): string {
+  try {
+    return process.cwd();
+  } catch (error) {
+    throw new UserError('The current directory no longer exists (it was deleted or moved).', {
+      nextStep: 'cd to an existing directory, e.g. your Astro project, and run the command again.',
+      cause: error,
+    });
   }
 }
 
