@@ -3,6 +3,7 @@
  * confirmation an empty dags folder needs (it would delete the Deployment's DAGs).
  */
 import { NeedsInputError, UserError } from '../errors.js';
+import { escapeLine } from '../ui/escape.js';
 import type { DeployPorts } from './deploy.js';
 
 export interface ProjectChecks {
@@ -30,7 +31,8 @@ export async function runProjectChecks(checks: ProjectChecks, ports: CheckPorts)
   const { projectDir, dagsDir, envFile, image, signal } = checks;
   if (checks.parse) {
     const outcome = await ports.phase('parse', () => ports.parse({ projectDir, dagsDir, envFile, image, signal }));
-    for (const f of outcome.failures) ports.warn(`${f.path}: ${f.message}`);
+    // A file name may hold a newline or escapes: one line each, so it cannot forge a line of astro's output.
+    for (const f of outcome.failures) ports.warn(`${escapeLine(f.path)}: ${f.message}`);
     if (!outcome.ok && !checks.force) {
       throw new UserError('your local DAGs did not parse. Fix the listed errors or use `astro deploy [deployment-id] -f` to force deploy');
     }
