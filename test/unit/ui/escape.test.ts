@@ -99,4 +99,11 @@ describe('Output', () => {
     expect(text).not.toContain('\u009b');
     expect(text).not.toContain('\u202e');
   });
+
+  it('still prints one document with --json when a command set none', () => {
+    const stdout = sink();
+    const out = new Output({ stdout, stderr: sink() }, { json: true });
+    out.flushDocument();
+    expect(JSON.parse(stdout.text())).toEqual({});
+  });
 });
