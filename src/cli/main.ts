@@ -151,3 +151,14 @@ function interruption(signal: AbortSignal, cause?: unknown): InterruptedError {
   const name = signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
   return new InterruptedError(name, undefined, { cause });
 }
+
+/**
+ * For bin/: an error that escaped every handler (an 'error' event nobody listened to, a stray rejection) is still
+ * reported as astro reports a bug, on stderr and as the --json document, instead of a raw Node stack trace.
+ */
+export function reportCrash(error: unknown, argv: string[], streams: Streams = { stdout: process.stdout, stderr: process.stderr }): number {
+  const out = new Output(streams, { json: wantsJson(argv) });
+  const bug = toAstroError(error);
+  out.printError(bug);
+  return bug.exitCode;
+}

@@ -78,3 +78,18 @@ describe('--json with a command line commander refuses', () => {
     expect(result.stderr).not.toMatch(STACK);
   });
 });
+
+describe('an error that escapes every handler', () => {
+  it('is reported once as a bug with exit 1, escaped, without a raw stack trace', async () => {
+    // A preloaded module throws once the CLI has started (its handlers are in place, whatever the machine's load),
+    // as an 'error' event nobody listens to would.
+    const preload = path.join(root, 'throw-later.mjs');
+    await fs.writeFile(
+      preload,
+      'const t = setInterval(() => { if (process.listenerCount("uncaughtException") > 0) { clearInterval(t); throw new Error("boom \\u001b[2J"); } }, 5);\n',
+    );
+    const result = await run(process.execPath, ['--import', preload, BIN, 'version'], root);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe('Error: Unexpected error: boom \\x1b[2J\nThis is a bug in astro. Rerun with --verbose and report the output.\n');
+  });
+});
