@@ -77,7 +77,7 @@ function applyToAll(command: Command, apply: (c: Command) => void): void {
 
 export async function main(argv: string[], options: MainOptions = {}): Promise<number> {
   const streams: Streams = options.streams ?? { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin };
-  const env: AstroEnv = readEnv(options.env ?? process.env);
+  const env: AstroEnv = readEnv(options.env);
   // Read when a command starts, not here: `--help` works in a deleted directory, and a command there fails cleanly.
   const cwd = options.cwd;
   const signal = options.signal ?? new AbortController().signal;
