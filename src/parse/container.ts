@@ -65,9 +65,19 @@ export function hostPathToContainer(projectDir: string, hostPath: string): strin
 }
 
 export async function imageId(docker: DockerClient, image: string): Promise<string> {
+  return (await imageConfig(docker, image)).id;
+}
+
+/** The image's id and its own environment (`ENV` lines), which the container starts with. */
+export async function imageConfig(docker: DockerClient, image: string): Promise<{ id: string; env: Record<string, string> }> {
   try {
-    const info = (await docker.getImage(image).inspect()) as { Id: string };
-    return info.Id;
+    const info = (await docker.getImage(image).inspect()) as { Id: string; Config?: { Env?: string[] | null } };
+    const env: Record<string, string> = {};
+    for (const entry of info.Config?.Env ?? []) {
+      const eq = entry.indexOf('=');
+      if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
+    }
+    return { id: info.Id, env };
   } catch (error) {
     const status = (error as { statusCode?: number }).statusCode;
     if (status === 404) {
@@ -140,4 +150,13 @@ export async function runSandboxedContainer(run: ContainerRun): Promise<Containe
     run.signal?.removeEventListener('abort', onAbort);
     await container.remove({ force: true }).catch(() => undefined);
   }
+}
+
+/**
+ * Runtime images put the project root on PYTHONPATH (so `include.*` imports); an image that does not say
+ * otherwise gets it, and the env file still wins.
+ */
+export function imageLayoutDefaults(env: Record<string, string>, imageEnv: Record<string, string>): Record<string, string> {
+  if (env.PYTHONPATH !== undefined || imageEnv.PYTHONPATH !== undefined) return env;
+  return { ...env, PYTHONPATH: CONTAINER_PROJECT_ROOT };
 }

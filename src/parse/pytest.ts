@@ -7,11 +7,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { BugError, UsageError, UserError } from '../errors.js';
-import { imageId, runSandboxedContainer, type DockerClient } from './container.js';
+import { imageConfig, imageLayoutDefaults, runSandboxedContainer, type DockerClient } from './container.js';
 import { parseEnvFile } from './envFile.js';
 import { findInterpreter } from './interpreter.js';
 import { hostSandbox } from './sandbox.js';
-import { airflowStateEnvironment, buildDagEnvironment } from './sandboxEnv.js';
+import { airflowStateEnvironment, buildDagEnvironment, projectConfigFile, runtimeLayoutDefaults } from './sandboxEnv.js';
 
 export interface PytestOptions {
   projectDir: string;
@@ -56,9 +56,9 @@ export async function runPytest(options: PytestOptions, ports: PytestPorts = {})
   if (options.image !== undefined) {
     const docker = ports.docker;
     if (docker === undefined) throw new BugError('runPytest needs a Docker client to run inside an image.');
-    await imageId(docker, options.image);
+    const image = await imageConfig(docker, options.image);
     const env = {
-      ...buildDagEnvironment({ mode: 'image', hostEnv: options.hostEnv, envFile }),
+      ...imageLayoutDefaults(buildDagEnvironment({ mode: 'image', hostEnv: options.hostEnv, envFile }), image.env),
       ...airflowStateEnvironment('/tmp/astro-pytest/state', '/tmp/astro-pytest/home'),
     };
     const result = await runSandboxedContainer({
@@ -84,8 +84,8 @@ export async function runPytest(options: PytestOptions, ports: PytestPorts = {})
     const homeDir = path.join(scratch, 'home');
     await fs.mkdir(path.join(stateDir, 'logs'), { recursive: true });
     await fs.mkdir(homeDir, { recursive: true });
-    const env = { ...buildDagEnvironment({ mode: 'host', hostEnv: options.hostEnv, envFile }), ...airflowStateEnvironment(stateDir, homeDir) };
-    env.AIRFLOW_HOME ??= projectDir;
+    const dagEnv = runtimeLayoutDefaults(buildDagEnvironment({ mode: 'host', hostEnv: options.hostEnv, envFile }), projectDir);
+    const env = { ...dagEnv, ...airflowStateEnvironment(stateDir, homeDir, await projectConfigFile(dagEnv, scratch)) };
     const { command, args: argv } = sandbox.wrap(choice.python, ['-m', 'pytest', ...args], {
       readOnly: projectDir,
       writable: ['/tmp', os.tmpdir(), scratch],

@@ -11,7 +11,8 @@ import {
   CONTAINER_PROJECT_ROOT,
   containerPathToHost,
   hostPathToContainer,
-  imageId,
+  imageConfig,
+  imageLayoutDefaults,
   runSandboxedContainer,
   type DockerClient,
 } from './container.js';
@@ -20,7 +21,7 @@ import { HARNESS_BOOT, harnessParentDir, MessageReader, TailBuffer, type Harness
 import { runHarnessOnHost, type HarnessExit } from './hostRunner.js';
 import { findInterpreter, interpreterIdentity } from './interpreter.js';
 import { hostSandbox, type HostSandbox } from './sandbox.js';
-import { airflowStateEnvironment, buildDagEnvironment } from './sandboxEnv.js';
+import { airflowStateEnvironment, buildDagEnvironment, projectConfigFile, runtimeLayoutDefaults } from './sandboxEnv.js';
 import type { HarnessMessage } from './schema.js';
 
 export const SILENCE_LIMIT_MS = 10 * 60 * 1000;
@@ -92,8 +93,10 @@ export async function hostRunner(
   cacheRoot: string,
 ): Promise<Runner> {
   const choice = await findInterpreter({ projectDir, python: options.python, configuredPython: options.configuredPython });
-  const dagEnv = withTimeout(buildDagEnvironment({ mode: 'host', hostEnv: options.hostEnv, envFile }), options.timeoutSeconds);
-  dagEnv.AIRFLOW_HOME ??= projectDir;
+  const dagEnv = runtimeLayoutDefaults(
+    withTimeout(buildDagEnvironment({ mode: 'host', hostEnv: options.hostEnv, envFile }), options.timeoutSeconds),
+    projectDir,
+  );
   const identity = await interpreterIdentity(choice.python, cacheRoot, { PATH: dagEnv.PATH ?? '/usr/bin:/bin' });
   let sandbox: HostSandbox | undefined;
   const getSandbox = () => (sandbox ??= hostSandbox({ isolate: options.noSandbox !== true }));
@@ -121,7 +124,7 @@ export async function hostRunner(
         const exit = await runHarnessOnHost({
           python: choice.python,
           projectDir,
-          env: { ...dagEnv, ...airflowStateEnvironment(stateDir, homeDir) },
+          env: { ...dagEnv, ...airflowStateEnvironment(stateDir, homeDir, await projectConfigFile(dagEnv, scratch)) },
           config: {
             ...harnessConfig(input, { projectRoot: projectDir, stateDir, trackRoots: [projectDir] }),
             dbTemplate: templateExists ? input.dbTemplate : null,
@@ -150,8 +153,11 @@ export async function imageRunner(
 ): Promise<Runner> {
   const image = options.image as string;
   if (docker === undefined) throw new BugError('runParse needs a Docker client to parse inside an image.');
-  const id = await imageId(docker, image);
-  const dagEnv = withTimeout(buildDagEnvironment({ mode: 'image', hostEnv: options.hostEnv, envFile }), options.timeoutSeconds);
+  const { id, env: imageEnv } = await imageConfig(docker, image);
+  const dagEnv = withTimeout(
+    imageLayoutDefaults(buildDagEnvironment({ mode: 'image', hostEnv: options.hostEnv, envFile }), imageEnv),
+    options.timeoutSeconds,
+  );
   return {
     mode: 'image',
     identity: id,

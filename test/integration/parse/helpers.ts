@@ -31,6 +31,19 @@ function setting(name: string): string {
 
 /** The Python of the project's pinned Airflow venv. */
 export const airflowPython = (): string => setting('AIRFLOW_PYTHON');
+/** The Python of the pinned Airflow 2 venv (scripts/provision.sh, AIRFLOW2_PYTHON). */
+export const airflow2Python = (): string => {
+  const fallback = path.join(repoRoot, '.state', 'airflow2-venv', 'bin', 'python');
+  if (process.env.AIRFLOW2_PYTHON === undefined && provisionEnv().AIRFLOW2_PYTHON === undefined && fs.existsSync(fallback)) {
+    return fallback;
+  }
+  return setting('AIRFLOW2_PYTHON');
+};
+/** Both Airflow majors the host mode supports, each with its venv. */
+export const airflowMajors = [
+  { major: 2, python: airflow2Python },
+  { major: 3, python: airflowPython },
+] as const;
 /** The stand-in Astro Runtime image (same Airflow). */
 export const runtimeImage = (): string => setting('RUNTIME_IMAGE');
 export const dockerSocket = (): string => process.env.DOCKER_SOCKET ?? provisionEnv().DOCKER_SOCKET ?? '/var/run/docker.sock';
@@ -61,8 +74,17 @@ export interface ReferenceResult {
   failing: string[];
 }
 
-/** One DagBag() call in the same venv, as the default integrity test makes it (test/integration/parse/reference_dagbag.py). */
-export async function referenceDagBag(projectDir: string, extraEnv: Record<string, string> = {}): Promise<ReferenceResult> {
+/**
+ * One DagBag(include_examples=False) call in the same venv, as the default integrity test makes it
+ * (test/integration/parse/reference_dagbag.py), with the environment the Runtime image gives it: the project is
+ * AIRFLOW_HOME, the working directory and on PYTHONPATH, the project's .env applied, no example DAGs; Airflow's
+ * database and every log directory of both majors in a scratch directory.
+ */
+export async function referenceDagBag(
+  projectDir: string,
+  extraEnv: Record<string, string> = {},
+  python: string = airflowPython(),
+): Promise<ReferenceResult> {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'astro-parse-reference-'));
   const envFile = path.join(projectDir, '.env');
   const dotenv: Record<string, string> = {};
@@ -79,15 +101,23 @@ export async function referenceDagBag(projectDir: string, extraEnv: Record<strin
     LANG: 'C.UTF-8',
     HOME: path.join(scratch, 'home'),
     AIRFLOW_HOME: projectDir,
+    PYTHONPATH: projectDir,
+    AIRFLOW__CORE__LOAD_EXAMPLES: 'False',
     ...dotenv,
     AIRFLOW__DATABASE__SQL_ALCHEMY_CONN: `sqlite:///${scratch}/airflow.db`,
     AIRFLOW__LOGGING__BASE_LOG_FOLDER: `${scratch}/logs`,
+    AIRFLOW__LOGGING__DAG_PROCESSOR_CHILD_PROCESS_LOG_DIRECTORY: `${scratch}/logs/dag-processor`,
+    AIRFLOW__SCHEDULER__CHILD_PROCESS_LOG_DIRECTORY: `${scratch}/logs/scheduler`,
+    AIRFLOW__LOGGING__DAG_PROCESSOR_MANAGER_LOG_LOCATION: `${scratch}/logs/dag_processor_manager/manager.log`,
+    AIRFLOW_CONFIG: `${scratch}/airflow.cfg`,
     PYTHONDONTWRITEBYTECODE: '1',
     ...extraEnv,
   };
   try {
     const output = await new Promise<string>((resolve, reject) => {
-      const child = spawn(airflowPython(), [path.join(repoRoot, 'test', 'integration', 'parse', 'reference_dagbag.py')], {
+      // Run as a file of no directory (not `python script.py`, which would put the script's folder on sys.path).
+      const script = path.join(repoRoot, 'test', 'integration', 'parse', 'reference_dagbag.py');
+      const child = spawn(python, ['-c', 'import runpy, sys; runpy.run_path(sys.argv[1], run_name="__main__")', script], {
         cwd: projectDir,
         env,
         stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
