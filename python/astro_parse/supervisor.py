@@ -232,7 +232,7 @@ def main(argv):
         import logging
 
         logging.getLogger("airflow").disabled = True
-        files, skipped, discovery = listing.list_dag_files(dags_folder)
+        files, skipped, unreadable, discovery = listing.list_dag_files(dags_folder)
         channel.send(
             {
                 "type": "hello",
@@ -256,6 +256,7 @@ def main(argv):
                 "type": "listing",
                 "files": [{"path": p, "relPath": relpath(p, airflow_home)} for p in files],
                 "skipped": [dict(s, relPath=relpath(s["path"], airflow_home)) for s in skipped],
+                "unreadable": [dict(u, relPath=relpath(u["path"], airflow_home)) for u in unreadable],
             }
         )
         skip = set(config.get("skip") or [])

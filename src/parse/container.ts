@@ -9,6 +9,9 @@ import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import { UserError } from '../errors.js';
 
+/** Processes and threads a sandbox container may hold at once. */
+export const CONTAINER_PIDS_LIMIT = 1024;
+
 /** Where Runtime images keep the project (WORKDIR and AIRFLOW_HOME). */
 export const CONTAINER_PROJECT_ROOT = '/usr/local/airflow';
 /** The project directories Astronomer copies into its parse and pytest containers. */
@@ -105,7 +108,7 @@ export async function runSandboxedContainer(run: ContainerRun): Promise<Containe
       NetworkMode: 'none',
       Memory: run.memoryBytes,
       MemorySwap: run.memoryBytes,
-      PidsLimit: 1024,
+      PidsLimit: CONTAINER_PIDS_LIMIT,
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges'],
       Binds: [...projectBinds(run.projectDir), ...(run.binds ?? [])],

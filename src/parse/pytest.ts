@@ -9,8 +9,8 @@ import path from 'node:path';
 import { BugError, UsageError, UserError } from '../errors.js';
 import { imageConfig, imageLayoutDefaults, runSandboxedContainer, type DockerClient } from './container.js';
 import { parseEnvFile } from './envFile.js';
-import { findInterpreter } from './interpreter.js';
-import { hostSandbox } from './sandbox.js';
+import { findInterpreter, interpreterIdentity } from './interpreter.js';
+import { hostSandbox, makeRunDirs, SANDBOX_SETUP_FAILED, sandboxSetupError, sandboxSpec } from './sandbox.js';
 import { airflowStateEnvironment, buildDagEnvironment, projectConfigFile, runtimeLayoutDefaults } from './sandboxEnv.js';
 
 export interface PytestOptions {
@@ -27,6 +27,8 @@ export interface PytestOptions {
   onOutput?: (chunk: string, stream: 'stdout' | 'stderr') => void;
   signal?: AbortSignal;
   noSandbox?: boolean;
+  /** astro's cache directory (remembers interpreter probes; hidden from the tests like the rest of astro's state). */
+  cacheDir?: string;
   /** Memory limit of the container in image mode; default 4096 MiB. */
   memoryLimitMb?: number;
 }
@@ -78,18 +80,14 @@ export async function runPytest(options: PytestOptions, ports: PytestPorts = {})
 
   const choice = await findInterpreter({ projectDir, python: options.python, configuredPython: options.configuredPython });
   const sandbox = hostSandbox({ isolate: options.noSandbox !== true });
-  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'astro-pytest-'));
+  const dirs = await makeRunDirs('astro-pytest-');
   try {
-    const stateDir = path.join(scratch, 'state');
-    const homeDir = path.join(scratch, 'home');
-    await fs.mkdir(path.join(stateDir, 'logs'), { recursive: true });
-    await fs.mkdir(homeDir, { recursive: true });
     const dagEnv = runtimeLayoutDefaults(buildDagEnvironment({ mode: 'host', hostEnv: options.hostEnv, envFile }), projectDir);
-    const env = { ...dagEnv, ...airflowStateEnvironment(stateDir, homeDir, await projectConfigFile(dagEnv, scratch)) };
-    const { command, args: argv } = sandbox.wrap(choice.python, ['-m', 'pytest', ...args], {
-      readOnly: projectDir,
-      writable: ['/tmp', os.tmpdir(), scratch],
-    });
+    const env = { ...dagEnv, ...airflowStateEnvironment(dirs.stateDir, dirs.homeDir, await projectConfigFile(dagEnv, dirs.shared)) };
+    const interpreter = await interpreterIdentity(choice.python, options.cacheDir ?? dirs.scratch, { PATH: dagEnv.PATH ?? '/usr/bin:/bin' });
+    const spec = sandboxSpec({ projectDir, dirs, reveal: interpreter.prefixes, hostEnv: options.hostEnv, cacheDir: options.cacheDir });
+    const { command, args: argv } = sandbox.wrap(choice.python, ['-m', 'pytest', ...args], spec);
+    let diagnostics = '';
     const exitCode = await new Promise<number>((resolve, reject) => {
       const child = spawn(command, argv, { cwd: projectDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
       let aborted = false;
@@ -99,17 +97,21 @@ export async function runPytest(options: PytestOptions, ports: PytestPorts = {})
       };
       options.signal?.addEventListener('abort', onAbort, { once: true });
       child.stdout.setEncoding('utf8').on('data', (chunk: string) => options.onOutput?.(chunk, 'stdout'));
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => options.onOutput?.(chunk, 'stderr'));
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        diagnostics = (diagnostics + chunk).slice(-4000);
+        options.onOutput?.(chunk, 'stderr');
+      });
       child.on('error', reject);
       child.on('close', (code, signal) => {
         options.signal?.removeEventListener('abort', onAbort);
         if (aborted) reject(new UserError('pytest was interrupted.'));
         else resolve(code ?? 128 + (signal !== null ? os.constants.signals[signal] : 0));
       });
-    });
+    }).finally(() => sandbox.finish(spec));
+    if (exitCode === SANDBOX_SETUP_FAILED && sandbox.network === 'none') throw sandboxSetupError(diagnostics);
     return { exitCode, passed: exitCode === 0, mode: 'host', network: sandbox.network };
   } finally {
-    await fs.rm(scratch, { recursive: true, force: true }).catch(() => undefined);
+    await fs.rm(dirs.scratch, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 

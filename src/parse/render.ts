@@ -8,6 +8,27 @@ export interface RenderOptions {
   verbose?: boolean;
 }
 
+// C0 and C1 control characters, DEL, and the Unicode controls that reorder or hide text on a terminal.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
+const CONTROL_KEEPING_NEWLINES = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
+
+function escapeChar(char: string): string {
+  const code = char.codePointAt(0) ?? 0;
+  if (char === '\n') return '\\n';
+  if (char === '\r') return '\\r';
+  if (char === '\t') return '\\t';
+  return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+}
+
+/**
+ * Text from DAG files (their names, exception messages, output) as it may be printed on a terminal: every control
+ * character shown as an escape, so none can move the cursor, recolour, retitle or hide what follows.
+ * `keepLines` keeps newlines and tabs (multi-line tracebacks), escaping the rest.
+ */
+export function escapeControl(text: string, options: { keepLines?: boolean } = {}): string {
+  return text.replace(options.keepLines ? CONTROL_KEEPING_NEWLINES : CONTROL, escapeChar);
+}
+
 /** The line that names the problem: the exception line at the end of a traceback, else the first line. */
 export function headline(message: string): string {
   const lines = message.split('\n').map((l) => l.trim()).filter((l) => l !== '');
@@ -17,8 +38,8 @@ export function headline(message: string): string {
 
 function location(file: ParseFileResult, index: number): string {
   const error = file.errors[index];
-  if (error === undefined) return file.path;
-  return error.line !== undefined ? `${error.path}:${error.line}` : error.path;
+  if (error === undefined) return escapeControl(file.path);
+  return error.line !== undefined ? `${escapeControl(error.path)}:${error.line}` : escapeControl(error.path);
 }
 
 export function renderParseReport(report: ParseReport, options: RenderOptions = {}): string {
@@ -28,8 +49,8 @@ export function renderParseReport(report: ParseReport, options: RenderOptions = 
     file.errors.forEach((error, index) => {
       const mark = file.exempted ? '!' : '✘';
       const note = file.exempted ? ' (exempted by .astro/dag_integrity_exceptions.txt)' : '';
-      out.push(`${mark} ${location(file, index)}: ${headline(error.message)}${note}`);
-      if (options.verbose) out.push(...error.message.split('\n').map((line) => `    ${line}`));
+      out.push(`${mark} ${location(file, index)}: ${escapeControl(headline(error.message))}${note}`);
+      if (options.verbose) out.push(...escapeControl(error.message, { keepLines: true }).split('\n').map((line) => `    ${line}`));
     });
   }
   const { summary } = report;

@@ -72,6 +72,10 @@ export interface ReferenceResult {
   importErrors: Record<string, string>;
   dagIds: string[];
   failing: string[];
+  /** DagBag itself did not return (Airflow 2 lets a DAG file's sys.exit() through): the whole test run fails. */
+  aborted?: boolean;
+  /** The DAG file whose import ended it. */
+  abortedBy?: string | null;
 }
 
 /**
@@ -84,6 +88,7 @@ export async function referenceDagBag(
   projectDir: string,
   extraEnv: Record<string, string> = {},
   python: string = airflowPython(),
+  options: { cwd?: string } = {},
 ): Promise<ReferenceResult> {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'astro-parse-reference-'));
   const envFile = path.join(projectDir, '.env');
@@ -118,7 +123,7 @@ export async function referenceDagBag(
       // Run as a file of no directory (not `python script.py`, which would put the script's folder on sys.path).
       const script = path.join(repoRoot, 'test', 'integration', 'parse', 'reference_dagbag.py');
       const child = spawn(python, ['-c', 'import runpy, sys; runpy.run_path(sys.argv[1], run_name="__main__")', script], {
-        cwd: projectDir,
+        cwd: options.cwd ?? projectDir,
         env,
         stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
       });
@@ -133,4 +138,49 @@ export async function referenceDagBag(
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+export interface ProbeHome {
+  /** A stand-in for the user's home, outside the temp directory (the sandbox has a private one anyway). */
+  home: string;
+  canary: string;
+  /** HOME, ASTRO_HOME and DOCKER_CONFIG pointing at it. */
+  env: Record<string, string>;
+  /** The credential files a DAG would try, by their real paths. */
+  probePaths: string[];
+  remove(): void;
+}
+
+/**
+ * A home directory with astro's and Docker's config holding a canary token, under .state/ (not below the temp
+ * directory, so that only the sandbox's hiding keeps DAG code from it).
+ */
+export function probeHome(canary: string): ProbeHome {
+  const parent = path.join(repoRoot, '.state', 'probe-homes');
+  fs.mkdirSync(parent, { recursive: true });
+  const home = fs.mkdtempSync(path.join(parent, 'home-'));
+  const astroHome = path.join(home, 'astro-home');
+  const dockerConfig = path.join(home, 'docker-config');
+  const files: Record<string, string> = {
+    [path.join(home, '.astro', 'config.yaml')]: `contexts:\n  astronomer_io:\n    token: Bearer ${canary}\n`,
+    [path.join(home, '.docker', 'config.json')]: JSON.stringify({ auths: { 'images.astronomer.cloud': { auth: Buffer.from(`cli:${canary}`).toString('base64') } } }),
+    [path.join(astroHome, '.astro', 'config.yaml')]: `contexts:\n  localhost:\n    token: ${canary}\n`,
+    [path.join(dockerConfig, 'config.json')]: JSON.stringify({ auths: { localhost: { auth: canary } } }),
+  };
+  for (const [file, content] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, content, { mode: 0o600 });
+  }
+  return {
+    home,
+    canary,
+    env: { HOME: home, ASTRO_HOME: astroHome, DOCKER_CONFIG: dockerConfig },
+    probePaths: Object.keys(files),
+    remove: () => fs.rmSync(home, { recursive: true, force: true }),
+  };
+}
+
+/** Every `ENCODED:<base64>` a probe printed, decoded (a secret printed encoded gets past plain redaction). */
+export function decodedOutput(text: string): string {
+  return [...text.matchAll(/ENCODED:([A-Za-z0-9+/=]+)/g)].map((m) => Buffer.from(m[1] as string, 'base64').toString('latin1')).join('\n');
 }
