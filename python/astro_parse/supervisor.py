@@ -186,9 +186,24 @@ def _read_only(root):
         return False
 
 
+def _close_inherited_fds(keep):
+    """Whatever file descriptors the caller's process leaked to us (an IPC socket, a log file) are closed before
+    any DAG code runs: only stdin, stdout, stderr and the result channel stay open."""
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    limit = 65536 if limit == resource.RLIM_INFINITY or limit > 65536 else limit
+    start = 3
+    for fd in sorted(keep) + [limit]:
+        if fd >= start:
+            os.closerange(start, fd)
+            start = fd + 1
+
+
 def main(argv):
     config = json.loads(argv[0])
     harness_parent = argv[1] if len(argv) > 1 else None
+    _close_inherited_fds([int(config["resultFd"])] if config.get("resultFd") is not None else [])
     _clean_sys_path(harness_parent, config.get("projectRoot"))
     channel = ResultChannel.open(config)
     gc.disable()  # Imports allocate millions of objects; collecting during them only costs time.

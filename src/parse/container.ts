@@ -1,7 +1,8 @@
 /**
  * Image mode: a throwaway container of the project image with no network, a memory and process limit, no
- * capabilities, and the project's directories mounted read-only where Astronomer's parse container gets copies of
- * them. The container is removed afterwards, whatever happens.
+ * capabilities. The project's directories are mounted read-only beside the project root and copied into it when
+ * the container starts, as Astronomer's parse container gets copies of them: DAG code may write into its copy, the
+ * project on disk never changes. The container is removed afterwards, whatever happens.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -42,10 +43,29 @@ export interface ContainerExit {
   timedOut: boolean;
 }
 
+/** Where the project's directories are mounted (read-only) before they are copied into the project root. */
+const PROJECT_SOURCE = '/astro-project-source';
+
 export function projectBinds(projectDir: string): string[] {
   return PROJECT_DIRS.filter((dir) => fs.existsSync(path.join(projectDir, dir))).map(
-    (dir) => `${path.join(projectDir, dir)}:${CONTAINER_PROJECT_ROOT}/${dir}:ro`,
+    (dir) => `${path.join(projectDir, dir)}:${PROJECT_SOURCE}/${dir}:ro`,
   );
+}
+
+/**
+ * Copies the mounted directories over the image's own (which a build may have left stale), then becomes the
+ * command. Exit 96 when the copy fails.
+ */
+export function withProjectCopy(cmd: string[]): string[] {
+  const script = [
+    `cd ${PROJECT_SOURCE} 2>/dev/null || exec "$@"`,
+    'for d in * .[!.]*; do',
+    '  [ -e "$d" ] || continue',
+    `  rm -rf "${CONTAINER_PROJECT_ROOT}/$d" && cp -R "$d" "${CONTAINER_PROJECT_ROOT}/$d" || { echo "astro: cannot copy $d into ${CONTAINER_PROJECT_ROOT}" >&2; exit 96; }`,
+    'done',
+    `cd ${CONTAINER_PROJECT_ROOT} && exec "$@"`,
+  ].join('\n');
+  return ['sh', '-c', script, 'astro-sandbox', ...cmd];
 }
 
 /** Maps a path inside the container back to the project on the host (null: not a mounted project path). */
@@ -98,7 +118,7 @@ export async function imageConfig(docker: DockerClient, image: string): Promise<
 export async function runSandboxedContainer(run: ContainerRun): Promise<ContainerExit> {
   const container = await run.docker.createContainer({
     Image: run.image,
-    Cmd: run.cmd,
+    Cmd: withProjectCopy(run.cmd),
     Env: Object.entries(run.env).map(([name, value]) => `${name}=${value}`),
     WorkingDir: CONTAINER_PROJECT_ROOT,
     AttachStdout: true,

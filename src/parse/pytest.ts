@@ -47,6 +47,13 @@ export interface PytestResult {
 // The project is read-only to the tests; pytest's cache would only fail to be written.
 const PYTEST_FLAGS = ['-p', 'no:cacheprovider'];
 
+/**
+ * `python -m pytest`, after closing every file descriptor but stdin, stdout and stderr: none that astro's process
+ * inherited from its own caller reaches the tests. (`-c` puts the working directory first on sys.path, as `-m`.)
+ */
+const PYTEST_BOOT =
+  'import os, runpy, sys; os.closerange(3, 65536); sys.argv[0] = "pytest"; runpy.run_module("pytest", run_name="__main__", alter_sys=True)';
+
 export async function runPytest(options: PytestOptions, ports: PytestPorts = {}): Promise<PytestResult> {
   const projectDir = path.resolve(options.projectDir);
   const target = testTarget(projectDir, options.path ?? 'tests');
@@ -86,7 +93,7 @@ export async function runPytest(options: PytestOptions, ports: PytestPorts = {})
     const env = { ...dagEnv, ...airflowStateEnvironment(dirs.stateDir, dirs.homeDir, await projectConfigFile(dagEnv, dirs.shared)) };
     const interpreter = await interpreterIdentity(choice.python, options.cacheDir ?? dirs.scratch, { PATH: dagEnv.PATH ?? '/usr/bin:/bin' });
     const spec = sandboxSpec({ projectDir, dirs, reveal: interpreter.prefixes, hostEnv: options.hostEnv, cacheDir: options.cacheDir });
-    const { command, args: argv } = sandbox.wrap(choice.python, ['-m', 'pytest', ...args], spec);
+    const { command, args: argv } = sandbox.wrap(choice.python, ['-c', PYTEST_BOOT, ...args], spec);
     let diagnostics = '';
     const exitCode = await new Promise<number>((resolve, reject) => {
       const child = spawn(command, argv, { cwd: projectDir, env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -276,7 +276,7 @@ export async function imageRunner(
             .catch(() => undefined);
         }
         return {
-          sandbox: { projectView: 'read-only', pidsLimit: CONTAINER_PIDS_LIMIT },
+          sandbox: { projectView: 'copy', pidsLimit: CONTAINER_PIDS_LIMIT },
           exit: {
             exitCode: result.exitCode,
             signal: null,

@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runParse } from '../../../src/parse/index.js';
 import { airflowMajors, copyFixture, decodedOutput, probeHome, removeTempDirs, repoRoot, tempDir, type ProbeHome } from './helpers.js';
 
 const CANARY = 'c4n4ry-astro-token-5d1e0f9a';
@@ -88,6 +89,22 @@ describe.each(airflowMajors)('credentials on Airflow $major', ({ python }) => {
     expect(run.code, run.output).toBe(0);
     expect(run.output).toMatch(/1 passed/);
     expectNothingFound(run.output);
+  });
+});
+
+describe('the probes can find what is there', () => {
+  it('without the sandbox, the file probe reads the canary (so finding nothing above means something)', async () => {
+    const report = await runParse({
+      projectDir,
+      python: airflowMajors[1].python(),
+      hostEnv: { PATH: process.env.PATH, ...home.env },
+      cacheDir: tempDir('astro-parse-cache-'),
+      noCache: true,
+      noSandbox: true,
+    });
+    const output = report.files.find((f) => f.path === 'dags/probes.py')?.output ?? '';
+    expect(output).toMatch(/credential files: [1-9]\d* found/);
+    expect(decodedOutput(output)).toContain(CANARY);
   });
 });
 

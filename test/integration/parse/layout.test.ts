@@ -3,6 +3,8 @@
  * AIRFLOW_HOME, the working directory and importable (`from include.util import x`), plugins/ modules import by
  * name, the project's .env is applied. Verdicts are compared with a direct DagBag run set up the same way.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runParse } from '../../../src/parse/index.js';
@@ -45,5 +47,20 @@ describe('include/ and plugins/ imports in the Runtime image', () => {
     );
     expect(report.summary.mode).toBe('image');
     expect(verdicts(report.files)).toEqual(expected);
+  });
+});
+
+describe('a DAG file that cannot be read', () => {
+  it('fails the parse with its reason instead of being passed over', async () => {
+    const projectDir = copyFixture('layout');
+    const locked = path.join(projectDir, 'dags', 'locked.py');
+    fs.writeFileSync(locked, 'from airflow import DAG  # noqa: F401\n');
+    fs.chmodSync(locked, 0o000);
+    const report = await runParse({ projectDir, python: airflowMajors[1].python(), hostEnv: { PATH: process.env.PATH }, cacheDir, noCache: true });
+    expect(report.summary.passed).toBe(false);
+    expect(report.files.find((f) => f.path === 'dags/locked.py')).toMatchObject({
+      status: 'error',
+      errors: [{ kind: 'unreadable', message: expect.stringMatching(/Permission denied/) }],
+    });
   });
 });
