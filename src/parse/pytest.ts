@@ -44,7 +44,7 @@ export interface PytestResult {
   network: 'none' | 'host';
 }
 
-// The project is read-only to the tests; pytest's cache would only fail to be written.
+// The tests see a throwaway view of the project; pytest's cache would be written only to vanish.
 const PYTEST_FLAGS = ['-p', 'no:cacheprovider'];
 
 /**

@@ -266,6 +266,7 @@ export function hiddenDirectories(input: {
     hostEnv.XDG_CACHE_HOME,
     hostEnv.XDG_STATE_HOME,
     hostEnv.XDG_DATA_HOME,
+    hostEnv.ASTRO_CACHE_DIR,
     input.cacheDir,
   ];
   const out: string[] = [];
