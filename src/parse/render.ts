@@ -1,5 +1,5 @@
 /** Plain-text rendering of a ParseReport: a line per failing file, then the summary. */
-import { escapeLine } from '../ui/escape.js';
+import { escapeLine, escapeTerminal } from '../ui/escape.js';
 import type { ParseFileResult, ParseReport } from './schema.js';
 
 export const PARSE_SUCCESS_MESSAGE = 'No errors detected in your DAGs';
@@ -30,8 +30,8 @@ export function renderParseReport(report: ParseReport, options: RenderOptions = 
     file.errors.forEach((error, index) => {
       const mark = file.exempted ? '!' : '✘';
       const note = file.exempted ? ' (exempted by .astro/dag_integrity_exceptions.txt)' : '';
-      out.push(`${mark} ${location(file, index)}: ${headline(error.message)}${note}`);
-      if (options.verbose) out.push(...error.message.split('\n').map((line) => `    ${line}`));
+      out.push(`${mark} ${location(file, index)}: ${escapeTerminal(headline(error.message))}${note}`);
+      if (options.verbose) out.push(...escapeTerminal(error.message, { keepLayout: true }).split('\n').map((line) => `    ${line}`));
     });
   }
   const { summary } = report;

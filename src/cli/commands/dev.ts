@@ -39,6 +39,7 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
     .action(async (flags: CheckFlags) => {
       const c = ctx();
       const { out, env, cwd, signal } = c;
+      await (await import('../../parse/project.js')).assertAstroProject(cwd);
       await checkEnvFile(cwd, flags.env);
       const [{ runParse }, { renderParseReport }, config] = await Promise.all([
         import('../../parse/runParse.js'),
@@ -92,6 +93,7 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
     .action(async (testPath: string | undefined, flags: CheckFlags) => {
       const c = ctx();
       const { out, env, cwd, signal } = c;
+      await (await import('../../parse/project.js')).assertAstroProject(cwd);
       await checkEnvFile(cwd, flags.env);
       const [{ runPytest }, config] = await Promise.all([import('../../parse/pytest.js'), c.loadConfig()]);
       const result = await runPytest(
@@ -104,6 +106,7 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
           configuredPython: env.parsePython ?? (config.get('parse.python') || undefined),
           envFile: flags.env,
           hostEnv: env.raw,
+          cacheDir: env.cacheDir,
           signal,
           // pytest's report is the result of this command: stdout, unless --json asked for one document.
           onOutput: (chunk, stream) => (stream === 'stdout' && !out.json ? out.streams.stdout : out.streams.stderr).write(out.redact(chunk)),
