@@ -123,6 +123,39 @@ describe('astro deploy against the local platform', () => {
     expect(prebuilt.stderr).toContain('Skipping building image...');
   });
 
+  it('--image-name on a Deployment with DAG deploys on ships dags/ beside the image, as Astronomer\'s CLI does', async () => {
+    const dir = await project();
+    const run = await deploy([DAG_ON, '--image-name', provisioned().RUNTIME_IMAGE, '--json'], { cwd: dir });
+    expect(run.code, run.stderr).toBe(0);
+    const doc = JSON.parse(run.stdout);
+    expect(doc).toMatchObject({ type: 'IMAGE_AND_DAG', image: { runtimeVersion: '3.1-8' }, dags: { version: expect.any(String) } });
+    const record = (await platformState()).deploys.find((d) => d.id === doc.deployId) as { type?: string; dagTarballVersion?: string } | undefined;
+    expect(record).toMatchObject({ type: 'IMAGE_AND_DAG', dagTarballVersion: doc.dags.version });
+  });
+
+  it('refuses a project with uncommitted changes unless -f (exit 1, nothing created), and deploys --dags-path from outside a project', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const dir = await project();
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: dir, stdio: 'ignore', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' } });
+    git('init', '-q');
+    git('add', '-A');
+    git('commit', '-qm', 'project');
+    await fs.appendFile(path.join(dir, 'dags', 'example_etl.py'), '\n# changed\n');
+    const creates = await createDeployCount(DAG_ON);
+    const dirty = await deploy([DAG_ON, '--dags'], { cwd: dir });
+    expect(dirty.code, dirty.stderr).toBe(1);
+    expect(dirty.stderr).toContain('Project directory has uncommitted changes, use `astro deploy [deployment-id] -f` to force deploy.');
+    expect(await createDeployCount(DAG_ON)).toBe(creates);
+    const forced = await deploy([DAG_ON, '--dags', '-f'], { cwd: dir });
+    expect(forced.code, forced.stderr).toBe(0);
+
+    const outside = await fs.mkdtemp(path.join(os.tmpdir(), 'astro-e2e-outside-'));
+    temps.push(outside);
+    const fromPath = await deploy([DAG_ON, '-d', '--dags-path', path.join(dir, 'dags'), '--json'], { cwd: outside });
+    expect(fromPath.code, fromPath.stderr).toBe(0);
+    expect(JSON.parse(fromPath.stdout)).toMatchObject({ type: 'DAG_ONLY', dags: { dagFiles: expect.any(Number) } });
+  });
+
   it('stops on a DAG that does not parse before anything reaches the platform, and --force deploys anyway', async () => {
     const dir = await project(async (d) => fs.writeFile(path.join(d, 'dags', 'broken_dag.py'), 'from airflow.sdk import DAG\nthis is not python\n'));
     const creates = await createDeployCount(DAG_ON);
