@@ -64,10 +64,12 @@ function setUp(work: string, python: string, scale: number, major: 2 | 3) {
       },
     },
   };
+  // The command a user runs: the built CLI in a fresh Node process, in the project.
   const candidate = (label: string, before?: () => void): Timed => ({
     label,
     command: process.execPath,
-    args: [path.join(root, 'bench', 'parse-candidate.mjs'), project, cacheDir, python],
+    args: [path.join(root, 'bin', 'astro.js'), 'dev', 'parse', '--python', python],
+    options: { cwd: project, env: { PATH: process.env.PATH, HOME: scratch, ASTRO_CACHE_DIR: cacheDir, NO_COLOR: '1' } },
     before,
   });
   const dropVerdicts = () => fs.rmSync(path.join(cacheDir, 'parse', 'runs'), { recursive: true, force: true });
@@ -75,7 +77,7 @@ function setUp(work: string, python: string, scale: number, major: 2 | 3) {
   const changed = fs.readdirSync(path.join(project, 'dags')).sort()[0] as string;
   let edits = 0;
   const changeOneFile = () => fs.appendFileSync(path.join(project, 'dags', changed), `# edit ${++edits}\n`);
-  return { baseline, candidate, dropVerdicts, changeOneFile };
+  return { project, cacheDir, baseline, candidate, dropVerdicts, changeOneFile };
 }
 
 /**
@@ -83,8 +85,7 @@ function setUp(work: string, python: string, scale: number, major: 2 | 3) {
  * and module loading, which every astro command pays, are left out of the candidate.
  */
 async function warmInProcess(light: ReturnType<typeof setUp>, python: string, baseline: Comparison['baseline']): Promise<Comparison> {
-  const project = light.candidate('').args[1] as string;
-  const cacheDir = light.candidate('').args[2] as string;
+  const { project, cacheDir } = light;
   const { runParse } = (await import(path.join(root, 'dist', 'parse', 'index.js'))) as typeof import('../src/parse/index.js');
   const once = async () => {
     const start = process.hrtime.bigint();

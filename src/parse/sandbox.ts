@@ -317,17 +317,20 @@ export function sandboxSpec(input: {
   cacheDir?: string;
   pidsMax?: number;
 }): SandboxSpec {
+  const hide = hiddenDirectories({
+    hostEnv: input.hostEnv,
+    homeDir: os.homedir(),
+    cacheDir: input.cacheDir ?? '',
+    scratch: input.dirs.scratch,
+  });
   return {
     projectDir: input.projectDir,
     scratch: input.dirs.scratch,
     shared: input.dirs.shared,
-    hide: hiddenDirectories({
-      hostEnv: input.hostEnv,
-      homeDir: os.homedir(),
-      cacheDir: input.cacheDir ?? '',
-      scratch: input.dirs.scratch,
-    }),
-    reveal: input.reveal,
+    hide,
+    // Showing a directory that holds a hidden one would show that one again: such a path is not shown (the
+    // interpreter then fails to start, which is better than a home directory in view).
+    reveal: input.reveal.filter((r) => path.isAbsolute(r) && !hide.some((h) => isWithin(h, r))),
     pidsMax: input.pidsMax ?? DEFAULT_PIDS_MAX,
   };
 }

@@ -103,7 +103,11 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
       const { out, cwd, signal } = c;
       await (await import('../../parse/project.js')).assertAstroProject(cwd);
       await checkEnvFile(cwd, flags.env);
-      const [{ runPytest }, config] = await Promise.all([import('../../parse/pytest.js'), c.loadConfig()]);
+      const [{ runPytest }, { escapeControl }, config] = await Promise.all([
+        import('../../parse/pytest.js'),
+        import('../../parse/render.js'),
+        c.loadConfig(),
+      ]);
       const result = await runPytest(
         {
           ...checkTarget(c, flags, config),
@@ -111,7 +115,9 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
           args: splitArgs(flags.args),
           signal,
           // pytest's report is the result of this command: stdout, unless --json asked for one document.
-          onOutput: (chunk, stream) => (stream === 'stdout' && !out.json ? out.streams.stdout : out.streams.stderr).write(out.redact(chunk)),
+          // Test output carries what DAG code printed: no control sequence of it reaches the terminal as such.
+          onOutput: (chunk, stream) =>
+            (stream === 'stdout' && !out.json ? out.streams.stdout : out.streams.stderr).write(out.redact(escapeControl(chunk, { keepLines: true }))),
         },
         { docker: await dockerFor(c, flags.imageName) },
       );

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { hiddenDirectories, isWithin } from '../../../src/parse/sandbox.js';
+import { hiddenDirectories, isWithin, sandboxSpec } from '../../../src/parse/sandbox.js';
 
 const base = fs.mkdtempSync(path.join(os.tmpdir(), 'astro-sandbox-unit-'));
 afterAll(() => fs.rmSync(base, { recursive: true, force: true }));
@@ -56,5 +56,16 @@ describe('isWithin', () => {
     expect(isWithin('/a', '/a')).toBe(true);
     expect(isWithin('/ab', '/a')).toBe(false);
     expect(isWithin('/a', '/a/b')).toBe(false);
+  });
+});
+
+describe('sandboxSpec', () => {
+  it('never shows again a directory that holds a hidden one', () => {
+    const home = dir('spec-home');
+    const venv = dir('spec-home/venvs/airflow');
+    const dirs = { scratch: dir('spec-scratch'), shared: dir('spec-scratch/run'), stateDir: '', homeDir: '' };
+    const spec = sandboxSpec({ projectDir: dir('spec-project'), dirs, reveal: [venv, home, base, 'relative'], hostEnv: { HOME: home } });
+    expect(spec.hide).toContain(home);
+    expect(spec.reveal).toEqual([venv]);
   });
 });
