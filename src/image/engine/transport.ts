@@ -164,17 +164,46 @@ function sshConnection(endpoint: Extract<EngineEndpoint, { kind: 'ssh' }>, sshBi
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     stderr = (stderr + chunk).slice(-2000);
   });
-  const duplex = Duplex.from({ readable: child.stdout, writable: child.stdin });
   let gotData = false;
-  child.stdout.once('data', () => (gotData = true));
-  child.once('error', (error) => duplex.destroy(new SshDialError(`${sshBinary}: ${error.message}`)));
+  let stdoutEnded = false;
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const duplex = new Duplex({
+    read() {
+      child.stdout.resume();
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      child.stdin.write(chunk, callback);
+    },
+    final(callback) {
+      child.stdin.end(callback);
+    },
+    destroy(error, callback) {
+      if (child.exitCode === null && child.signalCode === null) child.kill();
+      callback(error);
+    },
+  });
+  // The end of ssh's output is the end of the connection only once ssh has exited: a dial that never delivered a
+  // byte is a failed connection (refused, host key, login), and what ssh said last is worth its own message.
+  const finish = () => {
+    if (!stdoutEnded || !exit || duplex.destroyed) return;
+    if (!gotData && (exit.code !== 0 || exit.signal)) duplex.destroy(new SshDialError(stderr.trim().split('\n').at(-1) || `ssh exited with ${exit.signal ?? exit.code}`));
+    else duplex.push(null);
+  };
+  child.stdout.on('data', (chunk: Buffer) => {
+    gotData = true;
+    if (!duplex.push(chunk)) child.stdout.pause();
+  });
+  child.stdout.once('end', () => {
+    stdoutEnded = true;
+    finish();
+  });
   child.once('exit', (code, signal) => {
-    // A dial that never delivered a byte is a failed connection, worth its own message.
-    if (!gotData && (code !== 0 || signal)) duplex.destroy(new SshDialError(stderr.trim().split('\n').at(-1) || `ssh exited with ${signal ?? code}`));
+    exit = { code, signal };
+    finish();
   });
-  duplex.once('close', () => {
-    if (child.exitCode === null) child.kill();
-  });
+  child.once('error', (error) => duplex.destroy(new SshDialError(`${sshBinary}: ${error.message}`)));
+  // A write after ssh is gone fails with EPIPE; the exit above says why.
+  child.stdin.on('error', () => undefined);
   return duplex;
 }
 
@@ -215,8 +244,9 @@ export function createTransport(endpoint: EngineEndpoint, options: TransportOpti
     const base: https.RequestOptions = { method, path, headers, ...(signal ? { signal } : {}) };
     if (endpoint.kind === 'unix') return { ...base, socketPath: endpoint.socketPath };
     if (endpoint.kind === 'tcp') return { ...base, agent, host: endpoint.host, port: endpoint.port };
-    // ssh: the Host header only has to be well formed; the connection is the ssh process.
-    return { ...base, agent: false, host: 'docker', createConnection: () => sshConnection(endpoint, sshBinary) as never };
+    // ssh: the Host header only has to be well formed; the connection is the ssh process. No agent (not even
+    // `agent: false`, which makes a fresh one): only then does Node use createConnection.
+    return { ...base, host: 'docker', createConnection: () => sshConnection(endpoint, sshBinary) as never };
   }
 
   const describeFailure = options.describeFailure;

@@ -65,7 +65,10 @@ describe('connectEngine', () => {
 
   it('names the engine and why it was chosen when nothing answers there', async () => {
     const missing = path.join(os.tmpdir(), `astro-no-engine-${process.pid}.sock`);
-    const error = await connectEngine({ raw: { HOME: '/nonexistent', DOCKER_HOST: `unix://${missing}` } }).catch((e: unknown) => e as Error & { nextStep?: string });
+    const error = await connectEngine({ raw: { HOME: '/nonexistent', DOCKER_HOST: `unix://${missing}` } }).then(
+      () => expect.fail('connected to a missing socket'),
+      (e: unknown) => e as Error & { nextStep?: string },
+    );
     expect(error.message).toBe(`No Docker engine answers at unix://${missing}: ${missing} does not exist — start Docker, or point DOCKER_HOST or \`docker context use\` at the engine you use.`);
     expect(error.nextStep).toBe('astro chose this engine because of DOCKER_HOST.');
   });
