@@ -17,9 +17,16 @@ import type { TestRegistry } from '../image/registry.js';
 
 export type EngineScript = 'tls-dockerd' | 'sshd' | 'podman';
 
-/** Runs `scripts/engines/<name>.sh start` (idempotent) and returns the env it prints. */
-export function startEngine(name: EngineScript): Record<string, string> {
-  const out = execFileSync('bash', [`scripts/engines/${name}.sh`, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * Runs `scripts/engines/<name>.sh start` (idempotent) and returns the env it prints. `runtimeImage` names the image
+ * the script copies from the main engine (the Runtime base by default).
+ */
+export function startEngine(name: EngineScript, runtimeImage?: string): Record<string, string> {
+  const out = execFileSync('bash', [`scripts/engines/${name}.sh`, 'start'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    ...(runtimeImage ? { env: { ...process.env, RUNTIME_BASE_IMAGE: runtimeImage } } : {}),
+  });
   const env: Record<string, string> = {};
   for (const line of out.split('\n')) {
     const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
@@ -102,12 +109,12 @@ export interface ImageEvent {
 }
 
 /** Image events the engine behind `socketPath` recorded since `since` (seconds): its own account of the traffic. */
-export async function imageEvents(socketPath: string, since: number): Promise<ImageEvent[]> {
+export async function imageEvents(socketPath: string, since: number, type: 'image' | 'container' = 'image'): Promise<ImageEvent[]> {
   const docker = new Docker({ socketPath });
   const raw = (await (docker.getEvents as (options: object) => Promise<unknown>)({
     since,
     until: Math.floor(Date.now() / 1000) + 1,
-    filters: { type: ['image'] },
+    filters: { type: [type] },
   })) as unknown;
   const text = Buffer.isBuffer(raw) ? raw.toString('utf8') : typeof raw === 'string' ? raw : await streamText(raw as NodeJS.ReadableStream);
   return text
