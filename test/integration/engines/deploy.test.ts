@@ -7,6 +7,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../platform/stack.js';
 import { provisioned } from '../../helpers/provisioned.js';
@@ -113,6 +114,11 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
+  // Each deploy leaves the previous project image untagged on the engine that built it (scripts/test.sh prunes the
+  // main engine's the same way).
+  for (const socketPath of [tls?.ENGINE_TLS_SOCKET, podman?.ENGINE_PODMAN_SOCKET]) {
+    if (socketPath) await new Docker({ socketPath }).pruneImages({ filters: { label: ['io.astronomer.deploy.revision.description'], dangling: ['true'] } }).catch(() => undefined);
+  }
   await stack?.stop();
   for (const dir of temps) await fs.rm(dir, { recursive: true, force: true });
 });
