@@ -1,13 +1,15 @@
 // Build + push of the same small project on the same engine (the second dockerd of scripts/engines/tls-dockerd.sh),
-// once through its Unix socket and once through TCP with mutual TLS, both with dockerode clients made from
-// resolveEngineTarget. Same engine, same registry, same work: the ratio is the cost of the transport. Each run adds
+// once through its Unix socket and once through TCP with mutual TLS, both with astro's own client made from
+// resolveEngineTarget (src/image/connect.ts). Same engine, same registry, same work: the ratio is the cost of the transport. Each run adds
 // a new file of a few MB, so both rebuild the COPY layer and push a new layer under a new tag. Runs interleave.
 //
 // Requires root (it starts the engine with the script) and the stand-in Runtime base image (scripts/provision.sh).
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import Docker from 'dockerode';
+import type { Readable } from 'node:stream';
 import { pack } from 'tar-stream';
+import { engineFor } from '../src/image/connect.js';
+import type { EngineMessage, ImageEngine } from '../src/image/engine.js';
 import { resolveEngineTarget, type EngineEnvironment } from '../src/image/engine-target.js';
 import { nodeEngineFs } from '../src/image/engine-target-node.js';
 import { startTestRegistry, type TestRegistry } from '../test/integration/image/registry.js';
@@ -28,15 +30,11 @@ function startTlsEngine(): Record<string, string> {
   );
 }
 
-async function drain(docker: Docker, stream: NodeJS.ReadableStream): Promise<void> {
-  const events = await new Promise<Array<{ error?: string }>>((resolve, reject) =>
-    docker.modem.followProgress(stream, (error: Error | null, result: Array<{ error?: string }>) => (error ? reject(error) : resolve(result))),
-  );
-  const failed = events.find((e) => e.error);
-  if (failed) throw new Error(failed.error);
+async function drain(stream: AsyncIterable<EngineMessage>): Promise<void> {
+  for await (const message of stream) if (message.error) throw new Error(message.error);
 }
 
-async function buildAndPush(docker: Docker, base: string, registry: TestRegistry, repository: string, run: number): Promise<number> {
+async function buildAndPush(docker: ImageEngine, base: string, registry: TestRegistry, repository: string, run: number): Promise<number> {
   const tag = `run-${run}`;
   const ref = `${registry.host}/${repository}:${tag}`;
   const context = pack();
@@ -44,13 +42,10 @@ async function buildAndPush(docker: Docker, base: string, registry: TestRegistry
   context.entry({ name: 'payload.bin' }, randomBytes(PAYLOAD_BYTES));
   context.finalize();
   const start = process.hrtime.bigint();
-  await drain(docker, await docker.buildImage(context as unknown as NodeJS.ReadableStream, { t: ref, platform: 'linux/amd64' }));
-  await drain(
-    docker,
-    await docker.getImage(`${registry.host}/${repository}`).push({ tag, authconfig: { username: 'cli', password: registry.token, serveraddress: registry.host } }),
-  );
+  await drain(docker.build({ context: context as unknown as Readable, tag: ref, dockerfile: 'Dockerfile', platform: 'linux/amd64' }));
+  await drain(docker.push(ref, { username: 'cli', password: registry.token, serveraddress: registry.host }));
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  await docker.getImage(ref).remove({ force: true });
+  await docker.remove(ref);
   return ms;
 }
 
@@ -65,8 +60,8 @@ export default async function bench(): Promise<Comparison> {
       env: { ...env, DOCKER_HOST: engine.DOCKER_HOST, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: engine.DOCKER_CERT_PATH },
       fs: nodeEngineFs,
     });
-    const unixDocker = new Docker(unix.options);
-    const tlsDocker = new Docker(tls.options);
+    const unixDocker = engineFor(unix);
+    const tlsDocker = engineFor(tls);
     const b: number[] = [];
     const c: number[] = [];
     for (let i = 0; i < WARMUP + RUNS; i++) {

@@ -37,11 +37,12 @@ export interface AstroEnv {
   updatesUrl?: string;
   /** ASTRO_PARSE_PYTHON: a Python with Airflow for host-side parse and pytest (like the `parse.python` setting). */
   parsePython?: string;
-  /** DOCKER_HOST when it names a unix socket, else the default socket. */
-  dockerSocket: string;
   /** DOCKER_CONFIG, else `~/.docker`: where `config.json` names the user's registry credentials and helpers. */
   dockerConfigDir: string;
-  /** The raw environment, for the few consumers that pass an allowlist of it on (parse sandbox, git). */
+  /**
+   * The raw environment, for the few consumers that pass an allowlist of it on (parse sandbox, git) and for engine
+   * resolution (DOCKER_HOST, DOCKER_CONTEXT, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH: src/image/connect.ts).
+   */
   raw: Readonly<Record<string, string | undefined>>;
 }
 
@@ -53,11 +54,6 @@ export function isTruthy(value: string | undefined): boolean {
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value.trim();
-}
-
-function dockerSocket(dockerHost: string | undefined): string {
-  if (dockerHost?.startsWith('unix://')) return dockerHost.slice('unix://'.length);
-  return '/var/run/docker.sock';
 }
 
 /** The clicolors convention (CLICOLOR, CLICOLOR_FORCE) as Astronomer's CLI applies it, plus NO_COLOR. */
@@ -93,7 +89,6 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): AstroEnv {
     cacheDir: nonEmpty(env.ASTRO_CACHE_DIR) ?? path.join(xdgCache ?? path.join(os.homedir(), '.cache'), 'astro'),
     updatesUrl: nonEmpty(env.ASTRO_UPDATES_URL),
     parsePython: nonEmpty(env.ASTRO_PARSE_PYTHON),
-    dockerSocket: dockerSocket(nonEmpty(env.DOCKER_HOST)),
     dockerConfigDir: path.resolve(nonEmpty(env.DOCKER_CONFIG) ?? path.join(nonEmpty(env.HOME) ?? os.homedir(), '.docker')),
     raw: { ...env },
   };

@@ -47,11 +47,17 @@ start() {
   mkdir -p "$dir/storage" "$dir/run" "$dir/tmp"
   exec 8>"$dir/lock"
   flock 8
-  # The test registries listen on ephemeral ports of 127.0.0.1 without TLS; Podman, unlike dockerd, does not treat
-  # loopback registries as insecure by itself.
-  printf '[[registry]]\nprefix = "127.0.0.1"\nlocation = "127.0.0.1"\ninsecure = true\n' >"$registries_conf"
+  # The test registries listen on ephemeral ports of 127.0.0.1 without TLS (the local platform's as localhost:PORT);
+  # Podman, unlike dockerd, does not treat loopback registries as insecure by itself.
+  # The service reads it once, at start: a changed file means a restart.
+  local conf stale=false
+  conf=$(printf '[[registry]]\nprefix = "%s"\nlocation = "%s"\ninsecure = true\n\n' 127.0.0.1 127.0.0.1 localhost localhost)
+  if [[ ! -f $registries_conf || $(<"$registries_conf") != "$conf" ]]; then
+    printf '%s\n' "$conf" >"$registries_conf"
+    stale=true
+  fi
   local pid
-  if pid=$(engine_live_pid "$pid_file" podman) && answers >/dev/null 2>&1; then
+  if pid=$(engine_live_pid "$pid_file" podman) && [[ $stale == false ]] && answers >/dev/null 2>&1; then
     engine_say "podman service $pid answers on $socket"
   else
     [[ -z ${pid:-} ]] || engine_stop_pid "$pid" "podman service"

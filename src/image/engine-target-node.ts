@@ -1,9 +1,7 @@
-/** The real ports of engine resolution (the file system, a ping over a Unix socket) and the ssh connection agent. */
+/** The real ports of engine resolution: the file system, and a ping over a Unix socket. */
 import fs from 'node:fs/promises';
 import http from 'node:http';
-import type { Duplex } from 'node:stream';
-import type { ConnectConfig } from 'ssh2';
-import type { EngineClientOptions, EngineFs, EngineProbe, EngineTarget } from './engine-target.js';
+import type { EngineFs, EngineProbe } from './engine-target.js';
 
 export const nodeEngineFs: EngineFs = {
   readFile: (file) => fs.readFile(file),
@@ -36,45 +34,3 @@ export function pingUnixSocket(timeoutMs = 2_000): EngineProbe {
       req.on('error', () => resolve(false));
     });
 }
-
-/**
- * The dockerode options to build the client with. For ssh:// engines astro brings its own connection agent: each
- * HTTP connection is an ssh session running `docker system dial-stdio`, as with docker-modem's own ssh support, but
- * without docker-modem's ssh URLs (which Node rejects as invalid, with a deprecation warning on stderr today) and
- * with ssh2 loaded only when an ssh engine is used.
- */
-export async function engineClientOptions(target: EngineTarget): Promise<EngineClientOptions> {
-  if (target.transport !== 'ssh' || !target.ssh) return target.options;
-  const { Client } = await import('ssh2');
-  const { user, host, port } = target.ssh;
-  const connectConfig: ConnectConfig = { ...target.options.sshOptions, host, port, username: user };
-  const agent = new http.Agent({ keepAlive: false });
-  (agent as unknown as { createConnection: SshCreateConnection }).createConnection = (_options, callback) => {
-    const client = new Client();
-    let settled = false;
-    const fail = (error: Error) => {
-      client.end();
-      if (!settled) {
-        settled = true;
-        callback(error);
-      }
-    };
-    client.once('ready', () => {
-      client.exec('docker system dial-stdio', (error, stream) => {
-        if (error) return fail(error);
-        settled = true;
-        stream.once('close', () => client.end());
-        // http sets timeouts and no-delay on its sockets; an ssh channel has neither, and needs neither.
-        const socket = Object.assign(stream, { setTimeout: () => socket, setNoDelay: () => socket, setKeepAlive: () => socket });
-        callback(null, socket as unknown as Duplex);
-      });
-    });
-    client.on('error', fail);
-    client.connect(connectConfig);
-    return undefined;
-  };
-  // Plain HTTP over the ssh channel; the host name only fills the request line.
-  return { ...target.options, protocol: 'http', host: 'docker', port: 80, username: undefined, sshOptions: undefined, agent: agent as never };
-}
-
-type SshCreateConnection = (options: unknown, callback: (error: Error | null, socket?: Duplex) => void) => undefined;

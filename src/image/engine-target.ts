@@ -5,16 +5,14 @@
  * Docker-compatible socket instead of Docker's default one, and a Podman socket is also used when no Docker engine
  * answers on the default socket (only when the caller gives a probe).
  *
- * Pure apart from the injected file reads and probe: the result is plain data plus dockerode options, so the one
- * engine client can be built from it and every message can name the engine and why it was chosen.
+ * Pure apart from the injected file reads and probe: the result is plain data (src/image/connect.ts turns it into the
+ * one engine client's endpoint), so every message can name the engine and why it was chosen.
  */
-import { createHash, createHmac } from 'node:crypto';
-import type http from 'node:http';
-import https from 'node:https';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
-import type { DockerOptions } from 'dockerode';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
+import { SshDialError } from './engine/transport.js';
 
 export type EngineKind = 'docker' | 'podman';
 export type EngineTransport = 'unix' | 'tcp' | 'ssh';
@@ -29,7 +27,7 @@ export interface EngineEnvironment {
   HOME?: string;
   /** The login name, used for `ssh://host` without a user (as ssh itself does). */
   USER?: string;
-  /** An ssh agent for `ssh://` engines. */
+  /** An ssh agent for `ssh://` engines (the system's ssh uses it; named in messages). */
   SSH_AUTH_SOCK?: string;
   /** Where a rootless Podman keeps its socket (`$XDG_RUNTIME_DIR/podman/podman.sock`). */
   XDG_RUNTIME_DIR?: string;
@@ -71,21 +69,25 @@ export interface EngineTls {
   material: string;
   /** What to look at when TLS fails, e.g. `check DOCKER_CERT_PATH (/root/.docker)`. */
   check: string;
+  ca?: Buffer;
+  /** The client certificate and its key, always as a pair. */
+  cert?: Buffer;
+  key?: Buffer;
 }
 
 export interface EngineSsh {
   user: string;
   host: string;
   port: number;
-  /** The private key file offered (besides the agent), if any. */
-  identityFile?: string;
+  /**
+   * The default keys found in $HOME/.ssh, in OpenSSH's order. The system's ssh looks in the home directory of the
+   * passwd entry, not $HOME; astro names these (and the known_hosts file below) so that both agree.
+   */
+  identityFiles: string[];
   agent?: string;
-  /** known_hosts files the host key is checked against. */
+  /** The user's known_hosts file(s) the host key is checked against (besides the system-wide one). */
   knownHostsFiles: string[];
 }
-
-/** dockerode's options, plus the `agent` docker-modem honours but @types/dockerode does not list. */
-export type EngineClientOptions = DockerOptions & { agent?: http.Agent };
 
 export interface EngineTarget {
   /** e.g. `tcp://127.0.0.1:2376`, `unix:///var/run/docker.sock`, `ssh://root@127.0.0.1:2222`. */
@@ -96,17 +98,13 @@ export interface EngineTarget {
   transport: EngineTransport;
   tls?: EngineTls;
   ssh?: EngineSsh;
-  /**
-   * For `new Docker(options)`. Every connection field is set, unused ones to undefined: docker-modem merges these
-   * over its own reading of process.env (DOCKER_HOST, DOCKER_CERT_PATH), which must not override the choice made here.
-   */
-  options: EngineClientOptions;
 }
 
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 export const ROOTFUL_PODMAN_SOCKET = '/run/podman/podman.sock';
 const DEFAULT_TCP_PORT = 2375;
 const DEFAULT_SSH_PORT = 22;
+const SYSTEM_KNOWN_HOSTS = '/etc/ssh/ssh_known_hosts';
 
 /** Picks the engine; throws a UserError naming the setting to fix when the settings cannot work. */
 export async function resolveEngineTarget(input: EngineTargetInput): Promise<EngineTarget> {
@@ -154,7 +152,7 @@ export function describeEngineTarget(target: EngineTarget): string {
       ? `, TLS verified with ${target.tls.material}`
       : `, TLS without verifying the engine's certificate (${target.tls.material})`
     : target.ssh
-      ? `, over ssh as ${target.ssh.user}${target.ssh.identityFile ? ` with ${target.ssh.identityFile}` : ''}${target.ssh.agent ? ' and the ssh agent' : ''}`
+      ? `, over ssh as ${target.ssh.user}${target.ssh.identityFiles.length > 0 ? ` with ${target.ssh.identityFiles.join(', ')}` : ''}${target.ssh.agent ? ' and the ssh agent' : ''}`
       : '';
   return `${name} at ${target.endpoint}${how} (chosen by ${target.reason})`;
 }
@@ -195,16 +193,7 @@ interface HostContext {
   fs: EngineFs;
   sockets: WellKnownSockets;
   /** Reads the TLS material for a tcp:// endpoint; undefined means plain HTTP. */
-  tls: (endpoint: string) => Promise<TlsMaterial | undefined>;
-}
-
-interface TlsMaterial {
-  verify: boolean;
-  ca?: Buffer;
-  cert?: Buffer;
-  key?: Buffer;
-  material: string;
-  check: string;
+  tls: (endpoint: string) => Promise<EngineTls | undefined>;
 }
 
 async function fromHost(raw: string, ctx: HostContext): Promise<EngineTarget> {
@@ -239,27 +228,19 @@ function wellKnownSockets(input: EngineTargetInput): WellKnownSockets {
 }
 
 function unixTarget(socketPath: string, reason: string, kind: EngineKind): EngineTarget {
-  return {
-    endpoint: `unix://${socketPath}`,
-    reason,
-    kind,
-    transport: 'unix',
-    options: { ...NO_CONNECTION, socketPath },
-  };
+  return { endpoint: `unix://${socketPath}`, reason, kind, transport: 'unix' };
 }
 
-/** docker-modem reads process.env under our options; these keys, explicitly undefined, keep it from filling them. */
-const NO_CONNECTION: DockerOptions = {
-  socketPath: undefined,
-  host: undefined,
-  port: undefined,
-  protocol: undefined,
-  username: undefined,
-  ca: undefined,
-  cert: undefined,
-  key: undefined,
-  sshOptions: undefined,
-};
+/** The socket path of a unix:// target. */
+export function socketPathOf(target: EngineTarget): string {
+  return target.endpoint.slice('unix://'.length);
+}
+
+/** Host and port of a tcp:// target (IPv6 hosts without their brackets). */
+export function tcpAddressOf(target: EngineTarget): { host: string; port: number } {
+  const m = /^tcp:\/\/(\[[^\]]*\]|[^:]*):(\d+)$/.exec(target.endpoint)!;
+  return { host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) };
+}
 
 async function tcpTarget(raw: string, rest: string, ctx: HostContext): Promise<EngineTarget> {
   const m = /^(\[[^\]]*\]|[^:/?#]*)(?::(\d*))?(\/.*)?$/.exec(rest);
@@ -270,22 +251,7 @@ async function tcpTarget(raw: string, rest: string, ctx: HostContext): Promise<E
   if (!Number.isInteger(port) || port < 1 || port > 65_535) throw badHost(raw, ctx, `port ${m[2]} is out of range`);
   const endpoint = `tcp://${host.includes(':') ? `[${host}]` : host}:${port}`;
   const tls = await ctx.tls(endpoint);
-  const options: EngineClientOptions = { ...NO_CONNECTION, host, port, protocol: tls ? 'https' : 'http' };
-  if (tls) {
-    options.ca = tls.ca;
-    options.cert = tls.cert;
-    options.key = tls.key;
-    // An agent's options override a request's, which is the only way to turn off verification through dockerode.
-    if (!tls.verify) options.agent = new https.Agent({ rejectUnauthorized: false });
-  }
-  return {
-    endpoint,
-    reason: ctx.reason,
-    kind: ctx.kind,
-    transport: 'tcp',
-    ...(tls ? { tls: { verify: tls.verify, material: tls.material, check: tls.check } } : {}),
-    options,
-  };
+  return { endpoint, reason: ctx.reason, kind: ctx.kind, transport: 'tcp', ...(tls ? { tls } : {}) };
 }
 
 async function sshTarget(raw: string, ctx: HostContext): Promise<EngineTarget> {
@@ -304,42 +270,31 @@ async function sshTarget(raw: string, ctx: HostContext): Promise<EngineTarget> {
   const port = url.port ? Number(url.port) : DEFAULT_SSH_PORT;
   const user = decodeURIComponent(url.username) || ctx.env.USER;
   if (!user) throw badHost(raw, ctx, 'name the user: ssh://USER@HOST');
-  const hostLabel = port === DEFAULT_SSH_PORT ? host : `${host}:${port}`;
   const endpoint = `ssh://${user}@${host.includes(':') ? `[${host}]` : host}:${port}`;
 
+  // Host keys, keys, the agent and ~/.ssh/config are the system ssh's business (its messages say what failed); astro
+  // only points it at the files under $HOME, which ssh itself would not look at.
   const home = ctx.env.HOME;
-  const knownHostsFiles = [...(home ? [path.join(home, '.ssh', 'known_hosts')] : []), '/etc/ssh/ssh_known_hosts'];
-  const knownHosts: KnownHostLine[] = [];
-  for (const file of knownHostsFiles) knownHosts.push(...parseKnownHosts(await readOptional(ctx.fs, file)));
-  const hostNames = knownHostNames(host, port);
-  if (!knownHosts.some((line) => line.marker !== 'cert-authority' && hostMatches(line.hosts, hostNames))) {
-    throw new UserError(`Cannot use the engine at ${endpoint}: ${hostLabel} is not in ${knownHostsFiles.join(' or ')}.`, {
-      nextStep: `Connect once with \`ssh ${port === DEFAULT_SSH_PORT ? '' : `-p ${port} `}${user}@${host}\` and accept its host key (engine chosen by ${ctx.reason}).`,
-    });
+  const knownHostsFiles = home ? [path.join(home, '.ssh', 'known_hosts')] : [];
+  const identityFiles: string[] = [];
+  if (home) {
+    for (const name of DEFAULT_IDENTITIES) {
+      const file = path.join(home, '.ssh', name);
+      if (await ctx.fs.exists(file)) identityFiles.push(file);
+    }
   }
-
-  const identity = home ? await firstUsableIdentity(ctx.fs, path.join(home, '.ssh')) : undefined;
   const agent = ctx.env.SSH_AUTH_SOCK;
-  if (!identity && !agent) {
-    throw new UserError(`Cannot log in to ${endpoint}: no ssh agent (SSH_AUTH_SOCK) and no unencrypted key in ~/.ssh (id_rsa, id_ecdsa, id_ed25519).`, {
-      nextStep: `Start an ssh agent with your key, or create a key without passphrase for astro (engine chosen by ${ctx.reason}).`,
-    });
-  }
-  const sshOptions: NonNullable<DockerOptions['sshOptions']> = {
-    hostVerifier: (key: Buffer) => hostKeyAccepted(knownHosts, hostNames, key),
-    readyTimeout: 20_000,
-  };
-  if (agent) sshOptions.agent = agent;
-  if (identity) sshOptions.privateKey = identity.key;
   return {
     endpoint,
     reason: ctx.reason,
     kind: ctx.kind,
     transport: 'ssh',
-    ssh: { user, host, port, knownHostsFiles, ...(identity ? { identityFile: identity.file } : {}), ...(agent ? { agent } : {}) },
-    options: { ...NO_CONNECTION, protocol: 'ssh', host, port, username: user, sshOptions },
+    ssh: { user, host, port, knownHostsFiles, identityFiles, ...(agent ? { agent } : {}) },
   };
 }
+
+// OpenSSH's default identities, in its order.
+const DEFAULT_IDENTITIES = ['id_rsa', 'id_ecdsa', 'id_ecdsa_sk', 'id_ed25519', 'id_ed25519_sk', 'id_xmss', 'id_dsa'];
 
 function badHost(raw: string, ctx: HostContext, why: string): UserError {
   return new UserError(`${ctx.setting}=${raw} is not an engine address astro can use: ${why}.`, {
@@ -360,7 +315,7 @@ function dockerConfigDir(env: EngineEnvironment): string {
  * DOCKER_CERT_PATH, else the Docker config folder. ca.pem must be there; cert.pem and key.pem only when the engine
  * asks for a client certificate, and then as a pair.
  */
-function envTls(env: EngineEnvironment, configDir: string, fs: EngineFs): (endpoint: string) => Promise<TlsMaterial | undefined> {
+function envTls(env: EngineEnvironment, configDir: string, fs: EngineFs): (endpoint: string) => Promise<EngineTls | undefined> {
   return async (endpoint) => {
     if (!env.DOCKER_TLS_VERIFY) return undefined;
     const dir = env.DOCKER_CERT_PATH ?? configDir;
@@ -370,7 +325,7 @@ function envTls(env: EngineEnvironment, configDir: string, fs: EngineFs): (endpo
   };
 }
 
-function contextTls(fs: EngineFs, name: string, configDir: string, skipVerify: boolean): (endpoint: string) => Promise<TlsMaterial | undefined> {
+function contextTls(fs: EngineFs, name: string, configDir: string, skipVerify: boolean): (endpoint: string) => Promise<EngineTls | undefined> {
   return async (endpoint) => {
     const dir = path.join(configDir, 'contexts', 'tls', contextDirName(name), 'docker');
     const material = `the TLS files of Docker context ${name} (${dir})`;
@@ -395,7 +350,7 @@ interface TlsFilesRequest {
   caRequired: boolean;
 }
 
-async function readTlsFiles(fs: EngineFs, dir: string, request: TlsFilesRequest): Promise<TlsMaterial> {
+async function readTlsFiles(fs: EngineFs, dir: string, request: TlsFilesRequest): Promise<EngineTls> {
   const [ca, cert, key] = await Promise.all(['ca.pem', 'cert.pem', 'key.pem'].map((f) => readOptional(fs, path.join(dir, f))));
   const fail = (why: string) => new UserError(`Cannot set up TLS to the engine at ${request.endpoint}: ${why} — ${request.check}.`);
   if (request.caRequired && !ca) throw fail(`there is no ca.pem in ${dir}`);
@@ -511,90 +466,6 @@ async function answeringPodmanSocket(input: EngineTargetInput, env: EngineEnviro
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// ssh: keys and known hosts (astro checks host keys itself: ssh2 would accept any key)
-
-async function firstUsableIdentity(fs: EngineFs, sshDir: string): Promise<{ file: string; key: Buffer } | undefined> {
-  // OpenSSH's own order of default identities.
-  for (const name of ['id_rsa', 'id_ecdsa', 'id_ed25519']) {
-    const file = path.join(sshDir, name);
-    const key = await readOptional(fs, file);
-    if (key && !isEncryptedPrivateKey(key)) return { file, key };
-  }
-  return undefined;
-}
-
-/** Encrypted keys need a passphrase astro cannot ask for; ssh2 would throw on them mid-connection. */
-export function isEncryptedPrivateKey(pem: Buffer): boolean {
-  const text = pem.toString('utf8');
-  if (/Proc-Type:\s*4,ENCRYPTED/.test(text) || text.includes('BEGIN ENCRYPTED PRIVATE KEY')) return true;
-  const m = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(text);
-  if (!m) return false;
-  const body = Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64');
-  const magic = 'openssh-key-v1\0';
-  if (body.subarray(0, magic.length).toString('latin1') !== magic || body.length < magic.length + 4) return false;
-  const cipherLength = body.readUInt32BE(magic.length);
-  const cipher = body.subarray(magic.length + 4, magic.length + 4 + cipherLength).toString('latin1');
-  return cipher !== 'none';
-}
-
-interface KnownHostLine {
-  marker?: 'cert-authority' | 'revoked';
-  hosts: string[];
-  key: Buffer;
-}
-
-function parseKnownHosts(text: Buffer | string | undefined): KnownHostLine[] {
-  if (!text) return [];
-  const lines: KnownHostLine[] = [];
-  for (const raw of text.toString().split('\n')) {
-    const fields = raw.trim().split(/\s+/);
-    if (fields[0] === undefined || fields[0] === '' || fields[0].startsWith('#')) continue;
-    let marker: KnownHostLine['marker'];
-    if (fields[0] === '@cert-authority' || fields[0] === '@revoked') {
-      marker = fields.shift()!.slice(1) as KnownHostLine['marker'];
-    }
-    const [hosts, , key] = fields;
-    if (!hosts || !key) continue;
-    lines.push({ ...(marker ? { marker } : {}), hosts: hosts.split(','), key: Buffer.from(key, 'base64') });
-  }
-  return lines;
-}
-
-/** The names known_hosts files use for a host: `host` on port 22, `[host]:port` elsewhere. */
-function knownHostNames(host: string, port: number): string[] {
-  return port === DEFAULT_SSH_PORT ? [host] : [`[${host}]:${port}`];
-}
-
-function hostMatches(patterns: string[], names: string[]): boolean {
-  let matched = false;
-  for (const pattern of patterns) {
-    const negated = pattern.startsWith('!');
-    const p = negated ? pattern.slice(1) : pattern;
-    if (names.some((name) => patternMatches(p, name))) {
-      if (negated) return false;
-      matched = true;
-    }
-  }
-  return matched;
-}
-
-function patternMatches(pattern: string, name: string): boolean {
-  if (pattern.startsWith('|1|')) {
-    const [, , salt, hash] = pattern.split('|');
-    if (!salt || !hash) return false;
-    return createHmac('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64') === hash;
-  }
-  const regex = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
-  return regex.test(name);
-}
-
-function hostKeyAccepted(lines: KnownHostLine[], names: string[], key: Buffer): boolean {
-  const forHost = lines.filter((line) => line.marker !== 'cert-authority' && hostMatches(line.hosts, names));
-  if (lines.some((line) => line.marker === 'revoked' && line.key.equals(key))) return false;
-  return forHost.some((line) => line.marker === undefined && line.key.equals(key));
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 
 function trimmed(env: EngineEnvironment): EngineEnvironment {
   const out: EngineEnvironment = {};
@@ -645,7 +516,7 @@ const CLIENT_CERT_REFUSED = new Set([
 ]);
 
 /**
- * Turns what dockerode, Node's TLS or ssh2 threw while talking to `target` into one UserError that names the engine,
+ * Turns what Node's sockets and TLS, or the system's ssh, failed with while talking to `target` into one UserError that names the engine,
  * what went wrong, and what to check. Errors that are already AstroErrors are the caller's business: pass only
  * transport failures here.
  */
@@ -655,9 +526,8 @@ export function describeEngineError(target: EngineTarget, error: unknown): Engin
 }
 
 function explain(target: EngineTarget, error: unknown): [string, string] {
-  const e = (error ?? {}) as { code?: unknown; level?: unknown; statusCode?: unknown; message?: unknown; cause?: unknown };
+  const e = (error ?? {}) as { code?: unknown; statusCode?: unknown; message?: unknown; cause?: unknown };
   const code = typeof e.code === 'string' ? e.code : undefined;
-  const level = typeof e.level === 'string' ? e.level : undefined;
   const message = typeof e.message === 'string' ? e.message : String(error);
   const where = target.ssh ? `${target.ssh.host}:${target.ssh.port}` : target.endpoint.replace(/^[a-z]+:\/\//, '');
   const socket = target.transport === 'unix' ? target.endpoint.slice('unix://'.length) : undefined;
@@ -667,25 +537,36 @@ function explain(target: EngineTarget, error: unknown): [string, string] {
       ? `start it with \`podman system service --time=0 ${target.endpoint}\` (or \`systemctl --user start podman.socket\`)`
       : 'start Docker, or point DOCKER_HOST or `docker context use` at the engine you use';
 
-  if (target.ssh) {
+  if (target.ssh && error instanceof SshDialError) {
     const ssh = target.ssh;
-    if (level === 'client-authentication') {
+    // What the system's ssh said last (its own words), sorted into what to check.
+    if (/host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/i.test(message)) {
       return [
-        `ssh refused the login of ${ssh.user}@${where}`,
-        `check the key astro offers (${[ssh.identityFile, ssh.agent ? `the agent at SSH_AUTH_SOCK=${ssh.agent}` : undefined].filter(Boolean).join(' and ')}): its public key must be in ${ssh.user}'s authorized_keys on ${ssh.host}`,
+        `ssh could not verify the host key of ${where} (${message})`,
+        `check that its host key is in ${[...ssh.knownHostsFiles, SYSTEM_KNOWN_HOSTS].join(' or ')}: connect once with \`ssh -p ${ssh.port} ${ssh.user}@${ssh.host}\``,
       ];
     }
-    if (level === 'handshake') {
-      return [`the ssh handshake with ${where} failed (${message})`, `check that its host key matches ${ssh.knownHostsFiles.join(' or ')}`];
-    }
-    if (level === 'client-timeout') return [`ssh to ${where} timed out`, 'check that sshd runs there and the address in DOCKER_HOST or the context is right'];
-    if (level === 'agent') return [`the ssh agent failed (${message})`, `check SSH_AUTH_SOCK${ssh.agent ? ` (${ssh.agent})` : ''}`];
-    if (code === 'ECONNRESET' || /socket hang up/i.test(message) || code === 'EPIPE') {
+    if (/permission denied/i.test(message)) {
+      const keys = [...ssh.identityFiles, ...(ssh.agent ? [`the agent at SSH_AUTH_SOCK=${ssh.agent}`] : [])];
       return [
-        `the ssh session to ${where} ended before the engine answered`,
-        `check that \`docker system dial-stdio\` works for ${ssh.user} on ${ssh.host} (the docker CLI on its PATH, and access to the engine there)`,
+        `ssh refused the login of ${ssh.user}@${where} (${message})`,
+        `check the keys ssh offers (${keys.length > 0 ? keys.join(' and ') : 'none found in ~/.ssh, and no agent'}): a public key must be in ${ssh.user}'s authorized_keys on ${ssh.host}`,
       ];
     }
+    if (/connection refused/i.test(message)) return ['connection refused', `check that sshd listens on ${where}`];
+    if (/could not resolve hostname/i.test(message)) return [`cannot resolve the host name in ${target.endpoint}`, 'check DOCKER_HOST or the context'];
+    if (/timed out/i.test(message)) return [`ssh to ${where} timed out`, 'check that sshd runs there and the address in DOCKER_HOST or the context is right'];
+    return [
+      `the ssh session to ${where} ended before the engine answered (${message})`,
+      `check that \`docker system dial-stdio\` works for ${ssh.user} on ${ssh.host} (the docker CLI on its PATH, and access to the engine there)`,
+    ];
+  }
+
+  if (target.ssh && (code === 'ECONNRESET' || code === 'EPIPE' || /socket hang up/i.test(message))) {
+    return [
+      `the ssh session to ${where} ended before the engine answered`,
+      `check that \`docker system dial-stdio\` works for ${target.ssh.user} on ${target.ssh.host} (the docker CLI on its PATH, and access to the engine there)`,
+    ];
   }
 
   if (code && UNKNOWN_AUTHORITY.has(code)) return ['TLS handshake failed: unknown authority', tlsCheck];

@@ -22,12 +22,12 @@ import {
   createTransport,
   endpointUrl,
   EngineHttpError,
-  engineUnreachable,
   isEngineUnreachable,
   type EngineEndpoint,
   type EngineRequest,
   type EngineTransport,
 } from './engine/transport.js';
+import { assertEngineSupports, engineKindFromVersion, type EngineKind } from './engine-target.js';
 
 export { encodeRegistryAuth, readJsonMessages, splitRepositoryTag, engineMessageSchema, type BuildSecret, type EngineMessage, type RegistryAuth } from './engine/messages.js';
 export { EngineHttpError, endpointUrl, isEngineUnreachable, type EngineEndpoint } from './engine/transport.js';
@@ -67,6 +67,8 @@ export interface EngineInfo {
   version: string;
   os: string;
   arch: string;
+  /** What the engine says it is (Podman names itself in /version), whatever the settings assumed. */
+  kind: EngineKind;
 }
 
 export interface ImageEngine {
@@ -130,7 +132,11 @@ const inspectSchema = z.looseObject({
 
 class DockerEngine implements ImageEngine {
   readonly where: string;
-  constructor(private readonly t: EngineTransport) {
+  private info?: EngineInfo;
+  constructor(
+    private readonly t: EngineTransport,
+    private readonly reason: string,
+  ) {
     this.where = endpointUrl(t.endpoint);
   }
 
@@ -143,7 +149,7 @@ class DockerEngine implements ImageEngine {
       yield* readJsonMessages(response);
     } catch (error) {
       if (signal?.aborted) throw abortReason(signal);
-      if (isEngineUnreachable(error)) throw engineUnreachable(this.t.endpoint, error);
+      if (isEngineUnreachable(error)) throw this.t.describe(error);
       throw error;
     } finally {
       signal?.removeEventListener('abort', onAbort);
@@ -152,14 +158,27 @@ class DockerEngine implements ImageEngine {
   }
 
   async ping(signal?: AbortSignal): Promise<EngineInfo> {
-    const raw = await this.t.json({ method: 'GET', path: '/version', signal });
+    let raw: unknown;
+    try {
+      raw = await this.t.json({ method: 'GET', path: '/version', signal });
+    } catch (error) {
+      // Every engine answers /version: an error status there (a TLS port spoken to in plain HTTP answers 400) means
+      // this is not an engine astro can talk to, as much as a refused connection does.
+      throw error instanceof EngineHttpError ? this.t.describe(error) : error;
+    }
     const parsed = versionSchema.safeParse(raw);
     if (!parsed.success) throw new UserError(`The Docker engine at ${this.where} gave an answer astro does not understand.`, { cause: parsed.error });
-    return { apiVersion: parsed.data.ApiVersion, version: parsed.data.Version, os: parsed.data.Os, arch: parsed.data.Arch };
+    this.info = { apiVersion: parsed.data.ApiVersion, version: parsed.data.Version, os: parsed.data.Os, arch: parsed.data.Arch, kind: engineKindFromVersion(raw) };
+    return this.info;
   }
 
   async *build(request: EngineBuildRequest): AsyncGenerator<EngineMessage> {
     const secrets = request.secrets ?? [];
+    if (secrets.length > 0) {
+      // Podman would build without them (no BuildKit session): refused before any byte of the context is sent.
+      const kind = (this.info ?? (await this.ping(request.signal))).kind;
+      assertEngineSupports({ kind, endpoint: this.where, reason: this.reason }, 'build-secrets');
+    }
     let session: BuildkitSession | undefined;
     let translate: ((m: EngineMessage) => EngineMessage[]) | undefined;
     const query: NonNullable<EngineRequest['query']> = {
@@ -283,10 +302,18 @@ class DockerEngine implements ImageEngine {
   }
 }
 
+export interface EngineOptions {
+  /** Why this engine was chosen, for messages (see connect.ts). */
+  reason?: string;
+  /** Explains a failure to reach the engine; see TransportOptions. */
+  describeFailure?: (cause: unknown) => Error;
+}
+
 /** An engine at `endpoint` (a unix socket path is enough for the default). */
-export function createDockerEngine(endpoint: EngineEndpoint | { socketPath: string }): ImageEngine {
+export function createDockerEngine(endpoint: EngineEndpoint | { socketPath: string }, options: EngineOptions = {}): ImageEngine {
   const resolved: EngineEndpoint = 'kind' in endpoint ? endpoint : { kind: 'unix', socketPath: endpoint.socketPath };
-  return new DockerEngine(createTransport(resolved));
+  const transport = createTransport(resolved, options.describeFailure ? { describeFailure: options.describeFailure } : {});
+  return new DockerEngine(transport, options.reason ?? 'the address astro was given');
 }
 
 /**

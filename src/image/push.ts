@@ -91,6 +91,13 @@ async function pushOnce(engine: ImageEngine, options: PushImageOptions, auth: Re
       if (aux && typeof aux.Digest === 'string') {
         digest = aux.Digest;
         if (typeof aux.Size === 'number') size = aux.Size;
+      } else if (digest === undefined && typeof message.status === 'string') {
+        // Podman's compatible API sends no aux message, only the line Docker prints too: `TAG: digest: sha256:… size: N`.
+        const confirmed = /: digest: (sha256:[0-9a-f]{64})(?: size: (\d+))?/.exec(message.status);
+        if (confirmed) {
+          digest = confirmed[1];
+          if (confirmed[2] !== undefined) size = Number(confirmed[2]);
+        }
       }
       if (message.error !== undefined || message.errorDetail !== undefined) {
         failure = message.errorDetail?.message ?? message.error ?? 'unknown error';

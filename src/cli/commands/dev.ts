@@ -20,10 +20,10 @@ export function splitArgs(text: string | undefined): string[] {
   return out;
 }
 
-async function dockerFor(ctx: CommandContext, imageName: string | undefined) {
+async function dockerFor(ctx: CommandContext, imageName: string | undefined, containerBinary: string | undefined) {
   if (!imageName) return undefined;
   const { connectEngine } = await import('../../image/connect.js');
-  return connectEngine(ctx.env, { signal: ctx.signal, debug: (m) => ctx.out.debug(m) });
+  return connectEngine(ctx.env, { containerBinary, signal: ctx.signal, debug: (m) => ctx.out.debug(m) });
 }
 
 /** Where dev parse and dev pytest run: the project, in an image or with a host Python, with the project's env file. */
@@ -72,7 +72,7 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
               if (e.type === 'listing') spinner.update(`Checking ${e.toParse} of ${e.files} DAG files for errors…`);
             },
           },
-          { docker: await dockerFor(c, flags.imageName) },
+          { docker: await dockerFor(c, flags.imageName, config.get('container.binary')) },
         );
       } catch (error) {
         spinner.fail('Checking your DAGs for errors failed');
@@ -119,7 +119,7 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
           onOutput: (chunk, stream) =>
             (stream === 'stdout' && !out.json ? out.streams.stdout : out.streams.stderr).write(out.redact(escapeControl(chunk, { keepLines: true }))),
         },
-        { docker: await dockerFor(c, flags.imageName) },
+        { docker: await dockerFor(c, flags.imageName, config.get('container.binary')) },
       );
       out.setDocument({ passed: result.passed, exitCode: result.exitCode, mode: result.mode });
       if (!result.passed) {

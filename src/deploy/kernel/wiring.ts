@@ -28,7 +28,7 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
   // The one Docker client: build, push, inspect, and the parse and pytest containers.
   const engine = once(async () => {
     const { connectEngine } = await import('../../image/connect.js');
-    return connectEngine(env, { signal, debug: (m) => out.debug(m) });
+    return connectEngine(env, { containerBinary: config.get('container.binary'), signal, debug: (m) => out.debug(m) });
   });
   const configuredPython = env.parsePython ?? (config.get('parse.python') || undefined);
   const hostPython = once(async () => {

@@ -12,7 +12,16 @@ import { UserError } from '../../errors.js';
 export type EngineEndpoint =
   | { kind: 'unix'; socketPath: string }
   | { kind: 'tcp'; host: string; port: number; tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer; verify: boolean } }
-  | { kind: 'ssh'; host: string; port?: number; user?: string; identityFile?: string };
+  | {
+      kind: 'ssh';
+      host: string;
+      port?: number;
+      user?: string;
+      /** Keys offered besides the agent's (`-i`); ssh's own defaults when none are given. */
+      identityFiles?: string[];
+      /** The user's known_hosts files (`UserKnownHostsFile`); ssh's own default when none are given. */
+      knownHostsFiles?: string[];
+    };
 
 /** The endpoint as users write it: `unix:///var/run/docker.sock`, `tcp://host:2376`, `ssh://user@host:22`. */
 export function endpointUrl(endpoint: EngineEndpoint): string {
@@ -146,24 +155,55 @@ function sshConnection(endpoint: Extract<EngineEndpoint, { kind: 'ssh' }>, sshBi
   const args = ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=15'];
   if (endpoint.port) args.push('-p', String(endpoint.port));
   if (endpoint.user) args.push('-l', endpoint.user);
-  if (endpoint.identityFile) args.push('-i', endpoint.identityFile);
+  for (const file of endpoint.identityFiles ?? []) args.push('-i', file);
+  // ssh splits the value on spaces; a quoted path keeps its own.
+  if (endpoint.knownHostsFiles?.length) args.push('-o', `UserKnownHostsFile=${endpoint.knownHostsFiles.map((f) => (/\s/.test(f) ? `"${f}"` : f)).join(' ')}`);
   args.push('--', endpoint.host, 'docker', 'system', 'dial-stdio');
   const child = spawn(sshBinary, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     stderr = (stderr + chunk).slice(-2000);
   });
-  const duplex = Duplex.from({ readable: child.stdout, writable: child.stdin });
   let gotData = false;
-  child.stdout.once('data', () => (gotData = true));
-  child.once('error', (error) => duplex.destroy(new SshDialError(`${sshBinary}: ${error.message}`)));
+  let stdoutEnded = false;
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const duplex = new Duplex({
+    read() {
+      child.stdout.resume();
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      child.stdin.write(chunk, callback);
+    },
+    final(callback) {
+      child.stdin.end(callback);
+    },
+    destroy(error, callback) {
+      if (child.exitCode === null && child.signalCode === null) child.kill();
+      callback(error);
+    },
+  });
+  // The end of ssh's output is the end of the connection only once ssh has exited: a dial that never delivered a
+  // byte is a failed connection (refused, host key, login), and what ssh said last is worth its own message.
+  const finish = () => {
+    if (!stdoutEnded || !exit || duplex.destroyed) return;
+    if (!gotData && (exit.code !== 0 || exit.signal)) duplex.destroy(new SshDialError(stderr.trim().split('\n').at(-1) || `ssh exited with ${exit.signal ?? exit.code}`));
+    else duplex.push(null);
+  };
+  child.stdout.on('data', (chunk: Buffer) => {
+    gotData = true;
+    if (!duplex.push(chunk)) child.stdout.pause();
+  });
+  child.stdout.once('end', () => {
+    stdoutEnded = true;
+    finish();
+  });
   child.once('exit', (code, signal) => {
-    // A dial that never delivered a byte is a failed connection, worth its own message.
-    if (!gotData && (code !== 0 || signal)) duplex.destroy(new SshDialError(stderr.trim().split('\n').at(-1) || `ssh exited with ${signal ?? code}`));
+    exit = { code, signal };
+    finish();
   });
-  duplex.once('close', () => {
-    if (child.exitCode === null) child.kill();
-  });
+  child.once('error', (error) => duplex.destroy(new SshDialError(`${sshBinary}: ${error.message}`)));
+  // A write after ssh is gone fails with EPIPE; the exit above says why.
+  child.stdin.on('error', () => undefined);
   return duplex;
 }
 
@@ -175,9 +215,20 @@ export interface EngineTransport {
   json(request: EngineRequest): Promise<unknown>;
   /** Switches a connection to another protocol (BuildKit's session, attach) and hands over the raw socket. */
   upgrade(path: string, headers: Record<string, string | string[]>, protocol: string): Promise<Duplex>;
+  /** The error to throw for a failure to reach the engine (not an error answer): one that names the engine. */
+  describe(error: unknown): unknown;
 }
 
-export function createTransport(endpoint: EngineEndpoint, options: { sshBinary?: string } = {}): EngineTransport {
+export interface TransportOptions {
+  sshBinary?: string;
+  /**
+   * Explains a connection failure (refused, TLS, ssh) naming the engine and why it was chosen; by default
+   * engineUnreachable, which knows only the endpoint.
+   */
+  describeFailure?: (cause: unknown) => Error;
+}
+
+export function createTransport(endpoint: EngineEndpoint, options: TransportOptions = {}): EngineTransport {
   const sshBinary = options.sshBinary ?? 'ssh';
   // TCP connections are kept alive between the calls of one command (a TLS handshake is worth saving); an SSH
   // connection is a process of its own per request, since Node's agent pool only keeps real sockets.
@@ -193,14 +244,22 @@ export function createTransport(endpoint: EngineEndpoint, options: { sshBinary?:
     const base: https.RequestOptions = { method, path, headers, ...(signal ? { signal } : {}) };
     if (endpoint.kind === 'unix') return { ...base, socketPath: endpoint.socketPath };
     if (endpoint.kind === 'tcp') return { ...base, agent, host: endpoint.host, port: endpoint.port };
-    // ssh: the Host header only has to be well formed; the connection is the ssh process.
-    return { ...base, agent: false, host: 'docker', createConnection: () => sshConnection(endpoint, sshBinary) as never };
+    // ssh: the Host header only has to be well formed; the connection is the ssh process. No agent (not even
+    // `agent: false`, which makes a fresh one): only then does Node use createConnection.
+    return { ...base, host: 'docker', createConnection: () => sshConnection(endpoint, sshBinary) as never };
   }
 
-  const fail = (error: unknown) => (isEngineUnreachable(error) ? engineUnreachable(endpoint, error) : error);
+  const describeFailure = options.describeFailure;
+  const fail = (error: unknown) => {
+    if (error instanceof UserError) return error;
+    // Everything a request emits as 'error' is a failure to talk to the engine (answers arrive as responses).
+    if (describeFailure) return describeFailure(error);
+    return isEngineUnreachable(error) ? engineUnreachable(endpoint, error) : error;
+  };
 
   const transport: EngineTransport = {
     endpoint,
+    describe: fail,
     send(request) {
       return new Promise<IncomingMessage>((resolve, reject) => {
         const headers: Record<string, string | string[]> = { ...request.headers };

@@ -1,21 +1,32 @@
 /**
  * The test engines of scripts/engines/ (TLS dockerd, sshd in front of the main engine, Podman), and what the tests do
- * with each through dockerode built from a resolved EngineTarget: ping, build a tiny image on the stand-in Runtime
- * base, push it to a test registry.
+ * with each through astro's own client (src/image/connect.ts) built from a resolved EngineTarget: ping, build a tiny
+ * image on the stand-in Runtime base, push it to a test registry. dockerode only observes, on each engine's own
+ * Unix socket, where the traffic landed.
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { pack } from 'tar-stream';
+import { engineFor } from '../../../src/image/connect.js';
+import type { EngineMessage, ImageEngine } from '../../../src/image/engine.js';
 import { resolveEngineTarget, type EngineEnvironment, type EngineTarget } from '../../../src/image/engine-target.js';
 import { nodeEngineFs } from '../../../src/image/engine-target-node.js';
 import type { TestRegistry } from '../image/registry.js';
 
 export type EngineScript = 'tls-dockerd' | 'sshd' | 'podman';
 
-/** Runs `scripts/engines/<name>.sh start` (idempotent) and returns the env it prints. */
-export function startEngine(name: EngineScript): Record<string, string> {
-  const out = execFileSync('bash', [`scripts/engines/${name}.sh`, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * Runs `scripts/engines/<name>.sh start` (idempotent) and returns the env it prints. `runtimeImage` names the image
+ * the script copies from the main engine (the Runtime base by default).
+ */
+export function startEngine(name: EngineScript, runtimeImage?: string): Record<string, string> {
+  const out = execFileSync('bash', [`scripts/engines/${name}.sh`, 'start'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    ...(runtimeImage ? { env: { ...process.env, RUNTIME_BASE_IMAGE: runtimeImage } } : {}),
+  });
   const env: Record<string, string> = {};
   for (const line of out.split('\n')) {
     const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
@@ -30,31 +41,38 @@ export async function targetFor(env: EngineEnvironment, containerBinary?: string
   return resolveEngineTarget({ env, fs: nodeEngineFs, ...(containerBinary ? { containerBinary } : {}), uid: 0 });
 }
 
-export interface ProgressEvent {
-  stream?: string;
-  status?: string;
-  error?: string;
-  errorDetail?: { message?: string };
-  aux?: { ID?: string };
+/** The target and astro's client for it, as connectEngine builds them. */
+export async function clientFor(env: EngineEnvironment, containerBinary?: string): Promise<{ target: EngineTarget; engine: ImageEngine }> {
+  const target = await targetFor(env, containerBinary);
+  return { target, engine: engineFor(target) };
 }
 
-/** Every event of a build or push stream; failures arrive as events, not as a rejected stream. */
-export async function followProgress(docker: Docker, stream: NodeJS.ReadableStream): Promise<ProgressEvent[]> {
-  const events = await new Promise<ProgressEvent[]>((resolve, reject) =>
-    docker.modem.followProgress(stream, (error: Error | null, result: ProgressEvent[]) => (error ? reject(error) : resolve(result))),
+/** What a call failed with (the test expects it to fail). */
+export async function failure(call: Promise<unknown>): Promise<Error> {
+  return call.then(
+    () => {
+      throw new Error('expected the call to fail');
+    },
+    (error: unknown) => error as Error,
   );
-  const failed = events.find((e) => e.error || e.errorDetail);
+}
+
+/** Every message of a build or push stream; failures arrive as messages, not as a rejected stream. */
+export async function followProgress(stream: AsyncIterable<EngineMessage>): Promise<EngineMessage[]> {
+  const messages: EngineMessage[] = [];
+  for await (const message of stream) messages.push(message);
+  const failed = messages.find((m) => m.error || m.errorDetail);
   if (failed) throw new Error(`engine reported: ${failed.error ?? failed.errorDetail?.message}`);
-  return events;
+  return messages;
 }
 
 /** A build context: FROM the base, a label unique to this build, one file. */
-function tinyContext(base: string, marker: string): NodeJS.ReadableStream {
+function tinyContext(base: string, marker: string): Readable {
   const tar = pack();
   tar.entry({ name: 'Dockerfile' }, `FROM ${base}\nLABEL dev.astro-deploy-cli.engine-test=${marker}\nCOPY marker.txt /marker.txt\n`);
   tar.entry({ name: 'marker.txt' }, `${marker}\n`);
   tar.finalize();
-  return tar as unknown as NodeJS.ReadableStream;
+  return tar as unknown as Readable;
 }
 
 export interface BuiltImage {
@@ -63,21 +81,17 @@ export interface BuiltImage {
   id: string;
 }
 
-export async function buildTinyImage(docker: Docker, base: string, repository: string): Promise<BuiltImage> {
+export async function buildTinyImage(engine: ImageEngine, base: string, repository: string): Promise<BuiltImage> {
   const marker = randomUUID();
   const tag = `${repository}:${marker.slice(0, 8)}`;
-  const stream = await docker.buildImage(tinyContext(base, marker), { t: tag, platform: 'linux/amd64' });
-  await followProgress(docker, stream);
-  const info = await docker.getImage(tag).inspect();
-  return { tag, marker, id: info.Id };
+  await followProgress(engine.build({ context: tinyContext(base, marker), tag, dockerfile: 'Dockerfile', platform: 'linux/amd64' }));
+  const info = await engine.inspect(tag);
+  if (!info) throw new Error(`the engine has no image ${tag} after building it`);
+  return { tag, marker, id: info.id };
 }
 
-export async function pushImage(docker: Docker, tag: string, registry: TestRegistry): Promise<void> {
-  // The repository in the path and the tag in the query, as the API defines it: Podman refuses `repo:tag` in the path.
-  const colon = tag.lastIndexOf(':');
-  const version = tag.slice(colon + 1);
-  const stream = await docker.getImage(tag.slice(0, colon)).push({ tag: version, authconfig: { username: 'cli', password: registry.token, serveraddress: registry.host } });
-  await followProgress(docker, stream);
+export async function pushImage(engine: ImageEngine, tag: string, registry: TestRegistry): Promise<void> {
+  await followProgress(engine.push(tag, { username: 'cli', password: registry.token, serveraddress: registry.host }));
 }
 
 /** Whether the engine behind `socketPath` has an image with this tag (Podman lists a short name as `docker.io/…`). */
@@ -95,12 +109,12 @@ export interface ImageEvent {
 }
 
 /** Image events the engine behind `socketPath` recorded since `since` (seconds): its own account of the traffic. */
-export async function imageEvents(socketPath: string, since: number): Promise<ImageEvent[]> {
+export async function imageEvents(socketPath: string, since: number, type: 'image' | 'container' = 'image'): Promise<ImageEvent[]> {
   const docker = new Docker({ socketPath });
   const raw = (await (docker.getEvents as (options: object) => Promise<unknown>)({
     since,
     until: Math.floor(Date.now() / 1000) + 1,
-    filters: { type: ['image'] },
+    filters: { type: [type] },
   })) as unknown;
   const text = Buffer.isBuffer(raw) ? raw.toString('utf8') : typeof raw === 'string' ? raw : await streamText(raw as NodeJS.ReadableStream);
   return text

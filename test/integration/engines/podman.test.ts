@@ -1,12 +1,13 @@
 // Podman's Docker-compatible API (`podman system service`, scripts/engines/podman.sh) chosen by container.binary
 // podman and a DOCKER_HOST naming its socket. The image must be in Podman's own store and not in Docker's.
 import http from 'node:http';
-import Docker from 'dockerode';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertEngineSupports, describeEngineError, engineKindFromVersion, resolveEngineTarget } from '../../../src/image/engine-target.js';
+import { engineFor } from '../../../src/image/connect.js';
+import { resolveEngineTarget } from '../../../src/image/engine-target.js';
 import { nodeEngineFs, pingUnixSocket } from '../../../src/image/engine-target-node.js';
 import { fetchImageConfig, startTestRegistry, type TestRegistry } from '../image/registry.js';
-import { buildTinyImage, engineHasTag, imageEvents, MAIN_SOCKET, pushImage, removeTag, startEngine, targetFor } from './engines.js';
+import { buildTinyImage, clientFor, engineHasTag, failure, imageEvents, MAIN_SOCKET, pushImage, removeTag, startEngine } from './engines.js';
 
 let engine: Record<string, string>;
 let registry: TestRegistry;
@@ -24,18 +25,17 @@ afterAll(async () => {
 
 describe('Podman', () => {
   it('builds, inspects and pushes through the Podman socket, into Podman’s store only', async () => {
-    const target = await targetFor({ DOCKER_HOST: engine.DOCKER_HOST }, 'podman');
+    const { target, engine: client } = await clientFor({ DOCKER_HOST: engine.DOCKER_HOST }, 'podman');
     expect(target).toMatchObject({ endpoint: engine.DOCKER_HOST, kind: 'podman', transport: 'unix' });
-    const docker = new Docker(target.options);
-    expect(engineKindFromVersion(await docker.version())).toBe('podman');
+    expect((await client.ping()).kind).toBe('podman');
     const since = Math.floor(Date.now() / 1000) - 1;
 
-    const image = await buildTinyImage(docker, engine.ENGINE_PODMAN_RUNTIME_IMAGE!, `${registry.host}/engine-podman`);
+    const image = await buildTinyImage(client, engine.ENGINE_PODMAN_RUNTIME_IMAGE!, `${registry.host}/engine-podman`);
     built.push(image.tag);
-    const details = await docker.getImage(image.tag).inspect();
-    expect(details.Config.Labels?.['dev.astro-deploy-cli.engine-test']).toBe(image.marker);
-    expect(details.Architecture).toBe('amd64');
-    await pushImage(docker, image.tag, registry);
+    const details = await client.inspect(image.tag);
+    expect(details?.labels['dev.astro-deploy-cli.engine-test']).toBe(image.marker);
+    expect(details?.architecture).toBe('amd64');
+    await pushImage(client, image.tag, registry);
 
     expect(await engineHasTag(engine.ENGINE_PODMAN_SOCKET!, image.tag)).toBe(true);
     expect(await engineHasTag(MAIN_SOCKET, image.tag)).toBe(false);
@@ -64,15 +64,15 @@ describe('Podman', () => {
     });
     expect(target).toMatchObject({ endpoint: engine.DOCKER_HOST, kind: 'podman' });
     expect(target.reason).toBe(`podman socket at ${engine.ENGINE_PODMAN_SOCKET} (no Docker engine answers at unix://${silentDocker})`);
-    const docker = new Docker(target.options);
-    expect(engineKindFromVersion(await docker.version())).toBe('podman');
-    const image = await buildTinyImage(docker, engine.ENGINE_PODMAN_RUNTIME_IMAGE!, 'astro-test/engine-podman-fallback');
+    const client = engineFor(target);
+    expect((await client.ping()).kind).toBe('podman');
+    const image = await buildTinyImage(client, engine.ENGINE_PODMAN_RUNTIME_IMAGE!, 'astro-test/engine-podman-fallback');
     built.push(image.tag);
     expect(await engineHasTag(engine.ENGINE_PODMAN_SOCKET!, image.tag)).toBe(true);
     expect(await engineHasTag(MAIN_SOCKET, image.tag)).toBe(false);
   });
 
-  it('has no BuildKit session endpoint, so build secrets are refused up front', async () => {
+  it('has no BuildKit session endpoint, so a build with secrets is refused before anything is sent', async () => {
     const status = await new Promise<number>((resolve, reject) => {
       const req = http.request({ socketPath: engine.ENGINE_PODMAN_SOCKET, method: 'POST', path: '/v1.41/session' }, (res) => {
         res.resume();
@@ -82,21 +82,28 @@ describe('Podman', () => {
       req.end();
     });
     expect(status).toBe(404);
-    const target = await targetFor({ DOCKER_HOST: engine.DOCKER_HOST });
     // Configured as Docker, but the engine says it is Podman: the reported kind decides.
+    const { target, engine: client } = await clientFor({ DOCKER_HOST: engine.DOCKER_HOST });
     expect(target.kind).toBe('docker');
-    const kind = engineKindFromVersion(await new Docker(target.options).version());
-    expect(() => assertEngineSupports({ ...target, kind }, 'build-secrets')).toThrow(/Podman engine at unix:.* cannot serve build secrets/);
+    let read = false;
+    const context = new Readable({
+      read() {
+        read = true;
+        this.push(null);
+      },
+    });
+    const error = await failure(client.build({ context, tag: 'astro-test/never-built:1', dockerfile: 'Dockerfile', secrets: [{ id: 'token', data: Buffer.from('s') }] })[Symbol.asyncIterator]().next());
+    expect(error.message).toBe(
+      `The Podman engine at ${engine.DOCKER_HOST} cannot serve build secrets: they need BuildKit, which Podman's Docker-compatible API does not offer.`,
+    );
+    expect(read).toBe(false);
+    expect(await engineHasTag(engine.ENGINE_PODMAN_SOCKET!, 'astro-test/never-built:1')).toBe(false);
   });
 
   it('tells how to start Podman when its socket is missing', async () => {
     const missing = `${engine.ENGINE_PODMAN_SOCKET}.missing`;
-    const target = await targetFor({ DOCKER_HOST: `unix://${missing}` }, 'podman');
-    const failure = await new Docker(target.options).ping().then(
-      () => undefined,
-      (error: unknown) => error,
-    );
-    expect(describeEngineError(target, failure).message).toBe(
+    const { engine: client } = await clientFor({ DOCKER_HOST: `unix://${missing}` }, 'podman');
+    expect((await failure(client.ping())).message).toBe(
       `No Podman engine answers at unix://${missing}: ${missing} does not exist — start it with \`podman system service --time=0 unix://${missing}\` (or \`systemctl --user start podman.socket\`).`,
     );
   });

@@ -5,11 +5,11 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeEngineError, describeEngineTarget } from '../../../src/image/engine-target.js';
+import { UserError } from '../../../src/errors.js';
+import { describeEngineTarget } from '../../../src/image/engine-target.js';
 import { fetchImageConfig, startTestRegistry, type TestRegistry } from '../image/registry.js';
-import { buildTinyImage, engineHasTag, imageEvents, MAIN_SOCKET, pushImage, removeTag, startEngine, targetFor } from './engines.js';
+import { buildTinyImage, clientFor, engineHasTag, failure, imageEvents, MAIN_SOCKET, pushImage, removeTag, startEngine } from './engines.js';
 
 let engine: Record<string, string>;
 let registry: TestRegistry;
@@ -35,17 +35,16 @@ async function expectOnTlsEngineOnly(tag: string): Promise<void> {
 
 describe('Docker engine over TCP with TLS', () => {
   it('builds, inspects and pushes through DOCKER_HOST + DOCKER_TLS_VERIFY + DOCKER_CERT_PATH, on that engine', async () => {
-    const target = await targetFor({ HOME: home, DOCKER_HOST: engine.DOCKER_HOST, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: engine.DOCKER_CERT_PATH });
+    const { target, engine: client } = await clientFor({ HOME: home, DOCKER_HOST: engine.DOCKER_HOST, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: engine.DOCKER_CERT_PATH });
     expect(target).toMatchObject({ endpoint: engine.DOCKER_HOST, reason: 'DOCKER_HOST', transport: 'tcp', kind: 'docker' });
     expect(describeEngineTarget(target)).toContain(`TLS verified with DOCKER_CERT_PATH=${engine.DOCKER_CERT_PATH}`);
-    const docker = new Docker(target.options);
     const since = Math.floor(Date.now() / 1000) - 1;
-    expect(String(await docker.ping())).toBe('OK');
+    expect((await client.ping()).kind).toBe('docker');
 
-    const image = await buildTinyImage(docker, engine.ENGINE_TLS_RUNTIME_IMAGE!, `${registry.host}/engine-tls`);
+    const image = await buildTinyImage(client, engine.ENGINE_TLS_RUNTIME_IMAGE!, `${registry.host}/engine-tls`);
     built.push(image.tag);
-    expect((await docker.getImage(image.tag).inspect()).Config.Labels?.['dev.astro-deploy-cli.engine-test']).toBe(image.marker);
-    await pushImage(docker, image.tag, registry);
+    expect((await client.inspect(image.tag))?.labels['dev.astro-deploy-cli.engine-test']).toBe(image.marker);
+    await pushImage(client, image.tag, registry);
 
     await expectOnTlsEngineOnly(image.tag);
     const events = await imageEvents(engine.ENGINE_TLS_SOCKET!, since);
@@ -57,13 +56,10 @@ describe('Docker engine over TCP with TLS', () => {
 
   it('refuses an engine certificate from another CA, naming the engine and DOCKER_CERT_PATH', async () => {
     const wrong = engine.ENGINE_TLS_WRONG_CA_CERT_PATH!;
-    const target = await targetFor({ HOME: home, DOCKER_HOST: engine.DOCKER_HOST, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: wrong });
-    const failure = await new Docker(target.options).ping().then(
-      () => undefined,
-      (error: unknown) => error,
-    );
-    expect(failure).toBeDefined();
-    expect(describeEngineError(target, failure).message).toBe(
+    const { engine: client } = await clientFor({ HOME: home, DOCKER_HOST: engine.DOCKER_HOST, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: wrong });
+    const error = await failure(client.ping());
+    expect(error).toBeInstanceOf(UserError);
+    expect(error.message).toBe(
       `No Docker engine answers at ${engine.DOCKER_HOST}: TLS handshake failed: unknown authority — check DOCKER_CERT_PATH (${wrong}).`,
     );
   });
@@ -72,24 +68,16 @@ describe('Docker engine over TCP with TLS', () => {
     const caOnly = path.join(home, 'ca-only');
     await fs.mkdir(caOnly, { recursive: true });
     await fs.copyFile(path.join(engine.DOCKER_CERT_PATH!, 'ca.pem'), path.join(caOnly, 'ca.pem'));
-    const target = await targetFor({ HOME: home, DOCKER_HOST: engine.DOCKER_HOST, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: caOnly });
-    const failure = await new Docker(target.options).ping().then(
-      () => undefined,
-      (error: unknown) => error,
-    );
-    expect(describeEngineError(target, failure).message).toBe(
+    const { engine: client } = await clientFor({ HOME: home, DOCKER_HOST: engine.DOCKER_HOST, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: caOnly });
+    expect((await failure(client.ping())).message).toBe(
       `No Docker engine answers at ${engine.DOCKER_HOST}: TLS handshake failed: the engine refused astro's client certificate — check DOCKER_CERT_PATH (${caOnly}): cert.pem and key.pem must be signed by the CA the engine trusts.`,
     );
   });
 
   it('says the engine expects TLS when DOCKER_TLS_VERIFY is missing', async () => {
-    const target = await targetFor({ HOME: home, DOCKER_HOST: engine.DOCKER_HOST });
+    const { target, engine: client } = await clientFor({ HOME: home, DOCKER_HOST: engine.DOCKER_HOST });
     expect(target.tls).toBeUndefined();
-    const failure = await new Docker(target.options).ping().then(
-      () => undefined,
-      (error: unknown) => error,
-    );
-    expect(describeEngineError(target, failure).message).toBe(
+    expect((await failure(client.ping())).message).toBe(
       `No Docker engine answers at ${engine.DOCKER_HOST}: the engine expects TLS — set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to the folder with ca.pem, cert.pem and key.pem.`,
     );
   });
@@ -100,16 +88,15 @@ describe('Docker engine over TCP with TLS', () => {
     const certs = engine.ENGINE_TLS_CA_DIR!;
     cli('context', 'create', 'astro-tls', '--docker', `host=${engine.DOCKER_HOST},ca=${certs}/ca.pem,cert=${certs}/cert.pem,key=${certs}/key.pem`);
 
-    const byEnv = await targetFor({ HOME: home, DOCKER_CONFIG: config, DOCKER_CONTEXT: 'astro-tls' });
-    expect(byEnv).toMatchObject({ endpoint: engine.DOCKER_HOST, reason: 'DOCKER_CONTEXT=astro-tls', transport: 'tcp' });
-    const docker = new Docker(byEnv.options);
-    const image = await buildTinyImage(docker, engine.ENGINE_TLS_RUNTIME_IMAGE!, 'astro-test/engine-context');
+    const byEnv = await clientFor({ HOME: home, DOCKER_CONFIG: config, DOCKER_CONTEXT: 'astro-tls' });
+    expect(byEnv.target).toMatchObject({ endpoint: engine.DOCKER_HOST, reason: 'DOCKER_CONTEXT=astro-tls', transport: 'tcp' });
+    const image = await buildTinyImage(byEnv.engine, engine.ENGINE_TLS_RUNTIME_IMAGE!, 'astro-test/engine-context');
     built.push(image.tag);
     await expectOnTlsEngineOnly(image.tag);
 
     cli('context', 'use', 'astro-tls');
-    const byConfig = await targetFor({ HOME: home, DOCKER_CONFIG: config });
-    expect(byConfig.reason).toBe(`currentContext astro-tls in ${config}/config.json`);
-    expect((await new Docker(byConfig.options).getImage(image.tag).inspect()).Id).toBe(image.id);
+    const byConfig = await clientFor({ HOME: home, DOCKER_CONFIG: config });
+    expect(byConfig.target.reason).toBe(`currentContext astro-tls in ${config}/config.json`);
+    expect((await byConfig.engine.inspect(image.tag))?.id).toBe(image.id);
   });
 });

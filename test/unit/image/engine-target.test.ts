@@ -1,5 +1,3 @@
-import { createHmac, generateKeyPairSync, randomBytes } from 'node:crypto';
-import Docker from 'dockerode';
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../../src/errors.js';
 import {
@@ -9,11 +7,11 @@ import {
   describeEngineTarget,
   engineKindFromVersion,
   type EngineFs,
-  type EngineTarget,
   type EngineTargetInput,
-  isEncryptedPrivateKey,
   resolveEngineTarget,
 } from '../../../src/image/engine-target.js';
+import { endpointOf } from '../../../src/image/connect.js';
+import { SshDialError } from '../../../src/image/engine/transport.js';
 
 /** An in-memory file tree; paths ending in `.sock` listed in `sockets` stat as sockets. */
 function memoryFs(files: Record<string, string | Buffer>, sockets: string[] = []): EngineFs & { reads: string[] } {
@@ -65,39 +63,34 @@ describe('resolveEngineTarget: DOCKER_HOST', () => {
   it('uses the default socket when nothing names an engine', async () => {
     const target = await resolve({});
     expect(target).toMatchObject({ endpoint: 'unix:///var/run/docker.sock', reason: 'default socket', kind: 'docker', transport: 'unix' });
-    expect(target.options).toMatchObject({ socketPath: '/var/run/docker.sock', host: undefined });
+    expect(endpointOf(target)).toEqual({ kind: 'unix', socketPath: '/var/run/docker.sock' });
   });
 
   it('takes a unix:// socket', async () => {
     const target = await resolve({ DOCKER_HOST: 'unix:///tmp/engine.sock' });
     expect(target).toMatchObject({ endpoint: 'unix:///tmp/engine.sock', reason: 'DOCKER_HOST', transport: 'unix' });
-    expect(target.options.socketPath).toBe('/tmp/engine.sock');
+    expect(endpointOf(target)).toEqual({ kind: 'unix', socketPath: '/tmp/engine.sock' });
   });
 
   it('talks plain HTTP to tcp:// without DOCKER_TLS_VERIFY, even when DOCKER_CERT_PATH is set', async () => {
     const target = await resolve({ DOCKER_HOST: 'tcp://127.0.0.1:2375', DOCKER_CERT_PATH: '/certs' }, CERTS);
     expect(target).toMatchObject({ endpoint: 'tcp://127.0.0.1:2375', transport: 'tcp' });
     expect(target.tls).toBeUndefined();
-    expect(target.options).toMatchObject({ host: '127.0.0.1', port: 2375, protocol: 'http', ca: undefined, socketPath: undefined });
+    expect(endpointOf(target)).toEqual({ kind: 'tcp', host: '127.0.0.1', port: 2375 });
   });
 
   it('reads ca.pem, cert.pem and key.pem from DOCKER_CERT_PATH when DOCKER_TLS_VERIFY is set', async () => {
     const target = await resolve({ DOCKER_HOST: 'tcp://127.0.0.1:2376', DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: '/certs' }, CERTS);
-    expect(target.options).toMatchObject({ host: '127.0.0.1', port: 2376, protocol: 'https' });
-    expect(target.options.ca?.toString()).toBe('CA');
-    expect(target.options.cert?.toString()).toBe('CERT');
-    expect(target.options.key?.toString()).toBe('KEY');
-    expect(target.options.agent).toBeUndefined();
-    expect(target.tls).toEqual({ verify: true, material: 'DOCKER_CERT_PATH=/certs', check: 'check DOCKER_CERT_PATH (/certs)' });
+    expect(endpointOf(target)).toEqual({ kind: 'tcp', host: '127.0.0.1', port: 2376, tls: { verify: true, ca: Buffer.from('CA'), cert: Buffer.from('CERT'), key: Buffer.from('KEY') } });
+    expect(target.tls).toMatchObject({ verify: true, material: 'DOCKER_CERT_PATH=/certs', check: 'check DOCKER_CERT_PATH (/certs)' });
     expect(describeEngineTarget(target)).toBe('Docker engine at tcp://127.0.0.1:2376, TLS verified with DOCKER_CERT_PATH=/certs (chosen by DOCKER_HOST)');
   });
 
   it('looks for the TLS files in DOCKER_CONFIG, then ~/.docker, when DOCKER_CERT_PATH is not set', async () => {
     const home = await resolve({ DOCKER_HOST: 'tcp://h:2376', DOCKER_TLS_VERIFY: 'yes' }, { '/home/u/.docker/ca.pem': 'HOME-CA' });
-    expect(home.options.ca?.toString()).toBe('HOME-CA');
-    expect(home.options.cert).toBeUndefined();
+    expect(endpointOf(home)).toEqual({ kind: 'tcp', host: 'h', port: 2376, tls: { verify: true, ca: Buffer.from('HOME-CA') } });
     const config = await resolve({ DOCKER_HOST: 'tcp://h:2376', DOCKER_TLS_VERIFY: '1', DOCKER_CONFIG: '/cfg' }, { '/cfg/ca.pem': 'CFG-CA' });
-    expect(config.options.ca?.toString()).toBe('CFG-CA');
+    expect(config.tls?.ca?.toString()).toBe('CFG-CA');
   });
 
   it('refuses verified TLS without ca.pem, naming the engine and DOCKER_CERT_PATH', async () => {
@@ -142,24 +135,6 @@ describe('resolveEngineTarget: DOCKER_HOST', () => {
     expect(target.endpoint).toBe('unix:///x.sock');
     expect(fs.reads).toEqual([]);
   });
-
-  it('keeps docker-modem from replacing the chosen engine with its own reading of process.env', async () => {
-    const target = await resolve({ DOCKER_HOST: 'unix:///chosen.sock' });
-    const saved = { DOCKER_HOST: process.env.DOCKER_HOST, DOCKER_TLS_VERIFY: process.env.DOCKER_TLS_VERIFY };
-    process.env.DOCKER_HOST = 'tcp://10.9.8.7:2376';
-    process.env.DOCKER_TLS_VERIFY = '1';
-    try {
-      const modem = (new Docker(target.options) as unknown as { modem: { socketPath?: string; host?: string; protocol?: string } }).modem;
-      expect(modem.host).toBeUndefined();
-      expect(modem.socketPath).toBe('/chosen.sock');
-      expect(modem.protocol).toBe('http');
-    } finally {
-      for (const [k, v] of Object.entries(saved)) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
-    }
-  });
 });
 
 describe('resolveEngineTarget: Docker contexts', () => {
@@ -167,9 +142,7 @@ describe('resolveEngineTarget: Docker contexts', () => {
     const files = contextFiles('ci', { Host: 'tcp://127.0.0.1:2376', SkipTLSVerify: false }, { 'ca.pem': 'CTX-CA', 'cert.pem': 'CTX-CERT', 'key.pem': 'CTX-KEY' });
     const target = await resolve({ DOCKER_CONTEXT: 'ci' }, files);
     expect(target).toMatchObject({ endpoint: 'tcp://127.0.0.1:2376', reason: 'DOCKER_CONTEXT=ci', transport: 'tcp' });
-    expect(target.options).toMatchObject({ protocol: 'https', port: 2376 });
-    expect(target.options.ca?.toString()).toBe('CTX-CA');
-    expect(target.options.key?.toString()).toBe('CTX-KEY');
+    expect(endpointOf(target)).toEqual({ kind: 'tcp', host: '127.0.0.1', port: 2376, tls: { verify: true, ca: Buffer.from('CTX-CA'), cert: Buffer.from('CTX-CERT'), key: Buffer.from('CTX-KEY') } });
     expect(target.tls?.verify).toBe(true);
     expect(target.tls?.check).toContain('Docker context ci');
   });
@@ -178,7 +151,7 @@ describe('resolveEngineTarget: Docker contexts', () => {
     const files = { '/cfg/config.json': JSON.stringify({ auths: {}, currentContext: 'remote' }), ...contextFiles('remote', { Host: 'tcp://r:2375' }, {}, '/cfg') };
     const target = await resolve({ DOCKER_CONFIG: '/cfg' }, files);
     expect(target).toMatchObject({ endpoint: 'tcp://r:2375', reason: 'currentContext remote in /cfg/config.json' });
-    expect(target.options.protocol).toBe('http');
+    expect(endpointOf(target)).toEqual({ kind: 'tcp', host: 'r', port: 2375 });
   });
 
   it('prefers DOCKER_CONTEXT over currentContext', async () => {
@@ -198,18 +171,12 @@ describe('resolveEngineTarget: Docker contexts', () => {
 
   it('encrypts without verifying for a context made with skip-tls-verify', async () => {
     const target = await resolve({ DOCKER_CONTEXT: 'lax' }, contextFiles('lax', { Host: 'tcp://l:2376', SkipTLSVerify: true }));
-    expect(target.options.protocol).toBe('https');
+    expect(endpointOf(target)).toEqual({ kind: 'tcp', host: 'l', port: 2376, tls: { verify: false } });
     expect(target.tls?.verify).toBe(false);
-    expect((target.options.agent as unknown as { options: { rejectUnauthorized?: boolean } }).options.rejectUnauthorized).toBe(false);
   });
 
   it('reaches an ssh:// context', async () => {
-    const hostKey = randomBytes(51);
-    const files = {
-      ...contextFiles('remote', { Host: 'ssh://deploy@build-host' }),
-      '/home/u/.ssh/known_hosts': `build-host ssh-ed25519 ${hostKey.toString('base64')}\n`,
-      '/home/u/.ssh/id_ed25519': 'KEY',
-    };
+    const files = { ...contextFiles('remote', { Host: 'ssh://deploy@build-host' }), '/home/u/.ssh/id_ed25519': 'KEY' };
     const target = await resolve({ DOCKER_CONTEXT: 'remote' }, files);
     expect(target).toMatchObject({ endpoint: 'ssh://deploy@build-host:22', transport: 'ssh', reason: 'DOCKER_CONTEXT=remote' });
   });
@@ -234,80 +201,34 @@ describe('resolveEngineTarget: Docker contexts', () => {
 });
 
 describe('resolveEngineTarget: ssh', () => {
-  const hostKey = randomBytes(51);
-  const otherKey = randomBytes(51);
-  const keyLine = (hosts: string, key = hostKey) => `${hosts} ssh-ed25519 ${key.toString('base64')}\n`;
-  const sshFiles = (knownHosts: string) => ({ '/home/u/.ssh/known_hosts': knownHosts, '/home/u/.ssh/id_ed25519': 'PRIVATE' });
-  const verifier = (target: EngineTarget) => (target.options.sshOptions as { hostVerifier: (key: Buffer) => boolean }).hostVerifier;
-
-  it('logs in with the user, port and key, and accepts only the host key in known_hosts', async () => {
-    const target = await resolve({ DOCKER_HOST: 'ssh://root@127.0.0.1:2222' }, sshFiles(keyLine('[127.0.0.1]:2222')));
+  it('hands the system ssh the user, port, the keys in $HOME/.ssh and its known_hosts', async () => {
+    const files = { '/home/u/.ssh/id_ed25519': 'PRIVATE', '/home/u/.ssh/id_rsa': 'RSA', '/home/u/.ssh/id_ed25519.pub': 'PUB' };
+    const target = await resolve({ DOCKER_HOST: 'ssh://root@127.0.0.1:2222' }, files);
     expect(target).toMatchObject({ endpoint: 'ssh://root@127.0.0.1:2222', transport: 'ssh', reason: 'DOCKER_HOST' });
-    expect(target.options).toMatchObject({ protocol: 'ssh', host: '127.0.0.1', port: 2222, username: 'root', socketPath: undefined });
-    expect((target.options.sshOptions as { privateKey: Buffer }).privateKey.toString()).toBe('PRIVATE');
-    expect(verifier(target)(hostKey)).toBe(true);
-    expect(verifier(target)(otherKey)).toBe(false);
+    // OpenSSH's order of default identities; public keys are not identities.
+    expect(endpointOf(target)).toEqual({
+      kind: 'ssh',
+      host: '127.0.0.1',
+      port: 2222,
+      user: 'root',
+      identityFiles: ['/home/u/.ssh/id_rsa', '/home/u/.ssh/id_ed25519'],
+      knownHostsFiles: ['/home/u/.ssh/known_hosts'],
+    });
+    expect(describeEngineTarget(target)).toBe(
+      'Docker engine at ssh://root@127.0.0.1:2222, over ssh as root with /home/u/.ssh/id_rsa, /home/u/.ssh/id_ed25519 (chosen by DOCKER_HOST)',
+    );
   });
 
-  it('matches hashed known_hosts entries and wildcard patterns', async () => {
-    const salt = randomBytes(20);
-    const hash = createHmac('sha1', salt).update('[build]:2200').digest('base64');
-    const hashed = await resolve({ DOCKER_HOST: 'ssh://u@build:2200' }, sshFiles(keyLine(`|1|${salt.toString('base64')}|${hash}`)));
-    expect(verifier(hashed)(hostKey)).toBe(true);
-    const wildcard = await resolve({ DOCKER_HOST: 'ssh://u@build.example.com' }, sshFiles(keyLine('*.example.com,!other.example.com')));
-    expect(verifier(wildcard)(hostKey)).toBe(true);
-    await expect(resolve({ DOCKER_HOST: 'ssh://u@other.example.com' }, sshFiles(keyLine('*.example.com,!other.example.com')))).rejects.toThrow(/not in/);
-  });
-
-  it('refuses a revoked host key', async () => {
-    const target = await resolve({ DOCKER_HOST: 'ssh://u@h' }, sshFiles(keyLine('h') + `@revoked * ssh-ed25519 ${hostKey.toString('base64')}\n`));
-    expect(verifier(target)(hostKey)).toBe(false);
-  });
-
-  it('fails fast when the host is not in known_hosts, saying how to record it', async () => {
-    const error = await rejection(resolve({ DOCKER_HOST: 'ssh://root@127.0.0.1:2222' }, sshFiles(keyLine('[127.0.0.1]:22'))));
-    expect(error.message).toBe('Cannot use the engine at ssh://root@127.0.0.1:2222: 127.0.0.1:2222 is not in /home/u/.ssh/known_hosts or /etc/ssh/ssh_known_hosts.');
-    expect((error as UserError).nextStep).toContain('ssh -p 2222 root@127.0.0.1');
+  it('leaves keys to the agent (and ssh) when $HOME/.ssh has none, and port 22 by default', async () => {
+    const target = await resolve({ DOCKER_HOST: 'ssh://u@h', SSH_AUTH_SOCK: '/tmp/agent.sock' });
+    expect(endpointOf(target)).toMatchObject({ host: 'h', port: 22, user: 'u', identityFiles: [] });
+    expect(describeEngineTarget(target)).toContain('over ssh as u and the ssh agent');
   });
 
   it('takes the user from USER when the address names none', async () => {
-    const target = await resolve({ DOCKER_HOST: 'ssh://h', USER: 'me' }, sshFiles(keyLine('h')));
-    expect(target.options.username).toBe('me');
-    await expect(resolve({ DOCKER_HOST: 'ssh://h' }, sshFiles(keyLine('h')))).rejects.toThrow(/name the user/);
-  });
-
-  it('skips an encrypted key and uses the agent', async () => {
-    const encrypted = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'x' });
-    const target = await resolve(
-      { DOCKER_HOST: 'ssh://u@h', SSH_AUTH_SOCK: '/tmp/agent.sock' },
-      { '/home/u/.ssh/known_hosts': keyLine('h'), '/home/u/.ssh/id_rsa': encrypted },
-    );
-    expect(target.options.sshOptions).toMatchObject({ agent: '/tmp/agent.sock' });
-    expect((target.options.sshOptions as { privateKey?: unknown }).privateKey).toBeUndefined();
-  });
-
-  it('fails fast without a usable key or agent', async () => {
-    const error = await rejection(resolve({ DOCKER_HOST: 'ssh://u@h' }, { '/home/u/.ssh/known_hosts': keyLine('h') }));
-    expect(error.message).toContain('Cannot log in to ssh://u@h:22: no ssh agent (SSH_AUTH_SOCK)');
-  });
-});
-
-describe('isEncryptedPrivateKey', () => {
-  const opensshKey = (cipher: string) => {
-    const magic = Buffer.from('openssh-key-v1\0', 'latin1');
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(cipher.length);
-    const body = Buffer.concat([magic, length, Buffer.from(cipher), randomBytes(40)]).toString('base64');
-    return Buffer.from(`-----BEGIN OPENSSH PRIVATE KEY-----\n${body}\n-----END OPENSSH PRIVATE KEY-----\n`);
-  };
-  it('tells OpenSSH keys with a cipher from those without', () => {
-    expect(isEncryptedPrivateKey(opensshKey('none'))).toBe(false);
-    expect(isEncryptedPrivateKey(opensshKey('aes256-ctr'))).toBe(true);
-  });
-  it('recognizes encrypted PEM keys', () => {
-    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
-    expect(isEncryptedPrivateKey(Buffer.from(privateKey.export({ type: 'pkcs1', format: 'pem' })))).toBe(false);
-    expect(isEncryptedPrivateKey(Buffer.from(privateKey.export({ type: 'pkcs1', format: 'pem', cipher: 'aes-128-cbc', passphrase: 'p' })))).toBe(true);
+    const target = await resolve({ DOCKER_HOST: 'ssh://h', USER: 'me' });
+    expect(target.ssh?.user).toBe('me');
+    await expect(resolve({ DOCKER_HOST: 'ssh://h' })).rejects.toThrow(/name the user/);
   });
 });
 
@@ -422,17 +343,16 @@ describe('describeEngineError', () => {
     expect(describeEngineError(target, Object.assign(new Error('(HTTP code 400) bad parameter'), { statusCode: 400 })).message).toContain('the engine expects TLS');
   });
 
-  it('separates ssh login, host key and remote docker failures', async () => {
-    const files = { '/home/u/.ssh/known_hosts': `[h]:2222 ssh-ed25519 ${randomBytes(51).toString('base64')}\n`, '/home/u/.ssh/id_ed25519': 'K' };
-    const target = await resolve({ DOCKER_HOST: 'ssh://root@h:2222' }, files);
-    expect(describeEngineError(target, errno('x', { code: undefined, level: 'client-authentication' })).message).toContain(
-      "ssh refused the login of root@h:2222 — check the key astro offers (/home/u/.ssh/id_ed25519): its public key must be in root's authorized_keys on h",
+  it("sorts what the system ssh said into login, host key, sshd and remote docker failures", async () => {
+    const target = await resolve({ DOCKER_HOST: 'ssh://root@h:2222' }, { '/home/u/.ssh/id_ed25519': 'K' });
+    const said = (line: string) => describeEngineError(target, new SshDialError(line)).message;
+    expect(said('root@h: Permission denied (publickey).')).toBe(
+      "No Docker engine answers at ssh://root@h:2222: ssh refused the login of root@h:2222 (root@h: Permission denied (publickey).) — check the keys ssh offers (/home/u/.ssh/id_ed25519): a public key must be in root's authorized_keys on h.",
     );
-    expect(describeEngineError(target, Object.assign(new Error('Host denied (verification failed)'), { level: 'handshake' })).message).toContain(
-      'check that its host key matches /home/u/.ssh/known_hosts',
-    );
-    expect(describeEngineError(target, errno('ECONNRESET')).message).toContain('`docker system dial-stdio` works for root on h');
-    expect(describeEngineError(target, errno('ECONNREFUSED', { level: 'client-socket' })).message).toContain('check that sshd listens on h:2222');
+    expect(said('Host key verification failed.')).toContain('check that its host key is in /home/u/.ssh/known_hosts or /etc/ssh/ssh_known_hosts: connect once with `ssh -p 2222 root@h`');
+    expect(said('ssh: connect to host h port 2222: Connection refused')).toContain('connection refused — check that sshd listens on h:2222');
+    expect(said('bash: line 1: docker: command not found')).toContain('`docker system dial-stdio` works for root on h');
+    expect(describeEngineError(target, errno('ECONNRESET')).message).toContain('the ssh session to h:2222 ended before the engine answered');
   });
 
   it('looks through wrapped causes, and says something useful about the unknown', async () => {

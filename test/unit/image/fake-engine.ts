@@ -21,7 +21,7 @@ export class FakeEngine implements ImageEngine {
 
   async ping(): Promise<EngineInfo> {
     this.calls.push('ping');
-    return { apiVersion: '1.41', version: 'fake', os: 'linux', arch: 'amd64' };
+    return { apiVersion: '1.41', version: 'fake', os: 'linux', arch: 'amd64', kind: 'docker' };
   }
 
   async *build(request: EngineBuildRequest): AsyncGenerator<EngineMessage> {

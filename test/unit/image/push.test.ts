@@ -60,6 +60,12 @@ describe('pushImage', () => {
     expect(engine.images.has(LOCAL)).toBe(true);
   });
 
+  it("takes the digest from the status line when the engine sends no aux message (Podman's compatible API)", async () => {
+    const engine = engineWithImage();
+    engine.pushScript = () => [{ status: 'Getting image source signatures' }, { status: `deploy-2024: digest: ${DIGEST} size: 1234` }];
+    expect(await pushImage(engine, { localRef: LOCAL, remoteRef: REMOTE, auth: AUTH })).toEqual({ remoteRef: REMOTE, digest: DIGEST, size: 1234, attempts: 1 });
+  });
+
   it('retries transient failures with backoff and succeeds', async () => {
     const engine = engineWithImage();
     engine.pushScript = (attempt) =>
