@@ -138,6 +138,39 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
       },
     },
 
+    plan: {
+      imageInputs: async ({ excludeDags, buildSecrets }) => {
+        const [{ createBuildContext }, { tarContentDigest, imageInputsDigest, buildSecretIds }] = await Promise.all([
+          import('../../image/context.js'),
+          import('./digest.js'),
+        ]);
+        const context = await tarContentDigest(await createBuildContext(projectDir, { excludeDags }));
+        const base = await baseImageOf(projectDir).catch(() => undefined);
+        // The base image as this engine has it: a moved tag (a new Runtime patch pulled) changes what a build makes.
+        let baseImage = base ? `${base}@unknown` : 'none';
+        if (base) {
+          const details = await engine()
+            .then((e) => e.inspect(base))
+            .catch(() => undefined);
+          if (details?.id) baseImage = `${base}@${details.id}`;
+        }
+        return {
+          digest: imageInputsDigest({ context: context.digest, excludeDags, buildArgs: {}, secretIds: buildSecretIds(buildSecrets), baseImage }),
+          contextBytes: context.bytes,
+          contextFiles: context.files,
+          baseImage,
+        };
+      },
+      dagsDigest: async (bundle) => {
+        const { dagBundleDigest } = await import('./digest.js');
+        return (await dagBundleDigest(bundle.data)).digest;
+      },
+      changedFiles: async (commit) => {
+        const { changedFilesSince } = await import('./git.js');
+        return changedFilesSince(projectDir, commit, env.raw);
+      },
+    },
+
     bundle: {
       create: async ({ sourceDir, prefix }) => {
         const { createDagBundle } = await import('../../bundle/tarball.js');
@@ -145,7 +178,7 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
         // The Azure SDK takes a moment to load: start now, while the bundle is built and the API is called.
         void preloadBlobSdk().catch(() => undefined);
         const bundle = await createDagBundle({ sourceDir, prefix, signal });
-        return { data: bundle.data, bytes: bundle.bytes, dagFileCount: bundle.dagFileCount };
+        return { data: bundle.data, bytes: bundle.bytes, dagFileCount: bundle.dagFileCount, fileCount: bundle.fileCount };
       },
     },
   };
