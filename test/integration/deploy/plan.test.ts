@@ -1,6 +1,7 @@
 // The deploy plan end to end against the local platform: an unchanged project is not deployed again (from a fresh
 // ASTRO_HOME and a fresh copy of the project, so only what the platform kept can tell), a DAG change alone becomes a
 // DAG_ONLY deploy, anything else a full one, and --dry-run sends nothing that changes the platform.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -67,6 +68,9 @@ async function requestsSince(seq: number): Promise<LoggedRequest[]> {
 async function state(): Promise<{ deploys: { id: string; deploymentId: string; description: string }[]; registryPushes: unknown[] }> {
   return (await (await fetch(`${stack.endpoints.platform.url}/_platform/state`)).json()) as never;
 }
+
+const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 'Ada', GIT_AUTHOR_EMAIL: 'ada@example.com', GIT_COMMITTER_NAME: 'Ada', GIT_COMMITTER_EMAIL: 'ada@example.com' };
+const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, env: gitEnv }).toString().trim();
 
 const writes = (requests: LoggedRequest[]) => requests.filter((r) => !['GET', 'HEAD'].includes(r.method));
 
@@ -177,5 +181,37 @@ describe('the deploy plan', () => {
     const run = await deploy([DAG_OFF, '--json'], dir);
     expect(run.code, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ type: 'IMAGE_AND_DAG', plan: { image: { state: 'changed' } } });
+  });
+
+  it('goes by git history when the deploy kept a commit but no digests: a fresh clone of an unchanged repository is a no-op', async () => {
+    // A repository with the project, cloned fresh: its origin makes the CLI record git metadata with the deploy.
+    const origin = await project();
+    git(origin, 'init', '-q', '-b', 'main');
+    git(origin, 'add', '-A');
+    git(origin, 'commit', '-qm', 'Example project');
+    const clone = await tempDir('astro-plan-clone-');
+    git(clone, 'clone', '-q', origin, '.');
+    const first = await deploy([DAG_ON, '--json'], clone);
+    expect(first.code, first.stderr).toBe(0);
+    const deployId = JSON.parse(first.stdout).deployId as string;
+    const token = stack.tokens.apiTokens.find((x) => x.id === 'cltokwsdataplatform000000')!.token;
+    const deployUrl = `${stack.endpoints.platform.url}/v1/organizations/${stack.platform.organizationOf(stack.platform.seed.deployments.find((d) => d.id === DAG_ON)!)}/deployments/${DAG_ON}/deploys/${deployId}`;
+    const record = (await (await fetch(deployUrl, { headers: { authorization: `Bearer ${token}` } })).json()) as { git?: { commitSha: string } };
+    expect(record.git?.commitSha).toBe(git(clone, 'rev-parse', 'HEAD'));
+    // Someone rewrites the description in the UI: the digests are gone, the commit stays.
+    const edited = await fetch(deployUrl, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ description: 'reviewed' }) });
+    expect(edited.status).toBe(200);
+
+    const fresh = await tempDir('astro-plan-clone-');
+    git(fresh, 'clone', '-q', origin, '.');
+    const dry = await deploy([DAG_ON, '--dry-run', '--json'], fresh);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(JSON.parse(dry.stdout).plan).toMatchObject({ decision: { action: 'noop' }, image: { basis: 'git', state: 'unchanged' }, dags: { basis: 'git', state: 'unchanged' } });
+
+    await fs.appendFile(path.join(fresh, 'dags', 'example_etl.py'), '\n# touched\n');
+    git(fresh, 'commit', '-qam', 'Touch a DAG');
+    const run = await deploy([DAG_ON, '--json'], fresh);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ type: 'DAG_ONLY', plan: { image: { basis: 'git', state: 'unchanged' }, dags: { basis: 'git', state: 'changed', files: ['dags/example_etl.py'] } } });
   });
 });
