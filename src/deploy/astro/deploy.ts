@@ -17,7 +17,7 @@ import { localSteps, type CommonDeployRequest, type DagBundle, type LocalDeployP
 import { comparePart, decide, describeWithContent, isDagFile, type PartComparison, type RecordedContent } from '../kernel/plan.js';
 import { PhaseRunner, settleBoth, type Timings } from '../kernel/phases.js';
 import { explainFailure, interruptedDeploy, newReached } from '../kernel/reached.js';
-import { planSteps, readDeployed, type DeployedState, type DeployPlan, type LocalContent } from './plan.js';
+import { DEPLOYS_LOOKED_AT, planSteps, readDeployed, type DeployedState, type DeployPlan, type LocalContent } from './plan.js';
 import { chooseDeployment } from './select.js';
 import { pollUntilHealthy } from './wait.js';
 
@@ -94,6 +94,8 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
   const notice = (message: string) => ports.emit({ type: 'notice', message });
   const warn = (notices: string[]) => notices.forEach((message) => ports.emit({ type: 'warning', message }));
   let deploymentId: string | undefined;
+  /** Asked for while the Deployment is looked up, when its id is known up front: one round trip less for the plan. */
+  let deploysTask: Promise<Deploy[]> | undefined;
 
   try {
     return await run();
@@ -126,12 +128,16 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     const planPorts = ports.plan;
     if (!planPorts || (req.imageName && !req.dryRun)) return undefined;
     const dagDeploy = deployment.isDagDeployEnabled;
+    // The image inputs are read while the DAGs are packed: both only read the project.
+    const imageInputsTask =
+      req.mode !== 'dags' && !req.imageName ? planPorts.imageInputs({ excludeDags: dagDeploy, buildSecrets: req.buildSecrets, signal }) : Promise.resolve(undefined);
+    imageInputsTask.catch(() => undefined);
     const bundle = dagDeploy && req.mode !== 'image' ? await steps.pack() : undefined;
     const plan = await runner.run('plan', async () => {
       const [imageInputs, dagsDigest, deployed] = await Promise.all([
-        req.mode !== 'dags' && !req.imageName ? planPorts.imageInputs({ excludeDags: dagDeploy, buildSecrets: req.buildSecrets, signal }) : undefined,
+        imageInputsTask,
         bundle ? planPorts.dagsDigest(bundle) : undefined,
-        req.mode === 'full' || req.dryRun ? readDeployed(controlPlane, session.organizationId, deployment, signal) : ({} as DeployedState),
+        req.mode === 'full' || req.dryRun ? readDeployed(controlPlane, session.organizationId, deployment, signal, deployment.id === req.deploymentId ? deploysTask : undefined) : ({} as DeployedState),
       ]);
       const dagsRel = path.relative(path.resolve(req.projectDir), steps.dagsDir).split(path.sep).join('/');
       // Git history speaks only for parts whose deploy recorded a commit but no digest (e.g. Astronomer's deploy action).
@@ -186,6 +192,11 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
   }
 
   async function run(): Promise<AstroDeployOutcome> {
+    if (!req.imageName && req.mode !== 'dags') ports.plan?.prepare?.();
+    if (ports.plan && controlPlane.listDeploys && req.deploymentId && !req.imageName && (req.mode === 'full' || req.dryRun)) {
+      deploysTask = controlPlane.listDeploys(session.organizationId, req.deploymentId, DEPLOYS_LOOKED_AT, signal);
+      deploysTask.catch(() => undefined);
+    }
     const deployment = await runner.run('select', () =>
       chooseDeployment(
         {
@@ -243,6 +254,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     reached.image.ships = shipsImage;
     reached.dags.ships = shipsBundle;
 
+    if (shipsBundle) void ports.bundle.warmUpload?.();
     // The DAG bundle is built first: it tells us whether there are DAGs at all, and must exist before the SAS URL does.
     const bundle = shipsBundle ? (planned?.bundle ? await steps.confirmBundle(planned.bundle) : await steps.bundle()) : undefined;
 

@@ -8,7 +8,7 @@ import type { Deploy, Deployment, DeployType } from '../../platform/astro/schema
 import { readContentTrailer, type DeployedPart, type PartComparison, type PlanDecision } from '../kernel/plan.js';
 
 /** How far back the plan looks for the deploys that put the running image and bundle there. */
-const DEPLOYS_LOOKED_AT = 50;
+export const DEPLOYS_LOOKED_AT = 50;
 
 export interface DeployedState {
   image?: DeployedPart;
@@ -28,9 +28,17 @@ function part(deploy: Deploy, which: 'image' | 'dags'): DeployedPart {
  * still runs its tag; the newest that shipped a bundle, if it still runs its version. Anything else (a rollback, a
  * deploy by another tool that the list no longer reaches) leaves that part untraced, so it ships.
  */
-export async function readDeployed(controlPlane: AstroControlPlane, organizationId: string, deployment: Deployment, signal: AbortSignal): Promise<DeployedState> {
+export async function readDeployed(
+  controlPlane: AstroControlPlane,
+  organizationId: string,
+  deployment: Deployment,
+  signal: AbortSignal,
+  /** The same list, already asked for (by the id the user gave, which must be this Deployment's). */
+  prefetched?: Promise<Deploy[]>,
+): Promise<DeployedState> {
   if (!controlPlane.listDeploys) return {};
-  const deploys = (await controlPlane.listDeploys(organizationId, deployment.id, DEPLOYS_LOOKED_AT, signal)).filter((d) => d.status === 'DEPLOYED');
+  const listed = prefetched ?? controlPlane.listDeploys(organizationId, deployment.id, DEPLOYS_LOOKED_AT, signal);
+  const deploys = (await listed).filter((d) => d.status === 'DEPLOYED');
   const imageDeploy = deploys.find((d) => d.type !== 'DAG_ONLY');
   const dagsDeploy = deploys.find((d) => d.type !== 'IMAGE_ONLY' && d.dagTarballVersion);
   const state: DeployedState = {};

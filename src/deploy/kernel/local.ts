@@ -95,6 +95,8 @@ export interface LocalDeployPorts {
   bundle: {
     /** `prefix`: the folder every entry sits in (`dags`, or '' for --no-dags-base-dir). */
     create: (input: { sourceDir: string; prefix: string; signal: AbortSignal }) => Promise<DagBundle>;
+    /** Starts loading what the upload needs, once a deploy knows a bundle ships (a no-op never loads it). */
+    warmUpload?: () => Promise<void>;
   };
   /** Content digests and git history for the deploy plan; without it every deploy ships as asked (no plan). */
   plan?: PlanPorts;
@@ -105,6 +107,8 @@ export interface LocalDeployPorts {
 
 /** What the plan reads on this machine. */
 export interface PlanPorts {
+  /** Starts the slow reads (the engine's base image) early, so they overlap the API calls before the plan. */
+  prepare?: () => void;
   /** The image inputs digest (build context after .dockerignore, build args, secrets' ids, base image) and the context's size. */
   imageInputs: (input: { excludeDags: boolean; buildSecrets: string[]; signal: AbortSignal }) => Promise<{ digest: string; contextBytes: number; contextFiles: number; baseImage?: string }>;
   /** The DAG bundle's content digest (names, bytes and executable bits; not mtimes). */

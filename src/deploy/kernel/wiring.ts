@@ -36,6 +36,17 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
     return findInterpreter({ projectDir, configuredPython }).then(() => true, () => false);
   });
 
+  // The base image as this engine has it: a moved tag (a new Runtime patch pulled) changes what a build makes. Asked
+  // for as soon as a deploy starts (prepare), since the engine may take a while to answer.
+  const baseImageId = once(async (): Promise<string> => {
+    const base = await baseImageOf(projectDir).catch(() => undefined);
+    if (!base) return 'none';
+    const details = await engine()
+      .then((e) => e.inspect(base))
+      .catch(() => undefined);
+    return details?.id ? `${base}@${details.id}` : `${base}@unknown`;
+  });
+
   return {
     choose: (title, choices, flags) => select(out, title, choices, flags, signal),
     confirm: (question, flags) => confirm(out, question, flags, signal),
@@ -139,21 +150,14 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
     },
 
     plan: {
+      prepare: () => void baseImageId().catch(() => undefined),
       imageInputs: async ({ excludeDags, buildSecrets }) => {
-        const [{ createBuildContext }, { tarContentDigest, imageInputsDigest, buildSecretIds }] = await Promise.all([
+        const [{ createContextFilter, readDockerignore }, { contextDigest, imageInputsDigest, buildSecretIds }] = await Promise.all([
           import('../../image/context.js'),
           import('./digest.js'),
         ]);
-        const context = await tarContentDigest(await createBuildContext(projectDir, { excludeDags }));
-        const base = await baseImageOf(projectDir).catch(() => undefined);
-        // The base image as this engine has it: a moved tag (a new Runtime patch pulled) changes what a build makes.
-        let baseImage = base ? `${base}@unknown` : 'none';
-        if (base) {
-          const details = await engine()
-            .then((e) => e.inspect(base))
-            .catch(() => undefined);
-          if (details?.id) baseImage = `${base}@${details.id}`;
-        }
+        const context = await contextDigest(projectDir, createContextFilter(await readDockerignore(projectDir), { excludeDags }));
+        const baseImage = await baseImageId();
         return {
           digest: imageInputsDigest({ context: context.digest, excludeDags, buildArgs: {}, secretIds: buildSecretIds(buildSecrets), baseImage }),
           contextBytes: context.bytes,
@@ -172,11 +176,12 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
     },
 
     bundle: {
+      warmUpload: async () => {
+        const { preloadBlobSdk } = await import('../../bundle/upload.js');
+        void preloadBlobSdk().catch(() => undefined);
+      },
       create: async ({ sourceDir, prefix }) => {
         const { createDagBundle } = await import('../../bundle/tarball.js');
-        const { preloadBlobSdk } = await import('../../bundle/upload.js');
-        // The Azure SDK takes a moment to load: start now, while the bundle is built and the API is called.
-        void preloadBlobSdk().catch(() => undefined);
         const bundle = await createDagBundle({ sourceDir, prefix, signal });
         return { data: bundle.data, bytes: bundle.bytes, dagFileCount: bundle.dagFileCount, fileCount: bundle.fileCount };
       },

@@ -8,7 +8,8 @@ import { NeedsInputError } from '../../../src/errors.js';
 import { createDagBundle } from '../../../src/bundle/tarball.js';
 import { deployToAstro, type DeployPorts, type DeployRequest } from '../../../src/deploy/astro/deploy.js';
 import { readDeployed } from '../../../src/deploy/astro/plan.js';
-import { buildSecretIds, dagBundleDigest, imageInputsDigest, tarContentDigest } from '../../../src/deploy/kernel/digest.js';
+import { buildSecretIds, contextDigest, dagBundleDigest, imageInputsDigest, tarContentDigest } from '../../../src/deploy/kernel/digest.js';
+import { createContextFilter, listBuildContext, readDockerignore } from '../../../src/image/context.js';
 import { changedFilesSince } from '../../../src/deploy/kernel/git.js';
 import {
   comparePart,
@@ -149,6 +150,35 @@ describe('content digests', () => {
     expect(await digestOf(one)).toBe(await digestOf(two));
     await fs.appendFile(path.join(two, 'sub', 'b.py'), ' ');
     expect(await digestOf(two)).not.toBe(await digestOf(one));
+  });
+
+  it('read the build context as the build sends it: .dockerignore\'d files and (for DAG deploys) dags/ do not count', async () => {
+    const dir = await tempDir();
+    await fs.mkdir(path.join(dir, 'dags'));
+    await fs.mkdir(path.join(dir, 'include'));
+    await fs.mkdir(path.join(dir, 'logs'));
+    await fs.writeFile(path.join(dir, 'Dockerfile'), 'FROM runtime:3.1-8\n');
+    await fs.writeFile(path.join(dir, '.dockerignore'), 'logs/\n*.tmp\n!keep.tmp\n');
+    await fs.writeFile(path.join(dir, 'dags', 'a.py'), 'a\n');
+    await fs.writeFile(path.join(dir, 'include', 'x.sql'), 'select 1\n');
+    await fs.writeFile(path.join(dir, 'keep.tmp'), 'kept\n');
+    await fs.writeFile(path.join(dir, 'drop.tmp'), 'dropped\n');
+    await fs.writeFile(path.join(dir, 'logs', 'l.log'), 'log\n');
+    const digest = async (excludeDags: boolean) => contextDigest(dir, createContextFilter(await readDockerignore(dir), { excludeDags }));
+    const sent = (await listBuildContext(dir, { excludeDags: true })).filter((n) => !n.endsWith('/'));
+    const first = await digest(true);
+    // The same files the build context sends.
+    expect(first.files).toBe(sent.length);
+    expect(sent.sort()).toEqual(['.dockerignore', 'Dockerfile', 'include/x.sql', 'keep.tmp']);
+    const withDags = await digest(false);
+    for (const [file, text] of [['drop.tmp', 'x'], ['logs/l.log', 'x'], ['dags/a.py', 'b\n']] as const) await fs.appendFile(path.join(dir, file), text);
+    expect((await digest(true)).digest).toBe(first.digest);
+    expect((await digest(false)).digest).not.toBe(withDags.digest);
+    for (const file of ['keep.tmp', 'include/x.sql', 'Dockerfile']) {
+      const before = (await digest(true)).digest;
+      await fs.appendFile(path.join(dir, file), '#');
+      expect((await digest(true)).digest, file).not.toBe(before);
+    }
   });
 
   it('make the image inputs digest depend on the context, build args, secret ids, base image and whether DAGs are left out', () => {
@@ -297,7 +327,7 @@ describe('deployToAstro with a plan', () => {
       const result = await deployToAstro({ ...req, dryRun: true, save: true }, ports);
       expect(result).toMatchObject({ dryRun: true });
       expect(writes(calls)).toEqual([]);
-      expect(calls).toEqual(['get', 'bundle', 'list-deploys']);
+      expect([...calls].sort()).toEqual(['bundle', 'get', 'list-deploys']);
     }
     const { ports } = setup({ image: A, dags: A });
     const result = await deployToAstro({ ...req, dryRun: true }, ports);
