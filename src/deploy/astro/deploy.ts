@@ -11,7 +11,7 @@ import { UserError } from '../../errors.js';
 import type { AstroSession } from '../../auth/session.js';
 import type { AstroControlPlane } from '../../platform/astro/client.js';
 import type { CreateDeployRequest, Deploy, Deployment, DeployType } from '../../platform/astro/schemas.js';
-import { COMMIT_LABEL, DESCRIPTION_LABEL } from '../../image/labels.js';
+import { COMMIT_LABEL, DESCRIPTION_LABEL, IMAGE_INPUTS_LABEL } from '../../image/labels.js';
 import type { GitInfo } from '../kernel/git.js';
 import { localSteps, type CommonDeployRequest, type DagBundle, type LocalDeployPorts } from '../kernel/local.js';
 import { comparePart, decide, describeWithContent, isDagFile, type PartComparison, type RecordedContent } from '../kernel/plan.js';
@@ -282,6 +282,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
       }
       const labels: Record<string, string> = { [DESCRIPTION_LABEL]: description };
       if (git?.metadata) labels[COMMIT_LABEL] = git.metadata.commitSha;
+      if (plan?.local.image && !req.imageName) labels[IMAGE_INPUTS_LABEL] = `sha256:${plan.local.image.digest}`;
       localRef = req.imageName ?? `${deployment.namespace || deployment.id}/airflow:latest`;
       const image = await steps.image({ localRef, excludeDags: dagDeploy, labels });
       // From here on the image is named by what this build made: another deploy to the same Deployment may have

@@ -259,7 +259,7 @@ describe('deployToAstro with a plan', () => {
       parse: async () => { calls.push('parse'); return { ok: true, failures: [] }; },
       pytest: async () => ({ passed: true, exitCode: 0 }),
       image: {
-        build: async () => { calls.push('build'); return { runtimeVersion: '3.1-8', labels: {} }; },
+        build: async (input) => { calls.push('build'); calls.push(`labels:${JSON.stringify(input.labels)}`); return { runtimeVersion: '3.1-8', labels: {} }; },
         inspectPrebuilt: async () => ({ runtimeVersion: '3.1-8', labels: {} }),
         push: async () => { calls.push('push'); return { digest: 'sha256:abc' }; },
       },
@@ -287,7 +287,7 @@ describe('deployToAstro with a plan', () => {
     projectDir: '/project', deploymentId: 'dep-1', prompt: false, save: false, mode: 'full', force: false,
     skipParse: false, buildSecrets: [], gitMetadata: true, showWarnings: true, autoSelect: false, description: 'msg',
   };
-  const writes = (calls: string[]) => calls.filter((c) => /^(create|push|upload|finalize|build|parse|save)/.test(c));
+  const writes = (calls: string[]) => calls.filter((c) => /^(create|push|upload|finalize|build|parse|save)/.test(c) && !c.startsWith('labels:'));
 
   it('is a no-op when both parts match what was recorded: nothing built, created, pushed or uploaded', async () => {
     const { ports, calls } = setup({ image: A, dags: B });
@@ -311,6 +311,8 @@ describe('deployToAstro with a plan', () => {
     expect(await deployToAstro(req, ports)).toMatchObject({ type: 'IMAGE_AND_DAG' });
     expect(writes(calls)).toEqual(['parse', 'build', 'create:IMAGE_AND_DAG', 'push', 'upload', 'finalize']);
     expect(calls).toContain(`description:msg\n\n${contentTrailer({ image: B, dags: B })}`);
+    // The user's description goes into the image as it was typed; the inputs digest has a label of its own.
+    expect(calls).toContain(`labels:${JSON.stringify({ 'io.astronomer.deploy.revision.description': 'msg', 'io.astronomer.deploy.image-inputs': `sha256:${B}` })}`);
   });
 
   it('--force deploys an unchanged project; a deploy list without traces deploys in full and asks git only for recorded commits', async () => {
