@@ -252,6 +252,8 @@ function printPlan(out: CommandContext['out'], plan: DeployPlan): void {
   const verdict = decision.action === 'noop' ? 'no deploy (nothing changed)' : `${decision.type} deploy${decision.automatic ? ' (chosen by the plan)' : ''}`;
   out.result(`Plan for ${plan.deployment.name} (${plan.deployment.id}): ${verdict} — ${decision.why}`);
   if (plan.deployed.latest) out.result(`  runs now: deploy ${plan.deployed.latest.deployId}${plan.deployed.latest.at ? ` (${plan.deployed.latest.at})` : ''}`);
+  const running = plan.deployed.image;
+  if (running?.imageDigest) out.result(`  image:    ${plan.deployment.imageTag ?? ''} ${running.imageDigest} (deploy ${running.deployId})`);
   for (const step of plan.steps) {
     const extra = [step.digest ? step.digest.slice(0, 19) : '', step.bytes !== undefined ? formatBytes(step.bytes) : ''].filter(Boolean).join(', ');
     out.result(`  ${step.phase.padEnd(9)} ${step.action.padEnd(4)} ${step.detail}${extra ? ` [${extra}]` : ''}`);

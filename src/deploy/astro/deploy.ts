@@ -12,6 +12,7 @@ import type { AstroSession } from '../../auth/session.js';
 import type { AstroControlPlane } from '../../platform/astro/client.js';
 import type { CreateDeployRequest, Deploy, Deployment, DeployType } from '../../platform/astro/schemas.js';
 import { COMMIT_LABEL, DESCRIPTION_LABEL, IMAGE_INPUTS_LABEL } from '../../image/labels.js';
+import type { PushedImage } from '../../image/registry.js';
 import type { GitInfo } from '../kernel/git.js';
 import { localSteps, type CommonDeployRequest, type DagBundle, type LocalDeployPorts } from '../kernel/local.js';
 import { comparePart, decide, describeWithContent, isDagFile, type PartComparison, type RecordedContent } from '../kernel/plan.js';
@@ -43,6 +44,8 @@ export interface DeployPorts extends LocalDeployPorts {
     checkImage: (input: { label: string | undefined; fromImage?: string; imageName?: string; deployment: Deployment; supported: string[]; expectedVersion?: string }) => Promise<{ notices: string[]; version: string }>;
   };
   git: (projectDir: string) => Promise<GitInfo>;
+  /** Read-only registry calls for the plan: the digest and labels of the image a deploy pushed. */
+  registry?: { inspect: (repository: string, tag: string, signal: AbortSignal) => Promise<PushedImage | undefined> };
 }
 
 export interface DeployResult {
@@ -137,7 +140,14 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
       const [imageInputs, dagsDigest, deployed] = await Promise.all([
         imageInputsTask,
         bundle ? planPorts.dagsDigest(bundle) : undefined,
-        req.mode === 'full' || req.dryRun ? readDeployed(controlPlane, session.organizationId, deployment, signal, deployment.id === req.deploymentId ? deploysTask : undefined) : ({} as DeployedState),
+        req.mode === 'full' || req.dryRun ? readDeployed(
+              controlPlane,
+              session.organizationId,
+              deployment,
+              signal,
+              deployment.id === req.deploymentId ? deploysTask : undefined,
+              ports.registry ? { inspect: (repository, tag) => ports.registry!.inspect(repository, tag, signal), alwaysInspect: req.dryRun === true } : undefined,
+            ) : ({} as DeployedState),
       ]);
       const dagsRel = path.relative(path.resolve(req.projectDir), steps.dagsDir).split(path.sep).join('/');
       // Git history speaks only for parts whose deploy recorded a commit but no digest (e.g. Astronomer's deploy action).
@@ -239,7 +249,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
       return { noop: true, ...summary, deployId: latest.deployId, ...(latest.at ? { deployedAt: latest.at } : {}), plan, timings: runner.timings };
     }
     if (plan?.decision.automatic) {
-      notice(`Only DAGs changed since deploy ${plan.deployed.image?.deployId} (${plan.image.basis === 'git' ? 'git history' : 'content digests'}): deploying the DAGs only (DAG_ONLY).`);
+      notice(`Only DAGs changed since deploy ${plan.deployed.latest?.deployId} (${plan.image.basis === 'git' ? 'git history' : 'content digests'}): deploying the DAGs only (DAG_ONLY).`);
     }
 
     // Like Astronomer's CLI, a prebuilt image (--image-name) ships with the project's dags/ when DAG deploys are on;

@@ -3,6 +3,8 @@
  * Deployment's image tag and DAG bundle version, and the deploys that put them there with what this CLI recorded in
  * their descriptions), and the plan's steps as `--dry-run` shows them.
  */
+import { IMAGE_INPUTS_LABEL } from '../../image/labels.js';
+import type { PushedImage } from '../../image/registry.js';
 import type { AstroControlPlane } from '../../platform/astro/client.js';
 import type { Deploy, Deployment, DeployType } from '../../platform/astro/schemas.js';
 import { readContentTrailer, type DeployedPart, type PartComparison, type PlanDecision } from '../kernel/plan.js';
@@ -20,7 +22,12 @@ export interface DeployedState {
 function part(deploy: Deploy, which: 'image' | 'dags'): DeployedPart {
   const recorded = readContentTrailer(deploy.description)?.[which];
   const commit = deploy.git?.commitSha;
-  return { deployId: deploy.id, ...(deploy.createdAt ? { at: deploy.createdAt } : {}), ...(recorded ? { recorded } : {}), ...(commit ? { commit } : {}) };
+  return {
+    deployId: deploy.id,
+    ...(deploy.createdAt ? { at: deploy.createdAt } : {}),
+    ...(recorded ? { recorded, recordedIn: 'description' as const } : {}),
+    ...(commit ? { commit } : {}),
+  };
 }
 
 /**
@@ -35,6 +42,11 @@ export async function readDeployed(
   signal: AbortSignal,
   /** The same list, already asked for (by the id the user gave, which must be this Deployment's). */
   prefetched?: Promise<Deploy[]>,
+  /**
+   * The registry's digest and labels of a pushed image: read when the description kept no image digest (the image's
+   * own label may), or always when `alwaysInspect` (a dry run shows the digest). A failed read is no answer.
+   */
+  registry?: { inspect: (repository: string, tag: string) => Promise<PushedImage | undefined>; alwaysInspect: boolean },
 ): Promise<DeployedState> {
   if (!controlPlane.listDeploys) return {};
   const listed = prefetched ?? controlPlane.listDeploys(organizationId, deployment.id, DEPLOYS_LOOKED_AT, signal);
@@ -43,6 +55,14 @@ export async function readDeployed(
   const dagsDeploy = deploys.find((d) => d.type !== 'IMAGE_ONLY' && d.dagTarballVersion);
   const state: DeployedState = {};
   if (imageDeploy && deployment.imageTag && imageDeploy.imageTag === deployment.imageTag) state.image = part(imageDeploy, 'image');
+  if (state.image && imageDeploy?.imageRepository && registry && (registry.alwaysInspect || !state.image.recorded)) {
+    const pushed = await registry.inspect(imageDeploy.imageRepository, imageDeploy.imageTag).catch(() => undefined);
+    if (pushed) {
+      state.image.imageDigest = pushed.digest;
+      const label = /^sha256:([0-9a-f]{64})$/.exec(pushed.labels[IMAGE_INPUTS_LABEL] ?? '')?.[1];
+      if (!state.image.recorded && label) Object.assign(state.image, { recorded: label.slice(0, 32), recordedIn: 'image label' as const });
+    }
+  }
   if (deployment.isDagDeployEnabled && dagsDeploy && dagsDeploy.dagTarballVersion === deployment.dagTarballVersion) state.dags = part(dagsDeploy, 'dags');
   const candidates = [state.image, state.dags].filter((p): p is DeployedPart => p !== undefined);
   state.latest = candidates.sort((a, b) => (b.at ?? '').localeCompare(a.at ?? ''))[0];

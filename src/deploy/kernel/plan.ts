@@ -80,6 +80,10 @@ export interface DeployedPart {
   recorded?: string;
   /** The git commit recorded with that deploy. */
   commit?: string;
+  /** For the image: the manifest digest the registry serves for the deploy's tag, when it was read. */
+  imageDigest?: string;
+  /** Where `recorded` came from: the deploy's description, or the pushed image's label. */
+  recordedIn?: 'description' | 'image label';
 }
 
 export type PartState = 'unchanged' | 'changed' | 'unknown';

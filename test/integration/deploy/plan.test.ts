@@ -19,6 +19,8 @@ interface LoggedRequest {
   listener: string;
   method: string;
   path: string;
+  query?: Record<string, string | string[]>;
+  body?: unknown;
 }
 
 async function tempDir(prefix: string): Promise<string> {
@@ -72,7 +74,13 @@ async function state(): Promise<{ deploys: { id: string; deploymentId: string; d
 const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 'Ada', GIT_AUTHOR_EMAIL: 'ada@example.com', GIT_COMMITTER_NAME: 'Ada', GIT_COMMITTER_EMAIL: 'ada@example.com' };
 const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, env: gitEnv }).toString().trim();
 
-const writes = (requests: LoggedRequest[]) => requests.filter((r) => !['GET', 'HEAD'].includes(r.method));
+/** Requests that change something. The registry's notifications of reads (pull events it posts itself) are not. */
+const writes = (requests: LoggedRequest[]) =>
+  requests.filter((r) => {
+    if (['GET', 'HEAD'].includes(r.method)) return false;
+    const events = r.path === '/registry/events' ? (r.body as { events?: { action?: string }[] } | undefined)?.events : undefined;
+    return !(events && events.length > 0 && events.every((e) => e.action === 'pull'));
+  });
 
 beforeAll(async () => {
   stack = await startStack({ ports: 0, healthDelayMs: 300 });
@@ -105,13 +113,20 @@ describe('the deploy plan', () => {
     expect(run.code, run.stderr).toBe(0);
     const doc = JSON.parse(run.stdout);
     expect(doc).toMatchObject({ dryRun: true, plan: { decision: { action: 'noop' }, image: { state: 'unchanged', basis: 'content' }, dags: { state: 'unchanged' } } });
+    // What runs now, down to the registry's digest of the running image.
+    const recorded = ((await state()).deploys as unknown as { id: string; imageDigest?: string }[]).find((d) => d.id === firstDeployId)!;
+    expect(doc.plan.deployed.image).toMatchObject({ deployId: firstDeployId, imageDigest: recorded.imageDigest, recordedIn: 'description' });
     expect(doc.plan.steps.map((s: { phase: string; action: string }) => `${s.phase}:${s.action}`)).toEqual([
       'select:run', 'parse:skip', 'build:skip', 'push:skip', 'upload:skip', 'finalize:skip',
     ]);
     const requests = await requestsSince(since);
     expect(requests.length).toBeGreaterThan(0);
     expect(writes(requests)).toEqual([]);
-    expect(requests.filter((r) => r.path.startsWith('/registry/') || r.listener === 'blob-proxy')).toEqual([]);
+    expect(requests.filter((r) => r.listener === 'blob-proxy')).toEqual([]);
+    // The registry is only read: a pull token, never a push one.
+    const scopes = requests.filter((r) => r.path === '/registry/token').map((r) => String(r.query?.scope));
+    expect(scopes.length).toBeGreaterThan(0);
+    expect(scopes.every((scope) => scope.endsWith(':pull')), scopes.join(' ')).toBe(true);
 
     const human = await deploy([DAG_ON, '--dry-run'], dir);
     expect(human.code, human.stderr).toBe(0);
@@ -206,12 +221,37 @@ describe('the deploy plan', () => {
     git(fresh, 'clone', '-q', origin, '.');
     const dry = await deploy([DAG_ON, '--dry-run', '--json'], fresh);
     expect(dry.code, dry.stderr).toBe(0);
-    expect(JSON.parse(dry.stdout).plan).toMatchObject({ decision: { action: 'noop' }, image: { basis: 'git', state: 'unchanged' }, dags: { basis: 'git', state: 'unchanged' } });
+    // The bundle goes by git; the image by the inputs label of the running image, which no description edit removes.
+    expect(JSON.parse(dry.stdout).plan).toMatchObject({
+      decision: { action: 'noop' },
+      image: { basis: 'content', state: 'unchanged' },
+      deployed: { image: { recordedIn: 'image label' } },
+      dags: { basis: 'git', state: 'unchanged' },
+    });
 
     await fs.appendFile(path.join(fresh, 'dags', 'example_etl.py'), '\n# touched\n');
     git(fresh, 'commit', '-qam', 'Touch a DAG');
     const run = await deploy([DAG_ON, '--json'], fresh);
     expect(run.code, run.stderr).toBe(0);
-    expect(JSON.parse(run.stdout)).toMatchObject({ type: 'DAG_ONLY', plan: { image: { basis: 'git', state: 'unchanged' }, dags: { basis: 'git', state: 'changed', files: ['dags/example_etl.py'] } } });
+    expect(JSON.parse(run.stdout)).toMatchObject({ type: 'DAG_ONLY', plan: { image: { state: 'unchanged' }, dags: { basis: 'git', state: 'changed', files: ['dags/example_etl.py'] } } });
+  });
+
+  it('reads the image inputs digest from the running image\'s label when the description lost it and there is no git', async () => {
+    const dir = await project();
+    await fs.writeFile(path.join(dir, 'include', 'label.txt'), 'a change of its own\n');
+    const first = await deploy([DAG_OFF, '--json'], dir);
+    expect(first.code, first.stderr).toBe(0);
+    const deployId = JSON.parse(first.stdout).deployId as string;
+    const token = stack.tokens.apiTokens.find((x) => x.id === 'cltokwsdataplatform000000')!.token;
+    const org = stack.platform.organizationOf(stack.platform.seed.deployments.find((d) => d.id === DAG_OFF)!);
+    const edited = await fetch(`${stack.endpoints.platform.url}/v1/organizations/${org}/deployments/${DAG_OFF}/deploys/${deployId}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ description: 'edited by hand' }),
+    });
+    expect(edited.status).toBe(200);
+    const run = await deploy([DAG_OFF, '--json'], dir);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ noop: true, plan: { image: { basis: 'content', state: 'unchanged' }, deployed: { image: { recordedIn: 'image label' } } } });
   });
 });

@@ -231,8 +231,8 @@ describe('what the Deployment runs, read from the deploy list', () => {
   it('traces the image to the newest image deploy and the bundle to the newest bundle deploy the Deployment still runs', async () => {
     const deployment = deploymentOf();
     const state = await readDeployed(controlPlaneWith([dagDeploy, imageDeploy], deployment), 'org-1', deployment, new AbortController().signal);
-    expect(state.image).toEqual({ deployId: 'deploy-1', at: '2026-01-01T00:00:00Z', recorded: A.slice(0, 32) });
-    expect(state.dags).toEqual({ deployId: 'deploy-2', at: '2026-01-02T00:00:00Z', recorded: B.slice(0, 32), commit: 'abcdef1234567' });
+    expect(state.image).toEqual({ deployId: 'deploy-1', at: '2026-01-01T00:00:00Z', recorded: A.slice(0, 32), recordedIn: 'description' });
+    expect(state.dags).toEqual({ deployId: 'deploy-2', at: '2026-01-02T00:00:00Z', recorded: B.slice(0, 32), recordedIn: 'description', commit: 'abcdef1234567' });
     expect(state.latest?.deployId).toBe('deploy-2');
   });
 
@@ -242,6 +242,39 @@ describe('what the Deployment runs, read from the deploy list', () => {
     expect(state).toEqual({ latest: undefined });
     const failed = await readDeployed(controlPlaneWith([{ ...imageDeploy, status: 'INITIALIZED' }], deploymentOf()), 'org-1', deploymentOf(), new AbortController().signal);
     expect(failed.image).toBeUndefined();
+  });
+});
+
+describe('the running image, read from the registry', () => {
+  const signal = new AbortController().signal;
+  const untraced = { ...imageDeploy, description: 'edited' };
+  it('gives the image\'s digest, and its inputs label when the description kept none', async () => {
+    const asked: string[] = [];
+    const registry = {
+      inspect: async (repository: string, tag: string) => {
+        asked.push(`${repository}:${tag}`);
+        return { digest: 'sha256:feed', labels: { 'io.astronomer.deploy.image-inputs': `sha256:${B}` } };
+      },
+      alwaysInspect: false,
+    };
+    const traced = await readDeployed(controlPlaneWith([imageDeploy], deploymentOf()), 'org-1', deploymentOf(), signal, undefined, registry);
+    // The description had the digest: no registry call unless asked to show it.
+    expect(asked).toEqual([]);
+    expect(traced.image).toMatchObject({ recorded: A.slice(0, 32), recordedIn: 'description' });
+    const fromLabel = await readDeployed(controlPlaneWith([untraced], deploymentOf()), 'org-1', deploymentOf(), signal, undefined, registry);
+    expect(asked).toEqual(['r:tag-1']);
+    expect(fromLabel.image).toMatchObject({ recorded: B.slice(0, 32), recordedIn: 'image label', imageDigest: 'sha256:feed' });
+    const shown = await readDeployed(controlPlaneWith([imageDeploy], deploymentOf()), 'org-1', deploymentOf(), signal, undefined, { ...registry, alwaysInspect: true });
+    expect(shown.image).toMatchObject({ recorded: A.slice(0, 32), recordedIn: 'description', imageDigest: 'sha256:feed' });
+  });
+
+  it('treats a registry that fails, or an image without the label, as no answer', async () => {
+    const failing = { inspect: async () => { throw new Error('registry down'); }, alwaysInspect: true };
+    const a = await readDeployed(controlPlaneWith([untraced], deploymentOf()), 'org-1', deploymentOf(), signal, undefined, failing);
+    expect(a.image).toEqual({ deployId: 'deploy-1', at: '2026-01-01T00:00:00Z' });
+    const bare = { inspect: async () => ({ digest: 'sha256:feed', labels: { 'io.astronomer.deploy.image-inputs': 'sha256:short' } }), alwaysInspect: false };
+    const b = await readDeployed(controlPlaneWith([untraced], deploymentOf()), 'org-1', deploymentOf(), signal, undefined, bare);
+    expect(b.image).toEqual({ deployId: 'deploy-1', at: '2026-01-01T00:00:00Z', imageDigest: 'sha256:feed' });
   });
 });
 
