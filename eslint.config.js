@@ -52,7 +52,9 @@ export default tseslint.config(
       ],
     },
   },
-  { files: ['src/env.ts', 'src/cli/main.ts'], rules: { 'no-restricted-syntax': 'off' } },
+  { files: ['src/env.ts'], rules: { 'no-restricted-syntax': 'off' } },
+  // Matching control characters is the escape function's whole job.
+  { files: ['src/ui/escape.ts'], rules: { 'no-control-regex': 'off' } },
   // The layers, from the top: nothing imports cli/.
   { files: ['src/deploy/**/*.ts', 'src/platform/**/*.ts', 'src/auth/**/*.ts', 'src/image/**/*.ts', 'src/bundle/**/*.ts', 'src/parse/**/*.ts', ...LOWEST.map((d) => `src/${d}/**/*.ts`), 'src/*.ts'], rules: forbid('cli') },
   { files: ['src/deploy/astro/**/*.ts'], rules: forbid('cli', 'software') },

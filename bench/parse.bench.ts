@@ -1,11 +1,13 @@
 /**
  * `astro dev parse` on a generated 200-DAG project against one DagBag() call in the same venv (a fresh Python
- * process importing Airflow, applying the integrity test's mocks and filling a DagBag).
+ * process importing Airflow, applying the integrity test's mocks and filling a DagBag), on both Airflow majors
+ * (the Airflow 3 venv and the Airflow 2 one, each with a project written in its imports).
  *   cold: no cached verdicts (the initialised database template and the interpreter's identity are kept: they
  *         belong to the interpreter, not to the project). Target: <= 0.6x the baseline.
  *   warm: nothing changed since the previous parse. Target: <= 0.05x the baseline.
- *   cold, heavier DAGs: the same project with five times the tasks per DAG (no target; shows how the ratio
- *         moves as per-file work outweighs Airflow's fixed import cost, which both sides pay once).
+ *   one file changed: every verdict cached but one file's. Target: <= 0.3x the baseline.
+ *   cold, heavier DAGs (Airflow 3): the same project with five times the tasks per DAG (no target; shows how the
+ *         ratio moves as per-file work outweighs Airflow's fixed import cost, which both sides pay once).
  * Run with `npm run bench -- parse` (needs `npm run build` and scripts/provision.sh), or directly:
  *   npx tsx bench/parse.bench.ts
  */
@@ -18,21 +20,32 @@ import { compare, median, report, type Comparison, type Timed } from './lib.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-function airflowPython(): string {
-  if (process.env.AIRFLOW_PYTHON) return process.env.AIRFLOW_PYTHON;
+function provisioned(name: string): string | undefined {
+  if (process.env[name]) return process.env[name];
   const file = path.join(root, '.state', 'provision.env');
-  const line = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').find((l) => l.startsWith('AIRFLOW_PYTHON=')) : undefined;
-  if (line === undefined) throw new Error('AIRFLOW_PYTHON is not set: run scripts/provision.sh first');
-  return line.slice('AIRFLOW_PYTHON='.length).trim();
+  const line = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').find((l) => l.startsWith(`${name}=`)) : undefined;
+  return line?.slice(name.length + 1).trim();
 }
 
-function setUp(work: string, python: string, scale: number) {
-  const project = generateBenchProject(path.join(work, `project-x${scale}`), 200, scale);
-  const cacheDir = path.join(work, `cache-x${scale}`);
-  const scratch = path.join(work, `scratch-x${scale}`);
+function airflowPython(): string {
+  const python = provisioned('AIRFLOW_PYTHON');
+  if (python === undefined) throw new Error('AIRFLOW_PYTHON is not set: run scripts/provision.sh first');
+  return python;
+}
+
+function airflow2Python(): string | undefined {
+  const python = provisioned('AIRFLOW2_PYTHON') ?? path.join(root, '.state', 'airflow2-venv', 'bin', 'python');
+  return fs.existsSync(python) ? python : undefined;
+}
+
+function setUp(work: string, python: string, scale: number, major: 2 | 3) {
+  const tag = `a${major}-x${scale}`;
+  const project = generateBenchProject(path.join(work, `project-${tag}`), 200, scale, major);
+  const cacheDir = path.join(work, `cache-${tag}`);
+  const scratch = path.join(work, `scratch-${tag}`);
   fs.mkdirSync(scratch);
   const baseline: Timed = {
-    label: `python: import Airflow + DagBag() (200 DAG files${scale > 1 ? `, ${scale}x tasks` : ''})`,
+    label: `python: import Airflow ${major} + DagBag() (200 DAG files${scale > 1 ? `, ${scale}x tasks` : ''})`,
     command: python,
     args: [path.join(root, 'bench', 'parse-baseline.py')],
     options: {
@@ -43,6 +56,10 @@ function setUp(work: string, python: string, scale: number) {
         AIRFLOW_HOME: project,
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN: `sqlite:///${scratch}/airflow.db`,
         AIRFLOW__LOGGING__BASE_LOG_FOLDER: `${scratch}/logs`,
+        AIRFLOW__SCHEDULER__CHILD_PROCESS_LOG_DIRECTORY: `${scratch}/logs/scheduler`,
+        AIRFLOW__LOGGING__DAG_PROCESSOR_MANAGER_LOG_LOCATION: `${scratch}/logs/manager.log`,
+        AIRFLOW__CORE__LOAD_EXAMPLES: 'False',
+        AIRFLOW_CONFIG: `${scratch}/airflow.cfg`,
         PYTHONDONTWRITEBYTECODE: '1',
       },
     },
@@ -54,7 +71,11 @@ function setUp(work: string, python: string, scale: number) {
     before,
   });
   const dropVerdicts = () => fs.rmSync(path.join(cacheDir, 'parse', 'runs'), { recursive: true, force: true });
-  return { baseline, candidate, dropVerdicts };
+  // A new comment each time: the file's content (and so its cached verdict) changes, nothing else does.
+  const changed = fs.readdirSync(path.join(project, 'dags')).sort()[0] as string;
+  let edits = 0;
+  const changeOneFile = () => fs.appendFileSync(path.join(project, 'dags', changed), `# edit ${++edits}\n`);
+  return { baseline, candidate, dropVerdicts, changeOneFile };
 }
 
 /**
@@ -85,30 +106,43 @@ async function warmInProcess(light: ReturnType<typeof setUp>, python: string, ba
   };
 }
 
+async function forMajor(work: string, python: string, major: 2 | 3): Promise<Comparison[]> {
+  const light = setUp(work, python, 1, major);
+  const name = (what: string) => `astro dev parse on Airflow ${major}, ${what} vs DagBag()`;
+  const results = [
+    compare(name('cold (no cached verdicts)'), light.baseline, light.candidate('astro dev parse (cold)', light.dropVerdicts), {
+      runs: 5,
+      warmup: 1,
+      target: 0.6,
+    }),
+    compare(name('warm (nothing changed)'), light.baseline, light.candidate('astro dev parse (warm)'), { runs: 5, warmup: 1, target: 0.05 }),
+    compare(name('one file changed'), light.baseline, light.candidate('astro dev parse (one file changed)', light.changeOneFile), {
+      runs: 5,
+      warmup: 1,
+      target: 0.3,
+    }),
+  ];
+  const inProcess = await warmInProcess(light, python, (results[1] as Comparison).baseline);
+  results.push({ ...inProcess, name: name('warm, in-process runParse (no Node start-up)') });
+  if (major === 3) {
+    const heavy = setUp(work, python, 5, major);
+    results.push(
+      compare(name('cold, heavier DAGs (5x tasks)'), heavy.baseline, heavy.candidate('astro dev parse (cold, 5x tasks)', heavy.dropVerdicts), {
+        runs: 3,
+        warmup: 1,
+        target: 0.6,
+      }),
+    );
+  }
+  return results;
+}
+
 export default async function run(): Promise<Comparison[]> {
-  const python = airflowPython();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'astro-parse-bench-'));
   try {
-    const light = setUp(work, python, 1);
-    const heavy = setUp(work, python, 5);
-    const results = [
-      compare('astro dev parse, cold (no cached verdicts) vs DagBag()', light.baseline, light.candidate('astro dev parse (cold)', light.dropVerdicts), {
-        runs: 7,
-        warmup: 1,
-        target: 0.6,
-      }),
-      compare('astro dev parse, warm (nothing changed) vs DagBag()', light.baseline, light.candidate('astro dev parse (warm)'), {
-        runs: 7,
-        warmup: 1,
-        target: 0.05,
-      }),
-      compare('astro dev parse, cold, heavier DAGs (5x tasks) vs DagBag()', heavy.baseline, heavy.candidate('astro dev parse (cold, 5x tasks)', heavy.dropVerdicts), {
-        runs: 5,
-        warmup: 1,
-        target: 0.6,
-      }),
-    ];
-    results.push(await warmInProcess(light, python, (results[1] as Comparison).baseline));
+    const results = await forMajor(work, airflowPython(), 3);
+    const python2 = airflow2Python();
+    if (python2 !== undefined) results.push(...(await forMajor(work, python2, 2)));
     return results;
   } finally {
     fs.rmSync(work, { recursive: true, force: true });

@@ -6,8 +6,9 @@
 #   scripts/provision.sh --check   say what is present, missing or stale without changing anything
 #                                  (exit 0 when everything is in place, 1 otherwise)
 #
-# Steps: apt packages, Docker Engine (scripts/dockerd.sh), npm dependencies, pinned Python venv with Airflow,
-# stand-in Astro Runtime images (scripts/runtime-image/build.sh), provision.env.
+# Steps: apt packages, Docker Engine (scripts/dockerd.sh), npm dependencies, pinned Python venv with Airflow 3,
+# a second pinned venv with Airflow 2, stand-in Astro Runtime images (scripts/runtime-image/build.sh),
+# provision.env.
 #
 # Environment: ASTRO_DEV_CACHE (default ~/.cache/astro-dev: wheelhouse, root filesystem tarball),
 # ASTRO_DEV_STATE_DIR (default <repo>/.state), DOCKER_SOCKET (default /var/run/docker.sock),
@@ -27,8 +28,12 @@ venv_stamp=$venv/.provision-recipe
 npm_stamp=$state_dir/npm-ci.stamp
 env_file=$state_dir/provision.env
 build_image=$repo_root/scripts/runtime-image/build.sh
+# Airflow 2 (Runtime 12): parse and pytest must give the container's verdicts on both majors.
+airflow2_requirements=$repo_root/scripts/python/airflow2-requirements.txt
+airflow2_venv=$state_dir/airflow2-venv
 
 readonly AIRFLOW_VERSION=3.1.8
+readonly AIRFLOW2_VERSION=2.10.5
 readonly RUNTIME_VERSION=3.1-8
 readonly RUNTIME_IMAGE=astrocrpublic.azurecr.io/runtime:$RUNTIME_VERSION
 readonly RUNTIME_BASE_IMAGE=astrocrpublic.azurecr.io/runtime:$RUNTIME_VERSION-base
@@ -236,6 +241,78 @@ ensure_venv() {
   venv_recipe >"$venv_stamp"
 }
 
+# --- Python: the Airflow 2 venv ---------------------------------------------------------------------------
+
+airflow2_recipe() {
+  printf 'python %s %s\nrequirements %s\n' "$(readlink -f "$base_python")" \
+    "$("$base_python" -c 'import sys; print(sys.version.split()[0])')" "$(sha256 <"$airflow2_requirements")"
+}
+
+airflow2_venv_state() {
+  if [[ ! -x $airflow2_venv/bin/python ]]; then
+    echo missing
+  elif [[ -f $airflow2_venv/.provision-recipe && $(<"$airflow2_venv/.provision-recipe") == "$(airflow2_recipe)" ]]; then
+    echo fresh
+  else
+    echo stale
+  fi
+}
+
+airflow2_wheelhouse_dir() { printf '%s/wheels-airflow2/%s\n' "$cache_dir" "$(sha256 <"$airflow2_requirements" | cut -c1-16)"; }
+
+# Like ensure_wheelhouse, but with `pip wheel`: one pin (python-nvd3) exists only as an sdist and is built into a
+# wheel here, once, while the index is reachable; the venv then installs offline from the wheelhouse.
+ensure_airflow2_wheelhouse() {
+  local pip=$1 dir
+  dir=$(airflow2_wheelhouse_dir)
+  [[ -f $dir/.complete ]] && return 0
+  say "downloading and building the Airflow 2 wheels into $dir (log: $state_dir/logs/pip-wheel-airflow2.log)"
+  mkdir -p "$(dirname "$dir")"
+  local partial=$dir.partial.$$ started
+  started=$(now_ms)
+  rm -rf "$partial"
+  if ! env -u PIP_FIND_LINKS -u PIP_NO_INDEX "$pip" wheel --disable-pip-version-check --no-deps --use-pep517 \
+    --prefer-binary -r "$airflow2_requirements" -w "$partial" >"$state_dir/logs/pip-wheel-airflow2.log" 2>&1 </dev/null; then
+    tail -n 30 "$state_dir/logs/pip-wheel-airflow2.log" >&2
+    rm -rf "$partial"
+    die "pip wheel failed; full log: $state_dir/logs/pip-wheel-airflow2.log"
+  fi
+  touch "$partial/.complete"
+  rm -rf "$dir"
+  mv "$partial" "$dir"
+  find "$(dirname "$dir")" -mindepth 1 -maxdepth 1 -type d ! -path "$dir" ! -name '*.partial.*' -exec rm -rf {} +
+  say "wheelhouse has $(find "$dir" -name '*.whl' | wc -l) wheels ($(seconds_since "$started"))"
+}
+
+ensure_airflow2_venv() {
+  local state
+  state=$(airflow2_venv_state)
+  if [[ $state == fresh ]]; then
+    say "$airflow2_venv matches $(basename "$airflow2_requirements")"
+    return 0
+  fi
+  "$base_python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' ||
+    die "$base_python is not CPython 3.11; set ASTRO_DEV_PYTHON"
+  say "creating $airflow2_venv (venv $state)"
+  rm -rf "$airflow2_venv"
+  "$base_python" -m venv "$airflow2_venv"
+  ensure_airflow2_wheelhouse "$airflow2_venv/bin/pip"
+  local started
+  started=$(now_ms)
+  if ! env -u PIP_FIND_LINKS "$airflow2_venv/bin/pip" install --disable-pip-version-check --no-index \
+    --find-links "$(airflow2_wheelhouse_dir)" -r "$airflow2_requirements" \
+    >"$state_dir/logs/venv-airflow2-install.log" 2>&1 </dev/null; then
+    tail -n 30 "$state_dir/logs/venv-airflow2-install.log" >&2
+    die "installing the Airflow 2 requirements failed; full log: $state_dir/logs/venv-airflow2-install.log"
+  fi
+  say "installed the Airflow 2 requirements ($(seconds_since "$started"))"
+  local summary
+  summary=$("$airflow2_venv/bin/python" "$repo_root/scripts/python/check_airflow.py" "$AIRFLOW2_VERSION" \
+    2>"$state_dir/logs/venv-airflow2-check.log") || die "${summary:-check failed}; see $state_dir/logs/venv-airflow2-check.log"
+  say "$summary"
+  airflow2_recipe >"$airflow2_venv/.provision-recipe"
+}
+
 # --- runtime images ---------------------------------------------------------------------------------------
 
 ensure_runtime_images() {
@@ -266,6 +343,9 @@ write_env_file() {
       AIRFLOW_VENV "$venv" \
       AIRFLOW_PYTHON "$venv/bin/python" \
       AIRFLOW_VERSION "$AIRFLOW_VERSION" \
+      AIRFLOW2_VENV "$airflow2_venv" \
+      AIRFLOW2_PYTHON "$airflow2_venv/bin/python" \
+      AIRFLOW2_VERSION "$AIRFLOW2_VERSION" \
       RUNTIME_IMAGE "$RUNTIME_IMAGE" \
       RUNTIME_BASE_IMAGE "$RUNTIME_BASE_IMAGE" \
       RUNTIME_VERSION "$RUNTIME_VERSION" \
@@ -310,6 +390,8 @@ check() {
     local venv_now
     venv_now=$(venv_state)
     if [[ $venv_now == fresh ]]; then report ok "$venv"; else report "$venv_now" "$venv"; fi
+    venv_now=$(airflow2_venv_state)
+    if [[ $venv_now == fresh ]]; then report ok "$airflow2_venv"; else report "$venv_now" "$airflow2_venv"; fi
   else
     report missing "$base_python"
   fi
@@ -369,6 +451,10 @@ main() {
   step_begin venv "Python venv with apache-airflow==$AIRFLOW_VERSION"
   ensure_venv
   step_end venv
+
+  step_begin venv2 "Python venv with apache-airflow==$AIRFLOW2_VERSION"
+  ensure_airflow2_venv
+  step_end venv2
 
   step_begin image "stand-in Runtime images $RUNTIME_IMAGE and -base"
   ensure_runtime_images

@@ -73,6 +73,12 @@ class Scheduler:
         try:
             return float(settings.get_dagbag_import_timeout(path))
         except Exception:
+            pass
+        try:  # Airflow before 2.6 has no per-file hook, only the setting.
+            from airflow.configuration import conf
+
+            return conf.getfloat("core", "DAGBAG_IMPORT_TIMEOUT")
+        except Exception:
             return 30.0
 
     def _owned_fds(self):

@@ -46,10 +46,13 @@ class ResultChannel:
             data = data[written:]
 
 
-def _clean_sys_path(harness_parent):
-    # `python -c` puts the working directory (the project) first on sys.path and the boot code added the harness;
-    # DagBag under pytest sees neither, so neither may change what DAG files can import.
+def _clean_sys_path(harness_parent, project_root):
+    # `python -c` puts the working directory first on sys.path and the boot code added the harness; DagBag under
+    # pytest sees neither. The project root is importable the way the Runtime image makes it (on PYTHONPATH), so
+    # `from include.x import y` works; Airflow itself adds the DAGs and plugins folders when it starts.
     sys.path[:] = [p for p in sys.path if p not in ("", harness_parent)]
+    if project_root and os.path.abspath(project_root) not in [os.path.abspath(p) for p in sys.path]:
+        sys.path.insert(0, project_root)
 
 
 def _prepare_state(config):
@@ -92,8 +95,13 @@ def _import_airflow(db_ready, config):
 
 _WARMUP_DAG = """
 import pendulum
-from airflow.sdk import DAG, task
-from airflow.providers.standard.operators.empty import EmptyOperator
+try:
+    from airflow.sdk import DAG, task
+    from airflow.providers.standard.operators.empty import EmptyOperator
+except ImportError:  # Airflow 2
+    from airflow import DAG
+    from airflow.decorators import task
+    from airflow.operators.empty import EmptyOperator
 
 with DAG("astro_parse_warm_up", start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), schedule="@daily"):
     @task
@@ -178,10 +186,25 @@ def _read_only(root):
         return False
 
 
+def _close_inherited_fds(keep):
+    """Whatever file descriptors the caller's process leaked to us (an IPC socket, a log file) are closed before
+    any DAG code runs: only stdin, stdout, stderr and the result channel stay open."""
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    limit = 65536 if limit == resource.RLIM_INFINITY or limit > 65536 else limit
+    start = 3
+    for fd in sorted(keep) + [limit]:
+        if fd >= start:
+            os.closerange(start, fd)
+            start = fd + 1
+
+
 def main(argv):
     config = json.loads(argv[0])
     harness_parent = argv[1] if len(argv) > 1 else None
-    _clean_sys_path(harness_parent)
+    _close_inherited_fds([int(config["resultFd"])] if config.get("resultFd") is not None else [])
+    _clean_sys_path(harness_parent, config.get("projectRoot"))
     channel = ResultChannel.open(config)
     gc.disable()  # Imports allocate millions of objects; collecting during them only costs time.
     _set_child_subreaper()
@@ -224,7 +247,7 @@ def main(argv):
         import logging
 
         logging.getLogger("airflow").disabled = True
-        files, skipped, discovery = listing.list_dag_files(dags_folder)
+        files, skipped, unreadable, discovery = listing.list_dag_files(dags_folder)
         channel.send(
             {
                 "type": "hello",
@@ -248,6 +271,7 @@ def main(argv):
                 "type": "listing",
                 "files": [{"path": p, "relPath": relpath(p, airflow_home)} for p in files],
                 "skipped": [dict(s, relPath=relpath(s["path"], airflow_home)) for s in skipped],
+                "unreadable": [dict(u, relPath=relpath(u["path"], airflow_home)) for u in unreadable],
             }
         )
         skip = set(config.get("skip") or [])

@@ -21,12 +21,6 @@ import sys
 import time
 import traceback
 
-FORK_REFUSED = (
-    "astro parse: {name}() is not allowed while a DAG file is imported; a DAG file must not start processes at "
-    "parse time (the parse runs each file in its own sandboxed process)"
-)
-
-
 def vm_size_bytes():
     try:
         with open("/proc/self/statm") as statm:
@@ -61,16 +55,42 @@ def _die_with_supervisor():
         pass
 
 
-def _refuse_forks():
-    def refuse(name):
-        def refused(*args, **kwargs):
-            raise RuntimeError(FORK_REFUSED.format(name="os." + name))
-
-        return refused
-
-    for name in ("fork", "forkpty"):
-        if hasattr(os, name):
-            setattr(os, name, refuse(name))
+def _end_strays(worker_pid):
+    """Ends what a DAG file started and left running (forked children, daemons that changed their parent): a
+    file's processes end with its import, as they would with DagBag's own process. Found by process group (the
+    worker leads its own) and by parentage; the sandbox's fresh /proc lists only the sandbox's processes."""
+    parents = {}
+    groups = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        groups[int(entry)] = int(fields[2])
+    for pid, parent in parents.items():
+        if pid == worker_pid:
+            continue
+        ancestor, hops = parent, 0
+        while ancestor not in (0, 1, worker_pid) and hops < 64:
+            ancestor, hops = parents.get(ancestor, 0), hops + 1
+        if ancestor == worker_pid or groups.get(pid) == worker_pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    except ChildProcessError:
+        pass
 
 
 class DependencyRecorder:
@@ -210,7 +230,6 @@ class Worker:
         _die_with_supervisor()
         _limit_resources(self.context["memoryLimitBytes"])
         self.vm_baseline = vm_size_bytes()
-        _refuse_forks()
         import logging
 
         logging.getLogger("airflow").disabled = True
@@ -325,8 +344,10 @@ class Worker:
                 os._exit(0)
             result = self.parse(task["path"])
             if os.getpid() != self.pid:
-                # A DAG file forked behind our back (e.g. through ctypes): only the worker itself reports.
+                # A process a DAG file forked came back here (its import went on in the child): only the worker
+                # itself reports.
                 os._exit(0)
+            _end_strays(self.pid)
             result["path"] = task["path"]
             self.end_output()
             retire = self.should_retire()

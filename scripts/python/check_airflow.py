@@ -2,7 +2,7 @@
 
 Usage: python check_airflow.py EXPECTED_AIRFLOW_VERSION
 
-Runs in the host venv (.state/airflow-venv) and in the stand-in Runtime image. Everything happens under a
+Runs in the host venvs (.state/airflow-venv, .state/airflow2-venv) and in the stand-in Runtime image. Everything happens under a
 throwaway AIRFLOW_HOME, so it neither needs nor leaves an airflow.cfg or airflow.db behind. Prints one summary
 line on stdout; Airflow's own logging goes to stderr. Exits non-zero when anything is off.
 """
@@ -18,8 +18,12 @@ from pathlib import Path
 GOOD_DAG = """\
 from datetime import datetime
 
-from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG
+try:  # Airflow 3
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2
+    from airflow.operators.empty import EmptyOperator
+    from airflow import DAG
 
 with DAG(dag_id="provision_smoke", start_date=datetime(2024, 1, 1), schedule=None):
     EmptyOperator(task_id="noop")
@@ -27,7 +31,7 @@ with DAG(dag_id="provision_smoke", start_date=datetime(2024, 1, 1), schedule=Non
 
 # DagBag's safe mode skips files that mention neither "airflow" nor "dag", so the broken file mentions both.
 BROKEN_DAG = """\
-from airflow.sdk import DAG  # noqa: F401
+from airflow import DAG  # noqa: F401
 import module_that_does_not_exist  # noqa: F401
 """
 

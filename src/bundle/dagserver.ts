@@ -2,7 +2,7 @@
  * DAG-only deploys to Astronomer Software: the DAG bundle goes to the Deployment's DAG server as a multipart
  * upload (`file` + `description`), authorised with the raw Houston token.
  *
- * Retries follow Astronomer's CLI: up to 8 attempts, the delay doubling from 1 s (with jitter); a 4xx answer stops at
+ * Retries follow Astronomer's CLI: up to 8 attempts, the delay doubling from 1 s; a 4xx answer stops at
  * once (retrying cannot fix a bad token or a refused bundle), anything else that is not exactly 200 is retried.
  */
 import { UserError } from '../errors.js';
@@ -57,7 +57,8 @@ export async function uploadToDagServer(options: UploadToDagServerOptions): Prom
       {
         policy: { attempts: maxAttempts, baseDelayMs, maxDelayMs: baseDelayMs * 2 ** (maxAttempts - 1), attemptTimeoutMs: options.attemptTimeoutMs ?? 10 * 60_000 },
         signal: options.signal,
-        random: options.random,
+        // Astronomer's schedule exactly (1 s, 2 s, 4 s, …) unless a test injects jitter.
+        random: options.random ?? (() => 1),
         interruptedMessage: 'The DAG upload was interrupted.',
         classify: (error) => {
           const failed = asFailure(error);

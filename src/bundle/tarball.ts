@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { UserError } from '../errors.js';
+import { AstroError, UserError } from '../errors.js';
 import { throwIfAborted } from '../util/retry.js';
 
 /** Enough for any real DAGs folder; a bigger one almost always holds data that belongs in include/. */
@@ -28,6 +28,15 @@ export interface CreateDagBundleOptions {
   signal?: AbortSignal;
   /** Refuse when the files to pack add up to more than this many bytes (uncompressed). */
   maxSourceBytes?: number;
+  /** Bytes read from the files, then bytes of tar compressed, as they advance (large bundles only report by chunk). */
+  onProgress?: (event: BundleProgress) => void;
+}
+
+export interface BundleProgress {
+  stage: 'read' | 'compress';
+  bytesDone: number;
+  /** Known for compression only: reading does not stat every file first. */
+  bytesTotal?: number;
 }
 
 export interface DagBundle {
@@ -63,7 +72,7 @@ export async function createDagBundle(options: CreateDagBundleOptions): Promise<
   refuseFolderLinkCycles(root, options.sourceDir, entries);
   entries.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
 
-  const data = await pack(root, options.sourceDir, entries, prefix, maxSourceBytes, signal);
+  const data = await pack(root, options.sourceDir, entries, prefix, maxSourceBytes, signal, options.onProgress ?? (() => undefined));
   return {
     data,
     bytes: data.length,
@@ -230,13 +239,34 @@ function refuseFolderLinkCycles(root: string, shownRoot: string, entries: Walked
 /** Between batches the event loop runs, so Ctrl-C is seen promptly even while a large folder is read. */
 const BATCH_FILES = 256;
 const BATCH_BYTES = 32 * 1024 * 1024;
+/**
+ * A single large file is read, and a large tar compressed, in slices of this size with the signal checked in
+ * between: reading 200 MB and gzipping it in one call each kept a Ctrl-C waiting for seconds.
+ */
+const SLICE_BYTES = 4 * 1024 * 1024;
+/** Below this, one zlib call is fastest and over before anyone could press Ctrl-C. */
+const ONE_SHOT_GZIP_BYTES = 16 * 1024 * 1024;
+
+/** Lets the event loop run (a signal handler may abort), then stops if it did. */
+async function checkpoint(signal: AbortSignal | undefined): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  throwIfAborted(signal);
+}
 
 /**
  * Files are read synchronously, in sorted order, straight into a tar-stream packer, and the whole tar is compressed in
  * one zlib call. For 1,000 small DAG files on a busy 2-core machine, tar-fs (one asynchronous lstat/open/read/close
  * chain per file, one entry at a time) with a streaming gzip took 200-350 ms; this takes 60-90 ms.
  */
-async function pack(root: string, shownRoot: string, entries: WalkedEntry[], prefix: string, maxSourceBytes: number, signal: AbortSignal | undefined): Promise<Buffer> {
+async function pack(
+  root: string,
+  shownRoot: string,
+  entries: WalkedEntry[],
+  prefix: string,
+  maxSourceBytes: number,
+  signal: AbortSignal | undefined,
+  onProgress: (event: BundleProgress) => void,
+): Promise<Buffer> {
   const { pack: tarPack } = await import('tar-stream');
   const tar = tarPack();
   const chunks: Buffer[] = [];
@@ -259,7 +289,10 @@ async function pack(root: string, shownRoot: string, entries: WalkedEntry[], pre
       tar.entry({ name, type: 'symlink', linkname: entry.linkname, size: 0, mode: stat.mode, mtime: stat.mtime, uid: stat.uid, gid: stat.gid });
       continue;
     }
-    const { stat, data } = readRegularFile(abs, shownRoot, entry.rel, { remaining: maxSourceBytes - sourceBytes, max: maxSourceBytes });
+    const before = sourceBytes;
+    const { stat, data } = await readRegularFile(abs, shownRoot, entry.rel, { remaining: maxSourceBytes - sourceBytes, max: maxSourceBytes }, signal, (read) =>
+      onProgress({ stage: 'read', bytesDone: before + read }),
+    );
     sourceBytes += data.length;
     tar.entry({ name, type: 'file', size: data.length, mode: stat.mode, mtime: stat.mtime, uid: stat.uid, gid: stat.gid }, data);
     batchFiles++;
@@ -275,18 +308,56 @@ async function pack(root: string, shownRoot: string, entries: WalkedEntry[], pre
   await ended;
   throwIfAborted(signal);
 
-  const gzipped = await new Promise<Buffer>((resolve, reject) => {
-    zlib.gzip(Buffer.concat(chunks), (error, result) => (error ? reject(error) : resolve(result)));
-  });
+  const tarball = Buffer.concat(chunks);
+  chunks.length = 0;
+  const gzipped =
+    tarball.length <= ONE_SHOT_GZIP_BYTES
+      ? await new Promise<Buffer>((resolve, reject) => {
+          zlib.gzip(tarball, (error, result) => (error ? reject(error) : resolve(result)));
+        })
+      : await gzipInSlices(tarball, signal, onProgress);
   throwIfAborted(signal);
   return gzipped;
+}
+
+/** zlib's stream, fed a slice at a time; on abort it is destroyed at once instead of compressing the rest. */
+async function gzipInSlices(tarball: Buffer, signal: AbortSignal | undefined, onProgress: (event: BundleProgress) => void): Promise<Buffer> {
+  const gzip = zlib.createGzip();
+  const out: Buffer[] = [];
+  gzip.on('data', (chunk: Buffer) => out.push(chunk));
+  const finished = new Promise<void>((resolve, reject) => {
+    gzip.on('end', resolve);
+    gzip.on('error', reject);
+  });
+  try {
+    for (let offset = 0; offset < tarball.length; offset += SLICE_BYTES) {
+      const slice = tarball.subarray(offset, Math.min(offset + SLICE_BYTES, tarball.length));
+      // The callback comes once zlib has taken the slice in, so at most one slice is compressed after a Ctrl-C.
+      await new Promise<void>((resolve, reject) => gzip.write(slice, (error) => (error ? reject(error) : resolve())));
+      onProgress({ stage: 'compress', bytesDone: offset + slice.length, bytesTotal: tarball.length });
+      await checkpoint(signal);
+    }
+    gzip.end();
+    await finished;
+  } catch (error) {
+    gzip.destroy();
+    throw error;
+  }
+  return Buffer.concat(out);
 }
 
 // O_NOFOLLOW: a file swapped for a symlink after the walk checked it must not smuggle its target in.
 // O_NONBLOCK: a file swapped for a named pipe must not hang the open.
 const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 
-function readRegularFile(abs: string, shownRoot: string, rel: string, budget: { remaining: number; max: number }): { stat: fs.Stats; data: Buffer } {
+async function readRegularFile(
+  abs: string,
+  shownRoot: string,
+  rel: string,
+  budget: { remaining: number; max: number },
+  signal: AbortSignal | undefined,
+  onRead: (bytes: number) => void,
+): Promise<{ stat: fs.Stats; data: Buffer }> {
   let fd: number;
   try {
     fd = fs.openSync(abs, OPEN_FLAGS);
@@ -297,15 +368,33 @@ function readRegularFile(abs: string, shownRoot: string, rel: string, budget: { 
     const stat = fs.fstatSync(fd);
     if (!stat.isFile()) throw changedWhileReading(shownRoot, rel);
     if (stat.size > budget.remaining) throw tooLarge(shownRoot, budget.max);
-    const data = fs.readFileSync(fd);
+    const data = stat.size <= SLICE_BYTES ? fs.readFileSync(fd) : await readInSlices(fd, stat.size, budget.remaining, signal, onRead);
     if (data.length > budget.remaining) throw tooLarge(shownRoot, budget.max);
     return { stat, data };
   } catch (error) {
-    if (error instanceof UserError) throw error;
+    if (error instanceof AstroError) throw error;
     throw readError(error, shownRoot, rel);
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** Reads a large file a slice at a time, checking the signal between slices; growth past `limit` stops early. */
+async function readInSlices(fd: number, size: number, limit: number, signal: AbortSignal | undefined, onRead: (bytes: number) => void): Promise<Buffer> {
+  const slices: Buffer[] = [];
+  let total = 0;
+  for (;;) {
+    // The size may change while we read: read until the end of the file, whatever the stat said.
+    const slice = Buffer.allocUnsafe(Math.min(SLICE_BYTES, Math.max(size - total, 64 * 1024)));
+    const n = fs.readSync(fd, slice, 0, slice.length, total);
+    if (n === 0) break;
+    slices.push(n === slice.length ? slice : slice.subarray(0, n));
+    total += n;
+    onRead(total);
+    if (total > limit) break;
+    await checkpoint(signal);
+  }
+  return Buffer.concat(slices, total);
 }
 
 function lstatOrRefuse(abs: string, shownRoot: string, rel: string): fs.Stats {

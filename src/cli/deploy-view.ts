@@ -26,11 +26,23 @@ function formatBytes(n: number): string {
   return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-function progressText(event: Extract<DeployEvent, { type: 'progress' }>): { text: string; pct?: number } {
+/**
+ * Phases that check the project: finishing one says nothing about what it found (its findings and verdict follow
+ * as their own lines), so its end gets no ✔.
+ */
+const CHECKS: ReadonlySet<Phase> = new Set(['parse', 'pytest']);
+
+/**
+ * A bar when the total is known. An image push learns its total layer by layer: once the total has grown, a
+ * percentage would jump back each time a layer appears, so the view shows the bytes sent and the total so far.
+ */
+function progressText(event: Extract<DeployEvent, { type: 'progress' }>, totalGrew: boolean): { text: string; pct?: number } {
   if (!event.bytesTotal) return { text: event.message ?? '' };
-  const pct = Math.min(100, Math.floor(((event.bytesDone ?? 0) / event.bytesTotal) * 100));
+  const done = event.bytesDone ?? 0;
+  if (totalGrew) return { text: `${formatBytes(done)} of ${formatBytes(event.bytesTotal)} known so far` };
+  const pct = Math.min(100, Math.floor((done / event.bytesTotal) * 100));
   const filled = Math.round(pct / 5);
-  return { text: `[${'#'.repeat(filled)}${'-'.repeat(20 - filled)}] ${pct}% ${formatBytes(event.bytesDone ?? 0)}/${formatBytes(event.bytesTotal)}`, pct };
+  return { text: `[${'#'.repeat(filled)}${'-'.repeat(20 - filled)}] ${pct}% ${formatBytes(done)}/${formatBytes(event.bytesTotal)}`, pct };
 }
 
 export function createDeployView(out: Output): { emit: (event: DeployEvent) => void; close: () => void } {
@@ -40,6 +52,8 @@ export function createDeployView(out: Output): { emit: (event: DeployEvent) => v
   const label = (phase: Phase) => labels.get(phase) ?? LABELS[phase];
   const details = new Map<Phase, string>();
   const lastBucket = new Map<Phase, number>();
+  const firstTotal = new Map<Phase, number>();
+  const lastTotalShown = new Map<Phase, number>();
   let spinner: Promise<Spinner> | undefined;
 
   const running = () => [...started.keys()].map((p) => `${label(p)}…${details.get(p) ? ` ${details.get(p)}` : ''}`).join('   ');
@@ -76,12 +90,17 @@ export function createDeployView(out: Output): { emit: (event: DeployEvent) => v
         const seconds = ((Date.now() - (started.get(event.phase) ?? Date.now())) / 1000).toFixed(1);
         started.delete(event.phase);
         details.delete(event.phase);
-        out.info(event.state === 'done' ? `✔ ${label(event.phase)} (${seconds}s)` : `✖ ${label(event.phase)} failed`);
+        if (event.state === 'skipped') out.info(`- ${label(event.phase)}: skipped`);
+        else if (event.state !== 'done') out.info(`✖ ${label(event.phase)} failed`);
+        else if (CHECKS.has(event.phase)) out.info(`${label(event.phase)}: finished (${seconds}s)`);
+        else out.info(`✔ ${label(event.phase)} (${seconds}s)`);
         redraw();
         return;
       }
       case 'progress': {
-        const { text, pct } = progressText(event);
+        if (event.bytesTotal && !firstTotal.has(event.phase)) firstTotal.set(event.phase, event.bytesTotal);
+        const grew = event.bytesTotal !== undefined && event.bytesTotal !== firstTotal.get(event.phase);
+        const { text, pct } = progressText(event, grew);
         if (out.animated) {
           details.set(event.phase, text);
           redraw();
@@ -89,6 +108,11 @@ export function createDeployView(out: Output): { emit: (event: DeployEvent) => v
           const bucket = Math.floor(pct / 25);
           if (lastBucket.get(event.phase) === bucket) return;
           lastBucket.set(event.phase, bucket);
+          out.info(`  ${label(event.phase)}: ${text}`);
+        } else if (grew) {
+          // In logs, a line each time a new layer makes the total grow, not one per chunk.
+          if (lastTotalShown.get(event.phase) === event.bytesTotal) return;
+          lastTotalShown.set(event.phase, event.bytesTotal!);
           out.info(`  ${label(event.phase)}: ${text}`);
         } else if (text) {
           out.debug(text);

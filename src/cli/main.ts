@@ -3,7 +3,7 @@
  * bin/astro.js hands it to the process, so the whole CLI runs in-process in tests.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { exitCodeHelp, ExitCode, InterruptedError, toAstroError, UsageError, type AstroError } from '../errors.js';
+import { exitCodeHelp, ExitCode, InterruptedError, toAstroError, UsageError, UserError, type AstroError } from '../errors.js';
 import { interruptedBy } from '../util/retry.js';
 import { readEnv, type AstroEnv } from '../env.js';
 import { Output, type Streams } from '../ui/output.js';
@@ -77,12 +77,16 @@ function applyToAll(command: Command, apply: (c: Command) => void): void {
 
 export async function main(argv: string[], options: MainOptions = {}): Promise<number> {
   const streams: Streams = options.streams ?? { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin };
-  const env: AstroEnv = readEnv(options.env ?? process.env);
-  const cwd = options.cwd ?? process.cwd();
+  const env: AstroEnv = readEnv(options.env);
+  // Read when a command starts, not here: `--help` works in a deleted directory, and a command there fails cleanly.
+  const cwd = options.cwd;
   const signal = options.signal ?? new AbortController().signal;
 
-  // Output depends on --json/--verbose, known only after parsing; until then errors print in text mode.
-  let out = new Output(streams, { noColor: env.noColor, forceColor: env.forceColor, ci: env.ci });
+  // Output depends on --json/--verbose, known only after parsing. Parse errors happen before that, so --json is
+  // also looked for on the raw line: with it, even commander's own errors and help are one JSON document.
+  const jsonRequested = wantsJson(argv);
+  let out = new Output(streams, { json: jsonRequested, noColor: env.noColor, forceColor: env.forceColor, ci: env.ci });
+  let help = '';
   let context: CommandContext | undefined;
 
   const program = buildProgram(() => {
@@ -92,7 +96,10 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
   applyToAll(program, (c) => {
     c.exitOverride();
     c.configureOutput({
-      writeOut: (s) => streams.stdout.write(s),
+      writeOut: (s) => {
+        if (jsonRequested) help += s;
+        else streams.stdout.write(s);
+      },
       writeErr: (s) => streams.stderr.write(s),
       // Usage errors are printed by us, once, with the exit-code contract.
       outputError: () => {},
@@ -103,7 +110,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       out = new Output(streams, { json: globals.json, verbose, noColor: env.noColor, forceColor: env.forceColor, ci: env.ci });
       if (env.apiToken) out.addSecret(env.apiToken);
       if (env.apiKeySecret) out.addSecret(env.apiKeySecret);
-      context = createCommandContext(out, env, cwd, signal);
+      context = createCommandContext(out, env, cwd ?? workingDirectory(), signal);
     });
   });
 
@@ -114,8 +121,20 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
     return ExitCode.ok;
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') {
+        if (jsonRequested) {
+          out.setDocument({ help });
+          out.flushDocument();
+        }
         return ExitCode.ok;
+      }
+      // No command given (`astro`, `astro dev`): commander printed the help on stderr. A person reads that; a
+      // program that asked for JSON gets an error it can parse.
+      if (error.code === 'commander.help') {
+        if (!jsonRequested) return ExitCode.ok;
+        const usage = new UsageError('No command given.', { nextStep: 'Run astro --help (or astro <command> --help) to see the commands.' });
+        out.printError(usage);
+        return usage.exitCode;
       }
       const usage = new UsageError(error.message.replace(/^error: /, ''), {
         nextStep: 'Run astro --help (or astro <command> --help) to see the accepted arguments.',
@@ -129,6 +148,35 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
   }
 }
 
+/** The process's working directory; a clear refusal when it was deleted or moved away under the shell. */
+function workingDirectory(): string {
+  try {
+    return process.cwd();
+  } catch (error) {
+    throw new UserError('The current directory no longer exists (it was deleted or moved).', {
+      nextStep: 'cd to an existing directory, e.g. your Astro project, and run the command again.',
+      cause: error,
+    });
+  }
+}
+
+/** `--json` anywhere before a `--` that ends the options. */
+function wantsJson(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).includes('--json');
+}
+
 function interruption(signal: AbortSignal, cause?: unknown): InterruptedError {
   return interruptedBy(signal, undefined, cause);
+}
+
+/**
+ * For bin/: an error that escaped every handler (an 'error' event nobody listened to, a stray rejection) is still
+ * reported as astro reports a bug, on stderr and as the --json document, instead of a raw Node stack trace.
+ */
+export function reportCrash(error: unknown, argv: string[], streams: Streams = { stdout: process.stdout, stderr: process.stderr }): number {
+  const out = new Output(streams, { json: wantsJson(argv) });
+  const bug = toAstroError(error);
+  out.printError(bug);
+  return bug.exitCode;
 }

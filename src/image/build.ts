@@ -11,7 +11,7 @@ import { AstroError, UserError } from '../errors.js';
 import { interruptedBy } from '../util/retry.js';
 import { RUNTIME_VERSION_LABEL } from './labels.js';
 import { createBuildContext } from './context.js';
-import type { BuildSecret, ImageEngine } from './engine.js';
+import type { BuildSecret, EngineBuildRequest, ImageEngine } from './engine.js';
 
 export const DEPLOY_PLATFORM = 'linux/amd64';
 /** The message Astro CLI users know for a failed build. */
@@ -25,7 +25,7 @@ export type BuildProgressEvent =
   | { type: 'build-log'; line: string }
   | { type: 'build-done'; tag: string; imageId: string };
 
-export interface BuildProjectImageOptions {
+export interface BuildProjectImageOptions extends Pick<EngineBuildRequest, 'buildArgs' | 'noCache' | 'pull' | 'secrets' | 'signal'> {
   projectDir: string;
   /** The local name of the image, e.g. `<deployment namespace>/airflow:latest`. */
   tag: string;
@@ -37,11 +37,6 @@ export interface BuildProjectImageOptions {
   platform?: string;
   /** Labels for the image (the deploy's description and commit: see labels.ts). */
   labels?: Record<string, string>;
-  buildArgs?: Record<string, string>;
-  noCache?: boolean;
-  pull?: boolean;
-  secrets?: BuildSecret[];
-  signal?: AbortSignal;
   onProgress?: (event: BuildProgressEvent) => void;
 }
 

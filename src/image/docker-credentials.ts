@@ -181,6 +181,13 @@ export function runCredentialHelper(env: Readonly<Record<string, string | undefi
         const { Username, Secret } = parsed.data;
         resolve(Username === '' && Secret === '' ? undefined : { username: Username, secret: Secret });
       });
+      // A helper may exit without reading stdin (broken, or it has nothing to ask): the write then fails with
+      // EPIPE after the exit. Its exit status and output, reported by the callback above, say what went wrong; an
+      // unhandled 'error' here would instead crash the whole CLI.
+      child.stdin?.on('error', (error: NodeJS.ErrnoException) => {
+        if (error.code === 'EPIPE' || error.code === 'ECONNRESET') return;
+        reject(new UserError(`Could not send the server address to ${program}: ${error.message}`, { cause: error }));
+      });
       child.stdin?.end(serverAddress);
     });
 }

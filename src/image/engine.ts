@@ -55,6 +55,8 @@ export interface ImageDetails {
   architecture: string;
   variant?: string;
   labels: Record<string, string>;
+  /** The image's own environment (`ENV` lines), which its containers start with. */
+  env: Record<string, string>;
   repoTags: string[];
   repoDigests: string[];
   size: number;
@@ -123,7 +125,7 @@ const inspectSchema = z.looseObject({
   RepoTags: z.array(z.string()).nullish(),
   RepoDigests: z.array(z.string()).nullish(),
   Size: z.number().default(0),
-  Config: z.looseObject({ Labels: z.record(z.string(), z.string()).nullish() }).nullish(),
+  Config: z.looseObject({ Labels: z.record(z.string(), z.string()).nullish(), Env: z.array(z.string()).nullish() }).nullish(),
 });
 
 class DockerEngine implements ImageEngine {
@@ -217,6 +219,10 @@ class DockerEngine implements ImageEngine {
       architecture: d.Architecture,
       ...(d.Variant ? { variant: d.Variant } : {}),
       labels: d.Config?.Labels ?? {},
+      env: Object.fromEntries((d.Config?.Env ?? []).flatMap((entry) => {
+        const eq = entry.indexOf('=');
+        return eq > 0 ? [[entry.slice(0, eq), entry.slice(eq + 1)]] : [];
+      })),
       repoTags: d.RepoTags ?? [],
       repoDigests: d.RepoDigests ?? [],
       size: d.Size,

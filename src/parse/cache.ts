@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { readJsonFile, writeJsonFileAtomic } from './files.js';
 import { fileMessage, helloMessage, listingMessage, type FileMessage, type HelloMessage, type ListingMessage } from './schema.js';
 
-export const CACHE_FORMAT = 1;
+export const CACHE_FORMAT = 2;
 /** How many run keys (environments, interpreters, projects) are kept before the oldest are dropped. */
 const MAX_RUN_KEYS = 24;
 /** A file modified this recently might change again within the same timestamp tick: never trust its stat. */
@@ -160,6 +160,11 @@ const runState = z.object({
   startupDeps: dependencies,
   /** The sandbox's network isolation when these results were produced. */
   network: z.enum(['none', 'host']),
+  /** How DAG code saw the project, and the process cap, when these results were produced. */
+  sandbox: z.object({
+    projectView: z.enum(['overlay', 'copy', 'read-only', 'direct']),
+    pidsLimit: z.number().int().positive().nullable(),
+  }),
   /** Keyed by the path as the harness saw it. */
   files: z.record(z.string(), fileEntry),
 });
@@ -212,6 +217,7 @@ export class ParseCache {
     files: Record<string, FileEntry>,
     toHost: ToHost,
     network: 'none' | 'host',
+    sandbox: RunState['sandbox'],
   ): Promise<void> {
     const state: RunState = {
       format: CACHE_FORMAT,
@@ -220,6 +226,7 @@ export class ParseCache {
       listing,
       startupDeps: await this.hashDependencies(hello.deps, toHost),
       network,
+      sandbox,
       files,
     };
     await writeJsonFileAtomic(path.join(this.runDir, 'state.json'), state);

@@ -1,12 +1,16 @@
 /**
  * Image mode: a throwaway container of the project image with no network, a memory and process limit, no
- * capabilities, and the project's directories mounted read-only where Astronomer's parse container gets copies of
- * them. The container is removed afterwards, whatever happens.
+ * capabilities. The project's directories are mounted read-only beside the project root and copied into it when
+ * the container starts, as Astronomer's parse container gets copies of them: DAG code may write into its copy, the
+ * project on disk never changes. The container is removed afterwards, whatever happens.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
 import { demuxStream, type ImageEngine } from '../image/engine.js';
+
+/** Processes and threads a sandbox container may hold at once. */
+export const CONTAINER_PIDS_LIMIT = 1024;
 
 /** Where Runtime images keep the project (WORKDIR and AIRFLOW_HOME). */
 export const CONTAINER_PROJECT_ROOT = '/usr/local/airflow';
@@ -38,10 +42,29 @@ export interface ContainerExit {
   timedOut: boolean;
 }
 
+/** Where the project's directories are mounted (read-only) before they are copied into the project root. */
+const PROJECT_SOURCE = '/astro-project-source';
+
 export function projectBinds(projectDir: string): string[] {
   return PROJECT_DIRS.filter((dir) => fs.existsSync(path.join(projectDir, dir))).map(
-    (dir) => `${path.join(projectDir, dir)}:${CONTAINER_PROJECT_ROOT}/${dir}:ro`,
+    (dir) => `${path.join(projectDir, dir)}:${PROJECT_SOURCE}/${dir}:ro`,
   );
+}
+
+/**
+ * Copies the mounted directories over the image's own (which a build may have left stale), then becomes the
+ * command. Exit 96 when the copy fails.
+ */
+export function withProjectCopy(cmd: string[]): string[] {
+  const script = [
+    `cd ${PROJECT_SOURCE} 2>/dev/null || exec "$@"`,
+    'for d in * .[!.]*; do',
+    '  [ -e "$d" ] || continue',
+    `  rm -rf "${CONTAINER_PROJECT_ROOT}/$d" && cp -R "$d" "${CONTAINER_PROJECT_ROOT}/$d" || { echo "astro: cannot copy $d into ${CONTAINER_PROJECT_ROOT}" >&2; exit 96; }`,
+    'done',
+    `cd ${CONTAINER_PROJECT_ROOT} && exec "$@"`,
+  ].join('\n');
+  return ['sh', '-c', script, 'astro-sandbox', ...cmd];
 }
 
 /** Maps a path inside the container back to the project on the host (null: not a mounted project path). */
@@ -64,6 +87,11 @@ export function hostPathToContainer(projectDir: string, hostPath: string): strin
 }
 
 export async function imageId(docker: DockerClient, image: string): Promise<string> {
+  return (await imageConfig(docker, image)).id;
+}
+
+/** The image's id and its own environment (`ENV` lines), which the container starts with. */
+export async function imageConfig(docker: DockerClient, image: string): Promise<{ id: string; env: Record<string, string> }> {
   let info: Awaited<ReturnType<DockerClient['inspect']>>;
   try {
     info = await docker.inspect(image);
@@ -79,13 +107,13 @@ export async function imageId(docker: DockerClient, image: string): Promise<stri
       nextStep: 'Build it first, or pass --image-name with an image that exists locally.',
     });
   }
-  return info.id;
+  return { id: info.id, env: info.env };
 }
 
 export async function runSandboxedContainer(run: ContainerRun): Promise<ContainerExit> {
   const container = await run.docker.createContainer({
     Image: run.image,
-    Cmd: run.cmd,
+    Cmd: withProjectCopy(run.cmd),
     Env: Object.entries(run.env).map(([name, value]) => `${name}=${value}`),
     WorkingDir: CONTAINER_PROJECT_ROOT,
     Labels: { 'dev.astro-deploy-cli.sandbox': 'parse' },
@@ -93,7 +121,7 @@ export async function runSandboxedContainer(run: ContainerRun): Promise<Containe
       NetworkMode: 'none',
       Memory: run.memoryBytes,
       MemorySwap: run.memoryBytes,
-      PidsLimit: 1024,
+      PidsLimit: CONTAINER_PIDS_LIMIT,
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges'],
       Binds: [...projectBinds(run.projectDir), ...(run.binds ?? [])],
@@ -138,4 +166,13 @@ export async function runSandboxedContainer(run: ContainerRun): Promise<Containe
     run.signal?.removeEventListener('abort', onAbort);
     await container.remove({ force: true }).catch(() => undefined);
   }
+}
+
+/**
+ * Runtime images put the project root on PYTHONPATH (so `include.*` imports); an image that does not say
+ * otherwise gets it, and the env file still wins.
+ */
+export function imageLayoutDefaults(env: Record<string, string>, imageEnv: Record<string, string>): Record<string, string> {
+  if (env.PYTHONPATH !== undefined || imageEnv.PYTHONPATH !== undefined) return env;
+  return { ...env, PYTHONPATH: CONTAINER_PROJECT_ROOT };
 }

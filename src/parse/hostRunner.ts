@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { HARNESS_BOOT, harnessParentDir, MessageReader, TailBuffer, type HarnessConfig } from './harness.js';
-import type { HostSandbox, SandboxPaths } from './sandbox.js';
+import type { HostSandbox, SandboxSpec } from './sandbox.js';
 import type { HarnessMessage } from './schema.js';
 
 export interface HarnessExit {
@@ -22,7 +22,7 @@ export interface HostHarnessOptions {
   env: Record<string, string>;
   config: Omit<HarnessConfig, 'resultFd' | 'resultFile'>;
   sandbox: HostSandbox;
-  sandboxPaths: SandboxPaths;
+  sandboxSpec: SandboxSpec;
   onMessage: (message: HarnessMessage) => void;
   signal?: AbortSignal;
   /** Kill the harness when it has said nothing for this long (it enforces per-file deadlines itself). */
@@ -34,7 +34,7 @@ export function runHarnessOnHost(options: HostHarnessOptions): Promise<HarnessEx
   const { command, args } = options.sandbox.wrap(
     options.python,
     ['-c', HARNESS_BOOT, harnessParentDir(), JSON.stringify(config)],
-    options.sandboxPaths,
+    options.sandboxSpec,
   );
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {

@@ -60,13 +60,14 @@ const PROBE = [
   '    h.update(d.encode() + b"\\0")',
   '    for n in sorted(os.listdir(d)):',
   '        h.update(n.encode() + b"\\0")',
-  'print(json.dumps({"version": sys.version.split()[0], "executable": sys.executable, "prefix": sys.prefix, "dirs": dirs, "listing": h.hexdigest()}))',
+  'print(json.dumps({"version": sys.version.split()[0], "executable": sys.executable, "prefix": sys.prefix, "basePrefix": sys.base_prefix, "dirs": dirs, "listing": h.hexdigest()}))',
 ].join('\n');
 
 const probeResult = z.object({
   version: z.string(),
   executable: z.string(),
   prefix: z.string(),
+  basePrefix: z.string(),
   dirs: z.array(z.string()),
   listing: z.string(),
 });
@@ -76,6 +77,7 @@ const memoEntry = z.object({
   dirs: z.array(z.object({ path: z.string(), mtimeMs: z.number() })),
   identity: z.string(),
   version: z.string(),
+  prefixes: z.array(z.string()),
 });
 const memoFile = z.record(z.string(), memoEntry);
 
@@ -83,6 +85,8 @@ export interface InterpreterIdentity {
   identity: string;
   version: string;
   realPath: string;
+  /** Where the interpreter and its packages live (the venv, the Python it was made from, site directories). */
+  prefixes: string[];
 }
 
 /**
@@ -105,16 +109,17 @@ export async function interpreterIdentity(python: string, cacheDir: string, env:
         }
       }),
     );
-    if (unchanged.every(Boolean)) return { identity: known.identity, version: known.version, realPath };
+    if (unchanged.every(Boolean)) return { identity: known.identity, version: known.version, realPath, prefixes: known.prefixes };
   }
   const probe = await runProbe(python, env);
   const identity = createHash('sha256').update(JSON.stringify(probe)).digest('hex');
   const dirs = await Promise.all(
     probe.dirs.map(async (dir) => ({ path: dir, mtimeMs: (await fs.stat(dir)).mtimeMs })),
   );
-  memo[python] = { python: { mtimeMs: stat.mtimeMs, size: stat.size }, dirs, identity, version: probe.version };
+  const prefixes = [...new Set([probe.prefix, probe.basePrefix, path.dirname(path.dirname(realPath)), ...probe.dirs])];
+  memo[python] = { python: { mtimeMs: stat.mtimeMs, size: stat.size }, dirs, identity, version: probe.version, prefixes };
   await writeJsonFileAtomic(memoPath, memo);
-  return { identity, version: probe.version, realPath };
+  return { identity, version: probe.version, realPath, prefixes };
 }
 
 async function runProbe(python: string, env: Record<string, string>): Promise<z.infer<typeof probeResult>> {

@@ -78,6 +78,19 @@ export function mergeResults(
       cached: outcome.cached,
     });
   }
+  for (const file of listing.unreadable) {
+    const exempted = exceptions.has(file.relPath);
+    results.push({
+      path: file.relPath,
+      status: exempted ? 'ok' : 'error',
+      dagIds: [],
+      errors: [{ path: file.relPath, message: file.message, kind: 'unreadable' }],
+      exempted,
+      warnings: [],
+      durationMs: 0,
+      cached: false,
+    });
+  }
   for (const skipped of listing.skipped) {
     results.push({
       path: skipped.relPath,

@@ -7,11 +7,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { BugError, UsageError, UserError } from '../errors.js';
-import { imageId, runSandboxedContainer, type DockerClient } from './container.js';
+import { imageConfig, imageLayoutDefaults, runSandboxedContainer, type DockerClient } from './container.js';
 import { parseEnvFile } from './envFile.js';
-import { findInterpreter } from './interpreter.js';
-import { hostSandbox } from './sandbox.js';
-import { airflowStateEnvironment, buildDagEnvironment } from './sandboxEnv.js';
+import { findInterpreter, interpreterIdentity } from './interpreter.js';
+import { hostSandbox, makeRunDirs, SANDBOX_SETUP_FAILED, sandboxSetupError, sandboxSpec } from './sandbox.js';
+import { airflowStateEnvironment, buildDagEnvironment, projectConfigFile, runtimeLayoutDefaults } from './sandboxEnv.js';
 
 export interface PytestOptions {
   projectDir: string;
@@ -27,6 +27,8 @@ export interface PytestOptions {
   onOutput?: (chunk: string, stream: 'stdout' | 'stderr') => void;
   signal?: AbortSignal;
   noSandbox?: boolean;
+  /** astro's cache directory (remembers interpreter probes; hidden from the tests like the rest of astro's state). */
+  cacheDir?: string;
   /** Memory limit of the container in image mode; default 4096 MiB. */
   memoryLimitMb?: number;
 }
@@ -42,8 +44,15 @@ export interface PytestResult {
   network: 'none' | 'host';
 }
 
-// The project is read-only to the tests; pytest's cache would only fail to be written.
+// The tests see a throwaway view of the project; pytest's cache would be written only to vanish.
 const PYTEST_FLAGS = ['-p', 'no:cacheprovider'];
+
+/**
+ * `python -m pytest`, after closing every file descriptor but stdin, stdout and stderr: none that astro's process
+ * inherited from its own caller reaches the tests. (`-c` puts the working directory first on sys.path, as `-m`.)
+ */
+const PYTEST_BOOT =
+  'import os, runpy, sys; os.closerange(3, 65536); sys.argv[0] = "pytest"; runpy.run_module("pytest", run_name="__main__", alter_sys=True)';
 
 export async function runPytest(options: PytestOptions, ports: PytestPorts = {}): Promise<PytestResult> {
   const projectDir = path.resolve(options.projectDir);
@@ -56,9 +65,9 @@ export async function runPytest(options: PytestOptions, ports: PytestPorts = {})
   if (options.image !== undefined) {
     const docker = ports.docker;
     if (docker === undefined) throw new BugError('runPytest needs a Docker client to run inside an image.');
-    await imageId(docker, options.image);
+    const image = await imageConfig(docker, options.image);
     const env = {
-      ...buildDagEnvironment({ mode: 'image', hostEnv: options.hostEnv, envFile }),
+      ...imageLayoutDefaults(buildDagEnvironment({ mode: 'image', hostEnv: options.hostEnv, envFile }), image.env),
       ...airflowStateEnvironment('/tmp/astro-pytest/state', '/tmp/astro-pytest/home'),
     };
     const result = await runSandboxedContainer({
@@ -78,18 +87,14 @@ export async function runPytest(options: PytestOptions, ports: PytestPorts = {})
 
   const choice = await findInterpreter({ projectDir, python: options.python, configuredPython: options.configuredPython });
   const sandbox = hostSandbox({ isolate: options.noSandbox !== true });
-  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'astro-pytest-'));
+  const dirs = await makeRunDirs('astro-pytest-');
   try {
-    const stateDir = path.join(scratch, 'state');
-    const homeDir = path.join(scratch, 'home');
-    await fs.mkdir(path.join(stateDir, 'logs'), { recursive: true });
-    await fs.mkdir(homeDir, { recursive: true });
-    const env = { ...buildDagEnvironment({ mode: 'host', hostEnv: options.hostEnv, envFile }), ...airflowStateEnvironment(stateDir, homeDir) };
-    env.AIRFLOW_HOME ??= projectDir;
-    const { command, args: argv } = sandbox.wrap(choice.python, ['-m', 'pytest', ...args], {
-      readOnly: projectDir,
-      writable: ['/tmp', os.tmpdir(), scratch],
-    });
+    const dagEnv = runtimeLayoutDefaults(buildDagEnvironment({ mode: 'host', hostEnv: options.hostEnv, envFile }), projectDir);
+    const env = { ...dagEnv, ...airflowStateEnvironment(dirs.stateDir, dirs.homeDir, await projectConfigFile(dagEnv, dirs.shared)) };
+    const interpreter = await interpreterIdentity(choice.python, options.cacheDir ?? dirs.scratch, { PATH: dagEnv.PATH ?? '/usr/bin:/bin' });
+    const spec = sandboxSpec({ projectDir, dirs, reveal: interpreter.prefixes, hostEnv: options.hostEnv, cacheDir: options.cacheDir });
+    const { command, args: argv } = sandbox.wrap(choice.python, ['-c', PYTEST_BOOT, ...args], spec);
+    let diagnostics = '';
     const exitCode = await new Promise<number>((resolve, reject) => {
       const child = spawn(command, argv, { cwd: projectDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
       let aborted = false;
@@ -99,17 +104,21 @@ export async function runPytest(options: PytestOptions, ports: PytestPorts = {})
       };
       options.signal?.addEventListener('abort', onAbort, { once: true });
       child.stdout.setEncoding('utf8').on('data', (chunk: string) => options.onOutput?.(chunk, 'stdout'));
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => options.onOutput?.(chunk, 'stderr'));
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        diagnostics = (diagnostics + chunk).slice(-4000);
+        options.onOutput?.(chunk, 'stderr');
+      });
       child.on('error', reject);
       child.on('close', (code, signal) => {
         options.signal?.removeEventListener('abort', onAbort);
         if (aborted) reject(new UserError('pytest was interrupted.'));
         else resolve(code ?? 128 + (signal !== null ? os.constants.signals[signal] : 0));
       });
-    });
+    }).finally(() => sandbox.finish(spec));
+    if (exitCode === SANDBOX_SETUP_FAILED && sandbox.network === 'none') throw sandboxSetupError(diagnostics);
     return { exitCode, passed: exitCode === 0, mode: 'host', network: sandbox.network };
   } finally {
-    await fs.rm(scratch, { recursive: true, force: true }).catch(() => undefined);
+    await fs.rm(dirs.scratch, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 

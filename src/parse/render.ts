@@ -1,4 +1,5 @@
 /** Plain-text rendering of a ParseReport: a line per failing file, then the summary. */
+import { escapeLine, escapeTerminal } from '../ui/escape.js';
 import type { ParseFileResult, ParseReport } from './schema.js';
 
 export const PARSE_SUCCESS_MESSAGE = 'No errors detected in your DAGs';
@@ -15,10 +16,11 @@ export function headline(message: string): string {
   return exceptionLine ?? lines[0] ?? '';
 }
 
+/** A file name may hold a newline (or any control character): escaped, so it cannot forge a line of the report. */
 function location(file: ParseFileResult, index: number): string {
   const error = file.errors[index];
-  if (error === undefined) return file.path;
-  return error.line !== undefined ? `${error.path}:${error.line}` : error.path;
+  if (error === undefined) return escapeLine(file.path);
+  return error.line !== undefined ? `${escapeLine(error.path)}:${error.line}` : escapeLine(error.path);
 }
 
 export function renderParseReport(report: ParseReport, options: RenderOptions = {}): string {
@@ -28,8 +30,8 @@ export function renderParseReport(report: ParseReport, options: RenderOptions = 
     file.errors.forEach((error, index) => {
       const mark = file.exempted ? '!' : '✘';
       const note = file.exempted ? ' (exempted by .astro/dag_integrity_exceptions.txt)' : '';
-      out.push(`${mark} ${location(file, index)}: ${headline(error.message)}${note}`);
-      if (options.verbose) out.push(...error.message.split('\n').map((line) => `    ${line}`));
+      out.push(`${mark} ${location(file, index)}: ${escapeTerminal(headline(error.message))}${note}`);
+      if (options.verbose) out.push(...escapeTerminal(error.message, { keepLayout: true }).split('\n').map((line) => `    ${line}`));
     });
   }
   const { summary } = report;

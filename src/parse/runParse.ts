@@ -13,6 +13,7 @@ import { parseEnvFile, type EnvFileEntry } from './envFile.js';
 import { harnessVersion } from './harness.js';
 import { mergeResults, parseExceptions, type FileOutcome } from './merge.js';
 import { hostRunner, imageRunner, SILENCE_LIMIT_MS, type Runner } from './runners.js';
+import { SANDBOX_SETUP_FAILED, sandboxSetupError, type SandboxReport } from './sandbox.js';
 import {
   parseReport,
   type FileMessage,
@@ -99,6 +100,7 @@ export async function runParse(options: ParseOptions, ports: ParsePorts = {}): P
     listing: ListingMessage,
     outcomes: Map<string, FileOutcome>,
     network: 'none' | 'host',
+    sandbox: SandboxReport,
   ) => {
     const files = mergeResults(listing, outcomes, exceptions);
     const parsedFiles = files.filter((f) => f.status !== 'skipped');
@@ -121,7 +123,9 @@ export async function runParse(options: ParseOptions, ports: ParsePorts = {}): P
         exceptionsFile: exceptionsText === undefined ? null : path.relative(projectDir, exceptionsPath),
         sandbox: {
           network,
-          projectReadOnly: hello.projectReadOnly,
+          projectReadOnly: sandbox.projectView !== 'direct' || hello.projectReadOnly,
+          projectView: sandbox.projectView,
+          pidsLimit: sandbox.pidsLimit,
           hostFilesystem: runner.mode === 'image' ? 'not-mounted' : hello.rootReadOnly ? 'read-only' : 'writable',
           memoryLimitMb,
           importTimeoutSeconds: options.timeoutSeconds ?? null,
@@ -150,12 +154,14 @@ export async function runParse(options: ParseOptions, ports: ParsePorts = {}): P
       const still = await cache.reusable(state, harnessPath, hash, toHost);
       if (still !== undefined) reusable.set(harnessPath, still);
     }
-    if (snapshot.key === state.treeKey && state.listing.files.every((f) => reusable.has(f.path))) {
+    // A file that could not be read is looked at again: permissions change without changing content.
+    const complete = state.listing.unreadable.length === 0 && state.listing.files.every((f) => reusable.has(f.path));
+    if (snapshot.key === state.treeKey && complete) {
       options.onProgress?.({ type: 'cache', reusable: reusable.size, complete: true });
       const outcomes = new Map<string, FileOutcome>(
         state.listing.files.map((f) => [f.path, { message: (reusable.get(f.path) as FileEntry).message, cached: true }]),
       );
-      return finish(state.hello, state.listing, outcomes, state.network);
+      return finish(state.hello, state.listing, outcomes, state.network, state.sandbox);
     }
   }
   options.onProgress?.({ type: 'cache', reusable: reusable.size, complete: false });
@@ -165,7 +171,7 @@ export async function runParse(options: ParseOptions, ports: ParsePorts = {}): P
   let fatal: { reason: string; message: string } | undefined;
   let done = false;
   const fresh = new Map<string, FileMessage>();
-  const { exit } = await runner.run({
+  const { exit, sandbox } = await runner.run({
     skip: [...reusable.keys()],
     workers,
     memoryLimitBytes: memoryLimitMb * 1024 * 1024,
@@ -211,6 +217,9 @@ export async function runParse(options: ParseOptions, ports: ParsePorts = {}): P
 
   if (exit.aborted) throw interruptedBy(options.signal!, 'The parse was interrupted.');
   if (fatal !== undefined) throw harnessFailure(fatal, runner);
+  if (!done && hello === undefined && exit.exitCode === SANDBOX_SETUP_FAILED && runner.mode === 'host') {
+    throw sandboxSetupError(exit.diagnostics);
+  }
   if (!done || hello === undefined || listing === undefined) {
     const how = exit.timedOut
       ? `it said nothing for ${SILENCE_LIMIT_MS / 60000} minutes and was stopped`
@@ -234,9 +243,9 @@ export async function runParse(options: ParseOptions, ports: ParsePorts = {}): P
   const dagsDir = runner.toHost(hello.dagsFolder);
   if (dagsDir !== null && dagsDir !== dagsHostDir) snapshot = await snapshotTree(dagsDir, cache.hasher);
   if (dagsDir !== null && snapshot !== undefined) {
-    await saveState(cache, runner, snapshot, hello, listing, fresh, reusable).catch(() => undefined);
+    await saveState(cache, runner, snapshot, hello, listing, fresh, reusable, sandbox).catch(() => undefined);
   }
-  return finish(hello, listing, outcomes, runner.network());
+  return finish(hello, listing, outcomes, runner.network(), sandbox);
 }
 
 async function saveState(
@@ -247,6 +256,7 @@ async function saveState(
   listing: ListingMessage,
   fresh: Map<string, FileMessage>,
   reused: Map<string, FileEntry>,
+  sandbox: SandboxReport,
 ): Promise<void> {
   const toHost = (p: string) => runner.toHost(p);
   const files: Record<string, FileEntry> = {};
@@ -263,7 +273,7 @@ async function saveState(
     const hash = hostPath === null ? undefined : snapshot.files.get(hostPath);
     if (hash !== undefined) files[file.path] = await cache.entryFor(message, hash, toHost);
   }
-  await cache.saveState(snapshot.key, hello, listing, files, toHost, runner.network());
+  await cache.saveState(snapshot.key, hello, listing, files, toHost, runner.network(), sandbox);
 }
 
 function harnessFailure(fatal: { reason: string; message: string }, runner: Runner): UserError {

@@ -8,10 +8,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { BugError } from '../errors.js';
 import {
+  CONTAINER_PIDS_LIMIT,
   CONTAINER_PROJECT_ROOT,
   containerPathToHost,
   hostPathToContainer,
-  imageId,
+  imageConfig,
+  imageLayoutDefaults,
   runSandboxedContainer,
   type DockerClient,
 } from './container.js';
@@ -19,8 +21,8 @@ import type { EnvFileEntry } from './envFile.js';
 import { HARNESS_BOOT, harnessParentDir, MessageReader, TailBuffer, type HarnessConfig } from './harness.js';
 import { runHarnessOnHost, type HarnessExit } from './hostRunner.js';
 import { findInterpreter, interpreterIdentity } from './interpreter.js';
-import { hostSandbox, type HostSandbox } from './sandbox.js';
-import { airflowStateEnvironment, buildDagEnvironment } from './sandboxEnv.js';
+import { hostSandbox, makeRunDirs, sandboxSpec, type HostSandbox, type SandboxReport } from './sandbox.js';
+import { airflowStateEnvironment, buildDagEnvironment, projectConfigFile, runtimeLayoutDefaults } from './sandboxEnv.js';
 import type { HarnessMessage } from './schema.js';
 
 export const SILENCE_LIMIT_MS = 10 * 60 * 1000;
@@ -35,6 +37,8 @@ export interface RunnerOptions {
   hostEnv: Readonly<Record<string, string | undefined>>;
   timeoutSeconds?: number;
   noSandbox?: boolean;
+  /** astro's cache directory: hidden from DAG code like the rest of astro's state. */
+  cacheDir?: string;
 }
 
 export interface Runner {
@@ -62,6 +66,7 @@ export interface RunInput {
 
 export interface RunOutput {
   exit: HarnessExit;
+  sandbox: SandboxReport;
 }
 
 function withTimeout(env: Record<string, string>, timeoutSeconds: number | undefined): Record<string, string> {
@@ -92,8 +97,10 @@ export async function hostRunner(
   cacheRoot: string,
 ): Promise<Runner> {
   const choice = await findInterpreter({ projectDir, python: options.python, configuredPython: options.configuredPython });
-  const dagEnv = withTimeout(buildDagEnvironment({ mode: 'host', hostEnv: options.hostEnv, envFile }), options.timeoutSeconds);
-  dagEnv.AIRFLOW_HOME ??= projectDir;
+  const dagEnv = runtimeLayoutDefaults(
+    withTimeout(buildDagEnvironment({ mode: 'host', hostEnv: options.hostEnv, envFile }), options.timeoutSeconds),
+    projectDir,
+  );
   const identity = await interpreterIdentity(choice.python, cacheRoot, { PATH: dagEnv.PATH ?? '/usr/bin:/bin' });
   let sandbox: HostSandbox | undefined;
   const getSandbox = () => (sandbox ??= hostSandbox({ isolate: options.noSandbox !== true }));
@@ -111,35 +118,62 @@ export async function hostRunner(
     defaultDagsFolder: path.join(projectDir, 'dags'),
     network: () => getSandbox().network,
     async run(input) {
-      const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'astro-parse-'));
+      const dirs = await makeRunDirs('astro-parse-');
       try {
-        const stateDir = path.join(scratch, 'state');
-        const homeDir = path.join(scratch, 'home');
-        await fs.mkdir(homeDir, { recursive: true });
-        const templateExists = await fs.stat(input.dbTemplate).then(() => true).catch(() => false);
-        if (!templateExists) await fs.mkdir(path.dirname(input.dbTemplate), { recursive: true });
-        const exit = await runHarnessOnHost({
-          python: choice.python,
+        // The cache is hidden from DAG code: the database template goes in and out through the run's directory.
+        const templateIn = path.join(dirs.shared, 'db-template.db');
+        const templateOut = path.join(dirs.shared, 'db-new.db');
+        const templateExists = await fs.copyFile(input.dbTemplate, templateIn).then(
+          () => true,
+          () => false,
+        );
+        const sandbox = getSandbox();
+        const spec = sandboxSpec({
           projectDir,
-          env: { ...dagEnv, ...airflowStateEnvironment(stateDir, homeDir) },
-          config: {
-            ...harnessConfig(input, { projectRoot: projectDir, stateDir, trackRoots: [projectDir] }),
-            dbTemplate: templateExists ? input.dbTemplate : null,
-            dbTemplateOut: templateExists ? null : input.dbTemplate,
-          },
-          sandbox: getSandbox(),
-          // /tmp stays writable as on any machine; the harness also saves a database template to the cache.
-          sandboxPaths: { readOnly: projectDir, writable: ['/tmp', os.tmpdir(), scratch, path.dirname(input.dbTemplate)] },
-          onMessage: input.onMessage,
-          signal: input.signal,
-          silenceLimitMs: SILENCE_LIMIT_MS,
+          dirs,
+          reveal: [...identity.prefixes, harnessParentDir()],
+          hostEnv: options.hostEnv,
+          cacheDir: options.cacheDir,
         });
-        return { exit };
+        let exit: HarnessExit;
+        try {
+          exit = await runHarnessOnHost({
+            python: choice.python,
+            projectDir,
+            env: { ...dagEnv, ...airflowStateEnvironment(dirs.stateDir, dirs.homeDir, await projectConfigFile(dagEnv, dirs.shared)) },
+            config: {
+              ...harnessConfig(input, { projectRoot: projectDir, stateDir: dirs.stateDir, trackRoots: [projectDir] }),
+              dbTemplate: templateExists ? templateIn : null,
+              dbTemplateOut: templateExists ? null : templateOut,
+            },
+            sandbox,
+            sandboxSpec: spec,
+            onMessage: input.onMessage,
+            signal: input.signal,
+            silenceLimitMs: SILENCE_LIMIT_MS,
+          });
+        } catch (error) {
+          await sandbox.finish(spec);
+          throw error;
+        }
+        const report = await sandbox.finish(spec);
+        if (!templateExists) await saveTemplate(templateOut, input.dbTemplate);
+        return { exit, sandbox: report };
       } finally {
-        await fs.rm(scratch, { recursive: true, force: true }).catch(() => undefined);
+        await fs.rm(dirs.scratch, { recursive: true, force: true }).catch(() => undefined);
       }
     },
   };
+}
+
+/** Keeps a freshly made database template for the next run (atomically: runs may race). */
+async function saveTemplate(made: string, target: string): Promise<void> {
+  await fs.mkdir(path.dirname(target), { recursive: true }).catch(() => undefined);
+  const tmp = `${target}.${process.pid}.tmp`;
+  await fs
+    .copyFile(made, tmp)
+    .then(() => fs.rename(tmp, target))
+    .catch(() => undefined);
 }
 
 export async function imageRunner(
@@ -150,8 +184,11 @@ export async function imageRunner(
 ): Promise<Runner> {
   const image = options.image as string;
   if (docker === undefined) throw new BugError('runParse needs a Docker client to parse inside an image.');
-  const id = await imageId(docker, image);
-  const dagEnv = withTimeout(buildDagEnvironment({ mode: 'image', hostEnv: options.hostEnv, envFile }), options.timeoutSeconds);
+  const { id, env: imageEnv } = await imageConfig(docker, image);
+  const dagEnv = withTimeout(
+    imageLayoutDefaults(buildDagEnvironment({ mode: 'image', hostEnv: options.hostEnv, envFile }), imageEnv),
+    options.timeoutSeconds,
+  );
   return {
     mode: 'image',
     identity: id,
@@ -239,6 +276,7 @@ export async function imageRunner(
             .catch(() => undefined);
         }
         return {
+          sandbox: { projectView: 'copy', pidsLimit: CONTAINER_PIDS_LIMIT },
           exit: {
             exitCode: result.exitCode,
             signal: null,

@@ -1,29 +1,71 @@
 /**
- * The host-mode sandbox. Where the kernel lets us (root, or unprivileged user namespaces), the harness runs in new
- * network, PID and mount namespaces: no network at all (not even loopback), every process it leaves behind dies
- * with it, and the filesystem is read-only except for the temporary directories it needs (the project included:
- * DAG code can read it, not change it). Elsewhere it runs as a plain process and the report says so.
+ * The host-mode sandbox. Where the kernel lets us (root, or unprivileged user namespaces), DAG code runs in new
+ * network, PID, IPC and mount namespaces, inside a root filesystem built for the run:
+ *
+ * - no network at all (not even loopback);
+ * - a fresh /proc that shows only the sandbox's own processes, and a minimal /dev;
+ * - the project as a copy-on-write view (overlayfs, or a private copy where overlayfs is refused): DAG code may
+ *   write into it as it may in the Runtime container, and every write vanishes with the run;
+ * - private, empty /tmp, /var/tmp, /dev/shm and /run (no sockets of the host's services);
+ * - the user's home, ASTRO_HOME, DOCKER_CONFIG and astro's own state and cache directories replaced by empty
+ *   directories (only the interpreter and the harness are shown again where they live below one of them);
+ * - everything else read-only, the old root detached, no capabilities, and a cap on the number of processes.
+ *
+ * The confinement is all or nothing: when it cannot be set up the run fails instead of going on without it.
+ * Elsewhere (not Linux, no namespaces, or --no-sandbox) the command runs as a plain process and the report says so.
  */
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { UserError } from '../errors.js';
 
-export interface SandboxPaths {
-  /** Read-only even if it lies below a writable directory. */
-  readOnly: string;
-  /** Stay writable (temporary directories, the cache the harness writes to). */
-  writable: string[];
+export interface SandboxSpec {
+  /** Shown at its own path as a copy-on-write view; the working directory. */
+  projectDir: string;
+  /** The run's own directory on the host (not shown inside); the sandbox keeps its overlay layers here. */
+  scratch: string;
+  /** Below the scratch directory: shown writable at the same path (Airflow's state, HOME). */
+  shared: string;
+  /** Directories replaced by empty ones. */
+  hide: string[];
+  /** Shown again (read-only) where they lie below a hidden directory: the interpreter, the harness. */
+  reveal: string[];
+  /** Most processes (and threads) the sandbox may hold at once. */
+  pidsMax: number;
+}
+
+export interface SandboxReport {
+  /**
+   * How DAG code saw the project: a copy-on-write view (overlayfs) or a private copy (writes vanish), read-only
+   * mounts (image mode), or the project itself (no sandbox).
+   */
+  projectView: 'overlay' | 'copy' | 'read-only' | 'direct';
+  pidsLimit: number | null;
 }
 
 export interface HostSandbox {
-  /** Wraps a command line so that it runs inside the sandbox. */
-  wrap(command: string, args: string[], paths: SandboxPaths): { command: string; args: string[] };
   network: 'none' | 'host';
+  /** Wraps a command line so that it runs inside the sandbox. */
+  wrap(command: string, args: string[], spec: SandboxSpec): { command: string; args: string[] };
+  /** After the wrapped command ended: what the sandbox was, and its leftovers cleaned up. */
+  finish(spec: SandboxSpec): Promise<SandboxReport>;
 }
+
+/** Exit status of the set-up script when the confinement could not be built (nothing of the command ran). */
+export const SANDBOX_SETUP_FAILED = 97;
+
+const isRoot = process.getuid?.() === 0;
 
 // Without root, a user namespace (mapping us to root inside it) is what allows the others.
 const UNSHARE_ARGS = [
-  ...(process.getuid?.() === 0 ? [] : ['--map-root-user']),
+  ...(isRoot ? [] : ['--user', '--map-root-user']),
   '--net',
   '--pid',
+  '--ipc',
+  '--uts',
   '--fork',
   '--kill-child',
   '--mount',
@@ -31,38 +73,92 @@ const UNSHARE_ARGS = [
   'private',
 ];
 
-// Runs as the first process of the new namespaces (mounts are private to them): keep the writable directories
-// writable (bind mounts of their own), make the project and then every other mount read-only, then become the
-// command. Best effort: the harness reports what it finds read-only.
-//   sh -c SCRIPT astro-sandbox <read-only dir> <writable dir>... -- <command> <args>...
-const CONFINE_AND_EXEC = `
-ro="$1"; shift
-keep="
-"
-while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
-  mount --bind "$1" "$1" 2>/dev/null && keep="$keep$1
-"
-  shift
+// Runs as the first process of the new namespaces, as root there, before anything of the command runs.
+//   sh -c SCRIPT astro-sandbox <project> <scratch> <shared> <cgroup or -> <pids max> <hide...> -- <reveal...> -- <command> <args>...
+const CONFINE_AND_EXEC = String.raw`
+fail() { echo "astro sandbox: $*" >&2; exit 97; }
+project=$1 scratch=$2 shared=$3 cgroup=$4 pids=$5; shift 5
+hide=; while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do hide="$hide$1
+"; shift; done; shift
+reveal=; while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do reveal="$reveal$1
+"; shift; done; shift
+meta=$scratch/meta root=$scratch/root layers=$scratch/layers
+mkdir -p "$meta" "$root" "$layers" || fail "cannot create $scratch"
+if [ "$cgroup" != - ] && mkdir "$cgroup" 2>/dev/null; then
+  echo "$pids" > "$cgroup/pids.max" && echo 0 > "$cgroup/cgroup.procs" && echo "$pids" > "$meta/pids"
+fi
+IFS='
+'
+mount -t tmpfs -o mode=700 astro-layers "$layers" || fail "cannot mount a tmpfs"
+mount --rbind / "$root" || fail "cannot bind the root filesystem"
+for d in /tmp /var/tmp /run; do
+  [ -d "$root$d" ] && [ ! -L "$root$d" ] && { mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root$d" || fail "cannot mount $d"; }
 done
-shift
-mount --bind "$ro" "$ro" 2>/dev/null && mount -o remount,bind,ro "$ro" "$ro" 2>/dev/null
-keep="$keep$ro
-"
-for m in $(awk '{print $2}' /proc/self/mounts); do
-  case "$m" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*|*\\\\*) continue ;; esac
-  case "$keep" in *"
+mount -t tmpfs -o mode=755,nosuid tmpfs "$root/dev" || fail "cannot mount /dev"
+for n in null zero full random urandom tty; do
+  touch "$root/dev/$n" && mount --bind "/dev/$n" "$root/dev/$n" || fail "cannot bind /dev/$n"
+done
+mkdir "$root/dev/shm" "$root/dev/pts" && mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/dev/shm" || fail "cannot mount /dev/shm"
+ln -s /proc/self/fd "$root/dev/fd"; ln -s /proc/self/fd/0 "$root/dev/stdin"
+ln -s /proc/self/fd/1 "$root/dev/stdout"; ln -s /proc/self/fd/2 "$root/dev/stderr"
+for h in $hide; do
+  [ -d "$root$h" ] && [ ! -L "$root$h" ] || continue
+  mount -t tmpfs -o mode=755,size=64k,nosuid,nodev tmpfs "$root$h" || fail "cannot hide $h"
+done
+for r in $reveal; do
+  [ -e "$r" ] || continue
+  [ -d "$root$r" ] && [ -n "$(ls -A "$root$r" 2>/dev/null)" ] && continue
+  mkdir -p "$root$r" 2>/dev/null
+  mount --rbind "$r" "$root$r" || fail "cannot show $r"
+done
+mkdir -p "$root$project" "$root$shared" || fail "cannot create $project in the sandbox"
+mount --bind "$shared" "$root$shared" || fail "cannot bind $shared"
+mkdir -p "$layers/upper" "$layers/work"
+if mount -t overlay overlay -o "lowerdir=$project,upperdir=$layers/upper,workdir=$layers/work" "$root$project" 2>/dev/null; then
+  echo overlay > "$meta/view"
+else
+  mkdir -p "$layers/copy" && cp -a "$project/." "$layers/copy/" && mount --bind "$layers/copy" "$root$project" ||
+    fail "cannot make a private view of $project"
+  echo copy > "$meta/view"
+fi
+mount -t proc -o nosuid,nodev,noexec proc "$root/proc" || fail "cannot mount /proc"
+# As container engines do: what in /proc could change the machine is read-only, what describes its memory hidden.
+for p in sys sysrq-trigger irq bus fs; do
+  [ -e "$root/proc/$p" ] && mount --bind "$root/proc/$p" "$root/proc/$p" 2>/dev/null &&
+    mount -o remount,bind,ro "$root/proc/$p" 2>/dev/null
+done
+for p in kcore keys timer_list sched_debug; do
+  [ -f "$root/proc/$p" ] && mount --bind /dev/null "$root/proc/$p" 2>/dev/null
+done
+writable="$root/tmp
+$root/var/tmp
+$root/run
+$root/dev/shm
+$root$project
+$root$shared
+$root/proc"
+for m in $(awk '{print $5}' /proc/self/mountinfo); do
+  case "$m" in "$root"|"$root"/*) ;; *) continue ;; esac
+  case "$m" in *\\*) continue ;; "$root"/proc/*|"$root"/dev/?*) continue ;; esac
+  case "
+$writable
+" in *"
 $m
 "*) continue ;; esac
   mount -o remount,bind,ro "$m" 2>/dev/null
 done
-exec "$@"
+mkdir "$root/tmp/.old-root" && cd "$root" && pivot_root . tmp/.old-root || fail "cannot enter the sandbox root"
+umount -l /tmp/.old-root && rmdir /tmp/.old-root || fail "cannot detach the host root"
+cd "$project" || fail "cannot enter $project"
+unset IFS
+exec setpriv --no-new-privs --inh-caps=-all --bounding-set=-all -- "$@"
 `;
 
 let probed: boolean | undefined;
 
 function namespacesWork(): boolean {
   if (probed === undefined) {
-    const result = spawnSync('unshare', [...UNSHARE_ARGS, '--', '/bin/sh', '-c', 'exit 0'], {
+    const result = spawnSync('unshare', [...UNSHARE_ARGS, '--', '/bin/sh', '-c', 'command -v setpriv >/dev/null && command -v pivot_root >/dev/null'], {
       stdio: 'ignore',
       timeout: 5000,
     });
@@ -71,27 +167,182 @@ function namespacesWork(): boolean {
   return probed;
 }
 
+const PIDS_CGROUP_ROOT = '/sys/fs/cgroup/pids';
+
+/** A pids cgroup of our own (cgroup v1, where the host lets us make one): caps forks, threads included. */
+function cgroupFor(spec: SandboxSpec): string {
+  if (!isRoot) return '-';
+  try {
+    fs.accessSync(PIDS_CGROUP_ROOT, fs.constants.W_OK);
+  } catch {
+    return '-';
+  }
+  return path.join(PIDS_CGROUP_ROOT, `astro-sandbox-${path.basename(spec.scratch)}-${randomBytes(3).toString('hex')}`);
+}
+
+const cgroups = new Map<string, string>();
+
 export function hostSandbox(options: { isolate: boolean } = { isolate: true }): HostSandbox {
   if (options.isolate && process.platform === 'linux' && namespacesWork()) {
     return {
       network: 'none',
-      wrap: (command, args, paths) => ({
-        command: 'unshare',
-        args: [
-          ...UNSHARE_ARGS,
-          '--',
-          '/bin/sh',
-          '-c',
-          CONFINE_AND_EXEC,
-          'astro-sandbox',
-          paths.readOnly,
-          ...[...new Set(paths.writable)],
-          '--',
-          command,
-          ...args,
-        ],
-      }),
+      wrap: (command, args, spec) => {
+        const cgroup = cgroupFor(spec);
+        cgroups.set(spec.scratch, cgroup);
+        return {
+          command: 'unshare',
+          args: [
+            ...UNSHARE_ARGS,
+            '--',
+            '/bin/sh',
+            '-c',
+            CONFINE_AND_EXEC,
+            'astro-sandbox',
+            spec.projectDir,
+            spec.scratch,
+            spec.shared,
+            cgroup,
+            String(spec.pidsMax),
+            ...new Set(spec.hide),
+            '--',
+            ...new Set(spec.reveal),
+            '--',
+            command,
+            ...args,
+          ],
+        };
+      },
+      finish: async (spec) => {
+        const cgroup = cgroups.get(spec.scratch);
+        cgroups.delete(spec.scratch);
+        // The namespace's last processes may still be exiting when the command's pipes close.
+        for (let attempt = 0; cgroup !== undefined && cgroup !== '-' && attempt < 20; attempt++) {
+          try {
+            fs.rmdirSync(cgroup);
+            break;
+          } catch (error) {
+            if ((error as NodeJS.ErrnoException).code !== 'EBUSY') break;
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        }
+        const read = (name: string) => {
+          try {
+            return fs.readFileSync(path.join(spec.scratch, 'meta', name), 'utf8').trim();
+          } catch {
+            return undefined;
+          }
+        };
+        const pids = read('pids');
+        return { projectView: read('view') === 'copy' ? 'copy' : 'overlay', pidsLimit: pids !== undefined ? Number(pids) : null };
+      },
     };
   }
-  return { network: 'host', wrap: (command, args) => ({ command, args }) };
+  return {
+    network: 'host',
+    wrap: (command, args) => ({ command, args }),
+    finish: async () => ({ projectView: 'direct', pidsLimit: null }),
+  };
+}
+
+/**
+ * What DAG code must not see: the user's home (config, tokens, SSH and cloud credentials), astro's and Docker's
+ * configuration, and astro's own state and cache. A directory that holds the scratch directory cannot be hidden
+ * (the sandbox is built there), nor can `/`.
+ */
+export function hiddenDirectories(input: {
+  hostEnv: Readonly<Record<string, string | undefined>>;
+  homeDir: string;
+  cacheDir: string;
+  scratch: string;
+}): string[] {
+  const { hostEnv } = input;
+  const candidates = [
+    input.homeDir,
+    hostEnv.HOME,
+    hostEnv.ASTRO_HOME,
+    hostEnv.ASTRO_HOME !== undefined ? path.join(hostEnv.ASTRO_HOME, '.astro') : undefined,
+    hostEnv.DOCKER_CONFIG,
+    hostEnv.XDG_CONFIG_HOME,
+    hostEnv.XDG_CACHE_HOME,
+    hostEnv.XDG_STATE_HOME,
+    hostEnv.XDG_DATA_HOME,
+    hostEnv.ASTRO_CACHE_DIR,
+    input.cacheDir,
+  ];
+  const out: string[] = [];
+  for (const candidate of candidates) {
+    if (candidate === undefined || candidate === '' || !path.isAbsolute(candidate)) continue;
+    let real: string;
+    try {
+      real = fs.realpathSync(candidate);
+      if (!fs.statSync(real).isDirectory()) continue;
+    } catch {
+      continue;
+    }
+    if (real === '/' || isWithin(input.scratch, real)) continue;
+    for (const p of new Set([path.resolve(candidate), real])) if (!out.includes(p)) out.push(p);
+  }
+  return out;
+}
+
+/** `inner` is `outer` or lies below it. */
+export function isWithin(inner: string, outer: string): boolean {
+  const rel = path.relative(outer, inner);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+/** The directories of one sandboxed run: `scratch` on the host, `shared` (state, HOME) shown inside. */
+export interface RunDirs {
+  scratch: string;
+  shared: string;
+  stateDir: string;
+  homeDir: string;
+}
+
+export async function makeRunDirs(prefix: string): Promise<RunDirs> {
+  const scratch = await fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+  const shared = path.join(scratch, 'run');
+  const dirs = { scratch, shared, stateDir: path.join(shared, 'state'), homeDir: path.join(shared, 'home') };
+  await fsp.mkdir(path.join(dirs.stateDir, 'logs'), { recursive: true });
+  // HOME is an empty directory of the run: nothing of the user's home is reachable through it.
+  await fsp.mkdir(dirs.homeDir, { recursive: true });
+  return dirs;
+}
+
+export function sandboxSpec(input: {
+  projectDir: string;
+  dirs: RunDirs;
+  reveal: string[];
+  hostEnv: Readonly<Record<string, string | undefined>>;
+  cacheDir?: string;
+  pidsMax?: number;
+}): SandboxSpec {
+  return {
+    projectDir: input.projectDir,
+    scratch: input.dirs.scratch,
+    shared: input.dirs.shared,
+    hide: hiddenDirectories({
+      hostEnv: input.hostEnv,
+      homeDir: os.homedir(),
+      cacheDir: input.cacheDir ?? '',
+      scratch: input.dirs.scratch,
+    }),
+    reveal: input.reveal,
+    pidsMax: input.pidsMax ?? DEFAULT_PIDS_MAX,
+  };
+}
+
+/** Processes and threads of one sandbox: room for the workers, Airflow's threads, and DAG code that forks. */
+export const DEFAULT_PIDS_MAX = 1024;
+
+/** The set-up script's own words (the lines it wrote before giving up) as the reason. */
+export function sandboxSetupError(diagnostics: string): UserError {
+  const reason = diagnostics
+    .split('\n')
+    .filter((line) => line.startsWith('astro sandbox: '))
+    .map((line) => line.slice('astro sandbox: '.length))
+    .pop();
+  return new UserError(`The sandbox for DAG code could not be set up${reason !== undefined ? `: ${reason}` : ''}.`, {
+    nextStep: 'Parse inside the project image with --image-name, or run on a Linux machine that allows mount and PID namespaces.',
+  });
 }

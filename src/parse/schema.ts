@@ -50,6 +50,8 @@ export const listingMessage = z.object({
   type: z.literal('listing'),
   files: z.array(z.object({ path: z.string(), relPath: z.string() })),
   skipped: z.array(z.object({ path: z.string(), relPath: z.string(), reason: skipReason })),
+  /** Python files in the DAGs folder that cannot be read (DagBag passes over them silently). */
+  unreadable: z.array(z.object({ path: z.string(), relPath: z.string(), message: z.string() })).default([]),
 });
 
 export const fileMessage = z.object({
@@ -91,7 +93,7 @@ export const parseError = z.object({
   path: z.string(),
   message: z.string(),
   line: z.number().int().positive().optional(),
-  kind: z.enum(['import', 'duplicate', 'timeout', 'crash']),
+  kind: z.enum(['import', 'duplicate', 'timeout', 'crash', 'unreadable']),
 });
 
 export const parseFileResult = z.object({
@@ -128,7 +130,12 @@ export const parseSummary = z.object({
   exceptionsFile: z.string().nullable(),
   sandbox: z.object({
     network: z.enum(['none', 'host']),
+    /** DAG code cannot change the project on disk (it sees a copy-on-write view, a private copy, or read-only mounts). */
     projectReadOnly: z.boolean(),
+    /** overlay / copy: DAG code may write into the project as in the Runtime container, and the writes vanish. */
+    projectView: z.enum(['overlay', 'copy', 'read-only', 'direct']),
+    /** The cap on processes and threads DAG code may start (null: none could be set). */
+    pidsLimit: z.number().int().positive().nullable(),
     /** What DAG code can do to the rest of the machine's files: image mode does not mount them at all. */
     hostFilesystem: z.enum(['read-only', 'writable', 'not-mounted']),
     memoryLimitMb: z.number().nonnegative(),

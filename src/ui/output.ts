@@ -1,9 +1,13 @@
 /**
  * The one output object every command receives. Results go to stdout, everything about progress to stderr;
- * with --json stdout carries exactly one JSON document. Known secrets are redacted from every line written.
+ * with --json stdout carries exactly one JSON document. Known secrets are redacted from every line written, and
+ * terminal control characters in it are escaped (src/ui/escape.ts): only the styling this object applies itself
+ * reaches the terminal as escape sequences, so no caller has to remember which text came from outside.
  */
+import { randomBytes } from 'node:crypto';
 import { format } from 'node:util';
 import type { AstroError } from '../errors.js';
+import { escapeJsonText, escapeLine, escapeTerminal } from './escape.js';
 
 export interface Streams {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -44,6 +48,12 @@ export class Output {
   /** The spinner currently drawn on stderr, if any. */
   private live: { isSpinning: boolean; clear(): unknown; render(): unknown } | undefined;
   private documentSet = false;
+  /**
+   * Styling is recorded as private-use markers carrying a per-process random tag, and turned into real SGR
+   * sequences only after the text was escaped: foreign text cannot forge them, since it never saw the tag.
+   */
+  private readonly styleTag = randomBytes(6).toString('hex');
+  private readonly styleMarker = new RegExp(`\uE000${this.styleTag}:(\\d+)\uE001`, 'g');
 
   constructor(streams: Streams, options: OutputOptions = {}) {
     this.streams = streams;
@@ -62,29 +72,47 @@ export class Output {
     }
   }
 
+  /**
+   * Makes foreign text safe to print as it is, e.g. a child's output streamed chunk by chunk: known secrets
+   * redacted, terminal control characters escaped (newlines and tabs kept).
+   */
   redact(text: string): string {
+    return escapeTerminal(this.hideSecrets(text), { keepLayout: true });
+  }
+
+  private hideSecrets(text: string): string {
     let out = text;
     for (const secret of this.secrets) out = out.split(secret).join(REDACTED);
     return out;
   }
 
+  /** Redacts, escapes, then applies this object's own styling: the one path from text to the terminal. */
+  private clean(text: string): string {
+    return this.redact(text).replace(this.styleMarker, (_, code: string) => `\u001b[${code}m`);
+  }
+
+  /** util.format, with each string argument treated as one line of foreign text (its newlines escaped too). */
+  private format(text: string, args: unknown[]): string {
+    return args.length === 0 ? text : format(text, ...args.map((a) => (typeof a === 'string' ? escapeLine(a) : a)));
+  }
+
   /** A human-readable result line on stdout (suppressed with --json, where the document holds the results). */
   result(text: string, ...args: unknown[]): void {
     if (this.json) return;
-    this.write(this.streams.stdout, format(text, ...args));
+    this.write(this.streams.stdout, this.format(text, args));
   }
 
   /** Progress and information on stderr. */
   info(text: string, ...args: unknown[]): void {
-    this.write(this.streams.stderr, format(text, ...args));
+    this.write(this.streams.stderr, this.format(text, args));
   }
 
   warn(text: string, ...args: unknown[]): void {
-    this.write(this.streams.stderr, this.style.yellow(format(text, ...args)));
+    this.write(this.streams.stderr, this.style.yellow(this.format(text, args)));
   }
 
   debug(text: string, ...args: unknown[]): void {
-    if (this.verbose) this.write(this.streams.stderr, this.style.dim(format(text, ...args)));
+    if (this.verbose) this.write(this.streams.stderr, this.style.dim(this.format(text, args)));
   }
 
   /** Sets the single JSON document printed on stdout when the command ends (with --json). */
@@ -95,9 +123,8 @@ export class Output {
 
   /** Called once by main() after the command ran. */
   flushDocument(): void {
-    if (this.json && this.documentSet) {
-      this.write(this.streams.stdout, JSON.stringify(this.document, null, 2));
-    }
+    // A command that forgot to set a document still owes --json its one document.
+    if (this.json) this.writeJson(this.documentSet ? this.document : {});
   }
 
   printError(error: AstroError): void {
@@ -113,7 +140,7 @@ export class Output {
       };
       // Still one document: what the command produced so far (e.g. a parse report), with the error beside it.
       const partial = this.documentSet && this.document !== null && typeof this.document === 'object' && !Array.isArray(this.document) ? this.document : {};
-      this.write(this.streams.stdout, JSON.stringify({ ...partial, ...doc }, null, 2));
+      this.writeJson({ ...partial, ...doc });
     }
     this.write(this.streams.stderr, `${this.style.red('Error:')} ${error.message}`);
     if (error.nextStep) this.write(this.streams.stderr, error.nextStep);
@@ -135,7 +162,7 @@ export class Output {
   async spinner(text: string): Promise<Spinner> {
     if (this.animated) {
       const { default: ora } = await import('ora');
-      const spin = ora({ text: this.redact(text), stream: this.streams.stderr, color: 'cyan', isEnabled: true });
+      const spin = ora({ text: this.clean(text), stream: this.streams.stderr, color: 'cyan', isEnabled: true });
       if (!this.color) spin.color = 'white';
       spin.start();
       this.live = spin;
@@ -143,9 +170,9 @@ export class Output {
         if (this.live === spin) this.live = undefined;
       };
       return {
-        update: (t) => { spin.text = this.redact(t); },
-        succeed: (t) => { done(); spin.succeed(t === undefined ? undefined : this.redact(t)); },
-        fail: (t) => { done(); spin.fail(t === undefined ? undefined : this.redact(t)); },
+        update: (t) => { spin.text = this.clean(t); },
+        succeed: (t) => { done(); spin.succeed(t === undefined ? undefined : this.clean(t)); },
+        fail: (t) => { done(); spin.fail(t === undefined ? undefined : this.clean(t)); },
         stop: () => { done(); spin.stop(); },
       };
     }
@@ -169,14 +196,25 @@ export class Output {
   };
 
   private sgr(open: number, close: number, text: string): string {
-    return this.color ? `\u001b[${open}m${text}\u001b[${close}m` : text;
+    const mark = (code: number) => `\uE000${this.styleTag}:${code}\uE001`;
+    return this.color ? `${mark(open)}${text}${mark(close)}` : text;
+  }
+
+  private writeJson(doc: unknown): void {
+    // JSON.stringify already escapes C0 controls (ESC included); the rest of the unsafe set gets \u escapes too.
+    const text = escapeJsonText(JSON.stringify(doc, null, 2));
+    this.writeRaw(this.streams.stdout, this.hideSecrets(text));
   }
 
   private write(stream: NodeJS.WritableStream, text: string): void {
+    this.writeRaw(stream, this.clean(text));
+  }
+
+  private writeRaw(stream: NodeJS.WritableStream, text: string): void {
     // A line written under a running spinner would be overwritten by its next frame: clear it, write, redraw.
     const spin = stream === this.streams.stderr && this.live?.isSpinning ? this.live : undefined;
     spin?.clear();
-    stream.write(`${this.redact(text)}\n`);
+    stream.write(`${text}\n`);
     spin?.render();
   }
 }

@@ -219,6 +219,35 @@ export interface RefuseChecks {
   code?: number;
   /** What the message must say to be clear. */
   message: RegExp | RegExp[];
+  /** The run had --json: stdout must be exactly one JSON document whose error carries the exit code. */
+  json?: boolean;
+}
+
+/**
+ * What a terminal would act on rather than show: C0 controls but newline and tab, DEL, C1, bidi overrides and
+ * isolates. The runs have NO_COLOR and no terminal, so astro itself writes none of them.
+ */
+const TERMINAL_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
+/** Output problems any refusal can have, whatever it refused: raw control sequences, a broken --json document. */
+export function outputProblems(run: { code: number | null; stdout: string; stderr: string }, json: boolean): { problems: string[]; misleading: boolean } {
+  const problems: string[] = [];
+  let misleading = false;
+  const raw = TERMINAL_CONTROL.exec(run.stdout + run.stderr);
+  if (raw) {
+    problems.push(`raw terminal control character U+${raw[0].charCodeAt(0).toString(16).padStart(4, '0')} in the output`);
+    misleading = true;
+  }
+  if (json) {
+    try {
+      const doc = JSON.parse(run.stdout) as { error?: { exitCode?: unknown; message?: unknown } };
+      if (doc.error?.exitCode !== run.code) problems.push(`the JSON document's error.exitCode is ${String(doc.error?.exitCode)}, the exit was ${run.code}`);
+      if (typeof doc.error?.message !== 'string' || doc.error.message === '') problems.push('the JSON document has no error message');
+    } catch {
+      problems.push(`stdout is not one JSON document: ${JSON.stringify(run.stdout.slice(0, 120))}`);
+    }
+  }
+  return { problems, misleading };
 }
 
 /** One fault case: the "before" picture, then a verdict that compares the platform and the project with it. */
@@ -256,7 +285,7 @@ export class FaultCase {
     return this.bed.deploys(this.deploymentId).filter((d) => !this.beforeDeployIds.has(d.id));
   }
 
-  private finish(verdict: Verdict, faults: number): Verdict {
+  private finish(verdict: Verdict, faults: number, misleading = false): Verdict {
     this.judged = true;
     this.bed.open.delete(this);
     this.bed.figures.record({
@@ -266,6 +295,7 @@ export class FaultCase {
       expected: this.expected,
       outcome: verdict.outcome,
       detail: verdict.detail,
+      ...(verdict.outcome === 'lost' && misleading ? { misleading: true } : {}),
       durationMs: Math.round(performance.now() - this.started),
     });
     return verdict;
@@ -327,8 +357,10 @@ export class FaultCase {
     } else if (run.code === 0) {
       problems.push('the CLI reported no deploy id');
     }
+    const output = outputProblems(run, false);
+    problems.push(...output.problems);
     problems.push(...(await this.projectProblems()));
-    return this.finish(problems.length === 0 ? { outcome: 'survived', detail: `deploy ${doc.deployId}` } : { outcome: 'lost', detail: problems.join('; ') }, faults);
+    return this.finish(problems.length === 0 ? { outcome: 'survived', detail: `deploy ${doc.deployId}` } : { outcome: 'lost', detail: problems.join('; ') }, faults, output.misleading);
   }
 
   /** The bundle stored under `version` must be this project's, whole: its marker and every DAG file, byte for byte. */
@@ -360,10 +392,14 @@ export class FaultCase {
     if (checks.code !== undefined && run.code !== checks.code) problems.push(`exit ${run.code}, expected ${checks.code}`);
     for (const re of [checks.message].flat()) if (!re.test(text)) problems.push(`message does not say ${re}: ${lastLines(run.stderr)}`);
     if (/Unexpected error|This is a bug in astro/.test(text)) problems.push('reported as a bug, not a clear refusal');
-    problems.push(...this.halfDeployProblems(text));
+    const output = outputProblems(run, checks.json === true);
+    problems.push(...output.problems);
+    const claims = this.halfDeployProblems(text);
+    problems.push(...claims);
     problems.push(...(await this.projectProblems()));
     const message = firstErrorLine(run.stderr);
-    return this.finish(problems.length === 0 ? { outcome: 'refused', detail: message } : { outcome: 'lost', detail: problems.join('; ') }, faults);
+    const misleading = output.misleading || claims.some((p) => /^(says|claims) /.test(p));
+    return this.finish(problems.length === 0 ? { outcome: 'refused', detail: message } : { outcome: 'lost', detail: problems.join('; ') }, faults, misleading);
   }
 
   /** The platform is as before (nothing finalized), and what the CLI says reached it is true. */
@@ -388,7 +424,8 @@ export class FaultCase {
     checks: {
       signal: 'SIGINT' | 'SIGTERM';
       phase: string;
-      reached: 'nothing' | 'created' | 'finalized';
+      /** `unknown`: the finalize was sent and its fate is the platform's to tell (the deploy may yet be applied). */
+      reached: 'nothing' | 'created' | 'unknown' | 'finalized';
       imagePushed?: boolean;
       tempDir: string;
       /** Interrupted while the create request was out: an unused INITIALIZED deploy may exist, and the message says so. */
@@ -418,7 +455,14 @@ export class FaultCase {
         else if (says !== pushed) problems.push(`message says the image was ${says ? '' : 'not '}pushed; the registry ${pushed ? 'has' : 'lacks'} it`);
       }
     }
-    if (checks.reached === 'finalized') {
+    if (checks.reached === 'unknown') {
+      const record = created[0];
+      if (!record) problems.push('no deploy was created');
+      else if (!new RegExp(`Deploy ${record.id} was created and its finalize sent, but whether the platform received it is unknown: check the Deployment before deploying again`).test(text)) {
+        problems.push(`message does not say that the finalize of deploy ${record.id} was sent with an unknown outcome: ${lastLines(text)}`);
+      }
+      if (/still runs its previous code|Run astro deploy again/.test(text)) problems.push('message claims the Deployment still runs its previous code, though the finalize was sent');
+    } else if (checks.reached === 'finalized') {
       if (!created.some((d) => d.status !== 'INITIALIZED')) problems.push('no deploy was finalized');
       if (!/finalized before the interruption/.test(text)) problems.push('message does not say the deploy was finalized');
     } else {
@@ -427,9 +471,11 @@ export class FaultCase {
     problems.push(...(await this.projectProblems()));
     const leftovers = existsSync(checks.tempDir) ? readdirSync(checks.tempDir) : [];
     if (leftovers.length > 0) problems.push(`temp files left: ${leftovers.join(', ')}`);
+    const output = outputProblems(run, false);
+    problems.push(...output.problems);
     const verdict: Verdict =
       problems.length === 0 ? { outcome: checks.reached === 'finalized' ? 'survived' : 'refused', detail: firstErrorLine(text) } : { outcome: 'lost', detail: problems.join('; ') };
-    return this.finish(verdict, 1);
+    return this.finish(verdict, 1, output.misleading);
   }
 }
 

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
+import type { AstroConfig } from '../../config/store.js';
 import { UserError } from '../../errors.js';
 import { checkEnvFile } from '../env-file.js';
 
@@ -25,6 +26,19 @@ async function dockerFor(ctx: CommandContext, imageName: string | undefined) {
   return connectEngine(ctx.env, { signal: ctx.signal, debug: (m) => ctx.out.debug(m) });
 }
 
+/** Where dev parse and dev pytest run: the project, in an image or with a host Python, with the project's env file. */
+function checkTarget(c: CommandContext, flags: CheckFlags, config: AstroConfig) {
+  return {
+    projectDir: c.cwd,
+    image: flags.imageName,
+    python: flags.python,
+    configuredPython: c.env.parsePython ?? (config.get('parse.python') || undefined),
+    envFile: flags.env,
+    hostEnv: c.env.raw,
+    cacheDir: c.env.cacheDir,
+  };
+}
+
 export function registerDev(program: Command, ctx: () => CommandContext): void {
   const dev = program.command('dev').description('Check your Astro project locally');
 
@@ -38,7 +52,8 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
     .addHelpText('after', '\nExamples:\n  astro dev parse\n  astro dev parse --python .venv/bin/python --json\n  astro dev parse --image-name my-project:latest')
     .action(async (flags: CheckFlags) => {
       const c = ctx();
-      const { out, env, cwd, signal } = c;
+      const { out, cwd, signal } = c;
+      await (await import('../../parse/project.js')).assertAstroProject(cwd);
       await checkEnvFile(cwd, flags.env);
       const [{ runParse }, { renderParseReport }, config] = await Promise.all([
         import('../../parse/runParse.js'),
@@ -50,13 +65,7 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
       try {
         report = await runParse(
           {
-            projectDir: cwd,
-            image: flags.imageName,
-            python: flags.python,
-            configuredPython: env.parsePython ?? (config.get('parse.python') || undefined),
-            envFile: flags.env,
-            hostEnv: env.raw,
-            cacheDir: env.cacheDir,
+            ...checkTarget(c, flags, config),
             noCache: !flags.cache,
             signal,
             onProgress: (e) => {
@@ -91,19 +100,15 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
     .option('-e, --env <file>', 'env file the tests see', '.env')
     .action(async (testPath: string | undefined, flags: CheckFlags) => {
       const c = ctx();
-      const { out, env, cwd, signal } = c;
+      const { out, cwd, signal } = c;
+      await (await import('../../parse/project.js')).assertAstroProject(cwd);
       await checkEnvFile(cwd, flags.env);
       const [{ runPytest }, config] = await Promise.all([import('../../parse/pytest.js'), c.loadConfig()]);
       const result = await runPytest(
         {
-          projectDir: cwd,
+          ...checkTarget(c, flags, config),
           path: testPath,
           args: splitArgs(flags.args),
-          image: flags.imageName,
-          python: flags.python,
-          configuredPython: env.parsePython ?? (config.get('parse.python') || undefined),
-          envFile: flags.env,
-          hostEnv: env.raw,
           signal,
           // pytest's report is the result of this command: stdout, unless --json asked for one document.
           onOutput: (chunk, stream) => (stream === 'stdout' && !out.json ? out.streams.stdout : out.streams.stderr).write(out.redact(chunk)),

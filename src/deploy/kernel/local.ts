@@ -6,6 +6,7 @@
  */
 import path from 'node:path';
 import { NeedsInputError, UserError } from '../../errors.js';
+import { escapeLine } from '../../ui/escape.js';
 import type { DeployEvent, PhaseRunner } from './phases.js';
 
 /** The part of a deploy request that Astro and Software deploys read from the same flags and settings. */
@@ -175,7 +176,8 @@ export function localSteps(
       const { projectDir, envFile } = req;
       if (parse) {
         const outcome = await runner.run('parse', () => ports.parse({ projectDir, dagsDir, envFile, image, signal }));
-        for (const f of outcome.failures) warn(`${f.path}: ${f.message}`);
+        // A file name may hold a newline or escapes: one line each, so it cannot forge a line of astro's output.
+        for (const f of outcome.failures) warn(`${escapeLine(f.path)}: ${f.message}`);
         if (!outcome.ok && !req.force) {
           throw new UserError('your local DAGs did not parse. Fix the listed errors or use `astro deploy [deployment-id] -f` to force deploy');
         }

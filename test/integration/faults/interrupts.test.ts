@@ -55,7 +55,7 @@ interface InterruptCase {
   arm?: (project: { dir: string; marker: string }) => Promise<void> | void;
   /** Resolves once the CLI is inside the phase. */
   gate: (child: ChildDeploy, project: { dir: string; marker: string }) => Promise<void>;
-  reached: 'nothing' | 'creating' | 'created' | 'finalized';
+  reached: 'nothing' | 'creating' | 'created' | 'unknown' | 'finalized';
   imagePushed?: boolean;
   /** After the CLI exited: what must be gone (processes, containers). */
   after?: (project: { dir: string; marker: string }) => Promise<void>;
@@ -170,7 +170,7 @@ describe('signals in every phase of astro deploy', () => {
     });
   });
 
-  it('SIGINT while the finalize is on its way (request held): exit 130, says the deploy was not finalized', async () => {
+  it('SIGINT while the finalize is on its way (request held): exit 130, says its outcome is unknown and to check before deploying again', async () => {
     await runInterrupt({
       id: 'finalize (the request held before the platform)',
       phase: 'finalize',
@@ -178,7 +178,7 @@ describe('signals in every phase of astro deploy', () => {
       argv: ['--dags'],
       arm: () => void bed.api.add({ name: 'finalize', match: { method: 'POST', path: /\/finalize$/ }, action: { hold: 'request' } }),
       gate: () => bed.api.held('finalize'),
-      reached: 'created',
+      reached: 'unknown',
     });
   });
 

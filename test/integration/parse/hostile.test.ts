@@ -1,13 +1,14 @@
 /**
  * Hostile DAG files are contained: each is reported as that file's result, the run finishes, nothing reaches the
- * network, astro's credentials never reach DAG code, the project stays unchanged, and no process is left behind.
+ * network, astro's credentials never reach DAG code (not through the environment, /proc, the home directory,
+ * astro's or Docker's config, nor encoded output), the project stays unchanged, and no process is left behind.
  */
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runParse, type ParseReport } from '../../../src/parse/index.js';
-import { airflowPython, copyFixture, removeTempDirs, tempDir } from './helpers.js';
+import { airflowPython, copyFixture, decodedOutput, probeHome, removeTempDirs, tempDir, type ProbeHome } from './helpers.js';
 
 const SECRETS = {
   ASTRO_API_TOKEN: 'astro-token-c4n4ry-6c1f0e',
@@ -21,6 +22,7 @@ let projectDir: string;
 let before: string[];
 let report: ParseReport;
 let elapsedMs: number;
+let home: ProbeHome;
 const cacheDir = tempDir('astro-parse-cache-');
 const leakFile = '/tmp/astro-parse-hostile-secret-reader.txt';
 
@@ -50,7 +52,12 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;
   projectDir = copyFixture('hostile');
-  fs.writeFileSync(path.join(projectDir, '.env'), `CANARY_PORT=${port}\n# a bare name is copied from the caller's environment, except astro's credentials\nASTRO_API_TOKEN\n`);
+  home = probeHome(SECRETS.ASTRO_API_TOKEN);
+  fs.writeFileSync(
+    path.join(projectDir, '.env'),
+    `CANARY_PORT=${port}\n# a bare name is copied from the caller's environment, except astro's credentials\nASTRO_API_TOKEN\n` +
+      `PROBE_PATHS=${home.probePaths.join(':')}:${cacheDir}\nPROBE_REAL_HOME=${home.home}\n`,
+  );
   fs.rmSync(leakFile, { force: true });
   fs.rmSync('/var/tmp/astro-parse-hostile-planted.txt', { force: true });
   before = listTree(projectDir);
@@ -58,7 +65,7 @@ beforeAll(async () => {
   report = await runParse({
     projectDir,
     python: airflowPython(),
-    hostEnv: { PATH: process.env.PATH, ...SECRETS },
+    hostEnv: { PATH: process.env.PATH, ...SECRETS, ...home.env },
     cacheDir,
     noCache: true,
     timeoutSeconds: 3,
@@ -68,6 +75,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  home.remove();
   await new Promise((resolve) => server.close(resolve));
   removeTempDirs();
   fs.rmSync(leakFile, { force: true });
@@ -81,7 +89,7 @@ function file(name: string) {
 
 describe('hostile DAG files', () => {
   it('the run finishes, well within the time the timeouts allow', () => {
-    expect(report.summary.files).toBe(14);
+    expect(report.summary.files).toBe(17);
     expect(elapsedMs).toBeLessThan(90_000);
     expect(file('well_behaved')).toMatchObject({ status: 'ok', dagIds: ['well_behaved'] });
   });
@@ -100,9 +108,11 @@ describe('hostile DAG files', () => {
     expect(file('segfault').errors[0]?.message).toMatch(/SIGSEGV/);
   });
 
-  it('forks are refused, and a fork below Python leaves nothing behind', () => {
-    expect(file('fork_bomb').errors[0]?.message).toMatch(/os\.fork\(\) is not allowed/);
+  it('forks are allowed, as in the container, under a process cap; what they leave running ends with the file', () => {
+    expect(file('fork_bomb')).toMatchObject({ status: 'ok' });
     expect(file('raw_fork').status).toBe('ok');
+    expect(report.summary.sandbox.pidsLimit).toBe(1024);
+    expect(file('pids_cap').output).toMatch(/pids\.max=1024/);
     expect(processesMentioning(projectDir)).toEqual([]);
   });
 
@@ -128,15 +138,28 @@ describe('hostile DAG files', () => {
     const secretReader = file('secret_reader');
     expect(secretReader.status).toBe('ok');
     expect(secretReader.output).toMatch(/<absent>/);
-    const everything = JSON.stringify(report) + (fs.existsSync(leakFile) ? fs.readFileSync(leakFile, 'utf8') : '');
-    for (const secret of Object.values(SECRETS)) expect(everything).not.toContain(secret);
+    // /tmp inside the sandbox is its own: the file the DAG wrote is gone with it.
+    expect(fs.existsSync(leakFile)).toBe(false);
+    const everything = JSON.stringify(report) + decodedOutput(JSON.stringify(report));
+    for (const secret of [...Object.values(SECRETS), home.canary]) expect(everything).not.toContain(secret);
   });
 
-  it('the project, and the machine outside temporary directories, are read-only to DAG code', () => {
-    expect(report.summary.sandbox.projectReadOnly).toBe(true);
-    expect(report.summary.sandbox.hostFilesystem).toBe('read-only');
-    expect(file('writes_project').errors[0]?.message).toMatch(/Read-only file system/);
-    expect(file('writes_system').errors[0]?.message).toMatch(/Read-only file system/);
+  it('/proc shows only the sandbox\'s own processes', () => {
+    expect(file('proc_probe').status).toBe('ok');
+    const seen = Number(/processes seen: (\d+)/.exec(file('proc_probe').output ?? '')?.[1]);
+    expect(seen).toBeGreaterThan(0);
+    expect(seen).toBeLessThan(16);
+  });
+
+  it('the home directory, ASTRO_HOME, DOCKER_CONFIG and astro\'s cache are empty to DAG code', () => {
+    expect(file('home_probe').output).toMatch(/files read: 0\b/);
+    expect(file('home_probe').output).toMatch(/real home entries: 0\b/);
+  });
+
+  it('DAG code writes where a container could, the writes vanish, the project and the machine stay unchanged', () => {
+    expect(report.summary.sandbox).toMatchObject({ projectReadOnly: true, projectView: 'overlay', hostFilesystem: 'read-only' });
+    expect(file('writes_project')).toMatchObject({ status: 'ok' });
+    expect(file('writes_system')).toMatchObject({ status: 'ok' });
     expect(fs.existsSync('/var/tmp/astro-parse-hostile-planted.txt')).toBe(false);
     expect(listTree(projectDir)).toEqual(before);
   });

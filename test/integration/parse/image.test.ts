@@ -35,7 +35,7 @@ describe('parse inside the Runtime image', () => {
     const verdicts = (r: typeof onHost) => r.files.map((f) => [f.path, f.status, f.errors.map((e) => e.kind), f.dagIds.sort()]).sort();
     expect(verdicts(inImage.report)).toEqual(verdicts(onHost));
     expect(inImage.report.summary).toMatchObject({ mode: 'image', passed: false, airflowVersion: '3.1.8' });
-    expect(inImage.report.summary.sandbox).toMatchObject({ network: 'none', projectReadOnly: true });
+    expect(inImage.report.summary.sandbox).toMatchObject({ network: 'none', projectReadOnly: true, projectView: 'copy' });
     expect(await sandboxContainers()).toBe(0);
   });
 
@@ -69,13 +69,18 @@ describe('parse inside the Runtime image', () => {
       stubborn_loop: 'timeout',
       hard_exit: 'crash',
       segfault: 'crash',
-      fork_bomb: 'import',
+      // Forks are allowed, as in Astronomer's container (under the container's process cap).
+      fork_bomb: 'ok',
       memory_bomb: 'import',
       socket_local: 'import',
       socket_outside: 'import',
-      writes_project: 'import',
+      // The project is copied into the container, as Astronomer's parse container gets it: writes land in the copy.
+      writes_project: 'ok',
       // The container's own filesystem is writable (and thrown away); the host's is not mounted at all.
       writes_system: 'ok',
+      proc_probe: 'ok',
+      home_probe: 'ok',
+      pids_cap: 'ok',
     });
     expect(JSON.stringify(report)).not.toContain(secret);
     expect(report.summary.sandbox.hostFilesystem).toBe('not-mounted');

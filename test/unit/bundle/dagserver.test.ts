@@ -79,7 +79,7 @@ describe('uploadToDagServer', () => {
   it('retries 5xx answers and dropped connections with a doubling delay, until a 200', async () => {
     const { url, received } = await serve([{ status: 503 }, 'hang-up', { status: 500 }, { status: 200 }]);
     const events: DagServerEvent[] = [];
-    const result = await uploadToDagServer({ url, token: 't', data, description: 'd', baseDelayMs: 5, random: () => 1, onProgress: (e) => events.push(e) });
+    const result = await uploadToDagServer({ url, token: 't', data, description: 'd', baseDelayMs: 5, onProgress: (e) => events.push(e) });
     expect(result.attempts).toBe(4);
     expect(received).toHaveLength(4);
     expect(events.filter((e) => e.type === 'retry').map((e) => (e as { delayMs: number }).delayMs)).toEqual([5, 10, 20]);

@@ -67,3 +67,47 @@ describe('deploy view', () => {
     expect(lines.at(-1)).toBe('✖ pushing image to configured registry failed');
   });
 });
+
+describe('deploy view: what a finished step claims', () => {
+  it('puts no ✔ beside a parse or test step, whose findings follow on their own lines', () => {
+    const { out, text } = output(false);
+    const view = createDeployView(out);
+    view.emit({ type: 'phase', phase: 'parse', state: 'start' });
+    view.emit({ type: 'phase', phase: 'parse', state: 'done' });
+    view.emit({ type: 'warning', message: 'dags/broken.py:3: ImportError: No module named nope' });
+    view.emit({ type: 'phase', phase: 'pytest', state: 'start' });
+    view.emit({ type: 'phase', phase: 'pytest', state: 'done' });
+    view.close();
+    const lines = text().trim().split('\n');
+    expect(lines).toContain('Checking your DAGs for errors: finished (0.0s)');
+    expect(lines).toContain('Running your tests: finished (0.0s)');
+    expect(text()).not.toContain('✔');
+  });
+
+  it('never shows a push percentage going backwards as layers appear, in logs or on a terminal', async () => {
+    // Layer totals become known one by one: 10 MiB, then 10 + 30, then 10 + 30 + 60.
+    const MiB = 1024 * 1024;
+    const steps: [number, number][] = [
+      [0, 10 * MiB], [5 * MiB, 10 * MiB], [10 * MiB, 10 * MiB],
+      [10 * MiB, 40 * MiB], [25 * MiB, 40 * MiB],
+      [25 * MiB, 100 * MiB], [60 * MiB, 100 * MiB], [100 * MiB, 100 * MiB],
+    ];
+    for (const tty of [false, true]) {
+      const { out, text } = output(tty);
+      const view = createDeployView(out);
+      view.emit({ type: 'phase', phase: 'push', state: 'start' });
+      for (const [done, total] of steps) {
+        view.emit({ type: 'progress', phase: 'push', bytesDone: done, bytesTotal: total });
+        if (tty) await tick();
+      }
+      view.emit({ type: 'phase', phase: 'push', state: 'done' });
+      view.close();
+      await tick();
+      const shown = [...text().matchAll(/(\d+)%/g)].map((m) => Number(m[1]));
+      for (let i = 1; i < shown.length; i++) expect(shown[i], `${tty ? 'terminal' : 'logs'}: ${shown.join(', ')}`).toBeGreaterThanOrEqual(shown[i - 1]!);
+      // Logs get a line per new layer; a terminal redraws on its own clock, so only the order is asserted there.
+      if (!tty) expect(text()).toContain('Pushing image to Astronomer registry: 25.0 MiB of 100.0 MiB known so far');
+      expect(text()).toMatch(/✔ Pushing image to Astronomer registry/);
+    }
+  });
+});

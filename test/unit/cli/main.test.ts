@@ -116,10 +116,17 @@ describe('terminal and no terminal', () => {
     expect(run.code).toBe(4);
   });
 
-  it('refuses an answer that is not a choice', async () => {
+  it('asks again after an answer that is not a choice', async () => {
+    const run = await runCli(['context', 'switch'], { env: env(), tty: true, input: '7\n2\n' });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain('"7" is not one of the choices 1-2');
+    expect(run.stdout).toContain('Switched to localhost');
+  });
+
+  it('fails when the input ends before a valid choice', async () => {
     const run = await runCli(['context', 'switch'], { env: env(), tty: true, input: '7\n' });
     expect(run.code).toBe(1);
-    expect(run.stderr).toContain('not one of the choices 1-2');
+    expect(run.stderr).toContain('no choice was made (the input ended)');
   });
 
   it('does not colour output when NO_COLOR is set or there is no terminal', async () => {

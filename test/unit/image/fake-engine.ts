@@ -70,7 +70,7 @@ export class FakeEngine implements ImageEngine {
 }
 
 export function image(tag: string, labels: Record<string, string> = {}, platform = { os: 'linux', architecture: 'amd64' }): ImageDetails {
-  return { id: `sha256:${'b'.repeat(64)}`, ...platform, labels, repoTags: [tag], repoDigests: [], size: 0 };
+  return { id: `sha256:${'b'.repeat(64)}`, ...platform, labels, env: {}, repoTags: [tag], repoDigests: [], size: 0 };
 }
 
 async function drain(stream: Readable): Promise<number> {

@@ -73,15 +73,16 @@ describe('ParseCache state', () => {
       type: 'file', path: dag, relPath: 'dags/a.py', durationMs: 1, output: '', outputDropped: 0, status: 'parsed', errors: [],
       dags: [], warnings: [], deps: { files: [settings, path.join(dir, 'include', 'absent.json')], dirs: [path.join(dir, 'include')] },
     };
-    const listing: ListingMessage = { type: 'listing', files: [{ path: dag, relPath: 'dags/a.py' }], skipped: [] };
+    const listing: ListingMessage = { type: 'listing', files: [{ path: dag, relPath: 'dags/a.py' }], skipped: [], unreadable: [] };
     const identity = (p: string) => p;
     const cache = new ParseCache(path.join(dir, 'cache'), dir, 'key');
     await cache.load();
     const entry = await cache.entryFor(message, 'hash-of-a', identity);
-    await cache.saveState('tree', hello, listing, { [dag]: entry }, identity, 'none');
+    await cache.saveState('tree', hello, listing, { [dag]: entry }, identity, 'none', { projectView: 'overlay', pidsLimit: 1024 });
 
     const state = await cache.loadState();
     expect(state?.network).toBe('none');
+    expect(state?.sandbox).toEqual({ projectView: 'overlay', pidsLimit: 1024 });
     expect(await cache.reusable(state!, dag, 'hash-of-a', identity)).toBeDefined();
     expect(await cache.reusable(state!, dag, 'another-content', identity)).toBeUndefined();
     write('include/absent.json', 'now it exists');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { containerPathToHost, hostPathToContainer } from '../../../src/parse/container.js';
+import { containerPathToHost, hostPathToContainer, imageLayoutDefaults } from '../../../src/parse/container.js';
 
 describe('project paths between host and container', () => {
   it('maps the mounted project directories both ways', () => {
@@ -14,5 +14,11 @@ describe('project paths between host and container', () => {
     expect(containerPathToHost('/work/proj', '/etc/passwd')).toBeNull();
     expect(hostPathToContainer('/work/proj', '/work/proj/requirements.txt')).toBeNull();
     expect(hostPathToContainer('/work/proj', '/work/other/dags/a.py')).toBeNull();
+  });
+
+  it('puts the project root on PYTHONPATH unless the image or the env file already set one', () => {
+    expect(imageLayoutDefaults({}, {})).toEqual({ PYTHONPATH: '/usr/local/airflow' });
+    expect(imageLayoutDefaults({}, { PYTHONPATH: '/opt/lib' })).toEqual({});
+    expect(imageLayoutDefaults({ PYTHONPATH: '/x' }, {})).toEqual({ PYTHONPATH: '/x' });
   });
 });

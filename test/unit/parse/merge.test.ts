@@ -18,8 +18,13 @@ function message(rel: string, dags: { id: string; origin?: string; fileloc?: str
   };
 }
 
-function run(messages: FileMessage[], exceptions = new Set<string>(), skipped: ListingMessage['skipped'] = []) {
-  const listing: ListingMessage = { type: 'listing', files: messages.map((m) => ({ path: m.path, relPath: m.relPath })), skipped };
+function run(
+  messages: FileMessage[],
+  exceptions = new Set<string>(),
+  skipped: ListingMessage['skipped'] = [],
+  unreadable: ListingMessage['unreadable'] = [],
+) {
+  const listing: ListingMessage = { type: 'listing', files: messages.map((m) => ({ path: m.path, relPath: m.relPath })), skipped, unreadable };
   const outcomes = new Map<string, FileOutcome>(messages.map((m) => [m.path, { message: m, cached: false }]));
   return mergeResults(listing, outcomes, exceptions);
 }
@@ -72,5 +77,13 @@ describe('mergeResults', () => {
   it('notes output that was cut', () => {
     const flood = { ...message('dags/a.py', [{ id: 'a' }]), output: 'x'.repeat(10), outputDropped: 500 };
     expect(run([flood])[0]?.output).toMatch(/500 more bytes not kept/);
+  });
+
+  it('a DAG file that cannot be read fails with its reason, unless exempted', () => {
+    const reason = "PermissionError: [Errno 13] Permission denied: '/p/dags/locked.py': the DAG file cannot be read";
+    const locked = [{ path: '/p/dags/locked.py', relPath: 'dags/locked.py', message: reason }];
+    const [, result] = run([message('dags/a.py', [{ id: 'a' }])], new Set(), [], locked);
+    expect(result).toMatchObject({ path: 'dags/locked.py', status: 'error', errors: [{ kind: 'unreadable', message: reason }] });
+    expect(run([], new Set(['dags/locked.py']), [], locked)[0]).toMatchObject({ status: 'ok', exempted: true });
   });
 });

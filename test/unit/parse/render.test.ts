@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { headline, PARSE_SUCCESS_MESSAGE, renderParseReport } from '../../../src/parse/render.js';
+import { escapeTerminal as escapeControl } from '../../../src/ui/escape.js';
 import type { ParseReport } from '../../../src/parse/schema.js';
 
 const summary: ParseReport['summary'] = {
@@ -15,7 +16,7 @@ const summary: ParseReport['summary'] = {
   airflowVersion: '3.1.8',
   dagsFolder: 'dags',
   exceptionsFile: '.astro/dag_integrity_exceptions.txt',
-  sandbox: { network: 'none', projectReadOnly: true, hostFilesystem: 'read-only', memoryLimitMb: 2048, importTimeoutSeconds: null },
+  sandbox: { network: 'none', projectReadOnly: true, projectView: 'overlay', pidsLimit: 1024, hostFilesystem: 'read-only', memoryLimitMb: 2048, importTimeoutSeconds: null },
 };
 
 describe('headline', () => {
@@ -44,5 +45,38 @@ describe('renderParseReport', () => {
     };
     expect(renderParseReport(report).split('\n')).toEqual(['✘ dags/a.py:7: ValueError: boom', '1 of 2 DAG files failed to import (2 DAG files, 2 DAGs, 1 unchanged, 1.2s)']);
     expect(renderParseReport(report, { verbose: true })).toContain('    Traceback');
+  });
+
+  it('escapes control characters in file names and messages, so DAG files cannot drive the terminal', () => {
+    const name = 'dags/evil\u001b]0;pwned\u0007\nname.py';
+    const report: ParseReport = {
+      files: [
+        {
+          path: name,
+          status: 'error',
+          dagIds: [],
+          errors: [{ path: name, kind: 'import', message: 'Traceback\r\u001b[2J\u202eValueError: \u001b[31mred\u009b' }],
+          exempted: false,
+          warnings: [],
+          durationMs: 1,
+          cached: false,
+        },
+      ],
+      summary: { ...summary, passed: false, failed: 1 },
+    };
+    for (const text of [renderParseReport(report), renderParseReport(report, { verbose: true })]) {
+      expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/u);
+      expect(text).toContain('dags/evil\\x1b]0;pwned\\x07\\nname.py');
+    }
+    expect(renderParseReport(report, { verbose: true })).toContain('\\x1b[31mred\\x9b');
+  });
+});
+
+describe('escapeControl', () => {
+  it('keeps printable text, newlines only when asked', () => {
+    expect(escapeControl('plain text, ünïcödé ✓')).toBe('plain text, ünïcödé ✓');
+    expect(escapeControl('a\nb\tc')).toBe('a\\nb\\tc');
+    expect(escapeControl('a\nb\tc\u001b', { keepLayout: true })).toBe('a\nb\tc\\x1b');
+    expect(escapeControl('\u2066x\u2069')).toBe('\\u2066x\\u2069');
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { airflowStateEnvironment, buildDagEnvironment, isAstroCredential } from '../../../src/parse/sandboxEnv.js';
+import { airflowStateEnvironment, buildDagEnvironment, isAstroCredential, runtimeLayoutDefaults } from '../../../src/parse/sandboxEnv.js';
 
 const hostEnv = {
   PATH: '/usr/bin',
@@ -51,5 +51,30 @@ describe('buildDagEnvironment', () => {
     expect(env.AIRFLOW__DATABASE__SQL_ALCHEMY_CONN).toBe('sqlite:////tmp/x/state/airflow.db');
     expect(env.AIRFLOW__LOGGING__BASE_LOG_FOLDER).toBe('/tmp/x/state/logs');
     expect(env.PYTHONDONTWRITEBYTECODE).toBe('1');
+  });
+
+  it('moves the processor logs of both Airflow majors and a missing airflow.cfg out of the project', () => {
+    const env = airflowStateEnvironment('/tmp/x/state', '/tmp/x/home', '/tmp/x/airflow.cfg');
+    expect(env.AIRFLOW__SCHEDULER__CHILD_PROCESS_LOG_DIRECTORY).toBe('/tmp/x/state/logs/scheduler');
+    expect(env.AIRFLOW__LOGGING__DAG_PROCESSOR_CHILD_PROCESS_LOG_DIRECTORY).toBe('/tmp/x/state/logs/dag-processor');
+    expect(env.AIRFLOW__LOGGING__DAG_PROCESSOR_MANAGER_LOG_LOCATION).toMatch(/^\/tmp\/x\/state\/logs\//);
+    expect(env.AIRFLOW_CONFIG).toBe('/tmp/x/airflow.cfg');
+    expect(airflowStateEnvironment('/s', '/h')).not.toHaveProperty('AIRFLOW_CONFIG');
+  });
+});
+
+describe('runtimeLayoutDefaults', () => {
+  it('makes the project root AIRFLOW_HOME and importable, without example DAGs', () => {
+    expect(runtimeLayoutDefaults({ PATH: '/bin' }, '/p')).toEqual({
+      PATH: '/bin',
+      AIRFLOW_HOME: '/p',
+      PYTHONPATH: '/p',
+      AIRFLOW__CORE__LOAD_EXAMPLES: 'False',
+    });
+  });
+
+  it('lets the env file decide each of them', () => {
+    const env = { AIRFLOW_HOME: '/h', PYTHONPATH: '/lib', AIRFLOW__CORE__LOAD_EXAMPLES: 'True' };
+    expect(runtimeLayoutDefaults(env, '/p')).toEqual(env);
   });
 });
