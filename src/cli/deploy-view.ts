@@ -8,6 +8,7 @@ import type { Output, Spinner } from '../ui/output.js';
 
 const LABELS: Record<Phase, string> = {
   select: 'Finding the Deployment',
+  plan: 'Comparing with what the Deployment runs',
   parse: 'Checking your DAGs for errors',
   pytest: 'Running your tests',
   bundle: 'Packing the dags folder',

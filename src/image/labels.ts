@@ -10,3 +10,5 @@ export const DESCRIPTION_LABEL = 'io.astronomer.deploy.revision.description';
 export const COMMIT_LABEL = 'io.astronomer.deploy.revision.commit';
 /** Software deploys mark their builds so Houston does not look for revision metadata. */
 export const SKIP_REVISION_LABEL = 'io.astronomer.skip.revision';
+/** The image inputs digest the deploy plan computed for this build, so the pushed image itself says what made it. */
+export const IMAGE_INPUTS_LABEL = 'io.astronomer.deploy.image-inputs';

@@ -6,6 +6,7 @@ import type { AstroConfig } from '../../config/store.js';
 import type { AstroEnv } from '../../env.js';
 import { UsageError, UserError } from '../../errors.js';
 import { checkEnvFile } from '../env-file.js';
+import type { DeployPlan } from '../../deploy/astro/plan.js';
 
 export interface DeployFlags {
   deploymentName?: string;
@@ -35,6 +36,7 @@ export interface DeployFlags {
   remote?: boolean;
   runtimeVersion?: string;
   shaAsTag?: boolean;
+  dryRun?: boolean;
 }
 
 const UNCOMMITTED_CHANGES = 'Project directory has uncommitted changes, use `astro deploy [deployment-id] -f` to force deploy.';
@@ -130,6 +132,7 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
     .addOption(new Option('--force-upgrade-to-af3', 'no longer needed for Airflow 2 to 3 upgrades (accepted for compatibility)').hideHelp())
     .addOption(new Option('--remote', 'Software: only update the Deployment image to --image-name (no build, no push)'))
     .addOption(new Option('--runtime-version <version>', 'Software with --remote: the Runtime version of --image-name'))
+    .option('--dry-run', 'print the plan (what would be built, pushed and uploaded, and why) and change nothing')
     .addOption(new Option('--sha-as-tag', 'Software custom registry: name the pushed image by its sha256 digest in the image update (config sha_as_tag)'))
     .addHelpText('after', [
       '',
@@ -138,6 +141,10 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
       '  astro deploy <deployment-id> --dags  upload only the dags/ folder',
       '  astro deploy -n prod --wait --json   deploy to "prod", wait until healthy, print a JSON summary',
       '  ASTRO_API_TOKEN=... astro deploy <deployment-id> --image-name my-image:1.2',
+      '  astro deploy <deployment-id> --dry-run  show what would ship and why, without deploying',
+      '',
+      'An unchanged project is not deployed again (--force deploys anyway); when only dags/ changed and the',
+      'Deployment has DAG deploys on, only the DAGs are deployed.',
     ].join('\n'))
     .action(async (deploymentId: string | undefined, flags: DeployFlags) => {
       const { out, env, cwd, signal, loadConfig } = ctx();
@@ -160,7 +167,7 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
       if (!isProject && !flags.imageName && !dagsOnlyFromPath) throw new UserError(NOT_A_PROJECT);
       if (isProject) await checkEnvFile(projectDir, flags.env);
       // Like Astronomer's CLI, uncommitted changes stop a deploy unless forced (but ours exits 1: nothing was deployed).
-      if (!flags.force) {
+      if (!flags.force && !flags.dryRun) {
         const { hasUncommittedChanges } = await import('../../deploy/kernel/git.js');
         if (await hasUncommittedChanges(projectDir, env.raw)) throw new UserError(UNCOMMITTED_CHANGES);
       }
@@ -199,6 +206,7 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
             gitMetadata: config.getBool('deploy.git_metadata'),
             autoSelect: session.isApiToken || config.getBool('auto_select'),
             dagBundleName: flags.dagBundleName,
+            dryRun: flags.dryRun ?? false,
           },
           ports,
         );
@@ -207,6 +215,17 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
       }
 
       const deploymentView = deploymentViewUrl(session.domain, result.workspaceId, result.deploymentId);
+      if ('dryRun' in result) {
+        printPlan(out, result.plan);
+        out.setDocument({ ...result, deploymentUrl: deploymentView });
+        return;
+      }
+      if ('noop' in result) {
+        out.result(`Deployment ${result.deploymentName} already runs this project (deploy ${result.deployId}, ${result.deployedAt ?? 'time unknown'})`);
+        out.result('Nothing was built, pushed or uploaded; pass --force to deploy anyway.');
+        out.setDocument({ ...result, deploymentUrl: deploymentView });
+        return;
+      }
       if (result.type === 'DAG_ONLY') {
         out.result(`Successfully uploaded DAGs with version ${result.dags?.version} to Astro.`);
       } else {
@@ -221,6 +240,27 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
     });
 }
 
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** The --dry-run plan: the decision, then one line per step with its digest and size. */
+function printPlan(out: CommandContext['out'], plan: DeployPlan): void {
+  const { decision } = plan;
+  const verdict = decision.action === 'noop' ? 'no deploy (nothing changed)' : `${decision.type} deploy${decision.automatic ? ' (chosen by the plan)' : ''}`;
+  out.result(`Plan for ${plan.deployment.name} (${plan.deployment.id}): ${verdict} — ${decision.why}`);
+  if (plan.deployed.latest) out.result(`  runs now: deploy ${plan.deployed.latest.deployId}${plan.deployed.latest.at ? ` (${plan.deployed.latest.at})` : ''}`);
+  const running = plan.deployed.image;
+  if (running?.imageDigest) out.result(`  image:    ${plan.deployment.imageTag ?? ''} ${running.imageDigest} (deploy ${running.deployId})`);
+  for (const step of plan.steps) {
+    const extra = [step.digest ? step.digest.slice(0, 19) : '', step.bytes !== undefined ? formatBytes(step.bytes) : ''].filter(Boolean).join(', ');
+    out.result(`  ${step.phase.padEnd(9)} ${step.action.padEnd(4)} ${step.detail}${extra ? ` [${extra}]` : ''}`);
+  }
+  out.result('Dry run: nothing was sent to the platform.');
+}
+
 /** The Software (Houston) deploy: any non-Astro context, unless ASTRO_API_TOKEN says Astro. */
 async function deployToSoftwareContext(
   deploymentId: string | undefined,
@@ -229,6 +269,7 @@ async function deployToSoftwareContext(
   config: AstroConfig,
   domain: string,
 ): Promise<void> {
+  if (flags.dryRun) throw new UsageError('--dry-run plans Astro deploys only; Astronomer Software deploys cannot be planned yet.');
   if (flags.remote && !flags.runtimeVersion) throw new UsageError("if --image-name and --remote is passed, it's mandatory to pass --runtime-version");
   if (flags.wait) {
     throw new UsageError('--wait is not available for Astronomer Software Deployments: Houston rolls out the new code after astro deploy returns.');

@@ -6,15 +6,19 @@
  * DAG bundle, image build) and only then create the deploy, so a failed build leaves no INITIALIZED deploy
  * behind and the short-lived SAS URL is used right away. Push and upload run in parallel.
  */
+import path from 'node:path';
 import { UserError } from '../../errors.js';
 import type { AstroSession } from '../../auth/session.js';
 import type { AstroControlPlane } from '../../platform/astro/client.js';
 import type { CreateDeployRequest, Deploy, Deployment, DeployType } from '../../platform/astro/schemas.js';
-import { COMMIT_LABEL, DESCRIPTION_LABEL } from '../../image/labels.js';
+import { COMMIT_LABEL, DESCRIPTION_LABEL, IMAGE_INPUTS_LABEL } from '../../image/labels.js';
+import type { PushedImage } from '../../image/registry.js';
 import type { GitInfo } from '../kernel/git.js';
-import { localSteps, type CommonDeployRequest, type LocalDeployPorts } from '../kernel/local.js';
+import { localSteps, type CommonDeployRequest, type DagBundle, type LocalDeployPorts } from '../kernel/local.js';
+import { comparePart, decide, describeWithContent, isDagFile, type PartComparison, type RecordedContent } from '../kernel/plan.js';
 import { PhaseRunner, settleBoth, type Timings } from '../kernel/phases.js';
 import { explainFailure, interruptedDeploy, newReached } from '../kernel/reached.js';
+import { DEPLOYS_LOOKED_AT, planSteps, readDeployed, type DeployedState, type DeployPlan, type LocalContent } from './plan.js';
 import { chooseDeployment } from './select.js';
 import { pollUntilHealthy } from './wait.js';
 
@@ -23,6 +27,8 @@ export interface DeployRequest extends CommonDeployRequest {
   gitMetadata: boolean;
   /** --dag-bundle-name: a named DAG bundle of the Deployment instead of the default one. */
   dagBundleName?: string;
+  /** --dry-run: plan, print, send nothing that changes the platform. */
+  dryRun?: boolean;
 }
 
 export interface DeployPorts extends LocalDeployPorts {
@@ -38,6 +44,8 @@ export interface DeployPorts extends LocalDeployPorts {
     checkImage: (input: { label: string | undefined; fromImage?: string; imageName?: string; deployment: Deployment; supported: string[]; expectedVersion?: string }) => Promise<{ notices: string[]; version: string }>;
   };
   git: (projectDir: string) => Promise<GitInfo>;
+  /** Read-only registry calls for the plan: the digest and labels of the image a deploy pushed. */
+  registry?: { inspect: (repository: string, tag: string, signal: AbortSignal) => Promise<PushedImage | undefined> };
 }
 
 export interface DeployResult {
@@ -50,9 +58,38 @@ export interface DeployResult {
   dags?: { version: string; bytes: number; dagFiles: number };
   status: string;
   timings: Timings;
+  /** The plan behind this deploy, when one was made. */
+  plan?: DeployPlan;
 }
 
-export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Promise<DeployResult> {
+/** Nothing changed: nothing was created, built, pushed or uploaded. */
+export interface NoopResult {
+  noop: true;
+  deploymentId: string;
+  deploymentName: string;
+  workspaceId: string;
+  /** The deploy the Deployment runs, which already has this project. */
+  deployId: string;
+  deployedAt?: string;
+  status: string;
+  plan: DeployPlan;
+  timings: Timings;
+}
+
+/** --dry-run: the plan only. */
+export interface DryRunResult {
+  dryRun: true;
+  deploymentId: string;
+  deploymentName: string;
+  workspaceId: string;
+  status: string;
+  plan: DeployPlan;
+  timings: Timings;
+}
+
+export type AstroDeployOutcome = DeployResult | NoopResult | DryRunResult;
+
+export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Promise<AstroDeployOutcome> {
   const { session, controlPlane, signal } = ports;
   const runner = new PhaseRunner(ports.emit, signal, ports.now);
   const reached = newReached('finalize');
@@ -60,6 +97,8 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
   const notice = (message: string) => ports.emit({ type: 'notice', message });
   const warn = (notices: string[]) => notices.forEach((message) => ports.emit({ type: 'warning', message }));
   let deploymentId: string | undefined;
+  /** Asked for while the Deployment is looked up, when its id is known up front: one round trip less for the plan. */
+  let deploysTask: Promise<Deploy[]> | undefined;
 
   try {
     return await run();
@@ -84,7 +123,90 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     if (deploy?.status !== undefined && deploy.status !== 'INITIALIZED') reached.activation.state = 'done';
   }
 
-  async function run(): Promise<DeployResult> {
+  /**
+   * The plan: local content digests (the DAG bundle is packed here, and reused if it ships) and, for a full deploy or
+   * a dry run, what the Deployment runs now. None without plan ports, or for a prebuilt image (nothing to digest).
+   */
+  async function makePlan(deployment: Deployment): Promise<{ plan: DeployPlan; bundle?: DagBundle } | undefined> {
+    const planPorts = ports.plan;
+    if (!planPorts || (req.imageName && !req.dryRun)) return undefined;
+    const dagDeploy = deployment.isDagDeployEnabled;
+    // The image inputs are read while the DAGs are packed: both only read the project.
+    const imageInputsTask =
+      req.mode !== 'dags' && !req.imageName ? planPorts.imageInputs({ excludeDags: dagDeploy, buildSecrets: req.buildSecrets, signal }) : Promise.resolve(undefined);
+    imageInputsTask.catch(() => undefined);
+    const bundle = dagDeploy && req.mode !== 'image' ? await steps.pack() : undefined;
+    const plan = await runner.run('plan', async () => {
+      const [imageInputs, dagsDigest, deployed] = await Promise.all([
+        imageInputsTask,
+        bundle ? planPorts.dagsDigest(bundle) : undefined,
+        req.mode === 'full' || req.dryRun ? readDeployed(
+              controlPlane,
+              session.organizationId,
+              deployment,
+              signal,
+              deployment.id === req.deploymentId ? deploysTask : undefined,
+              ports.registry ? { inspect: (repository, tag) => ports.registry!.inspect(repository, tag, signal), alwaysInspect: req.dryRun === true } : undefined,
+            ) : ({} as DeployedState),
+      ]);
+      const dagsRel = path.relative(path.resolve(req.projectDir), steps.dagsDir).split(path.sep).join('/');
+      // Git history speaks only for parts whose deploy recorded a commit but no digest (e.g. Astronomer's deploy action).
+      const changed = new Map<string, string[] | undefined>();
+      for (const p of [deployed.image, deployed.dags]) {
+        if (p?.commit && !p.recorded && !changed.has(p.commit)) changed.set(p.commit, await planPorts.changedFiles(p.commit));
+      }
+      const image: PartComparison = req.imageName
+        ? { state: 'changed', basis: 'none', why: '--image-name ships a prebuilt image' }
+        : comparePart({
+            what: 'image',
+            local: imageInputs?.digest,
+            deployed: deployed.image,
+            changedFiles: deployed.image?.commit ? changed.get(deployed.image.commit) : undefined,
+            // With DAG deploys on, the image leaves dags/ out: a DAG change is not an image change.
+            counts: (f) => !dagDeploy || !isDagFile(f, dagsRel),
+          });
+      const dags: PartComparison | undefined = !dagDeploy
+        ? undefined
+        : req.dagBundleName !== undefined
+          ? { state: 'unknown', basis: 'none', why: `the named DAG bundle ${req.dagBundleName} is not traced` }
+          : comparePart({
+              what: 'DAGs',
+              local: dagsDigest,
+              deployed: deployed.dags,
+              changedFiles: deployed.dags?.commit ? changed.get(deployed.dags.commit) : undefined,
+              counts: (f) => isDagFile(f, dagsRel),
+            });
+      const decision = decide({ mode: req.mode, dagDeploy, force: req.force, image, dags });
+      const local: LocalContent = {
+        ...(imageInputs ? { image: imageInputs } : {}),
+        ...(bundle && dagsDigest ? { dags: { digest: dagsDigest, bytes: bundle.bytes, files: bundle.fileCount ?? bundle.dagFileCount, dagFiles: bundle.dagFileCount } } : {}),
+      };
+      const result: DeployPlan = {
+        deployment: {
+          id: deployment.id,
+          name: deployment.name,
+          dagDeployEnabled: dagDeploy,
+          ...(deployment.imageTag ? { imageTag: deployment.imageTag } : {}),
+          ...(deployment.dagTarballVersion ? { dagTarballVersion: deployment.dagTarballVersion } : {}),
+        },
+        deployed,
+        local,
+        image,
+        ...(dags ? { dags } : {}),
+        decision,
+        steps: planSteps({ deployment, decision, local, parse: !req.skipParse, image, dags }),
+      };
+      return result;
+    });
+    return { plan, bundle };
+  }
+
+  async function run(): Promise<AstroDeployOutcome> {
+    if (!req.imageName && req.mode !== 'dags') ports.plan?.prepare?.();
+    if (ports.plan && controlPlane.listDeploys && req.deploymentId && !req.imageName && (req.mode === 'full' || req.dryRun)) {
+      deploysTask = controlPlane.listDeploys(session.organizationId, req.deploymentId, DEPLOYS_LOOKED_AT, signal);
+      deploysTask.catch(() => undefined);
+    }
     const deployment = await runner.run('select', () =>
       chooseDeployment(
         {
@@ -113,19 +235,38 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
         `DAG-only deploys are not enabled for this Deployment. Run 'astro deployment update ${deployment.id} --dag-deploy enable' to enable DAG-only deploys`,
       );
     }
-    if (req.save) await ports.saveDeploymentId(deployment.id);
+    if (req.save && !req.dryRun) await ports.saveDeploymentId(deployment.id);
+
+    const planned = await makePlan(deployment);
+    const plan = planned?.plan;
+    const summary = { deploymentId: deployment.id, deploymentName: deployment.name, workspaceId: deployment.workspaceId, status: deployment.status };
+    if (req.dryRun) {
+      if (!plan) throw new UserError('--dry-run cannot plan this deploy: there is nothing to compare it with.');
+      return { dryRun: true, ...summary, plan, timings: runner.timings };
+    }
+    if (plan?.decision.action === 'noop') {
+      const latest = plan.deployed.latest!;
+      return { noop: true, ...summary, deployId: latest.deployId, ...(latest.at ? { deployedAt: latest.at } : {}), plan, timings: runner.timings };
+    }
+    if (plan?.decision.automatic) {
+      notice(`Only DAGs changed since deploy ${plan.deployed.latest?.deployId} (${plan.image.basis === 'git' ? 'git history' : 'content digests'}): deploying the DAGs only (DAG_ONLY).`);
+    }
 
     // Like Astronomer's CLI, a prebuilt image (--image-name) ships with the project's dags/ when DAG deploys are on;
     // only --image leaves the DAGs out.
-    const type: DeployType = req.mode === 'dags' ? 'DAG_ONLY' : req.mode === 'image' && dagDeploy ? 'IMAGE_ONLY' : 'IMAGE_AND_DAG';
+    const type: DeployType =
+      plan && !req.imageName
+        ? plan.decision.type
+        : req.mode === 'dags' ? 'DAG_ONLY' : req.mode === 'image' && dagDeploy ? 'IMAGE_ONLY' : 'IMAGE_AND_DAG';
     const shipsImage = type !== 'DAG_ONLY';
     // With DAG deploys off, DAGs travel inside the image; with them on, as a separate bundle.
     const shipsBundle = dagDeploy && type !== 'IMAGE_ONLY';
     reached.image.ships = shipsImage;
     reached.dags.ships = shipsBundle;
 
+    if (shipsBundle) void ports.bundle.warmUpload?.();
     // The DAG bundle is built first: it tells us whether there are DAGs at all, and must exist before the SAS URL does.
-    const bundle = shipsBundle ? await steps.bundle() : undefined;
+    const bundle = shipsBundle ? (planned?.bundle ? await steps.confirmBundle(planned.bundle) : await steps.bundle()) : undefined;
 
     // Unlike Astronomer's CLI, DAG-only deploys are parsed too: our parse takes seconds, a broken DAG takes a Deployment down.
     const shouldParse = steps.shouldParse(shipsBundle || (shipsImage && !dagDeploy && !req.imageName));
@@ -151,6 +292,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
       }
       const labels: Record<string, string> = { [DESCRIPTION_LABEL]: description };
       if (git?.metadata) labels[COMMIT_LABEL] = git.metadata.commitSha;
+      if (plan?.local.image && !req.imageName) labels[IMAGE_INPUTS_LABEL] = `sha256:${plan.local.image.digest}`;
       localRef = req.imageName ?? `${deployment.namespace || deployment.id}/airflow:latest`;
       const image = await steps.image({ localRef, excludeDags: dagDeploy, labels });
       // From here on the image is named by what this build made: another deploy to the same Deployment may have
@@ -169,9 +311,14 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
       if (!checkNow) await steps.checks(shouldParse, localRef);
     }
 
+    // What this deploy ships, recorded with it for the next run's plan (on this machine or any other).
+    const recorded: RecordedContent = {
+      ...(shipsImage && !req.imageName && plan?.local.image ? { image: plan.local.image.digest } : {}),
+      ...(shipsBundle && plan?.local.dags ? { dags: plan.local.dags.digest } : {}),
+    };
     const createBody: CreateDeployRequest = {
       type,
-      description,
+      description: describeWithContent(description, recorded),
       ...(git?.metadata ? { git: git.metadata } : {}),
       ...(req.dagBundleName !== undefined ? { dagBundleName: req.dagBundleName } : {}),
     };
@@ -245,6 +392,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
       ...(uploaded && bundle ? { dags: { version: uploaded.versionId, bytes: bundle.bytes, dagFiles: bundle.dagFileCount } } : {}),
       status,
       timings: runner.timings,
+      ...(plan ? { plan } : {}),
     };
   }
 }

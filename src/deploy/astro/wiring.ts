@@ -92,6 +92,13 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
     },
 
     git: (dir) => readGitInfo(dir, env.raw),
+
+    registry: {
+      inspect: async (repository, tag, registrySignal) => {
+        const { inspectPushedImage } = await import('../../image/registry.js');
+        return inspectPushedImage({ repository, tag, auth: { username: 'cli', password: session.token }, signal: registrySignal });
+      },
+    },
   };
 }
 

@@ -66,3 +66,18 @@ export async function hasUncommittedChanges(projectDir: string, hostEnv: Readonl
   // Only the project's own files count: a deploy of one folder of a larger repository is not held up by the rest.
   return (await git(projectDir, ['diff', '--quiet', 'HEAD', '--', '.'], hostEnv)) === undefined;
 }
+
+/**
+ * The project's files that differ from `commit` — committed since, changed in the work tree, or untracked and not
+ * ignored — relative to the project folder. Undefined when git cannot tell (no repository, or a shallow clone
+ * without that commit): the plan then has no git history to go by.
+ */
+export async function changedFilesSince(projectDir: string, commit: string, hostEnv: Readonly<Record<string, string | undefined>>): Promise<string[] | undefined> {
+  if (!/^[0-9a-f]{7,64}$/i.test(commit)) return undefined;
+  if ((await git(projectDir, ['rev-parse', '--is-inside-work-tree'], hostEnv)) !== 'true') return undefined;
+  if ((await git(projectDir, ['cat-file', '-e', `${commit}^{commit}`], hostEnv)) === undefined) return undefined;
+  const changed = await git(projectDir, ['diff', '--name-only', '--relative', '--no-renames', commit, '--', '.'], hostEnv);
+  const untracked = await git(projectDir, ['ls-files', '--others', '--exclude-standard', '--', '.'], hostEnv);
+  if (changed === undefined || untracked === undefined) return undefined;
+  return [...new Set([...changed.split('\n'), ...untracked.split('\n')].filter((f) => f !== ''))].sort();
+}

@@ -57,6 +57,8 @@ export interface DagBundle {
   data: Buffer;
   bytes: number;
   dagFileCount: number;
+  /** Files and symlinks in the bundle, DAG files or not. */
+  fileCount?: number;
 }
 
 export interface RegistryCredentials {
@@ -94,10 +96,26 @@ export interface LocalDeployPorts {
   bundle: {
     /** `prefix`: the folder every entry sits in (`dags`, or '' for --no-dags-base-dir). */
     create: (input: { sourceDir: string; prefix: string; signal: AbortSignal }) => Promise<DagBundle>;
+    /** Starts loading what the upload needs, once a deploy knows a bundle ships (a no-op never loads it). */
+    warmUpload?: () => Promise<void>;
   };
+  /** Content digests and git history for the deploy plan; without it every deploy ships as asked (no plan). */
+  plan?: PlanPorts;
   saveDeploymentId: (id: string) => Promise<void>;
   signal: AbortSignal;
   now?: () => number;
+}
+
+/** What the plan reads on this machine. */
+export interface PlanPorts {
+  /** Starts the slow reads (the engine's base image) early, so they overlap the API calls before the plan. */
+  prepare?: () => void;
+  /** The image inputs digest (build context after .dockerignore, build args, secrets' ids, base image) and the context's size. */
+  imageInputs: (input: { excludeDags: boolean; buildSecrets: string[]; signal: AbortSignal }) => Promise<{ digest: string; contextBytes: number; contextFiles: number; baseImage?: string }>;
+  /** The DAG bundle's content digest (names, bytes and executable bits; not mtimes). */
+  dagsDigest: (bundle: DagBundle) => Promise<string>;
+  /** Project files that differ from `commit` (relative to the project); undefined when git cannot tell. */
+  changedFiles: (commit: string) => Promise<string[] | undefined>;
 }
 
 export const SKIP_PARSE_NOTICE = 'Skipping parsing dags due to skip parse being set to true in either the config.yaml or local environment variables';
@@ -106,6 +124,10 @@ export interface LocalSteps {
   dagsDir: string;
   /** Packs the DAGs (a phase), and asks before shipping an empty bundle. */
   bundle(): Promise<DagBundle>;
+  /** Packs the DAGs (a phase) without asking: for the plan, which may ship nothing. */
+  pack(): Promise<DagBundle>;
+  /** Asks before shipping an empty bundle (no DAG files). */
+  confirmBundle(bundle: DagBundle): Promise<DagBundle>;
   /** Whether DAGs that ship get parsed, with the notice when a setting skips it. A prebuilt image's DAGs are its own. */
   shouldParse(shipsDags: boolean): boolean;
   /** Where the gates run: on the host, or only inside an image (no host Python with Airflow). */
@@ -126,17 +148,22 @@ export function localSteps(
   const dagsDir = path.resolve(req.projectDir, req.dagsPath ?? 'dags');
   const notice = (message: string) => ports.emit({ type: 'notice', message });
   const warn = (message: string) => ports.emit({ type: 'warning', message });
+  const pack = async (): Promise<DagBundle> => {
+    const prefix = req.dagsBaseDir === false ? '' : 'dags';
+    return runner.run('bundle', () => ports.bundle.create({ sourceDir: dagsDir, prefix, signal }));
+  };
+  const confirmBundle = async (bundle: DagBundle): Promise<DagBundle> => {
+    if (bundle.dagFileCount === 0) {
+      await confirmEmptyDags({ force: req.force, showWarnings: req.showWarnings, cancelMessage: options.emptyDagsCancelMessage }, ports.confirm);
+    }
+    return bundle;
+  };
 
   return {
     dagsDir,
-    async bundle() {
-      const prefix = req.dagsBaseDir === false ? '' : 'dags';
-      const bundle = await runner.run('bundle', () => ports.bundle.create({ sourceDir: dagsDir, prefix, signal }));
-      if (bundle.dagFileCount === 0) {
-        await confirmEmptyDags({ force: req.force, showWarnings: req.showWarnings, cancelMessage: options.emptyDagsCancelMessage }, ports.confirm);
-      }
-      return bundle;
-    },
+    bundle: async () => confirmBundle(await pack()),
+    pack,
+    confirmBundle,
     shouldParse(shipsDags) {
       if (!shipsDags) return false;
       if (req.skipParse) notice(SKIP_PARSE_NOTICE);

@@ -6,7 +6,7 @@
  */
 import { throwIfAborted } from '../../util/retry.js';
 
-export type Phase = 'select' | 'parse' | 'pytest' | 'bundle' | 'build' | 'create' | 'push' | 'upload' | 'finalize' | 'wait';
+export type Phase = 'select' | 'plan' | 'parse' | 'pytest' | 'bundle' | 'build' | 'create' | 'push' | 'upload' | 'finalize' | 'wait';
 
 export type DeployEvent =
   | { type: 'notice'; message: string }

@@ -36,6 +36,17 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
     return findInterpreter({ projectDir, configuredPython }).then(() => true, () => false);
   });
 
+  // The base image as this engine has it: a moved tag (a new Runtime patch pulled) changes what a build makes. Asked
+  // for as soon as a deploy starts (prepare), since the engine may take a while to answer.
+  const baseImageId = once(async (): Promise<string> => {
+    const base = await baseImageOf(projectDir).catch(() => undefined);
+    if (!base) return 'none';
+    const details = await engine()
+      .then((e) => e.inspect(base))
+      .catch(() => undefined);
+    return details?.id ? `${base}@${details.id}` : `${base}@unknown`;
+  });
+
   return {
     choose: (title, choices, flags) => select(out, title, choices, flags, signal),
     confirm: (question, flags) => confirm(out, question, flags, signal),
@@ -138,14 +149,41 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
       },
     },
 
+    plan: {
+      prepare: () => void baseImageId().catch(() => undefined),
+      imageInputs: async ({ excludeDags, buildSecrets }) => {
+        const [{ createContextFilter, readDockerignore }, { contextDigest, imageInputsDigest, buildSecretIds }] = await Promise.all([
+          import('../../image/context.js'),
+          import('./digest.js'),
+        ]);
+        const context = await contextDigest(projectDir, createContextFilter(await readDockerignore(projectDir), { excludeDags }));
+        const baseImage = await baseImageId();
+        return {
+          digest: imageInputsDigest({ context: context.digest, excludeDags, buildArgs: {}, secretIds: buildSecretIds(buildSecrets), baseImage }),
+          contextBytes: context.bytes,
+          contextFiles: context.files,
+          baseImage,
+        };
+      },
+      dagsDigest: async (bundle) => {
+        const { dagBundleDigest } = await import('./digest.js');
+        return (await dagBundleDigest(bundle.data)).digest;
+      },
+      changedFiles: async (commit) => {
+        const { changedFilesSince } = await import('./git.js');
+        return changedFilesSince(projectDir, commit, env.raw);
+      },
+    },
+
     bundle: {
+      warmUpload: async () => {
+        const { preloadBlobSdk } = await import('../../bundle/upload.js');
+        void preloadBlobSdk().catch(() => undefined);
+      },
       create: async ({ sourceDir, prefix }) => {
         const { createDagBundle } = await import('../../bundle/tarball.js');
-        const { preloadBlobSdk } = await import('../../bundle/upload.js');
-        // The Azure SDK takes a moment to load: start now, while the bundle is built and the API is called.
-        void preloadBlobSdk().catch(() => undefined);
         const bundle = await createDagBundle({ sourceDir, prefix, signal });
-        return { data: bundle.data, bytes: bundle.bytes, dagFileCount: bundle.dagFileCount };
+        return { data: bundle.data, bytes: bundle.bytes, dagFileCount: bundle.dagFileCount, fileCount: bundle.fileCount };
       },
     },
   };

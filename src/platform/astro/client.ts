@@ -8,6 +8,7 @@ import {
   deploymentSchema,
   deploymentsPageSchema,
   deploySchema,
+  deploysPageSchema,
   organizationSchema,
   organizationsPageSchema,
   selfUserSchema,
@@ -33,6 +34,8 @@ export interface AstroControlPlane {
   finalizeDeploy(org: string, deploymentId: string, deployId: string, body: { dagTarballVersion?: string }, signal?: AbortSignal): Promise<Deploy>;
   /** One deploy, e.g. to learn whether a finalize whose answer never came was applied. */
   getDeploy?(org: string, deploymentId: string, deployId: string, signal?: AbortSignal): Promise<Deploy>;
+  /** The newest deploys of a Deployment, newest first: what it runs now and what earlier runs recorded with it. */
+  listDeploys?(org: string, deploymentId: string, limit: number, signal?: AbortSignal): Promise<Deploy[]>;
 }
 
 export interface AstroClientOptions {
@@ -135,6 +138,16 @@ export function createAstroClient(options: AstroClientOptions): AstroControlPlan
 
     getDeploy: (org, id, deployId, signal) =>
       http.request({ path: `organizations/${enc(org)}/deployments/${enc(id)}/deploys/${enc(deployId)}`, schema: deploySchema, signal }),
+
+    listDeploys: async (org, id, limit, signal) =>
+      (
+        await http.request({
+          path: `organizations/${enc(org)}/deployments/${enc(id)}/deploys`,
+          query: { limit, offset: 0, sorts: ['createdAt:desc'] },
+          schema: deploysPageSchema,
+          signal,
+        })
+      ).deploys,
 
     finalizeDeploy: async (org, id, deployId, body, signal) => {
       const deployPath = `organizations/${enc(org)}/deployments/${enc(id)}/deploys/${enc(deployId)}`;

@@ -72,8 +72,16 @@ export const deploySchema = z.looseObject({
   dagsUploadUrl: z.string().optional(),
   dagTarballVersion: z.string().optional(),
   isDagDeployEnabled: z.boolean().optional(),
+  description: z.string().optional(),
+  git: z.looseObject({ commitSha: z.string().optional() }).optional(),
+  createdAt: z.string().optional(),
 });
 export type Deploy = z.infer<typeof deploySchema>;
+
+export const deploysPageSchema = z.looseObject({
+  deploys: z.array(deploySchema),
+  totalCount: z.number().optional(),
+});
 
 export interface GitMetadata {
   provider: 'GITHUB' | 'GENERIC';

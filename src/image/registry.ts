@@ -1,0 +1,88 @@
+/**
+ * Read-only registry calls (Docker Registry HTTP API v2): the manifest digest and the labels of a pushed image, which
+ * the Astro API does not return with a deploy. Authenticates the way `docker pull` does: the registry's Bearer
+ * challenge, answered by its token realm with the same credentials a push uses, for a pull scope only.
+ */
+import { z } from 'zod';
+
+const MANIFEST_TYPES = [
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.oci.image.index.v1+json',
+].join(', ');
+
+const manifestSchema = z.looseObject({
+  mediaType: z.string().optional(),
+  config: z.looseObject({ digest: z.string() }).optional(),
+  manifests: z.array(z.looseObject({ digest: z.string(), platform: z.looseObject({ os: z.string().optional(), architecture: z.string().optional() }).optional() })).optional(),
+});
+const configSchema = z.looseObject({ config: z.looseObject({ Labels: z.record(z.string(), z.string()).nullable().optional() }).optional() });
+const tokenSchema = z.looseObject({ token: z.string().optional(), access_token: z.string().optional() });
+
+export interface PushedImage {
+  /** The manifest digest the registry serves for the tag (what `docker pull` would pin). */
+  digest: string;
+  labels: Record<string, string>;
+}
+
+function challengeOf(header: string | null): Record<string, string> | undefined {
+  if (!header || !/^bearer\s/i.test(header)) return undefined;
+  const out: Record<string, string> = {};
+  for (const m of header.slice(7).matchAll(/(\w+)="([^"]*)"/g)) out[m[1]!.toLowerCase()] = m[2]!;
+  return out.realm ? out : undefined;
+}
+
+/**
+ * The digest and labels of `repository:tag` (repository with its registry host). Undefined when the registry has
+ * no such image; throws on anything else, for the caller to treat as "not known".
+ */
+export async function inspectPushedImage(
+  input: { repository: string; tag: string; auth: { username: string; password: string }; signal?: AbortSignal },
+): Promise<PushedImage | undefined> {
+  const slash = input.repository.indexOf('/');
+  const host = input.repository.slice(0, slash);
+  const name = input.repository.slice(slash + 1);
+  const local = /^(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/.test(host);
+  const base = `${local ? 'http' : 'https'}://${host}/v2/${name}`;
+  let bearer: string | undefined;
+
+  const get = async (url: string, accept?: string): Promise<Response> => {
+    const headers: Record<string, string> = accept ? { accept } : {};
+    if (bearer) headers.authorization = `Bearer ${bearer}`;
+    let res = await fetch(url, { headers, signal: input.signal });
+    const challenge = res.status === 401 && !bearer ? challengeOf(res.headers.get('www-authenticate')) : undefined;
+    if (challenge) {
+      const realm = new URL(challenge.realm!);
+      if (challenge.service) realm.searchParams.set('service', challenge.service);
+      realm.searchParams.set('scope', `repository:${name}:pull`);
+      const basic = Buffer.from(`${input.auth.username}:${input.auth.password}`).toString('base64');
+      const tokenRes = await fetch(realm, { headers: { authorization: `Basic ${basic}` }, signal: input.signal });
+      if (!tokenRes.ok) throw new Error(`the registry's token service answered ${tokenRes.status}`);
+      const parsed = tokenSchema.parse(await tokenRes.json());
+      bearer = parsed.token ?? parsed.access_token;
+      if (!bearer) throw new Error("the registry's token service sent no token");
+      res = await fetch(url, { headers: { ...headers, authorization: `Bearer ${bearer}` }, signal: input.signal });
+    }
+    return res;
+  };
+
+  const top = await get(`${base}/manifests/${encodeURIComponent(input.tag)}`, MANIFEST_TYPES);
+  if (top.status === 404) return undefined;
+  if (!top.ok) throw new Error(`the registry answered ${top.status} for ${input.repository}:${input.tag}`);
+  const digest = top.headers.get('docker-content-digest');
+  if (!digest) throw new Error('the registry sent no Docker-Content-Digest');
+  let manifest = manifestSchema.parse(await top.json());
+  if (manifest.manifests) {
+    const amd64 = manifest.manifests.find((m) => m.platform?.os === 'linux' && m.platform.architecture === 'amd64') ?? manifest.manifests[0];
+    if (!amd64) return { digest, labels: {} };
+    const inner = await get(`${base}/manifests/${amd64.digest}`, MANIFEST_TYPES);
+    if (!inner.ok) throw new Error(`the registry answered ${inner.status} for ${amd64.digest}`);
+    manifest = manifestSchema.parse(await inner.json());
+  }
+  if (!manifest.config) return { digest, labels: {} };
+  const blob = await get(`${base}/blobs/${manifest.config.digest}`);
+  if (!blob.ok) throw new Error(`the registry answered ${blob.status} for the image config`);
+  const config = configSchema.parse(await blob.json());
+  return { digest, labels: config.config?.Labels ?? {} };
+}
