@@ -103,9 +103,8 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
       const { out, cwd, signal } = c;
       await (await import('../../parse/project.js')).assertAstroProject(cwd);
       await checkEnvFile(cwd, flags.env);
-      const [{ runPytest }, { escapeControl }, config] = await Promise.all([
+      const [{ runPytest }, config] = await Promise.all([
         import('../../parse/pytest.js'),
-        import('../../parse/render.js'),
         c.loadConfig(),
       ]);
       const result = await runPytest(
@@ -117,7 +116,7 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
           // pytest's report is the result of this command: stdout, unless --json asked for one document.
           // Test output carries what DAG code printed: no control sequence of it reaches the terminal as such.
           onOutput: (chunk, stream) =>
-            (stream === 'stdout' && !out.json ? out.streams.stdout : out.streams.stderr).write(out.redact(escapeControl(chunk, { keepLines: true }))),
+            (stream === 'stdout' && !out.json ? out.streams.stdout : out.streams.stderr).write(out.redact(chunk)),
         },
         { docker: await dockerFor(c, flags.imageName, config.get('container.binary')) },
       );
