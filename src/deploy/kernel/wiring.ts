@@ -141,9 +141,6 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
     bundle: {
       create: async ({ sourceDir, prefix }) => {
         const { createDagBundle } = await import('../../bundle/tarball.js');
-        const { preloadBlobSdk } = await import('../../bundle/upload.js');
-        // The Azure SDK takes a moment to load: start now, while the bundle is built and the API is called.
-        void preloadBlobSdk().catch(() => undefined);
         const bundle = await createDagBundle({ sourceDir, prefix, signal });
         return { data: bundle.data, bytes: bundle.bytes, dagFileCount: bundle.dagFileCount };
       },
