@@ -22,8 +22,15 @@ export interface FetchAnswer {
 export type FetchPort = (input: string, init: RequestInit) => Promise<FetchAnswer>;
 
 // Kept-alive connections: a deploy's API calls go to one host, and each new connection costs a round trip (two
-// with TLS). Idle sockets do not keep the process alive (the agent unrefs them).
-const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+// with TLS). Idle sockets do not keep the process alive (the agent unrefs them), and are closed after 4 s (undici's
+// default too), before a server with Node's default keep-alive timeout (5 s) closes one under a request: a POST on a
+// socket closed under it could not be sent again safely.
+const agents = { http: new http.Agent({ keepAlive: true, timeout: 4_000 }), https: new https.Agent({ keepAlive: true, timeout: 4_000 }) };
+
+/** undici's wording for a connection closed before the answer, which the clients' messages and retries know. */
+function closedEarly(error: NodeJS.ErrnoException): Error {
+  return error.code === 'ECONNRESET' && error.message === 'socket hang up' ? Object.assign(new Error('other side closed', { cause: error }), { code: 'UND_ERR_SOCKET' }) : error;
+}
 
 /**
  * fetch's contract (a TypeError "fetch failed" with the socket error as cause; a broken body rejects text()) on
@@ -33,7 +40,7 @@ export const nodeFetch: FetchPort = (input, init) =>
   new Promise<FetchAnswer>((resolve, reject) => {
     const url = new URL(input);
     const secure = url.protocol === 'https:';
-    const failed = (error: Error) => (init.signal?.aborted ? init.signal.reason ?? error : new TypeError('fetch failed', { cause: error }));
+    const failed = (error: Error) => (init.signal?.aborted ? init.signal.reason ?? error : new TypeError('fetch failed', { cause: closedEarly(error) }));
     const body = typeof init.body === 'string' ? init.body : undefined;
     const headers: Record<string, string> = { accept: '*/*', ...(init.headers as Record<string, string> | undefined) };
     if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
