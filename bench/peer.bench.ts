@@ -179,10 +179,15 @@ export default async function run(): Promise<Comparison[]> {
           [`full image deploy, warm build cache${where}`, example, ['-f']],
         ];
         for (const [name, cwd, extra] of rows) {
-          const details = [`requests per deploy: Astronomer CLI ${countRequests(platform, theirs(cwd, extra))}, astro ${countRequests(platform, ours(cwd, extra))}`];
-          const result = interleave(name, theirs(cwd, extra), ours(cwd, extra), target, details);
-          console.log(`${result.name}: ${result.ratio.toFixed(2)}x`);
-          results.push(result);
+          try {
+            const details = [`requests per deploy: Astronomer CLI ${countRequests(platform, theirs(cwd, extra))}, astro ${countRequests(platform, ours(cwd, extra))}`];
+            const result = interleave(name, theirs(cwd, extra), ours(cwd, extra), target, details);
+            console.log(`${result.name}: ${result.ratio.toFixed(2)}x`);
+            results.push(result);
+          } catch (error) {
+            // One broken row (e.g. a CLI that failed a run) must not hide the others' numbers.
+            results.push(skipped(name, `a run failed: ${(error as Error).message.split('\n').slice(0, 3).join(' ')}`));
+          }
         }
       } finally {
         await stop();

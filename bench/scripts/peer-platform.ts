@@ -23,14 +23,34 @@ interface LatencyProxy {
   close(): void;
 }
 
+/** Forwards from -> to, each chunk delayMs later than it arrived, strictly in order (one queue, one timer). */
 function delayed(from: net.Socket, to: net.Socket, delayMs: number, notBefore: () => number): void {
-  from.on('data', (chunk) => {
-    const at = Math.max(Date.now(), notBefore()) + delayMs;
-    setTimeout(() => to.write(chunk), at - Date.now());
+  const queue: { at: number; chunk?: Buffer; end?: true }[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const pump = () => {
+    timer = undefined;
+    while (queue.length > 0 && queue[0]!.at <= Date.now()) {
+      const item = queue.shift()!;
+      if (item.end) to.end();
+      else to.write(item.chunk!);
+    }
+    if (queue.length > 0) timer = setTimeout(pump, queue[0]!.at - Date.now());
+  };
+  const push = (item: { chunk?: Buffer; end?: true }) => {
+    queue.push({ at: Math.max(Date.now(), notBefore()) + delayMs, ...item });
+    timer ??= setTimeout(pump, queue[0]!.at - Date.now());
+  };
+  let ended = false;
+  from.on('data', (chunk: Buffer) => push({ chunk }));
+  from.on('end', () => {
+    ended = true;
+    push({ end: true });
   });
-  from.on('end', () => setTimeout(() => to.end(), delayMs));
+  // An orderly end travels through the queue; a reset cuts the other side at once.
+  from.on('close', () => {
+    if (!ended) to.destroy();
+  });
   from.on('error', () => to.destroy());
-  from.on('close', () => setTimeout(() => to.destroy(), delayMs + 1));
 }
 
 async function latencyProxy(delayMs: number): Promise<LatencyProxy> {
