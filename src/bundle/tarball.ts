@@ -237,7 +237,9 @@ const BATCH_BYTES = 32 * 1024 * 1024;
  * chain per file, one entry at a time) with a streaming gzip took 200-350 ms; this takes 60-90 ms.
  */
 async function pack(root: string, shownRoot: string, entries: WalkedEntry[], prefix: string, maxSourceBytes: number, signal: AbortSignal | undefined): Promise<Buffer> {
-  const { pack: tarPack } = await import('tar-stream');
+  // The default export is module.exports both from node_modules and from the esbuild bundle (which gives a CommonJS
+  // module only that one).
+  const { pack: tarPack } = (await import('tar-stream')).default;
   const tar = tarPack();
   const chunks: Buffer[] = [];
   tar.on('data', (chunk) => {
