@@ -20,6 +20,8 @@ export interface Comparison {
   ratio: number;
   target: number;
   met: boolean;
+  /** Extra lines printed under the ratio (e.g. per-phase timings, request counts). */
+  details?: string[];
 }
 
 export function median(values: number[]): number {
@@ -66,5 +68,6 @@ export function report(result: Comparison): string {
     `  baseline  ${result.baseline.label}: median ${fmt(result.baseline.medianMs)} (${result.baseline.samples.length} runs)`,
     `  candidate ${result.candidate.label}: median ${fmt(result.candidate.medianMs)}`,
     `  ratio ${result.ratio.toFixed(2)}x (target <= ${result.target}x): ${result.met ? 'met' : 'NOT met'}`,
+    ...(result.details ?? []).map((line) => `  ${line}`),
   ].join('\n');
 }

@@ -3,7 +3,7 @@
  */
 import { z } from 'zod';
 import { UserError } from '../errors.js';
-import { ApiError, type FetchPort } from '../platform/http.js';
+import { ApiError, type FetchAnswer, type FetchPort } from '../platform/http.js';
 import { authConfigSchema, type AuthConfig } from '../platform/astro/schemas.js';
 
 const tokenAnswerSchema = z.looseObject({
@@ -17,7 +17,7 @@ const tokenAnswerSchema = z.looseObject({
 export type TokenAnswer = { accessToken: string; refreshToken?: string; expiresIn: number };
 
 export async function fetchAuthConfig(url: string, fetchPort: FetchPort = fetch, signal?: AbortSignal): Promise<AuthConfig> {
-  let response: Response;
+  let response: FetchAnswer;
   try {
     response = await fetchPort(url, { headers: { 'content-type': 'application/json', 'x-astro-client-identifier': 'cli' }, signal });
   } catch (error) {
@@ -51,7 +51,7 @@ export async function requestToken(
   fetchPort: FetchPort = fetch,
   signal?: AbortSignal,
 ): Promise<TokenAnswer> {
-  let response: Response;
+  let response: FetchAnswer;
   try {
     response = await fetchPort(`${config.domainUrl}oauth/token`, {
       method: 'POST',
@@ -76,7 +76,7 @@ export async function requestToken(
 }
 
 export async function fetchUserEmail(config: AuthConfig, accessToken: string, fetchPort: FetchPort = fetch, signal?: AbortSignal): Promise<string> {
-  let response: Response;
+  let response: FetchAnswer;
   try {
     response = await fetchPort(`${config.domainUrl}userinfo`, { headers: { authorization: `Bearer ${accessToken}` }, signal });
   } catch (error) {

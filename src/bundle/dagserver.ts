@@ -7,7 +7,7 @@
  */
 import { UserError } from '../errors.js';
 import { AttemptTimeoutError, retry } from '../util/retry.js';
-import type { FetchPort } from '../platform/http.js';
+import type { FetchAnswer, FetchPort } from '../platform/http.js';
 
 export type DagServerEvent =
   | { type: 'attempt'; attempt: number; maxAttempts: number }
@@ -102,7 +102,7 @@ async function attemptUpload(options: UploadToDagServerOptions, signal: AbortSig
   const form = new FormData();
   form.append('file', new Blob([options.data], { type: 'application/gzip' }), options.filename ?? 'dags.tar.gz');
   form.append('description', options.description);
-  let response: Response;
+  let response: FetchAnswer;
   try {
     response = await doFetch(options.url, { method: 'POST', headers: { authorization: options.token }, body: form, signal });
   } catch (error) {

@@ -267,7 +267,9 @@ async function pack(
   signal: AbortSignal | undefined,
   onProgress: (event: BundleProgress) => void,
 ): Promise<Buffer> {
-  const { pack: tarPack } = await import('tar-stream');
+  // The default export is module.exports both from node_modules and from the esbuild bundle (which gives a CommonJS
+  // module only that one).
+  const { pack: tarPack } = (await import('tar-stream')).default;
   const tar = tarPack();
   const chunks: Buffer[] = [];
   tar.on('data', (chunk) => {

@@ -8,6 +8,8 @@
  * times, so the blob always holds one whole bundle, never a mix of two.
  */
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
 import { BugError, UserError } from '../errors.js';
 import { AttemptTimeoutError, parseRetryAfter, retry, throwIfAborted } from '../util/retry.js';
 
@@ -50,7 +52,7 @@ export interface BlobRequestOptions {
   onBytes?: (loadedBytes: number) => void;
 }
 
-/** The three storage operations the upload needs; the real one talks to Azure Blob through its SDK. */
+/** The three storage operations the upload needs; the real one sends them to the SAS URL as plain REST requests. */
 export interface BlockBlobTarget {
   putBlob(data: Buffer, options: BlobRequestOptions): Promise<{ versionId?: string }>;
   stageBlock(blockId: string, data: Buffer, options: BlobRequestOptions): Promise<void>;
@@ -87,7 +89,7 @@ export interface UploadDagBundleOptions {
   signal?: AbortSignal;
   onProgress?: (event: UploadEvent) => void;
   retry?: Partial<UploadRetryPolicy>;
-  /** Storage port; the Azure SDK client for sasUrl when omitted. */
+  /** Storage port; direct SAS requests to sasUrl (createSasBlockBlobTarget) when omitted. */
   target?: BlockBlobTarget;
   /** Clock for telling an expired SAS from a refused one. */
   now?: () => Date;
@@ -122,7 +124,7 @@ export async function uploadDagBundle(options: UploadDagBundleOptions): Promise<
   const signal = options.signal ?? new AbortController().signal;
   throwIfAborted(signal);
 
-  const target = options.target ?? (await createAzureBlockBlobTarget(options.sasUrl));
+  const target = options.target ?? createSasBlockBlobTarget(options.sasUrl);
   const context: RequestContext = { policy, signal, onProgress, sasUrl, now: options.now ?? (() => new Date()) };
 
   let versionId: string | undefined;
@@ -338,8 +340,8 @@ function sasExpiry(url: URL): Date | undefined {
 let azureSdk: Promise<typeof import('@azure/storage-blob')> | undefined;
 
 /**
- * Starts loading the Azure SDK (about 130 ms of module loading) without waiting for it, so a deploy can overlap it
- * with its API calls; the upload then finds it loaded. Safe to call any number of times.
+ * Starts loading the Azure SDK (about 130 ms of module loading) without waiting for it. Deploys no longer use the SDK
+ * (createSasBlockBlobTarget is the default target); it stays as a second BlockBlobTarget to check ours against.
  */
 export function preloadBlobSdk(): Promise<unknown> {
   azureSdk ??= import('@azure/storage-blob');
@@ -384,4 +386,78 @@ function toBlobRequestError(error: unknown): never {
   const code = header ?? (typeof e.code === 'string' ? e.code : undefined);
   // The SDK error is not kept as the cause: it carries the request, whose URL holds the SAS signature.
   throw new BlobRequestError(e.message ?? String(error), { status: e.statusCode, code, retryAfterMs: parseRetryAfter(e.response?.headers?.get('retry-after')) });
+}
+
+/**
+ * Blob REST version sent with every request: it has blob versioning (x-ms-version-id) and is one Azurite and Azure
+ * both accept.
+ */
+const BLOB_API_VERSION = '2023-11-03';
+
+/**
+ * The three Blob REST calls as plain HTTP requests to the SAS URL. The Azure SDK does the same through about 300
+ * modules that take 130-180 ms to load on a busy machine, longer than a small bundle's upload itself; retries and
+ * timeouts are ours either way (uploadDagBundle). One keep-alive agent per upload, so blocks reuse connections.
+ */
+export function createSasBlockBlobTarget(sasUrl: string): BlockBlobTarget {
+  const base = new URL(sasUrl);
+  const secure = base.protocol === 'https:';
+  const agent = secure ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+  const withQuery = (extra: Record<string, string>) => {
+    const url = new URL(base);
+    for (const [key, value] of Object.entries(extra)) url.searchParams.set(key, value);
+    return url;
+  };
+  const put = (url: URL, body: Buffer, headers: Record<string, string>, { signal, onBytes }: BlobRequestOptions) =>
+    new Promise<http.IncomingMessage>((resolve, reject) => {
+      const request = (secure ? https : http).request(
+        url,
+        { method: 'PUT', agent, signal, headers: { 'x-ms-version': BLOB_API_VERSION, 'content-length': String(body.length), ...headers } },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('error', (error) => reject(networkFailure(error)));
+          response.on('end', () => {
+            if (response.statusCode === 201) return resolve(response);
+            reject(statusFailure(response, Buffer.concat(chunks).toString('utf8')));
+          });
+        },
+      );
+      request.on('error', (error) => reject(signal.aborted ? error : networkFailure(error)));
+      request.end(body, () => onBytes?.(body.length));
+    });
+  const versionOf = (response: http.IncomingMessage) => {
+    const header = response.headers['x-ms-version-id'];
+    return { versionId: typeof header === 'string' ? header : undefined };
+  };
+  return {
+    async putBlob(data, options) {
+      return versionOf(await put(base, data, { 'x-ms-blob-type': 'BlockBlob', 'content-type': 'application/octet-stream' }, options));
+    },
+    async stageBlock(blockId, data, options) {
+      await put(withQuery({ comp: 'block', blockid: blockId }), data, {}, options);
+    },
+    async commitBlockList(blockIds, options) {
+      const xml = `<?xml version="1.0" encoding="utf-8"?><BlockList>${blockIds.map((id) => `<Latest>${id}</Latest>`).join('')}</BlockList>`;
+      return versionOf(await put(withQuery({ comp: 'blocklist' }), Buffer.from(xml, 'utf8'), { 'content-type': 'application/xml' }, options));
+    },
+  };
+}
+
+/** No answer arrived: the socket error code decides retrying. The URL (with the SAS signature) is never kept. */
+function networkFailure(error: Error): BlobRequestError {
+  const code = (error as NodeJS.ErrnoException).code;
+  return new BlobRequestError(error.message, { code: typeof code === 'string' ? code : undefined });
+}
+
+function statusFailure(response: http.IncomingMessage, body: string): BlobRequestError {
+  const header = response.headers['x-ms-error-code'];
+  const code = typeof header === 'string' ? header : /<Code>([^<]*)<\/Code>/.exec(body)?.[1];
+  const message = /<Message>([^<]*)<\/Message>/.exec(body)?.[1]?.split('\n')[0]?.trim();
+  const retryAfter = response.headers['retry-after'];
+  return new BlobRequestError(message || `HTTP ${response.statusCode}`, {
+    status: response.statusCode,
+    code,
+    retryAfterMs: parseRetryAfter(typeof retryAfter === 'string' ? retryAfter : undefined),
+  });
 }
