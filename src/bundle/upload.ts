@@ -337,57 +337,6 @@ function sasExpiry(url: URL): Date | undefined {
 }
 
 
-let azureSdk: Promise<typeof import('@azure/storage-blob')> | undefined;
-
-/**
- * Starts loading the Azure SDK (about 130 ms of module loading) without waiting for it. Deploys no longer use the SDK
- * (createSasBlockBlobTarget is the default target); it stays as a second BlockBlobTarget to check ours against.
- */
-export function preloadBlobSdk(): Promise<unknown> {
-  azureSdk ??= import('@azure/storage-blob');
-  // A failed preload must not become an unhandled rejection; the upload awaits the same promise and reports it.
-  azureSdk.catch(() => undefined);
-  return azureSdk;
-}
-
-/** The Azure SDK, loaded only when an upload happens; its own retries are off because each request is retried here. */
-export async function createAzureBlockBlobTarget(sasUrl: string): Promise<BlockBlobTarget> {
-  azureSdk ??= import('@azure/storage-blob');
-  const { AnonymousCredential, BlockBlobClient, newPipeline } = await azureSdk;
-  const client = new BlockBlobClient(sasUrl, newPipeline(new AnonymousCredential(), { retryOptions: { maxTries: 1 } }));
-  const progress = (onBytes?: (n: number) => void) => (onBytes ? (p: { loadedBytes: number }) => onBytes(p.loadedBytes) : undefined);
-  return {
-    async putBlob(data, { signal, onBytes }) {
-      const answer = await client.upload(data, data.length, { abortSignal: signal, onProgress: progress(onBytes) }).catch(toBlobRequestError);
-      return { versionId: answer.versionId };
-    },
-    async stageBlock(blockId, data, { signal, onBytes }) {
-      await client.stageBlock(blockId, data, data.length, { abortSignal: signal, onProgress: progress(onBytes) }).catch(toBlobRequestError);
-    },
-    async commitBlockList(blockIds, { signal }) {
-      const answer = await client.commitBlockList(blockIds, { abortSignal: signal }).catch(toBlobRequestError);
-      return { versionId: answer.versionId };
-    },
-  };
-}
-
-interface RestErrorLike {
-  name?: string;
-  message?: string;
-  statusCode?: number;
-  code?: string;
-  response?: { headers?: { get(name: string): string | undefined } };
-}
-
-function toBlobRequestError(error: unknown): never {
-  const e = (error ?? {}) as RestErrorLike;
-  if (e.name === 'AbortError') throw error;
-  const header = e.response?.headers?.get('x-ms-error-code');
-  const code = header ?? (typeof e.code === 'string' ? e.code : undefined);
-  // The SDK error is not kept as the cause: it carries the request, whose URL holds the SAS signature.
-  throw new BlobRequestError(e.message ?? String(error), { status: e.statusCode, code, retryAfterMs: parseRetryAfter(e.response?.headers?.get('retry-after')) });
-}
-
 /**
  * Blob REST version sent with every request: it has blob versioning (x-ms-version-id) and is one Azurite and Azure
  * both accept.

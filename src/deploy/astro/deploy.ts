@@ -264,7 +264,6 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     reached.image.ships = shipsImage;
     reached.dags.ships = shipsBundle;
 
-    if (shipsBundle) void ports.bundle.warmUpload?.();
     // The DAG bundle is built first: it tells us whether there are DAGs at all, and must exist before the SAS URL does.
     const bundle = shipsBundle ? (planned?.bundle ? await steps.confirmBundle(planned.bundle) : await steps.bundle()) : undefined;
 

@@ -96,8 +96,6 @@ export interface LocalDeployPorts {
   bundle: {
     /** `prefix`: the folder every entry sits in (`dags`, or '' for --no-dags-base-dir). */
     create: (input: { sourceDir: string; prefix: string; signal: AbortSignal }) => Promise<DagBundle>;
-    /** Starts loading what the upload needs, once a deploy knows a bundle ships (a no-op never loads it). */
-    warmUpload?: () => Promise<void>;
   };
   /** Content digests and git history for the deploy plan; without it every deploy ships as asked (no plan). */
   plan?: PlanPorts;

@@ -176,10 +176,6 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
     },
 
     bundle: {
-      warmUpload: async () => {
-        const { preloadBlobSdk } = await import('../../bundle/upload.js');
-        void preloadBlobSdk().catch(() => undefined);
-      },
       create: async ({ sourceDir, prefix }) => {
         const { createDagBundle } = await import('../../bundle/tarball.js');
         const bundle = await createDagBundle({ sourceDir, prefix, signal });

@@ -7,7 +7,7 @@ import { inspect } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createDagBundle } from '../../../src/bundle/tarball.js';
-import { preloadBlobSdk, uploadDagBundle, type UploadEvent, type UploadRetryPolicy } from '../../../src/bundle/upload.js';
+import { uploadDagBundle, type UploadEvent, type UploadRetryPolicy } from '../../../src/bundle/upload.js';
 import { InterruptedError, UserError } from '../../../src/errors.js';
 import { startBlobStack, type BlobStack, type RecordedRequest } from './blob-stack.js';
 
@@ -70,7 +70,6 @@ describe('DAG bundle upload to Azure Blob (Azurite)', () => {
   });
 
   it('uploads a large payload as parallel blocks and one block list', async () => {
-    await expect(preloadBlobSdk()).resolves.toHaveProperty('BlockBlobClient');
     const data = randomBytes(3 * MiB + 12_345);
     const { result, events } = await upload(data);
     expect(blockRequests()).toHaveLength(4);
