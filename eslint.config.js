@@ -34,7 +34,15 @@ export default tseslint.config(
     plugins: { 'import-x': importX },
     settings: { 'import-x/resolver-next': [createTypeScriptImportResolver({ project: 'tsconfig.json' })] },
     languageOptions: {
-      globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', URL: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', AbortController: 'readonly' },
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        URL: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        AbortController: 'readonly',
+      },
     },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
@@ -56,7 +64,19 @@ export default tseslint.config(
   // Matching control characters is the escape function's whole job.
   { files: ['src/ui/escape.ts'], rules: { 'no-control-regex': 'off' } },
   // The layers, from the top: nothing imports cli/.
-  { files: ['src/deploy/**/*.ts', 'src/platform/**/*.ts', 'src/auth/**/*.ts', 'src/image/**/*.ts', 'src/bundle/**/*.ts', 'src/parse/**/*.ts', ...LOWEST.map((d) => `src/${d}/**/*.ts`), 'src/*.ts'], rules: forbid('cli') },
+  {
+    files: [
+      'src/deploy/**/*.ts',
+      'src/platform/**/*.ts',
+      'src/auth/**/*.ts',
+      'src/image/**/*.ts',
+      'src/bundle/**/*.ts',
+      'src/parse/**/*.ts',
+      ...LOWEST.map((d) => `src/${d}/**/*.ts`),
+      'src/*.ts',
+    ],
+    rules: forbid('cli'),
+  },
   { files: ['src/deploy/astro/**/*.ts'], rules: forbid('cli', 'software') },
   { files: ['src/deploy/software/**/*.ts'], rules: forbid('cli', 'astro') },
   { files: ['src/deploy/kernel/**/*.ts'], rules: forbid('cli', 'astro', 'software') },

@@ -99,11 +99,20 @@ export default async function run(): Promise<Comparison[]> {
       compare(
         `DAG-only upload of ${DAGS} DAGs vs tar czf + curl PUT`,
         baseline,
-        { label: 'createDagBundle + uploadDagBundle (node, compiled)', command: process.execPath, args: [path.resolve('bench/scripts/dag-upload.mjs'), path.join(project, 'dags'), storage.sasUrl] },
+        {
+          label: 'createDagBundle + uploadDagBundle (node, compiled)',
+          command: process.execPath,
+          args: [path.resolve('bench/scripts/dag-upload.mjs'), path.join(project, 'dags'), storage.sasUrl],
+        },
         { runs: 15, warmup: 2, target: 1.2 },
       ),
       // The floor any Node implementation starts from: a bare process against the same baseline.
-      compare('floor: bare node start-up vs tar czf + curl PUT', baseline, { label: 'node -e 0', command: process.execPath, args: ['-e', '0'] }, { runs: 15, warmup: 2, target: 1.2 }),
+      compare(
+        'floor: bare node start-up vs tar czf + curl PUT',
+        baseline,
+        { label: 'node -e 0', command: process.execPath, args: ['-e', '0'] },
+        { runs: 15, warmup: 2, target: 1.2 },
+      ),
     ];
   } finally {
     await storage.stop();

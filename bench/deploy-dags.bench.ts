@@ -49,9 +49,22 @@ export default async function run(): Promise<Comparison[]> {
     // One deploy first: it fills the parse cache (a user's second deploy of the day) and gives us a SAS URL's shape.
     execFileSync(astro.command, astro.args, { ...astro.options, stdio: 'ignore' });
 
-    const created = execFileSync('curl', ['-sf', '-X', 'POST', '-H', `authorization: Bearer ${token}`, '-H', 'content-type: application/json',
-      '--data', '{"type":"DAG_ONLY","description":"bench baseline"}',
-      `${stack.endpoints.platform.restUrl}/organizations/clorgstellar0000000000000/deployments/${DEPLOYMENT}/deploys`], { encoding: 'utf8' });
+    const created = execFileSync(
+      'curl',
+      [
+        '-sf',
+        '-X',
+        'POST',
+        '-H',
+        `authorization: Bearer ${token}`,
+        '-H',
+        'content-type: application/json',
+        '--data',
+        '{"type":"DAG_ONLY","description":"bench baseline"}',
+        `${stack.endpoints.platform.restUrl}/organizations/clorgstellar0000000000000/deployments/${DEPLOYMENT}/deploys`,
+      ],
+      { encoding: 'utf8' },
+    );
     const sasUrl = (JSON.parse(created) as { dagsUploadUrl: string }).dagsUploadUrl;
     const tarball = path.join(work, 'baseline.tar.gz');
     const baselineScript = `tar czf ${tarball} -C ${project} dags && curl -sf -o /dev/null -T ${tarball} -H 'x-ms-blob-type: BlockBlob' "$SAS_URL"`;

@@ -190,4 +190,3 @@ export default async function run(): Promise<Comparison[]> {
     await fs.rm(work, { recursive: true, force: true });
   }
 }
-

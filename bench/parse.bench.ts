@@ -23,7 +23,12 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 function provisioned(name: string): string | undefined {
   if (process.env[name]) return process.env[name];
   const file = path.join(root, '.state', 'provision.env');
-  const line = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').find((l) => l.startsWith(`${name}=`)) : undefined;
+  const line = fs.existsSync(file)
+    ? fs
+        .readFileSync(file, 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith(`${name}=`))
+    : undefined;
   return line?.slice(name.length + 1).trim();
 }
 

@@ -51,9 +51,16 @@ async function startPlatform(wanMs: number): Promise<{ platform: PeerPlatform; s
 
 function runOnce(side: Side): { ms: number; stdout: string } {
   const start = process.hrtime.bigint();
-  const result = spawnSync(side.command, side.args, { cwd: side.cwd, env: side.env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 });
+  const result = spawnSync(side.command, side.args, {
+    cwd: side.cwd,
+    env: side.env,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 64 * 1024 * 1024,
+  });
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  if (result.status !== 0) throw new Error(`${side.command} ${side.args.join(' ')} exited with ${result.status ?? result.signal}:\n${result.stderr.slice(-2000)}`);
+  if (result.status !== 0)
+    throw new Error(`${side.command} ${side.args.join(' ')} exited with ${result.status ?? result.signal}:\n${result.stderr.slice(-2000)}`);
   return { ms, stdout: result.stdout };
 }
 
@@ -103,7 +110,14 @@ function countRequests(platform: PeerPlatform, side: Side): string {
 }
 
 function skipped(name: string, why: string): Comparison {
-  return { name: `${name} (skipped: ${why})`, baseline: { label: 'Astronomer CLI', medianMs: 0, samples: [] }, candidate: { label: 'astro', medianMs: 0, samples: [] }, ratio: 0, target: 1, met: false };
+  return {
+    name: `${name} (skipped: ${why})`,
+    baseline: { label: 'Astronomer CLI', medianMs: 0, samples: [] },
+    candidate: { label: 'astro', medianMs: 0, samples: [] },
+    ratio: 0,
+    target: 1,
+    met: false,
+  };
 }
 
 export default async function run(): Promise<Comparison[]> {
@@ -180,7 +194,9 @@ export default async function run(): Promise<Comparison[]> {
         ];
         for (const [name, cwd, extra] of rows) {
           try {
-            const details = [`requests per deploy: Astronomer CLI ${countRequests(platform, theirs(cwd, extra))}, astro ${countRequests(platform, ours(cwd, extra))}`];
+            const details = [
+              `requests per deploy: Astronomer CLI ${countRequests(platform, theirs(cwd, extra))}, astro ${countRequests(platform, ours(cwd, extra))}`,
+            ];
             const result = interleave(name, theirs(cwd, extra), ours(cwd, extra), target, details);
             console.log(`${result.name}: ${result.ratio.toFixed(2)}x`);
             results.push(result);

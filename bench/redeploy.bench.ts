@@ -41,7 +41,11 @@ export default async function run(): Promise<Comparison> {
       DOCKER_HOST: `unix://${provisioned().DOCKER_SOCKET}`,
       NO_COLOR: '1',
     };
-    const astro = (extra: string[]) => ({ command: process.execPath, args: [path.resolve('bin/astro.js'), 'deploy', DEPLOYMENT, ...extra], options: { cwd: project, env } });
+    const astro = (extra: string[]) => ({
+      command: process.execPath,
+      args: [path.resolve('bin/astro.js'), 'deploy', DEPLOYMENT, ...extra],
+      options: { cwd: project, env },
+    });
     // One full deploy first: it warms the build and parse caches and gives the Deployment this project.
     execFileSync(process.execPath, astro([]).args, { cwd: project, env, stdio: 'ignore' });
     const noop = execFileSync(process.execPath, [...astro([]).args, '--json'], { cwd: project, env, encoding: 'utf8' });

@@ -60,13 +60,15 @@ function nonEmpty(value: string | undefined): string | undefined {
 function colour(env: NodeJS.ProcessEnv): { noColor: boolean; forceColor: boolean } {
   const force = env.CLICOLOR_FORCE;
   const forceColor = nonEmpty(force) !== undefined && force?.trim() !== '0';
-  const noColor =
-    (env.NO_COLOR !== undefined && env.NO_COLOR !== '') || force?.trim() === '0' || (!forceColor && env.CLICOLOR?.trim() === '0');
+  const noColor = (env.NO_COLOR !== undefined && env.NO_COLOR !== '') || force?.trim() === '0' || (!forceColor && env.CLICOLOR?.trim() === '0');
   return { noColor, forceColor };
 }
 
 function splitLines(value: string | undefined): string[] {
-  return (value ?? '').split('\n').map((line) => line.trim()).filter((line) => line !== '');
+  return (value ?? '')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '');
 }
 
 export function readEnv(env: NodeJS.ProcessEnv = process.env): AstroEnv {
@@ -95,8 +97,4 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): AstroEnv {
 }
 
 /** Names of variables that carry credentials: never passed on to DAG code or subprocesses we do not trust. */
-export const CREDENTIAL_ENV_VARS = [
-  'ASTRO_API_TOKEN',
-  'ASTRONOMER_KEY_ID',
-  'ASTRONOMER_KEY_SECRET',
-] as const;
+export const CREDENTIAL_ENV_VARS = ['ASTRO_API_TOKEN', 'ASTRONOMER_KEY_ID', 'ASTRONOMER_KEY_SECRET'] as const;

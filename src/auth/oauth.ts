@@ -28,7 +28,10 @@ export async function fetchAuthConfig(url: string, fetchPort: FetchPort = fetch,
   }
   const text = await response.text();
   if (response.status !== 200) {
-    throw new ApiError(response.status >= 400 ? `API error (${response.status}): ${text}` : 'something went wrong! Try again or contact Astronomer Support', response.status);
+    throw new ApiError(
+      response.status >= 400 ? `API error (${response.status}): ${text}` : 'something went wrong! Try again or contact Astronomer Support',
+      response.status,
+    );
   }
   return parseJson(text, authConfigSchema, 'auth config');
 }
@@ -45,12 +48,7 @@ function parseJson<T>(text: string, schema: z.ZodType<T>, what: string): T {
   return parsed.data;
 }
 
-export async function requestToken(
-  config: AuthConfig,
-  form: Record<string, string>,
-  fetchPort: FetchPort = fetch,
-  signal?: AbortSignal,
-): Promise<TokenAnswer> {
+export async function requestToken(config: AuthConfig, form: Record<string, string>, fetchPort: FetchPort = fetch, signal?: AbortSignal): Promise<TokenAnswer> {
   let response: FetchAnswer;
   try {
     response = await fetchPort(`${config.domainUrl}oauth/token`, {

@@ -51,7 +51,9 @@ export class InvalidApiTokenError extends UserError {
 export function readApiToken(token: string, now: Date): { organizationId?: string; workspaceId?: string; apiTokenId?: string } {
   const claims = decodeJwtClaims(token);
   if (!claims) {
-    throw new InvalidApiTokenError('API Token is invalid or malformed', { nextStep: 'Check the value of ASTRO_API_TOKEN: it must be an Astro API token (a JWT).' });
+    throw new InvalidApiTokenError('API Token is invalid or malformed', {
+      nextStep: 'Check the value of ASTRO_API_TOKEN: it must be an Astro API token (a JWT).',
+    });
   }
   if (!claims.permissions || claims.permissions.length === 0) {
     throw new InvalidApiTokenError('the API token given does not appear to be an Astro API Token', {
@@ -97,7 +99,9 @@ export async function resolveAstroSession(config: AstroConfig, env: AstroEnv, de
     return apiKeySession(config, env, env.apiKeyId, env.apiKeySecret, settings, deps);
   }
   if (env.apiKeyId || env.apiKeySecret) {
-    deps.warn?.(`${env.apiKeyId ? 'ASTRONOMER_KEY_ID' : 'ASTRONOMER_KEY_SECRET'} is set without ${env.apiKeyId ? 'ASTRONOMER_KEY_SECRET' : 'ASTRONOMER_KEY_ID'}: the API key is ignored.`);
+    deps.warn?.(
+      `${env.apiKeyId ? 'ASTRONOMER_KEY_ID' : 'ASTRONOMER_KEY_SECRET'} is set without ${env.apiKeyId ? 'ASTRONOMER_KEY_SECRET' : 'ASTRONOMER_KEY_ID'}: the API key is ignored.`,
+    );
   }
 
   const domain = config.currentDomain(env.domain);
@@ -196,9 +200,10 @@ export async function contextToken(config: AstroConfig, context: Context, deps: 
   if (stored === '' || /^bearer$/i.test(stored)) {
     throw new UserError(`There is no token for ${context.domain}.`, { nextStep: `Run astro login ${context.domain} to log in.` });
   }
-  const token = platformOf(context.domain, { localPlatform: config.get('local.platform') }) === 'astro'
-    ? await freshToken(config, context, endpointSettings(config), deps, (deps.now ?? (() => new Date()))())
-    : stored;
+  const token =
+    platformOf(context.domain, { localPlatform: config.get('local.platform') }) === 'astro'
+      ? await freshToken(config, context, endpointSettings(config), deps, (deps.now ?? (() => new Date()))())
+      : stored;
   return token.replace(/^bearer\s+/i, '');
 }
 

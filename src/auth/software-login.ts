@@ -157,4 +157,3 @@ async function obtainToken(
   if (token === '') throw new UserError('No token was entered.', { nextStep: `Run astro login ${options.domain} again and paste the token.` });
   return { token };
 }
-

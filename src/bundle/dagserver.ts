@@ -9,9 +9,7 @@ import { UserError } from '../errors.js';
 import { AttemptTimeoutError, retry } from '../util/retry.js';
 import type { FetchAnswer, FetchPort } from '../platform/http.js';
 
-export type DagServerEvent =
-  | { type: 'attempt'; attempt: number; maxAttempts: number }
-  | { type: 'retry'; attempt: number; delayMs: number; reason: string };
+export type DagServerEvent = { type: 'attempt'; attempt: number; maxAttempts: number } | { type: 'retry'; attempt: number; delayMs: number; reason: string };
 
 export interface UploadToDagServerOptions {
   url: string;
@@ -55,7 +53,12 @@ export async function uploadToDagServer(options: UploadToDagServerOptions): Prom
         return attemptUpload(options, signal);
       },
       {
-        policy: { attempts: maxAttempts, baseDelayMs, maxDelayMs: baseDelayMs * 2 ** (maxAttempts - 1), attemptTimeoutMs: options.attemptTimeoutMs ?? 10 * 60_000 },
+        policy: {
+          attempts: maxAttempts,
+          baseDelayMs,
+          maxDelayMs: baseDelayMs * 2 ** (maxAttempts - 1),
+          attemptTimeoutMs: options.attemptTimeoutMs ?? 10 * 60_000,
+        },
         signal: options.signal,
         // Astronomer's schedule exactly (1 s, 2 s, 4 s, …) unless a test injects jitter.
         random: options.random ?? (() => 1),

@@ -460,5 +460,3 @@ function describeErrno(error: unknown): string {
   if (code === undefined) return error instanceof Error ? error.message : String(error);
   return `${ERRNO_TEXT[code] ?? 'system error'} (${code})`;
 }
-
-

@@ -157,7 +157,13 @@ interface RequestContext {
   now: () => Date;
 }
 
-async function uploadInBlocks(target: BlockBlobTarget, context: RequestContext, data: Buffer, blockSize: number, concurrency: number): Promise<string | undefined> {
+async function uploadInBlocks(
+  target: BlockBlobTarget,
+  context: RequestContext,
+  data: Buffer,
+  blockSize: number,
+  concurrency: number,
+): Promise<string | undefined> {
   const blockCount = Math.ceil(data.length / blockSize);
   const blockIds = newBlockIds(blockCount);
   const block = (i: number) => data.subarray(i * blockSize, Math.min(data.length, (i + 1) * blockSize));
@@ -172,9 +178,7 @@ async function uploadInBlocks(target: BlockBlobTarget, context: RequestContext, 
           return target.stageBlock(blockIds[i]!, block(i), { signal: attemptSignal, onBytes: (n) => progress.set(i, n) });
         }),
       );
-      const answer = await withRetries(context, { request: 'put-block-list' }, (attemptSignal) =>
-        target.commitBlockList(blockIds, { signal: attemptSignal }),
-      );
+      const answer = await withRetries(context, { request: 'put-block-list' }, (attemptSignal) => target.commitBlockList(blockIds, { signal: attemptSignal }));
       return answer.versionId;
     } catch (error) {
       if (!(error instanceof ConflictError)) failWith(context)(error);
@@ -226,7 +230,12 @@ class ByteProgress {
 }
 
 /** Runs `task` for 0..count-1 with at most `concurrency` in flight; the first failure cancels the rest. */
-async function forEachParallel(count: number, concurrency: number, signal: AbortSignal, task: (index: number, signal: AbortSignal) => Promise<void>): Promise<void> {
+async function forEachParallel(
+  count: number,
+  concurrency: number,
+  signal: AbortSignal,
+  task: (index: number, signal: AbortSignal) => Promise<void>,
+): Promise<void> {
   const failed = new AbortController();
   const combined = AbortSignal.any([signal, failed.signal]);
   let next = 0;
@@ -321,10 +330,14 @@ function parseSasUrl(value: string): URL {
   try {
     url = new URL(value);
   } catch {
-    throw new UserError('Astro returned a DAG upload URL that is not a valid URL.', { nextStep: 'Run the deploy again; if it keeps happening, contact Astronomer Support.' });
+    throw new UserError('Astro returned a DAG upload URL that is not a valid URL.', {
+      nextStep: 'Run the deploy again; if it keeps happening, contact Astronomer Support.',
+    });
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new UserError(`Astro returned a DAG upload URL with the unsupported scheme ${url.protocol}`, { nextStep: 'Run the deploy again; if it keeps happening, contact Astronomer Support.' });
+    throw new UserError(`Astro returned a DAG upload URL with the unsupported scheme ${url.protocol}`, {
+      nextStep: 'Run the deploy again; if it keeps happening, contact Astronomer Support.',
+    });
   }
   return url;
 }
@@ -335,7 +348,6 @@ function sasExpiry(url: URL): Date | undefined {
   const date = new Date(se);
   return Number.isNaN(date.getTime()) ? undefined : date;
 }
-
 
 /**
  * Blob REST version sent with every request: it has blob versioning (x-ms-version-id) and is one Azurite and Azure

@@ -23,9 +23,6 @@ export function createCommandContext(out: Output, env: AstroEnv, cwd: string, si
     cwd,
     signal,
     // Loaded lazily so that `--help` and `version` never pay for YAML and locking.
-    loadConfig: () =>
-      (config ??= import('../config/store.js').then(({ AstroConfig, configPaths }) =>
-        AstroConfig.load(configPaths(env.astroHome, cwd)),
-      )),
+    loadConfig: () => (config ??= import('../config/store.js').then(({ AstroConfig, configPaths }) => AstroConfig.load(configPaths(env.astroHome, cwd)))),
   };
 }

@@ -6,7 +6,10 @@ import { UserError } from '../errors.js';
 export async function checkEnvFile(projectDir: string, envFile: string): Promise<void> {
   if (envFile === '.env') return;
   const full = path.resolve(projectDir, envFile);
-  const isFile = await fs.stat(full).then((s) => s.isFile(), () => false);
+  const isFile = await fs.stat(full).then(
+    (s) => s.isFile(),
+    () => false,
+  );
   if (!isFile) {
     throw new UserError(`Env file path is incorrect:  ${envFile}`, { nextStep: `There is no file ${full}; pass --env with the path of an existing env file.` });
   }

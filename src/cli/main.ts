@@ -50,11 +50,7 @@ export function buildProgram(ctx: () => CommandContext): Command {
     .description('Deploy Apache Airflow projects to Astronomer (Astro and Astronomer Software)')
     .addOption(new Option('--json', 'print one JSON document on stdout (results and errors)'))
     .addOption(new Option('--verbose', 'print debug output on stderr'))
-    .addOption(
-      new Option('--verbosity <level>', 'log level; debug or trace is --verbose')
-        .choices(VERBOSITY_LEVELS)
-        .argParser(parseVerbosity),
-    )
+    .addOption(new Option('--verbosity <level>', 'log level; debug or trace is --verbose').choices(VERBOSITY_LEVELS).argParser(parseVerbosity))
     .configureHelp({ showGlobalOptions: true })
     .showSuggestionAfterError(true)
     .allowExcessArguments(false)

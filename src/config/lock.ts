@@ -55,7 +55,11 @@ type Attempt = { kind: 'locked' } | { kind: 'held' } | { kind: 'missing' } | { k
 function runHelper(helper: LockHelper, fd: number, timeoutMs: number, signal?: AbortSignal): Promise<Attempt> {
   const [command, args] = helperCommand(helper, (timeoutMs / 1000).toFixed(3));
   return new Promise((resolve) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe', fd], signal, env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' } });
+    const child = spawn(command, args, {
+      stdio: ['ignore', 'ignore', 'pipe', fd],
+      signal,
+      env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },
+    });
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.once('error', (error: NodeJS.ErrnoException) => {
@@ -111,7 +115,7 @@ export async function withFileLock<T>(lockFile: string, work: () => Promise<T>, 
     }
     if (attempt.kind === 'missing') {
       throw new ConfigLockError(lockFile, `Cannot lock ${lockFile}: neither the flock command (util-linux) nor perl is installed.`, {
-        nextStep: 'Install util-linux (flock) or perl, which astro uses to take the same lock as Astronomer\'s CLI.',
+        nextStep: "Install util-linux (flock) or perl, which astro uses to take the same lock as Astronomer's CLI.",
       });
     }
     if (attempt.kind === 'failed') {

@@ -23,12 +23,14 @@ export const configFileSchema = z.looseObject({
   context: z.string().optional(),
   contexts: z.record(z.string(), contextSchema.nullable()).optional(),
   cloud: z.looseObject({ api: z.looseObject({ protocol: scalar.optional(), port: scalar.optional() }).optional() }).optional(),
-  local: z.looseObject({
-    core: scalar.optional(),
-    registry: scalar.optional(),
-    houston: scalar.optional(),
-    platform: scalar.optional(),
-  }).optional(),
+  local: z
+    .looseObject({
+      core: scalar.optional(),
+      registry: scalar.optional(),
+      houston: scalar.optional(),
+      platform: scalar.optional(),
+    })
+    .optional(),
   project: z.looseObject({ deployment: scalar.optional(), workspace: scalar.optional(), name: scalar.optional() }).optional(),
 });
 export type ConfigFile = z.infer<typeof configFileSchema>;

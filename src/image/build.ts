@@ -226,7 +226,9 @@ export async function resolveBuildSecrets(
     try {
       secrets.push({ id: parsed.id, data: await fs.readFile(file) });
     } catch (error) {
-      throw new UserError(`Cannot read build secret '${parsed.id}' from ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, { cause: error });
+      throw new UserError(`Cannot read build secret '${parsed.id}' from ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, {
+        cause: error,
+      });
     }
   }
   return secrets;

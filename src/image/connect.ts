@@ -20,7 +20,17 @@ export interface EngineChoice {
   endpoint: EngineEndpoint;
 }
 
-const ENGINE_VARIABLES = ['DOCKER_HOST', 'DOCKER_CONTEXT', 'DOCKER_CONFIG', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH', 'HOME', 'USER', 'SSH_AUTH_SOCK', 'XDG_RUNTIME_DIR'] as const;
+const ENGINE_VARIABLES = [
+  'DOCKER_HOST',
+  'DOCKER_CONTEXT',
+  'DOCKER_CONFIG',
+  'DOCKER_TLS_VERIFY',
+  'DOCKER_CERT_PATH',
+  'HOME',
+  'USER',
+  'SSH_AUTH_SOCK',
+  'XDG_RUNTIME_DIR',
+] as const;
 
 /** The endpoint the one client connects to, for a resolved target. */
 export function endpointOf(target: EngineTarget): EngineEndpoint {
@@ -30,7 +40,12 @@ export function endpointOf(target: EngineTarget): EngineEndpoint {
     case 'tcp': {
       const { host, port } = tcpAddressOf(target);
       const tls = target.tls;
-      return { kind: 'tcp', host, port, ...(tls ? { tls: { verify: tls.verify, ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.cert ? { cert: tls.cert, key: tls.key } : {}) } } : {}) };
+      return {
+        kind: 'tcp',
+        host,
+        port,
+        ...(tls ? { tls: { verify: tls.verify, ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.cert ? { cert: tls.cert, key: tls.key } : {}) } } : {}),
+      };
     }
     case 'ssh': {
       const ssh = target.ssh!;

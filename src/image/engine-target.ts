@@ -121,14 +121,20 @@ export async function resolveEngineTarget(input: EngineTargetInput): Promise<Eng
 
   // As in Astronomer's CLI, a DOCKER_HOST the user set wins over the Podman default.
   if (env.DOCKER_HOST) {
-    return fromHost(env.DOCKER_HOST, { reason: 'DOCKER_HOST', setting: 'DOCKER_HOST', kind, env, fs: input.fs, sockets, tls: envTls(env, configDir, input.fs) });
+    return fromHost(env.DOCKER_HOST, {
+      reason: 'DOCKER_HOST',
+      setting: 'DOCKER_HOST',
+      kind,
+      env,
+      fs: input.fs,
+      sockets,
+      tls: envTls(env, configDir, input.fs),
+    });
   }
   if (kind === 'podman') return podmanTarget(input, env, 'container.binary podman');
 
   // Docker contexts belong to the Docker CLI; Podman never reads them.
-  const context = env.DOCKER_CONTEXT
-    ? { name: env.DOCKER_CONTEXT, reason: `DOCKER_CONTEXT=${env.DOCKER_CONTEXT}` }
-    : await currentContext(input.fs, configDir);
+  const context = env.DOCKER_CONTEXT ? { name: env.DOCKER_CONTEXT, reason: `DOCKER_CONTEXT=${env.DOCKER_CONTEXT}` } : await currentContext(input.fs, configDir);
   if (context && context.name !== 'default') {
     return fromContext(context.name, context.reason, configDir, env, input.fs, sockets);
   }
@@ -175,9 +181,12 @@ export type EngineFeature = 'build-secrets';
  */
 export function assertEngineSupports(target: Pick<EngineTarget, 'kind' | 'endpoint' | 'reason'>, feature: EngineFeature): void {
   if (feature === 'build-secrets' && target.kind === 'podman') {
-    throw new UserError(`The Podman engine at ${target.endpoint} cannot serve build secrets: they need BuildKit, which Podman's Docker-compatible API does not offer.`, {
-      nextStep: `Deploy without --build-secrets, or build on a Docker engine (astro chose this one because of ${target.reason}).`,
-    });
+    throw new UserError(
+      `The Podman engine at ${target.endpoint} cannot serve build secrets: they need BuildKit, which Podman's Docker-compatible API does not offer.`,
+      {
+        nextStep: `Deploy without --build-secrets, or build on a Docker engine (astro chose this one because of ${target.reason}).`,
+      },
+    );
   }
 }
 
@@ -395,7 +404,14 @@ async function currentContext(fs: EngineFs, configDir: string): Promise<{ name: 
   return name ? { name, reason: `currentContext ${name} in ${file}` } : undefined;
 }
 
-async function fromContext(name: string, reason: string, configDir: string, env: EngineEnvironment, fs: EngineFs, sockets: WellKnownSockets): Promise<EngineTarget> {
+async function fromContext(
+  name: string,
+  reason: string,
+  configDir: string,
+  env: EngineEnvironment,
+  fs: EngineFs,
+  sockets: WellKnownSockets,
+): Promise<EngineTarget> {
   const metaFile = path.join(configDir, 'contexts', 'meta', contextDirName(name), 'meta.json');
   const text = await readOptional(fs, metaFile);
   if (!text) {
@@ -455,7 +471,11 @@ async function podmanTarget(input: EngineTargetInput, env: EngineEnvironment, wh
   for (const socket of candidates) {
     if ((await input.fs.stat(socket))?.isSocket()) return unixTarget(socket, `${why}: podman socket at ${socket}`, 'podman');
   }
-  return unixTarget(candidates[0]!, `${why}: podman socket at ${candidates[0]} (not found; also looked at ${candidates.slice(1).join(', ') || 'nothing else'})`, 'podman');
+  return unixTarget(
+    candidates[0]!,
+    `${why}: podman socket at ${candidates[0]} (not found; also looked at ${candidates.slice(1).join(', ') || 'nothing else'})`,
+    'podman',
+  );
 }
 
 async function answeringPodmanSocket(input: EngineTargetInput, env: EngineEnvironment): Promise<string | undefined> {
@@ -572,9 +592,15 @@ function explain(target: EngineTarget, error: unknown): [string, string] {
   if (code && UNKNOWN_AUTHORITY.has(code)) return ['TLS handshake failed: unknown authority', tlsCheck];
   if (code === 'CERT_HAS_EXPIRED') return ["TLS handshake failed: the engine's certificate has expired", tlsCheck];
   if (code === 'CERT_NOT_YET_VALID') return ["TLS handshake failed: the engine's certificate is not valid yet", 'check the clocks, then ' + tlsCheck];
-  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return [`TLS handshake failed: the engine's certificate is not valid for ${where}`, `use the host name the certificate names, or ${tlsCheck}`];
-  if (code && CLIENT_CERT_REFUSED.has(code)) return ["TLS handshake failed: the engine refused astro's client certificate", `${tlsCheck}: cert.pem and key.pem must be signed by the CA the engine trusts`];
-  if (code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH' || code === 'ERR_OSSL_PEM_NO_START_LINE') return ['the TLS client certificate or key is unusable', `${tlsCheck}: cert.pem and key.pem must belong together`];
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+    return [`TLS handshake failed: the engine's certificate is not valid for ${where}`, `use the host name the certificate names, or ${tlsCheck}`];
+  if (code && CLIENT_CERT_REFUSED.has(code))
+    return [
+      "TLS handshake failed: the engine refused astro's client certificate",
+      `${tlsCheck}: cert.pem and key.pem must be signed by the CA the engine trusts`,
+    ];
+  if (code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH' || code === 'ERR_OSSL_PEM_NO_START_LINE')
+    return ['the TLS client certificate or key is unusable', `${tlsCheck}: cert.pem and key.pem must belong together`];
   if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'EPROTO') {
     return ['TLS handshake failed: the endpoint does not speak TLS', `unset DOCKER_TLS_VERIFY, or check the port (${where})`];
   }
@@ -586,10 +612,16 @@ function explain(target: EngineTarget, error: unknown): [string, string] {
     case 'ENOENT':
       return socket ? [`${socket} does not exist`, startHint] : [`the request failed (${message})`, startHint];
     case 'EACCES':
-      return [`permission denied on ${socket ?? where}`, target.kind === 'podman' ? 'run as the user who owns the Podman socket' : 'add your user to the docker group, or run with access to the socket'];
+      return [
+        `permission denied on ${socket ?? where}`,
+        target.kind === 'podman' ? 'run as the user who owns the Podman socket' : 'add your user to the docker group, or run with access to the socket',
+      ];
     case 'ECONNREFUSED':
       if (socket) return ['connection refused (a stale socket: the engine is not running)', startHint];
-      return ['connection refused', target.transport === 'ssh' ? `check that sshd listens on ${where}` : `check that the engine listens on ${where}, and DOCKER_HOST or the context`];
+      return [
+        'connection refused',
+        target.transport === 'ssh' ? `check that sshd listens on ${where}` : `check that the engine listens on ${where}, and DOCKER_HOST or the context`,
+      ];
     case 'ENOTSOCK':
       return [`${socket ?? where} is not a socket`, 'check DOCKER_HOST'];
     case 'ENOTFOUND':

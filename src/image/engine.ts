@@ -29,7 +29,15 @@ import {
 } from './engine/transport.js';
 import { assertEngineSupports, engineKindFromVersion, type EngineKind } from './engine-target.js';
 
-export { encodeRegistryAuth, readJsonMessages, splitRepositoryTag, engineMessageSchema, type BuildSecret, type EngineMessage, type RegistryAuth } from './engine/messages.js';
+export {
+  encodeRegistryAuth,
+  readJsonMessages,
+  splitRepositoryTag,
+  engineMessageSchema,
+  type BuildSecret,
+  type EngineMessage,
+  type RegistryAuth,
+} from './engine/messages.js';
 export { EngineHttpError, endpointUrl, isEngineUnreachable, type EngineEndpoint } from './engine/transport.js';
 
 export interface EngineBuildRequest {
@@ -168,7 +176,13 @@ class DockerEngine implements ImageEngine {
     }
     const parsed = versionSchema.safeParse(raw);
     if (!parsed.success) throw new UserError(`The Docker engine at ${this.where} gave an answer astro does not understand.`, { cause: parsed.error });
-    this.info = { apiVersion: parsed.data.ApiVersion, version: parsed.data.Version, os: parsed.data.Os, arch: parsed.data.Arch, kind: engineKindFromVersion(raw) };
+    this.info = {
+      apiVersion: parsed.data.ApiVersion,
+      version: parsed.data.Version,
+      os: parsed.data.Os,
+      arch: parsed.data.Arch,
+      kind: engineKindFromVersion(raw),
+    };
     return this.info;
   }
 
@@ -238,10 +252,12 @@ class DockerEngine implements ImageEngine {
       architecture: d.Architecture,
       ...(d.Variant ? { variant: d.Variant } : {}),
       labels: d.Config?.Labels ?? {},
-      env: Object.fromEntries((d.Config?.Env ?? []).flatMap((entry) => {
-        const eq = entry.indexOf('=');
-        return eq > 0 ? [[entry.slice(0, eq), entry.slice(eq + 1)]] : [];
-      })),
+      env: Object.fromEntries(
+        (d.Config?.Env ?? []).flatMap((entry) => {
+          const eq = entry.indexOf('=');
+          return eq > 0 ? [[entry.slice(0, eq), entry.slice(eq + 1)]] : [];
+        }),
+      ),
       repoTags: d.RepoTags ?? [],
       repoDigests: d.RepoDigests ?? [],
       size: d.Size,

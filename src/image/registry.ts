@@ -15,7 +15,9 @@ const MANIFEST_TYPES = [
 const manifestSchema = z.looseObject({
   mediaType: z.string().optional(),
   config: z.looseObject({ digest: z.string() }).optional(),
-  manifests: z.array(z.looseObject({ digest: z.string(), platform: z.looseObject({ os: z.string().optional(), architecture: z.string().optional() }).optional() })).optional(),
+  manifests: z
+    .array(z.looseObject({ digest: z.string(), platform: z.looseObject({ os: z.string().optional(), architecture: z.string().optional() }).optional() }))
+    .optional(),
 });
 const configSchema = z.looseObject({ config: z.looseObject({ Labels: z.record(z.string(), z.string()).nullable().optional() }).optional() });
 const tokenSchema = z.looseObject({ token: z.string().optional(), access_token: z.string().optional() });
@@ -37,9 +39,12 @@ function challengeOf(header: string | null): Record<string, string> | undefined 
  * The digest and labels of `repository:tag` (repository with its registry host). Undefined when the registry has
  * no such image; throws on anything else, for the caller to treat as "not known".
  */
-export async function inspectPushedImage(
-  input: { repository: string; tag: string; auth: { username: string; password: string }; signal?: AbortSignal },
-): Promise<PushedImage | undefined> {
+export async function inspectPushedImage(input: {
+  repository: string;
+  tag: string;
+  auth: { username: string; password: string };
+  signal?: AbortSignal;
+}): Promise<PushedImage | undefined> {
   const slash = input.repository.indexOf('/');
   const host = input.repository.slice(0, slash);
   const name = input.repository.slice(slash + 1);

@@ -57,13 +57,7 @@ export class ContentHasher {
     }
     if (!stat.isFile()) return stat.isDirectory() ? 'directory' : 'other';
     const known = this.memo[file];
-    if (
-      known !== undefined &&
-      known.size === stat.size &&
-      known.mtimeMs === stat.mtimeMs &&
-      known.ctimeMs === stat.ctimeMs &&
-      known.ino === stat.ino
-    ) {
+    if (known !== undefined && known.size === stat.size && known.mtimeMs === stat.mtimeMs && known.ctimeMs === stat.ctimeMs && known.ino === stat.ino) {
       return known.hash;
     }
     let content: Buffer;
@@ -279,7 +273,5 @@ async function pruneRuns(runsDir: string): Promise<void> {
     names.map(async (name) => ({ name, mtimeMs: (await fs.stat(path.join(runsDir, name)).catch(() => undefined))?.mtimeMs ?? 0 })),
   );
   dated.sort((a, b) => b.mtimeMs - a.mtimeMs);
-  await Promise.all(
-    dated.slice(MAX_RUN_KEYS).map((old) => fs.rm(path.join(runsDir, old.name), { recursive: true, force: true })),
-  );
+  await Promise.all(dated.slice(MAX_RUN_KEYS).map((old) => fs.rm(path.join(runsDir, old.name), { recursive: true, force: true })));
 }

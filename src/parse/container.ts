@@ -46,9 +46,7 @@ export interface ContainerExit {
 const PROJECT_SOURCE = '/astro-project-source';
 
 export function projectBinds(projectDir: string): string[] {
-  return PROJECT_DIRS.filter((dir) => fs.existsSync(path.join(projectDir, dir))).map(
-    (dir) => `${path.join(projectDir, dir)}:${PROJECT_SOURCE}/${dir}:ro`,
-  );
+  return PROJECT_DIRS.filter((dir) => fs.existsSync(path.join(projectDir, dir))).map((dir) => `${path.join(projectDir, dir)}:${PROJECT_SOURCE}/${dir}:ro`);
 }
 
 /**

@@ -12,11 +12,7 @@ export interface EnvFileEntry {
   inherited: boolean;
 }
 
-export function parseEnvFile(
-  content: string,
-  lookup: (name: string) => string | undefined,
-  fileLabel = '.env',
-): EnvFileEntry[] {
+export function parseEnvFile(content: string, lookup: (name: string) => string | undefined, fileLabel = '.env'): EnvFileEntry[] {
   const entries: EnvFileEntry[] = [];
   const lines = content.replace(/^\uFEFF/, '').split('\n');
   lines.forEach((raw, index) => {

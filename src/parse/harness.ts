@@ -21,8 +21,15 @@ export function harnessVersion(): string {
   if (cachedVersion !== undefined) return cachedVersion;
   const dir = path.join(harnessParentDir(), 'astro_parse');
   const hash = createHash('sha256');
-  for (const name of fs.readdirSync(dir).filter((n) => n.endsWith('.py')).sort()) {
-    hash.update(name).update('\0').update(fs.readFileSync(path.join(dir, name))).update('\0');
+  for (const name of fs
+    .readdirSync(dir)
+    .filter((n) => n.endsWith('.py'))
+    .sort()) {
+    hash
+      .update(name)
+      .update('\0')
+      .update(fs.readFileSync(path.join(dir, name)))
+      .update('\0');
   }
   cachedVersion = hash.digest('hex');
   return cachedVersion;
@@ -32,8 +39,7 @@ export function harnessVersion(): string {
  * `python -c BOOT <harness parent> <config json>`: puts the harness on sys.path for its own import only (the
  * supervisor takes it, and the working directory, off again before any DAG code runs).
  */
-export const HARNESS_BOOT =
-  'import sys;p=sys.argv[1];sys.path.insert(0,p);from astro_parse.supervisor import main;main([sys.argv[2],p])';
+export const HARNESS_BOOT = 'import sys;p=sys.argv[1];sys.path.insert(0,p);from astro_parse.supervisor import main;main([sys.argv[2],p])';
 
 export interface HarnessConfig {
   projectRoot: string;

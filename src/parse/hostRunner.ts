@@ -31,11 +31,7 @@ export interface HostHarnessOptions {
 
 export function runHarnessOnHost(options: HostHarnessOptions): Promise<HarnessExit> {
   const config: HarnessConfig = { ...options.config, resultFd: 3 };
-  const { command, args } = options.sandbox.wrap(
-    options.python,
-    ['-c', HARNESS_BOOT, harnessParentDir(), JSON.stringify(config)],
-    options.sandboxSpec,
-  );
+  const { command, args } = options.sandbox.wrap(options.python, ['-c', HARNESS_BOOT, harnessParentDir(), JSON.stringify(config)], options.sandboxSpec);
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       cwd: options.projectDir,

@@ -4,10 +4,4 @@ export { runPytest, type PytestOptions, type PytestPorts, type PytestResult } fr
 export { headline, PARSE_SUCCESS_MESSAGE, renderParseReport, type RenderOptions } from './render.js';
 export { findInterpreter, type InterpreterChoice } from './interpreter.js';
 export type { DockerClient } from './container.js';
-export {
-  parseReport,
-  type ParseError,
-  type ParseFileResult,
-  type ParseReport,
-  type ParseSummary,
-} from './schema.js';
+export { parseReport, type ParseError, type ParseFileResult, type ParseReport, type ParseSummary } from './schema.js';

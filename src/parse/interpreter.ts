@@ -17,11 +17,7 @@ export interface InterpreterChoice {
   source: 'flag' | 'project-venv' | 'config';
 }
 
-export async function findInterpreter(options: {
-  projectDir: string;
-  python?: string;
-  configuredPython?: string;
-}): Promise<InterpreterChoice> {
+export async function findInterpreter(options: { projectDir: string; python?: string; configuredPython?: string }): Promise<InterpreterChoice> {
   if (options.python !== undefined) {
     const python = path.resolve(options.projectDir, options.python);
     if (!(await isExecutable(python))) {
@@ -113,9 +109,7 @@ export async function interpreterIdentity(python: string, cacheDir: string, env:
   }
   const probe = await runProbe(python, env);
   const identity = createHash('sha256').update(JSON.stringify(probe)).digest('hex');
-  const dirs = await Promise.all(
-    probe.dirs.map(async (dir) => ({ path: dir, mtimeMs: (await fs.stat(dir)).mtimeMs })),
-  );
+  const dirs = await Promise.all(probe.dirs.map(async (dir) => ({ path: dir, mtimeMs: (await fs.stat(dir)).mtimeMs })));
   const prefixes = [...new Set([probe.prefix, probe.basePrefix, path.dirname(path.dirname(realPath)), ...probe.dirs])];
   memo[python] = { python: { mtimeMs: stat.mtimeMs, size: stat.size }, dirs, identity, version: probe.version, prefixes };
   await writeJsonFileAtomic(memoPath, memo);
@@ -123,17 +117,15 @@ export async function interpreterIdentity(python: string, cacheDir: string, env:
 }
 
 async function runProbe(python: string, env: Record<string, string>): Promise<z.infer<typeof probeResult>> {
-  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-    (resolve, reject) => {
-      const child = spawn(python, ['-c', PROBE], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      let err = '';
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-      child.on('error', reject);
-      child.on('close', (exitCode) => resolve({ code: exitCode, stdout: out, stderr: err }));
-    },
-  );
+  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(python, ['-c', PROBE], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+    child.on('error', reject);
+    child.on('close', (exitCode) => resolve({ code: exitCode, stdout: out, stderr: err }));
+  });
   const parsed = code === 0 ? probeResult.safeParse(safeJson(stdout.trim().split('\n').pop() ?? '')) : undefined;
   if (parsed === undefined || !parsed.success) {
     throw new UserError(`Could not run the Python interpreter ${python}: ${stderr.trim().slice(-500) || `exit code ${code}`}`, {

@@ -30,11 +30,7 @@ export function duplicateDagMessage(dagId: string, incoming: string, existing: s
  * (keyed by that file, as DagBag keys it), unless both files got the very same DAG object from a module they
  * both import: one DagBag process imports that module once, so it bags the same object twice without complaint.
  */
-export function mergeResults(
-  listing: ListingMessage,
-  outcomes: ReadonlyMap<string, FileOutcome>,
-  exceptions: ReadonlySet<string>,
-): ParseFileResult[] {
+export function mergeResults(listing: ListingMessage, outcomes: ReadonlyMap<string, FileOutcome>, exceptions: ReadonlySet<string>): ParseFileResult[] {
   const bag = new Map<string, BaggedDag>();
   const results: ParseFileResult[] = [];
   for (const file of listing.files) {

@@ -51,8 +51,7 @@ const PYTEST_FLAGS = ['-p', 'no:cacheprovider'];
  * `python -m pytest`, after closing every file descriptor but stdin, stdout and stderr: none that astro's process
  * inherited from its own caller reaches the tests. (`-c` puts the working directory first on sys.path, as `-m`.)
  */
-const PYTEST_BOOT =
-  'import os, runpy, sys; os.closerange(3, 65536); sys.argv[0] = "pytest"; runpy.run_module("pytest", run_name="__main__", alter_sys=True)';
+const PYTEST_BOOT = 'import os, runpy, sys; os.closerange(3, 65536); sys.argv[0] = "pytest"; runpy.run_module("pytest", run_name="__main__", alter_sys=True)';
 
 export async function runPytest(options: PytestOptions, ports: PytestPorts = {}): Promise<PytestResult> {
   const projectDir = path.resolve(options.projectDir);

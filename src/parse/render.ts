@@ -11,7 +11,10 @@ export interface RenderOptions {
 
 /** The line that names the problem: the exception line at the end of a traceback, else the first line. */
 export function headline(message: string): string {
-  const lines = message.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const lines = message
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
   const exceptionLine = [...lines].reverse().find((l) => /^[A-Za-z_][\w.]*(Error|Exception|Timeout|Exit|Interrupt|Warning)\b/.test(l));
   return exceptionLine ?? lines[0] ?? '';
 }
@@ -31,11 +34,17 @@ export function renderParseReport(report: ParseReport, options: RenderOptions = 
       const mark = file.exempted ? '!' : '✘';
       const note = file.exempted ? ' (exempted by .astro/dag_integrity_exceptions.txt)' : '';
       out.push(`${mark} ${location(file, index)}: ${escapeTerminal(headline(error.message))}${note}`);
-      if (options.verbose) out.push(...escapeTerminal(error.message, { keepLayout: true }).split('\n').map((line) => `    ${line}`));
+      if (options.verbose)
+        out.push(
+          ...escapeTerminal(error.message, { keepLayout: true })
+            .split('\n')
+            .map((line) => `    ${line}`),
+        );
     });
   }
   const { summary } = report;
-  const detail = `${summary.files} DAG file${summary.files === 1 ? '' : 's'}, ${summary.dags} DAG${summary.dags === 1 ? '' : 's'}` +
+  const detail =
+    `${summary.files} DAG file${summary.files === 1 ? '' : 's'}, ${summary.dags} DAG${summary.dags === 1 ? '' : 's'}` +
     (summary.cached > 0 ? `, ${summary.cached} unchanged` : '') +
     `, ${(summary.durationMs / 1000).toFixed(1)}s`;
   if (summary.passed) out.push(`${PARSE_SUCCESS_MESSAGE} (${detail})`);

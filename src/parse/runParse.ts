@@ -14,13 +14,7 @@ import { harnessVersion } from './harness.js';
 import { mergeResults, parseExceptions, type FileOutcome } from './merge.js';
 import { hostRunner, imageRunner, SILENCE_LIMIT_MS, type Runner } from './runners.js';
 import { SANDBOX_SETUP_FAILED, sandboxSetupError, type SandboxReport } from './sandbox.js';
-import {
-  parseReport,
-  type FileMessage,
-  type HelloMessage,
-  type ListingMessage,
-  type ParseReport,
-} from './schema.js';
+import { parseReport, type FileMessage, type HelloMessage, type ListingMessage, type ParseReport } from './schema.js';
 
 export interface ParseOptions {
   /** The Astro project (its root is AIRFLOW_HOME for the DAGs, as in Runtime images). */
@@ -75,9 +69,7 @@ export async function runParse(options: ParseOptions, ports: ParsePorts = {}): P
   const workers = Math.max(1, Math.min(options.workers ?? Math.min(os.availableParallelism(), 8), 32));
 
   const runner =
-    options.image !== undefined
-      ? await imageRunner(options, projectDir, envFile, ports.docker)
-      : await hostRunner(options, projectDir, envFile, cacheRoot);
+    options.image !== undefined ? await imageRunner(options, projectDir, envFile, ports.docker) : await hostRunner(options, projectDir, envFile, cacheRoot);
   options.onProgress?.({ type: 'start', mode: runner.mode, ...runner.label });
 
   const runKey = sha256(
@@ -95,13 +87,7 @@ export async function runParse(options: ParseOptions, ports: ParsePorts = {}): P
   const exceptionsText = await fs.readFile(exceptionsPath, 'utf8').catch(() => undefined);
   const exceptions = parseExceptions(exceptionsText ?? '');
 
-  const finish = async (
-    hello: HelloMessage,
-    listing: ListingMessage,
-    outcomes: Map<string, FileOutcome>,
-    network: 'none' | 'host',
-    sandbox: SandboxReport,
-  ) => {
+  const finish = async (hello: HelloMessage, listing: ListingMessage, outcomes: Map<string, FileOutcome>, network: 'none' | 'host', sandbox: SandboxReport) => {
     const files = mergeResults(listing, outcomes, exceptions);
     const parsedFiles = files.filter((f) => f.status !== 'skipped');
     const report: ParseReport = {
@@ -278,7 +264,7 @@ async function saveState(
 
 function harnessFailure(fatal: { reason: string; message: string }, runner: Runner): UserError {
   const lastLine = fatal.message.trim().split('\n').pop() ?? fatal.message;
-  const where = runner.label.image !== undefined ? `the image ${runner.label.image}` : runner.label.python ?? 'Python';
+  const where = runner.label.image !== undefined ? `the image ${runner.label.image}` : (runner.label.python ?? 'Python');
   if (fatal.reason === 'airflow-import') {
     return new UserError(`Airflow could not be imported with ${where}: ${lastLine}`, {
       nextStep:
@@ -297,11 +283,7 @@ async function assertDirectory(dir: string): Promise<void> {
   }
 }
 
-async function readEnvFile(
-  projectDir: string,
-  envFile: string | undefined,
-  hostEnv: Readonly<Record<string, string | undefined>>,
-): Promise<EnvFileEntry[]> {
+async function readEnvFile(projectDir: string, envFile: string | undefined, hostEnv: Readonly<Record<string, string | undefined>>): Promise<EnvFileEntry[]> {
   const file = path.resolve(projectDir, envFile ?? '.env');
   let content: string;
   try {
@@ -316,4 +298,3 @@ function relativeToProject(projectDir: string, p: string): string {
   const rel = path.relative(projectDir, p);
   return rel.startsWith('..') || path.isAbsolute(rel) ? p : rel === '' ? '.' : rel;
 }
-

@@ -74,7 +74,10 @@ function withTimeout(env: Record<string, string>, timeoutSeconds: number | undef
   return { ...env, AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT: String(timeoutSeconds) };
 }
 
-function harnessConfig(input: RunInput, paths: { projectRoot: string; stateDir: string; trackRoots: string[] }): Omit<HarnessConfig, 'resultFd' | 'resultFile' | 'dbTemplate' | 'dbTemplateOut'> {
+function harnessConfig(
+  input: RunInput,
+  paths: { projectRoot: string; stateDir: string; trackRoots: string[] },
+): Omit<HarnessConfig, 'resultFd' | 'resultFile' | 'dbTemplate' | 'dbTemplateOut'> {
   return {
     projectRoot: paths.projectRoot,
     stateDir: paths.stateDir,
@@ -90,12 +93,7 @@ function harnessConfig(input: RunInput, paths: { projectRoot: string; stateDir: 
   };
 }
 
-export async function hostRunner(
-  options: RunnerOptions,
-  projectDir: string,
-  envFile: EnvFileEntry[],
-  cacheRoot: string,
-): Promise<Runner> {
+export async function hostRunner(options: RunnerOptions, projectDir: string, envFile: EnvFileEntry[], cacheRoot: string): Promise<Runner> {
   const choice = await findInterpreter({ projectDir, python: options.python, configuredPython: options.configuredPython });
   const dagEnv = runtimeLayoutDefaults(
     withTimeout(buildDagEnvironment({ mode: 'host', hostEnv: options.hostEnv, envFile }), options.timeoutSeconds),
@@ -176,19 +174,11 @@ async function saveTemplate(made: string, target: string): Promise<void> {
     .catch(() => undefined);
 }
 
-export async function imageRunner(
-  options: RunnerOptions,
-  projectDir: string,
-  envFile: EnvFileEntry[],
-  docker: DockerClient | undefined,
-): Promise<Runner> {
+export async function imageRunner(options: RunnerOptions, projectDir: string, envFile: EnvFileEntry[], docker: DockerClient | undefined): Promise<Runner> {
   const image = options.image as string;
   if (docker === undefined) throw new BugError('runParse needs a Docker client to parse inside an image.');
   const { id, env: imageEnv } = await imageConfig(docker, image);
-  const dagEnv = withTimeout(
-    imageLayoutDefaults(buildDagEnvironment({ mode: 'image', hostEnv: options.hostEnv, envFile }), imageEnv),
-    options.timeoutSeconds,
-  );
+  const dagEnv = withTimeout(imageLayoutDefaults(buildDagEnvironment({ mode: 'image', hostEnv: options.hostEnv, envFile }), imageEnv), options.timeoutSeconds);
   return {
     mode: 'image',
     identity: id,

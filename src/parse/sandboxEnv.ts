@@ -11,12 +11,7 @@ import type { EnvFileEntry } from './envFile.js';
 /** Variables copied from the caller's environment in host mode. */
 export const HOST_ENV_ALLOWLIST = ['PATH', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TZ', 'TMPDIR'] as const;
 
-const CREDENTIAL_NAMES = new Set<string>([
-  ...CREDENTIAL_ENV_VARS,
-  'ASTRO_TOKEN',
-  'ASTRONOMER_API_TOKEN',
-  'ASTRONOMER_KEY',
-]);
+const CREDENTIAL_NAMES = new Set<string>([...CREDENTIAL_ENV_VARS, 'ASTRO_TOKEN', 'ASTRONOMER_API_TOKEN', 'ASTRONOMER_KEY']);
 
 /** astro's own credentials (ASTRO_API_TOKEN, ASTRONOMER_KEY_*) are never handed to DAG code. */
 export function isAstroCredential(name: string): boolean {
@@ -89,6 +84,13 @@ export function airflowStateEnvironment(stateDir: string, homeDir: string, confi
 export async function projectConfigFile(env: Record<string, string>, scratch: string): Promise<string | undefined> {
   if (env.AIRFLOW_CONFIG !== undefined) return undefined;
   const home = env.AIRFLOW_HOME;
-  if (home !== undefined && (await fs.stat(path.join(home, 'airflow.cfg')).then(() => true, () => false))) return undefined;
+  if (
+    home !== undefined &&
+    (await fs.stat(path.join(home, 'airflow.cfg')).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return undefined;
   return path.join(scratch, 'airflow.cfg');
 }

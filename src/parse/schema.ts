@@ -72,13 +72,7 @@ export const fileMessage = z.object({
 export const doneMessage = z.object({ type: z.literal('done'), preloaded: z.number(), elapsedMs: z.number() });
 export const fatalMessage = z.object({ type: z.literal('fatal'), reason: z.string(), message: z.string() });
 
-export const harnessMessage = z.discriminatedUnion('type', [
-  helloMessage,
-  listingMessage,
-  fileMessage,
-  doneMessage,
-  fatalMessage,
-]);
+export const harnessMessage = z.discriminatedUnion('type', [helloMessage, listingMessage, fileMessage, doneMessage, fatalMessage]);
 
 export type HelloMessage = z.infer<typeof helloMessage>;
 export type ListingMessage = z.infer<typeof listingMessage>;

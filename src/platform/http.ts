@@ -29,7 +29,9 @@ const agents = { http: new http.Agent({ keepAlive: true, timeout: 4_000 }), http
 
 /** undici's wording for a connection closed before the answer, which the clients' messages and retries know. */
 function closedEarly(error: NodeJS.ErrnoException): Error {
-  return error.code === 'ECONNRESET' && error.message === 'socket hang up' ? Object.assign(new Error('other side closed', { cause: error }), { code: 'UND_ERR_SOCKET' }) : error;
+  return error.code === 'ECONNRESET' && error.message === 'socket hang up'
+    ? Object.assign(new Error('other side closed', { cause: error }), { code: 'UND_ERR_SOCKET' })
+    : error;
 }
 
 /**
@@ -40,7 +42,7 @@ export const nodeFetch: FetchPort = (input, init) =>
   new Promise<FetchAnswer>((resolve, reject) => {
     const url = new URL(input);
     const secure = url.protocol === 'https:';
-    const failed = (error: Error) => (init.signal?.aborted ? init.signal.reason ?? error : new TypeError('fetch failed', { cause: closedEarly(error) }));
+    const failed = (error: Error) => (init.signal?.aborted ? (init.signal.reason ?? error) : new TypeError('fetch failed', { cause: closedEarly(error) }));
     const body = typeof init.body === 'string' ? init.body : undefined;
     const headers: Record<string, string> = { accept: '*/*', ...(init.headers as Record<string, string> | undefined) };
     if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
@@ -53,7 +55,9 @@ export const nodeFetch: FetchPort = (input, init) =>
           response.on('data', (chunk: Buffer) => chunks.push(chunk));
           response.on('end', () => done(Buffer.concat(chunks).toString('utf8')));
           response.on('error', (error) => broke(new TypeError('terminated', { cause: error })));
-          response.on('aborted', () => broke(new TypeError('terminated', { cause: Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }) })));
+          response.on('aborted', () =>
+            broke(new TypeError('terminated', { cause: Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }) })),
+          );
         });
         text.catch(() => undefined);
         resolve({
@@ -125,9 +129,7 @@ export function buildQuery(query: RequestOptions<unknown>['query']): string {
 
 /** A failed attempt, kept apart from the error users see until the retries are over. */
 class AttemptFailure extends Error {
-  constructor(
-    readonly failure: { kind: 'unreachable' | 'cut-off'; error: unknown } | { kind: 'status'; status: number; body: string; retryAfterMs?: number },
-  ) {
+  constructor(readonly failure: { kind: 'unreachable' | 'cut-off'; error: unknown } | { kind: 'status'; status: number; body: string; retryAfterMs?: number }) {
     super(failure.kind);
   }
 }
@@ -224,10 +226,16 @@ export class HttpClient {
     }
     const text = message ?? `failed to perform request, status ${status}`;
     if (status === 401) {
-      return new UnauthorizedError(text, status, { requestId, nextStep: 'Your session is not valid any more. Run astro login (or check ASTRO_API_TOKEN) and try again.' });
+      return new UnauthorizedError(text, status, {
+        requestId,
+        nextStep: 'Your session is not valid any more. Run astro login (or check ASTRO_API_TOKEN) and try again.',
+      });
     }
     if (status === 403) {
-      return new ApiError(text, status, { requestId, nextStep: 'Your user or API token has no access to this. Check the organization and workspace of your context.' });
+      return new ApiError(text, status, {
+        requestId,
+        nextStep: 'Your user or API token has no access to this. Check the organization and workspace of your context.',
+      });
     }
     return new ApiError(text, status, { requestId });
   }

@@ -170,18 +170,35 @@ export class Output {
         if (this.live === spin) this.live = undefined;
       };
       return {
-        update: (t) => { spin.text = this.clean(t); },
-        succeed: (t) => { done(); spin.succeed(t === undefined ? undefined : this.clean(t)); },
-        fail: (t) => { done(); spin.fail(t === undefined ? undefined : this.clean(t)); },
-        stop: () => { done(); spin.stop(); },
+        update: (t) => {
+          spin.text = this.clean(t);
+        },
+        succeed: (t) => {
+          done();
+          spin.succeed(t === undefined ? undefined : this.clean(t));
+        },
+        fail: (t) => {
+          done();
+          spin.fail(t === undefined ? undefined : this.clean(t));
+        },
+        stop: () => {
+          done();
+          spin.stop();
+        },
       };
     }
     this.info(text);
     let last = text;
     return {
-      update: (t) => { last = t; },
-      succeed: (t) => { this.info(`✔ ${t ?? last}`); },
-      fail: (t) => { this.info(`✖ ${t ?? last}`); },
+      update: (t) => {
+        last = t;
+      },
+      succeed: (t) => {
+        this.info(`✔ ${t ?? last}`);
+      },
+      fail: (t) => {
+        this.info(`✖ ${t ?? last}`);
+      },
       stop: () => {},
     };
   }

@@ -47,7 +47,11 @@ export async function select<T>(out: Output, title: string, choices: Choice<T>[]
  * One reader for several answers: lines typed ahead (or pasted) wait in the iterator's queue instead of being
  * dropped between two questions. `nextLine` resolves to undefined when the input ends.
  */
-async function withLines<T>(out: Output, signal: AbortSignal | undefined, use: (nextLine: (question: string) => Promise<string | undefined>) => Promise<T>): Promise<T> {
+async function withLines<T>(
+  out: Output,
+  signal: AbortSignal | undefined,
+  use: (nextLine: (question: string) => Promise<string | undefined>) => Promise<T>,
+): Promise<T> {
   const { stdin } = out.streams;
   if (!stdin) throw new NeedsInputError('astro needs an answer but there is no input to read it from.', []);
   const rl = createInterface({ input: stdin, output: out.streams.stderr, terminal: false });

@@ -8,7 +8,8 @@ import type { Output } from './output.js';
 
 export async function askLine(out: Output, question: string, flags: string[], signal: AbortSignal): Promise<string> {
   const { stdin } = out.streams;
-  if (!out.interactive || !stdin) throw new NeedsInputError(`${question.replace(/[:\s]+$/, '')}: astro needs an answer but there is no terminal to ask on.`, flags);
+  if (!out.interactive || !stdin)
+    throw new NeedsInputError(`${question.replace(/[:\s]+$/, '')}: astro needs an answer but there is no terminal to ask on.`, flags);
   const rl = createInterface({ input: stdin, output: out.streams.stderr, terminal: false });
   try {
     return (await rl.question(question, { signal })).trim();
@@ -20,7 +21,8 @@ export async function askLine(out: Output, question: string, flags: string[], si
 /** Reads a secret from the terminal without echoing it; `flags` answer it when there is no terminal. */
 export async function askHidden(out: Output, question: string, flags: string[], signal: AbortSignal): Promise<string> {
   const stdin = out.streams.stdin as (NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => void }) | undefined;
-  if (!out.interactive || !stdin) throw new NeedsInputError(`${question.replace(/[:\s]+$/, '')}: astro needs an answer but there is no terminal to ask on.`, flags);
+  if (!out.interactive || !stdin)
+    throw new NeedsInputError(`${question.replace(/[:\s]+$/, '')}: astro needs an answer but there is no terminal to ask on.`, flags);
   if (typeof stdin.setRawMode !== 'function') {
     // Not a terminal stream (e.g. the in-memory streams of tests): nothing echoes what is typed anyway.
     return askLine(out, question, flags, signal);
@@ -63,7 +65,9 @@ export async function readPassword(out: Output, flag: string): Promise<string> {
   if (!stdin) throw new UserError(`${flag}: there is no standard input to read the password from.`);
   const chunks: Buffer[] = [];
   for await (const chunk of stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
-  const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  const password = Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
   out.addSecret(password);
   if (password === '') throw new UserError(`${flag}: standard input was empty.`);
   return password;

@@ -135,7 +135,8 @@ export class FaultBed {
       const facts = await inspectPushedImage(
         {
           url: this.stack.endpoints.registry.url,
-          pullToken: (repo) => this.stack.platform.tokens.registryToken('fault-suite', registryService, [{ type: 'repository', name: repo, actions: ['pull'] }], 60),
+          pullToken: (repo) =>
+            this.stack.platform.tokens.registryToken('fault-suite', registryService, [{ type: 'repository', name: repo, actions: ['pull'] }], 60),
         },
         repository,
         tag,
@@ -335,7 +336,8 @@ export class FaultCase {
       if (!record) problems.push(`deploy ${doc.deployId} is unknown to the platform`);
       else {
         if (record.status !== 'DEPLOYED') problems.push(`deploy ${record.id} is ${record.status}${record.failureReason ? ` (${record.failureReason})` : ''}`);
-        if (!options.allowLaterDeploy && current.rollout?.deployId !== record.id) problems.push(`the Deployment rolled out ${current.rollout?.deployId}, not ${record.id}`);
+        if (!options.allowLaterDeploy && current.rollout?.deployId !== record.id)
+          problems.push(`the Deployment rolled out ${current.rollout?.deployId}, not ${record.id}`);
         if (doc.image) {
           if (record.imageDigest !== doc.image.digest) problems.push(`platform has image digest ${record.imageDigest}, the CLI reported ${doc.image.digest}`);
           const inRegistry = await this.bed.pushedImage(record.imageRepository, record.imageTag);
@@ -347,8 +349,10 @@ export class FaultCase {
           if (!options.allowLaterDeploy && current.imageTag !== doc.image.tag) problems.push(`Deployment runs image ${current.imageTag}, not ${doc.image.tag}`);
         }
         if (doc.dags?.version) {
-          if (record.dagTarballVersion !== doc.dags.version) problems.push(`deploy carries DAG version ${record.dagTarballVersion}, the CLI reported ${doc.dags.version}`);
-          if (!options.allowLaterDeploy && current.dagTarballVersion !== doc.dags.version) problems.push(`Deployment runs DAGs ${current.dagTarballVersion}, not ${doc.dags.version}`);
+          if (record.dagTarballVersion !== doc.dags.version)
+            problems.push(`deploy carries DAG version ${record.dagTarballVersion}, the CLI reported ${doc.dags.version}`);
+          if (!options.allowLaterDeploy && current.dagTarballVersion !== doc.dags.version)
+            problems.push(`Deployment runs DAGs ${current.dagTarballVersion}, not ${doc.dags.version}`);
           problems.push(...(await this.bundleProblems(doc.dags.version)));
         }
       }
@@ -360,7 +364,11 @@ export class FaultCase {
     const output = outputProblems(run, false);
     problems.push(...output.problems);
     problems.push(...(await this.projectProblems()));
-    return this.finish(problems.length === 0 ? { outcome: 'survived', detail: `deploy ${doc.deployId}` } : { outcome: 'lost', detail: problems.join('; ') }, faults, output.misleading);
+    return this.finish(
+      problems.length === 0 ? { outcome: 'survived', detail: `deploy ${doc.deployId}` } : { outcome: 'lost', detail: problems.join('; ') },
+      faults,
+      output.misleading,
+    );
   }
 
   /** The bundle stored under `version` must be this project's, whole: its marker and every DAG file, byte for byte. */
@@ -407,14 +415,17 @@ export class FaultCase {
     const problems: string[] = [];
     const created = this.newDeploys();
     const finalized = created.filter((d) => d.status !== 'INITIALIZED');
-    if (finalized.length > 0) problems.push(`deploys were finalized although the deploy was refused: ${finalized.map((d) => `${d.id} ${d.status}`).join(', ')}`);
+    if (finalized.length > 0)
+      problems.push(`deploys were finalized although the deploy was refused: ${finalized.map((d) => `${d.id} ${d.status}`).join(', ')}`);
     const now = this.bed.deployment(this.deploymentId);
     if (now.rollout?.deployId !== this.beforeDeployment.rollout?.deployId) problems.push(`the Deployment rolled out ${now.rollout?.deployId}`);
     if (now.imageTag !== this.beforeDeployment.imageTag) problems.push(`the Deployment's image changed to ${now.imageTag}`);
     if (now.dagTarballVersion !== this.beforeDeployment.dagTarballVersion) problems.push(`the Deployment's DAGs changed to ${now.dagTarballVersion}`);
-    if (/Nothing reached the platform/.test(text) && created.length > 0) problems.push(`says nothing reached the platform, but deploy ${created[0]!.id} was created`);
+    if (/Nothing reached the platform/.test(text) && created.length > 0)
+      problems.push(`says nothing reached the platform, but deploy ${created[0]!.id} was created`);
     const claimed = /Deploy (\S+) was created but not finalized/.exec(text);
-    if (claimed && !created.some((d) => d.id === claimed[1] && d.status === 'INITIALIZED')) problems.push(`claims deploy ${claimed[1]} was created and not finalized, which is untrue`);
+    if (claimed && !created.some((d) => d.id === claimed[1] && d.status === 'INITIALIZED'))
+      problems.push(`claims deploy ${claimed[1]} was created and not finalized, which is untrue`);
     return problems;
   }
 
@@ -436,10 +447,12 @@ export class FaultCase {
     const code = checks.signal === 'SIGINT' ? 130 : 143;
     if (run.code !== code) problems.push(`exit ${run.code}${run.signal ? ` (killed by ${run.signal})` : ''}, expected ${code}: ${lastLines(run.stderr)}`);
     const text = run.stderr;
-    if (!new RegExp(`interrupted by ${checks.signal} during ${checks.phase}`, 'i').test(text)) problems.push(`message does not name ${checks.signal} during ${checks.phase}: ${lastLines(text)}`);
+    if (!new RegExp(`interrupted by ${checks.signal} during ${checks.phase}`, 'i').test(text))
+      problems.push(`message does not name ${checks.signal} during ${checks.phase}: ${lastLines(text)}`);
     const created = this.newDeploys();
     if (checks.reached === 'nothing' && checks.creating) {
-      if (!/The deploy was being created; nothing was pushed, uploaded or finalized/.test(text)) problems.push('message does not say the deploy was being created');
+      if (!/The deploy was being created; nothing was pushed, uploaded or finalized/.test(text))
+        problems.push('message does not say the deploy was being created');
     } else if (checks.reached === 'nothing') {
       if (created.length > 0) problems.push(`deploy ${created[0]!.id} was created before the interruption`);
       if (!/Nothing reached the platform/.test(text)) problems.push('message does not say that nothing reached the platform');
@@ -447,7 +460,8 @@ export class FaultCase {
     if (checks.reached === 'created') {
       const record = created[0];
       if (!record) problems.push('no deploy was created');
-      else if (!new RegExp(`Deploy ${record.id} was created but not finalized`).test(text)) problems.push(`message does not say that deploy ${record.id} was created but not finalized`);
+      else if (!new RegExp(`Deploy ${record.id} was created but not finalized`).test(text))
+        problems.push(`message does not say that deploy ${record.id} was created but not finalized`);
       if (checks.imagePushed !== undefined && record) {
         const pushed = (await this.bed.imageInRegistry(record.imageRepository, record.imageTag)) !== undefined;
         const says = /The image was pushed/.test(text) ? true : /The image was not pushed/.test(text) ? false : undefined;
@@ -458,10 +472,15 @@ export class FaultCase {
     if (checks.reached === 'unknown') {
       const record = created[0];
       if (!record) problems.push('no deploy was created');
-      else if (!new RegExp(`Deploy ${record.id} was created and its finalize sent, but whether the platform received it is unknown: check the Deployment before deploying again`).test(text)) {
+      else if (
+        !new RegExp(
+          `Deploy ${record.id} was created and its finalize sent, but whether the platform received it is unknown: check the Deployment before deploying again`,
+        ).test(text)
+      ) {
         problems.push(`message does not say that the finalize of deploy ${record.id} was sent with an unknown outcome: ${lastLines(text)}`);
       }
-      if (/still runs its previous code|Run astro deploy again/.test(text)) problems.push('message claims the Deployment still runs its previous code, though the finalize was sent');
+      if (/still runs its previous code|Run astro deploy again/.test(text))
+        problems.push('message claims the Deployment still runs its previous code, though the finalize was sent');
     } else if (checks.reached === 'finalized') {
       if (!created.some((d) => d.status !== 'INITIALIZED')) problems.push('no deploy was finalized');
       if (!/finalized before the interruption/.test(text)) problems.push('message does not say the deploy was finalized');
@@ -474,7 +493,9 @@ export class FaultCase {
     const output = outputProblems(run, false);
     problems.push(...output.problems);
     const verdict: Verdict =
-      problems.length === 0 ? { outcome: checks.reached === 'finalized' ? 'survived' : 'refused', detail: firstErrorLine(text) } : { outcome: 'lost', detail: problems.join('; ') };
+      problems.length === 0
+        ? { outcome: checks.reached === 'finalized' ? 'survived' : 'refused', detail: firstErrorLine(text) }
+        : { outcome: 'lost', detail: problems.join('; ') };
     return this.finish(verdict, 1, output.misleading);
   }
 }
@@ -558,13 +579,18 @@ const builtCli = path.join(repoRoot, '.state', 'faults', 'cli');
 export async function buildCli(): Promise<string> {
   const entry = path.join(builtCli, 'bin', 'astro.js');
   // Up to date when built after the last change of any source: the test files share one build.
-  const builtAt = await fs.stat(path.join(builtCli, 'dist', 'bundle', 'main.js')).then((s) => s.mtimeMs, () => 0);
+  const builtAt = await fs.stat(path.join(builtCli, 'dist', 'bundle', 'main.js')).then(
+    (s) => s.mtimeMs,
+    () => 0,
+  );
   if (builtAt > 0 && existsSync(entry) && (await newestSourceChange()) < builtAt) return entry;
   await fs.rm(path.join(builtCli, 'dist'), { recursive: true, force: true });
   mkdirSync(path.join(builtCli, 'bin'), { recursive: true });
   const tsc = path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
   await new Promise<void>((resolve, reject) => {
-    const child = spawn(process.execPath, [tsc, '-p', path.join(repoRoot, 'tsconfig.json'), '--outDir', path.join(builtCli, 'dist')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [tsc, '-p', path.join(repoRoot, 'tsconfig.json'), '--outDir', path.join(builtCli, 'dist')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));
@@ -595,7 +621,12 @@ export async function buildCli(): Promise<string> {
 
 async function newestSourceChange(): Promise<number> {
   let newest = 0;
-  const files = [path.join(repoRoot, 'bin', 'astro.js'), path.join(repoRoot, 'package.json'), path.join(repoRoot, 'tsconfig.json'), path.join(repoRoot, 'scripts', 'bundle.mjs')];
+  const files = [
+    path.join(repoRoot, 'bin', 'astro.js'),
+    path.join(repoRoot, 'package.json'),
+    path.join(repoRoot, 'tsconfig.json'),
+    path.join(repoRoot, 'scripts', 'bundle.mjs'),
+  ];
   for (const entry of await fs.readdir(path.join(repoRoot, 'src'), { recursive: true, withFileTypes: true })) {
     if (entry.isFile()) files.push(path.join(entry.parentPath, entry.name));
   }

@@ -70,7 +70,10 @@ export class FigureBook {
   /** Writes this file's cases, recomputes the totals over every file's cases, and returns the printable summary. */
   flush(): { totals: FigureTotals; line: string } {
     fs.mkdirSync(casesDir, { recursive: true });
-    fs.writeFileSync(path.join(casesDir, `${this.file}.json`), JSON.stringify({ file: this.file, writtenAt: new Date().toISOString(), cases: this.cases }, null, 2));
+    fs.writeFileSync(
+      path.join(casesDir, `${this.file}.json`),
+      JSON.stringify({ file: this.file, writtenAt: new Date().toISOString(), cases: this.cases }, null, 2),
+    );
     const totals = computeTotals();
     fs.writeFileSync(figuresFile, JSON.stringify(totals, null, 2));
     return { totals, line: summaryLine(totals) };
@@ -124,7 +127,9 @@ export function printTable(): string {
     lines.push(`${file}:`);
     for (const c of cases) {
       const mark = c.outcome === 'lost' ? (c.misleading ? 'MISLEAD' : 'LOST') : c.outcome === 'survived' ? 'survived' : 'refused';
-      lines.push(`  ${mark.padEnd(8)} ${String(c.faults).padStart(3)} fault(s)  [${c.group}] ${c.id}${c.outcome === 'refused' || c.outcome === 'lost' ? ` — ${c.detail.split('\n')[0]}` : ''}`);
+      lines.push(
+        `  ${mark.padEnd(8)} ${String(c.faults).padStart(3)} fault(s)  [${c.group}] ${c.id}${c.outcome === 'refused' || c.outcome === 'lost' ? ` — ${c.detail.split('\n')[0]}` : ''}`,
+      );
     }
   }
   const totals = computeTotals();

@@ -316,7 +316,13 @@ export class FaultProxy {
       mark('cut');
       const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
       const stream = action.stream ?? (hasBody ? 'request' : 'response');
-      return this.forward(req, res, entry, settle, stream === 'request' ? { cutRequestAfter: action.cutAfterBytes } : { cutResponseAfter: action.cutAfterBytes });
+      return this.forward(
+        req,
+        res,
+        entry,
+        settle,
+        stream === 'request' ? { cutRequestAfter: action.cutAfterBytes } : { cutResponseAfter: action.cutAfterBytes },
+      );
     }
     if ('throttleBytesPerSec' in action) {
       mark('throttle');
@@ -416,10 +422,18 @@ export class FaultProxy {
         }
         let body: Readable = answer;
         if (how.throttle) body = body.pipe(throttle(how.throttle));
-        body.pipe(countingCut(limit, (n) => (entry.responseBytes += n), () => {
-          answer.destroy();
-          dropClient();
-        })).pipe(res);
+        body
+          .pipe(
+            countingCut(
+              limit,
+              (n) => (entry.responseBytes += n),
+              () => {
+                answer.destroy();
+                dropClient();
+              },
+            ),
+          )
+          .pipe(res);
       };
       if (how.holdAnswer) {
         let released = false;
@@ -443,11 +457,15 @@ export class FaultProxy {
 
     let body: Readable = req;
     if (how.throttle) body = body.pipe(throttle(how.throttle));
-    const sink: Transform = countingCut(how.cutRequestAfter, (n) => (entry.requestBytes += n), () => {
-      cut = true;
-      upstreamReq.destroy();
-      dropClient();
-    });
+    const sink: Transform = countingCut(
+      how.cutRequestAfter,
+      (n) => (entry.requestBytes += n),
+      () => {
+        cut = true;
+        upstreamReq.destroy();
+        dropClient();
+      },
+    );
     body.pipe(sink);
     sink.on('data', (chunk: Buffer) => {
       if (!upstreamReq.write(chunk)) {
@@ -463,7 +481,11 @@ export class FaultProxy {
     req.resume();
   }
 
-  private answerError(req: IncomingMessage, res: ServerResponse, action: { status: number; code?: string; message?: string; headers?: Record<string, string> }): void {
+  private answerError(
+    req: IncomingMessage,
+    res: ServerResponse,
+    action: { status: number; code?: string; message?: string; headers?: Record<string, string> },
+  ): void {
     if (res.headersSent || res.destroyed) return;
     const message = action.message ?? `Fault injected by the test proxy ${this.name}.`;
     const { contentType, body, extra } = errorBody(this.flavor, action.status, action.code, message);
@@ -501,11 +523,25 @@ function matches(match: RuleMatch | undefined, info: RequestInfo): boolean {
 const STATUS_CODES: Record<Flavor, Record<number, string>> = {
   'astro-api': {},
   registry: { 400: 'BLOB_UPLOAD_INVALID', 401: 'UNAUTHORIZED', 403: 'DENIED', 404: 'BLOB_UNKNOWN', 429: 'TOOMANYREQUESTS' },
-  'azure-blob': { 400: 'InvalidInput', 403: 'AuthenticationFailed', 404: 'BlobNotFound', 408: 'OperationTimedOut', 409: 'BlobAlreadyExists', 429: 'ServerBusy', 500: 'InternalError', 503: 'ServerBusy' },
+  'azure-blob': {
+    400: 'InvalidInput',
+    403: 'AuthenticationFailed',
+    404: 'BlobNotFound',
+    408: 'OperationTimedOut',
+    409: 'BlobAlreadyExists',
+    429: 'ServerBusy',
+    500: 'InternalError',
+    503: 'ServerBusy',
+  },
   plain: {},
 };
 
-function errorBody(flavor: Flavor, status: number, code: string | undefined, message: string): { contentType: string; body: string; extra: Record<string, string> } {
+function errorBody(
+  flavor: Flavor,
+  status: number,
+  code: string | undefined,
+  message: string,
+): { contentType: string; body: string; extra: Record<string, string> } {
   const errorCode = code ?? STATUS_CODES[flavor][status] ?? (status >= 500 ? 'UNAVAILABLE' : 'FAULT');
   switch (flavor) {
     case 'astro-api':

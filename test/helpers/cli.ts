@@ -25,7 +25,15 @@ function capture(isTTY: boolean): PassThrough & { isTTY?: boolean; text(): strin
   stream.text = () => Buffer.concat(chunks).toString('utf8');
   if (isTTY) {
     // What spinners (ora) call on a terminal stream.
-    Object.assign(stream, { columns: 100, rows: 40, cursorTo: () => true, moveCursor: () => true, clearLine: () => true, getColorDepth: () => 8, hasColors: () => true });
+    Object.assign(stream, {
+      columns: 100,
+      rows: 40,
+      cursorTo: () => true,
+      moveCursor: () => true,
+      clearLine: () => true,
+      getColorDepth: () => 8,
+      hasColors: () => true,
+    });
   }
   return stream;
 }

@@ -2,13 +2,7 @@
  * The platform's own (shared-key) access to Azurite: containers per Deployment, write-only SAS URLs for the CLI,
  * snapshots that stand in for blob versions, and reading a snapshot back at finalize.
  */
-import {
-  BlobSASPermissions,
-  BlobServiceClient,
-  generateBlobSASQueryParameters,
-  SASProtocol,
-  StorageSharedKeyCredential,
-} from '@azure/storage-blob';
+import { BlobSASPermissions, BlobServiceClient, generateBlobSASQueryParameters, SASProtocol, StorageSharedKeyCredential } from '@azure/storage-blob';
 
 /** Azurite's well-known development account (public, documented by Microsoft). */
 export const devAccountName = 'devstoreaccount1';

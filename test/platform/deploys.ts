@@ -86,10 +86,7 @@ function newImageTag(now: Date): string {
 
 function requireCicdAllowed(principal: Principal, deployment: SeedDeployment): void {
   if (deployment.isCicdEnforced && principal.kind === 'user') {
-    throw new HttpError(
-      403,
-      `cannot deploy since ci/cd enforcement is enabled for the deployment ${deployment.name}. Please use API Tokens instead`,
-    );
+    throw new HttpError(403, `cannot deploy since ci/cd enforcement is enabled for the deployment ${deployment.name}. Please use API Tokens instead`);
   }
 }
 
@@ -184,7 +181,8 @@ async function finalizeOnce(
 
   const version = request.dagTarballVersion ?? '';
   if (request.bundleTarballVersion) refuse('bundleTarballVersion is only valid for BUNDLE deploys, which the local platform does not support');
-  if (version !== '' && !deployment.isDagDeployEnabled) refuse(`dag deploy is not enabled for deployment ${deployment.id}, so finalize takes no dagTarballVersion`);
+  if (version !== '' && !deployment.isDagDeployEnabled)
+    refuse(`dag deploy is not enabled for deployment ${deployment.id}, so finalize takes no dagTarballVersion`);
   if (version !== '' && deploy.type === 'IMAGE_ONLY') refuse(`deploy ${deploy.id} is IMAGE_ONLY and carries no DAG bundle; send an empty dagTarballVersion`);
   if (version === '' && deploy.type === 'DAG_ONLY') {
     refuse(`deploy ${deploy.id} is DAG_ONLY: finalize needs the dagTarballVersion (x-ms-version-id) of the uploaded bundle`);

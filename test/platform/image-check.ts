@@ -22,7 +22,10 @@ const imageConfig = z.object({
   os: z.string(),
   architecture: z.string(),
   variant: z.string().optional(),
-  config: z.object({ Labels: z.record(z.string(), z.string()).nullish() }).loose().nullish(),
+  config: z
+    .object({ Labels: z.record(z.string(), z.string()).nullish() })
+    .loose()
+    .nullish(),
 });
 
 export interface ImageFacts {
@@ -66,7 +69,9 @@ export async function inspectPushedImage(registry: RegistryReader, repository: s
     const platforms = index.data.manifests.map((m) => platformName(m.platform?.os ?? '?', m.platform?.architecture ?? '?', m.platform?.variant));
     const amd64 = index.data.manifests.find((m) => m.platform?.os === 'linux' && m.platform.architecture === 'amd64');
     if (!amd64) {
-      throw new ImageRefused(`image ${repository}:${tag} has no linux/amd64 variant (it has ${platforms.join(', ') || 'none'}); Astro runs linux/amd64 images only`);
+      throw new ImageRefused(
+        `image ${repository}:${tag} has no linux/amd64 variant (it has ${platforms.join(', ') || 'none'}); Astro runs linux/amd64 images only`,
+      );
     }
     const child = await get(`manifests/${amd64.digest}`, manifestMediaTypes.join(', '));
     if (!child.ok) throw new ImageRefused(`image ${repository}:${tag} lists ${amd64.digest} for linux/amd64 but the registry does not have it`);
@@ -85,7 +90,9 @@ export async function inspectPushedImage(registry: RegistryReader, repository: s
   if (!config.success) throw new ImageRefused(`the image config of ${repository}:${tag} does not name an os and architecture`);
   const platform = platformName(config.data.os, config.data.architecture, config.data.variant);
   if (config.data.os !== 'linux' || config.data.architecture !== 'amd64') {
-    throw new ImageRefused(`image ${repository}:${tag} is built for ${platform}, but Astro runs linux/amd64 images only; rebuild it with --platform linux/amd64`);
+    throw new ImageRefused(
+      `image ${repository}:${tag} is built for ${platform}, but Astro runs linux/amd64 images only; rebuild it with --platform linux/amd64`,
+    );
   }
   return { digest, platform, labels: config.data.config?.Labels ?? {} };
 }

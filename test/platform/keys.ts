@@ -84,7 +84,24 @@ export function ensureTlsIdentity(dir: string, opensslBin = 'openssl'): TlsIdent
     try {
       execFileSync(
         opensslBin,
-        ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '3650', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', tmpKey, '-out', tmpCert],
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-sha256',
+          '-days',
+          '3650',
+          '-subj',
+          '/CN=localhost',
+          '-addext',
+          'subjectAltName=DNS:localhost,IP:127.0.0.1',
+          '-keyout',
+          tmpKey,
+          '-out',
+          tmpCert,
+        ],
         { stdio: ['ignore', 'ignore', 'pipe'] },
       );
     } catch (error) {

@@ -5,14 +5,7 @@
 import type { BlobStore } from './blob.js';
 import type { SigningKeys } from './keys.js';
 import { HttpError } from './server/http.js';
-import type {
-  Seed,
-  SeedDeployment,
-  SeedOrganization,
-  SeedSoftwareDeployment,
-  SeedUser,
-  SeedWorkspace,
-} from './seed.js';
+import type { Seed, SeedDeployment, SeedOrganization, SeedSoftwareDeployment, SeedUser, SeedWorkspace } from './seed.js';
 import type { DeployRecord, StateStore } from './state.js';
 import { TokenRejected, type HoustonPrincipal, type Principal, type TokenService } from './tokens.js';
 

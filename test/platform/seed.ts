@@ -82,7 +82,11 @@ const apiToken = z
     deploymentId: z.string().optional(),
     /** Minted already expired, so tests can check that expiry is enforced. */
     expired: z.boolean().default(false),
-    expiresInSeconds: z.number().int().positive().default(30 * 24 * 3600),
+    expiresInSeconds: z
+      .number()
+      .int()
+      .positive()
+      .default(30 * 24 * 3600),
   })
   .refine((t) => !(t.deploymentId && !t.workspaceId), { message: 'a deployment-scoped token also names its workspaceId' });
 
@@ -134,13 +138,9 @@ const software = z.object({
     initialSignup: z.boolean(),
     providers: z.array(z.object({ name: z.string(), displayName: z.string(), url: z.string() })),
   }),
-  workspaces: z.array(
-    z.object({ id: z.string().min(1), label: z.string().min(1), description: z.string().default(''), createdAt: rfc3339 }),
-  ),
+  workspaces: z.array(z.object({ id: z.string().min(1), label: z.string().min(1), description: z.string().default(''), createdAt: rfc3339 })),
   deployments: z.array(softwareDeployment),
-  serviceAccounts: z.array(
-    z.object({ id: z.string().min(1), label: z.string().min(1), apiKey: z.string().min(16), workspaceId: z.string().min(1) }),
-  ),
+  serviceAccounts: z.array(z.object({ id: z.string().min(1), label: z.string().min(1), apiKey: z.string().min(16), workspaceId: z.string().min(1) })),
   deploymentConfig: z.object({
     airflowImages: z.array(z.object({ version: z.string(), tag: z.string() })),
     airflowVersions: z.array(z.string()),
@@ -175,17 +175,12 @@ export const seedSchema = z
     if (!users.has(seed.defaultLoginUserId)) problem(['defaultLoginUserId'], `unknown user ${seed.defaultLoginUserId}`);
     seed.users.forEach((u, i) => {
       u.organizationIds.forEach((o) => orgs.has(o) || problem(['users', i, 'organizationIds'], `unknown organization ${o}`));
-      u.softwareWorkspaceIds.forEach(
-        (w) => softwareWorkspaces.has(w) || problem(['users', i, 'softwareWorkspaceIds'], `unknown Software workspace ${w}`),
-      );
+      u.softwareWorkspaceIds.forEach((w) => softwareWorkspaces.has(w) || problem(['users', i, 'softwareWorkspaceIds'], `unknown Software workspace ${w}`));
     });
     seed.workspaces.forEach((w, i) => orgs.has(w.organizationId) || problem(['workspaces', i], `unknown organization ${w.organizationId}`));
     seed.deployments.forEach((d, i) => workspaces.has(d.workspaceId) || problem(['deployments', i], `unknown workspace ${d.workspaceId}`));
     const namespaces = new Set<string>();
-    for (const [i, name] of [
-      ...seed.deployments.map((d) => d.namespace),
-      ...seed.software.deployments.map((d) => d.releaseName),
-    ].entries()) {
+    for (const [i, name] of [...seed.deployments.map((d) => d.namespace), ...seed.software.deployments.map((d) => d.releaseName)].entries()) {
       if (namespaces.has(name)) problem(['deployments', i], `namespace/releaseName ${name} is used twice (they share one registry)`);
       namespaces.add(name);
     }

@@ -163,7 +163,9 @@ const restErrors: ErrorFormatter = (error, ctx) => {
   if (path.startsWith('/auth/') || path === '/auth') {
     const code =
       error.extra.code ??
-      ({ 400: 'invalid_request', 401: 'invalid_client', 403: 'access_denied', 404: 'not_found', 405: 'invalid_request' } as Record<number, string>)[error.status] ??
+      ({ 400: 'invalid_request', 401: 'invalid_client', 403: 'access_denied', 404: 'not_found', 405: 'invalid_request' } as Record<number, string>)[
+        error.status
+      ] ??
       'server_error';
     return { body: { error: code, error_description: error.message } };
   }
@@ -448,10 +450,13 @@ async function mintSeedTokens(platform: Platform): Promise<SeedTokens> {
     })),
     houston: {
       userTokens: await Promise.all(
-        seed.users.map(async (u) => ({ userId: u.id, email: u.email, token: await platform.tokens.houstonUserToken(u.id, platform.options.houstonTokenTtlSeconds) })),
+        seed.users.map(async (u) => ({
+          userId: u.id,
+          email: u.email,
+          token: await platform.tokens.houstonUserToken(u.id, platform.options.houstonTokenTtlSeconds),
+        })),
       ),
       serviceAccounts: seed.software.serviceAccounts.map((s) => ({ ...s })),
     },
   };
 }
-

@@ -148,7 +148,9 @@ const stateSchema = z.object({
   refreshTokens: z.record(z.string(), z.object({ userId: z.string(), revoked: z.boolean(), issuedAt: z.string() })).default({}),
   revokedApiTokenIds: z.array(z.string()).default([]),
   mintedApiTokens: z
-    .array(z.object({ id: z.string(), organizationId: z.string(), workspaceId: z.string().optional(), deploymentId: z.string().optional(), expiresAt: z.string() }))
+    .array(
+      z.object({ id: z.string(), organizationId: z.string(), workspaceId: z.string().optional(), deploymentId: z.string().optional(), expiresAt: z.string() }),
+    )
     .default([]),
 });
 export type PlatformState = z.infer<typeof stateSchema>;

@@ -21,10 +21,7 @@ export interface Scope {
   deploymentId?: string;
 }
 
-export type Principal =
-  | { kind: 'user'; userId: string }
-  | ({ kind: 'apiToken'; tokenId: string } & Scope)
-  | ({ kind: 'apiKey'; clientId: string } & Scope);
+export type Principal = { kind: 'user'; userId: string } | ({ kind: 'apiToken'; tokenId: string } & Scope) | ({ kind: 'apiKey'; clientId: string } & Scope);
 
 export type HoustonPrincipal = { kind: 'houstonUser'; userId: string } | { kind: 'serviceAccount'; serviceAccountId: string; workspaceId: string };
 
@@ -82,10 +79,7 @@ export class TokenService {
   }
 
   userAccessToken(userId: string, clientId: string, ttlSeconds: number, scope: string): Promise<string> {
-    return this.sign(
-      { azp: clientId, scope },
-      { audience: [this.audience, 'userinfo'], subject: userId, expiresAt: this.now() + ttlSeconds * 1000 },
-    );
+    return this.sign({ azp: clientId, scope }, { audience: [this.audience, 'userinfo'], subject: userId, expiresAt: this.now() + ttlSeconds * 1000 });
   }
 
   idToken(user: { id: string; email: string; name: string }, clientId: string, ttlSeconds: number): Promise<string> {

@@ -26,7 +26,7 @@ export function registerConfig(program: Command, ctx: () => CommandContext): voi
   config
     .command('set')
     .description('Change a setting (in the project config, or the global one with -g or outside a project)')
-    .argument('<key>', 'setting name (any of Astronomer\'s CLI, e.g. show_warnings, or ours: parse.python, login.callback_port)')
+    .argument('<key>', "setting name (any of Astronomer's CLI, e.g. show_warnings, or ours: parse.python, login.callback_port)")
     .argument('<value>', 'new value')
     .option('-g, --global', 'write the global config (~/.astro/config.yaml) instead of the project one')
     .action(async (key: string, value: string, opts: { global?: boolean }) => {

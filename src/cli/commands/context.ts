@@ -38,7 +38,13 @@ export function registerContext(program: Command, ctx: () => CommandContext): vo
       const cfg = await loadConfig();
       const target =
         domain ??
-        (await select(out, 'Choose a context', cfg.contexts().map((c) => ({ label: c.domain, value: c.domain })), ['<domain>'], ctx().signal));
+        (await select(
+          out,
+          'Choose a context',
+          cfg.contexts().map((c) => ({ label: c.domain, value: c.domain })),
+          ['<domain>'],
+          ctx().signal,
+        ));
       const switched = await cfg.switchContext(target);
       out.result(`Switched to ${switched.domain}`);
       out.setDocument({ context: switched.domain });

@@ -109,11 +109,11 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
     .description('Deploy your Astro project (image and/or DAGs) to a Deployment')
     .argument('[deployment-id]', 'the Deployment to deploy to (else --deployment-name, the saved project Deployment, or a prompt)')
     .option('-n, --deployment-name <name>', 'name of the Deployment to deploy to')
-    .option('--workspace-id <id>', 'Workspace of the Deployment (defaults to the current context\'s)')
+    .option('--workspace-id <id>', "Workspace of the Deployment (defaults to the current context's)")
     .option('-f, --force', 'deploy even if the DAGs fail to parse, or the dags folder is empty')
     .option('-p, --prompt', 'always choose the Deployment from a list, ignoring the saved one')
     .option('-s, --save', 'remember the chosen Deployment for this project')
-    .option('--pytest', 'run the project\'s pytests before deploying')
+    .option('--pytest', "run the project's pytests before deploying")
     .option('-t, --test <file>', 'run this pytest file before deploying (implies --pytest)')
     .option('--parse', 'parse the DAGs (astro always does when DAGs ship; accepted for compatibility)')
     .option('-e, --env <file>', 'env file for parse and pytest', '.env')
@@ -134,18 +134,21 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
     .addOption(new Option('--runtime-version <version>', 'Software with --remote: the Runtime version of --image-name'))
     .option('--dry-run', 'print the plan (what would be built, pushed and uploaded, and why) and change nothing')
     .addOption(new Option('--sha-as-tag', 'Software custom registry: name the pushed image by its sha256 digest in the image update (config sha_as_tag)'))
-    .addHelpText('after', [
-      '',
-      'Examples:',
-      '  astro deploy                         choose a Deployment and deploy image and DAGs',
-      '  astro deploy <deployment-id> --dags  upload only the dags/ folder',
-      '  astro deploy -n prod --wait --json   deploy to "prod", wait until healthy, print a JSON summary',
-      '  ASTRO_API_TOKEN=... astro deploy <deployment-id> --image-name my-image:1.2',
-      '  astro deploy <deployment-id> --dry-run  show what would ship and why, without deploying',
-      '',
-      'An unchanged project is not deployed again (--force deploys anyway); when only dags/ changed and the',
-      'Deployment has DAG deploys on, only the DAGs are deployed.',
-    ].join('\n'))
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  astro deploy                         choose a Deployment and deploy image and DAGs',
+        '  astro deploy <deployment-id> --dags  upload only the dags/ folder',
+        '  astro deploy -n prod --wait --json   deploy to "prod", wait until healthy, print a JSON summary',
+        '  ASTRO_API_TOKEN=... astro deploy <deployment-id> --image-name my-image:1.2',
+        '  astro deploy <deployment-id> --dry-run  show what would ship and why, without deploying',
+        '',
+        'An unchanged project is not deployed again (--force deploys anyway); when only dags/ changed and the',
+        'Deployment has DAG deploys on, only the DAGs are deployed.',
+      ].join('\n'),
+    )
     .action(async (deploymentId: string | undefined, flags: DeployFlags) => {
       const { out, env, cwd, signal, loadConfig } = ctx();
       validateDeployFlags(flags);
@@ -162,7 +165,10 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
       }
       const projectDir = cwd;
       // Like Astronomer's CLI: a prebuilt image, or DAGs from --dags-path alone, need no project around them.
-      const isProject = await fs.stat(path.join(projectDir, '.astro', 'config.yaml')).then((s) => s.isFile(), () => false);
+      const isProject = await fs.stat(path.join(projectDir, '.astro', 'config.yaml')).then(
+        (s) => s.isFile(),
+        () => false,
+      );
       const dagsOnlyFromPath = flags.dags && flags.dagsPath !== undefined && !flags.pytest && !flags.test;
       if (!isProject && !flags.imageName && !dagsOnlyFromPath) throw new UserError(NOT_A_PROJECT);
       if (isProject) await checkEnvFile(projectDir, flags.env);
@@ -229,7 +235,9 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
       if (result.type === 'DAG_ONLY') {
         out.result(`Successfully uploaded DAGs with version ${result.dags?.version} to Astro.`);
       } else {
-        out.result(`Successfully pushed image ${result.image?.repository}:${result.image?.tag} to Astronomer registry${result.dags ? ` and uploaded DAGs with version ${result.dags.version}` : ''}.`);
+        out.result(
+          `Successfully pushed image ${result.image?.repository}:${result.image?.tag} to Astronomer registry${result.dags ? ` and uploaded DAGs with version ${result.dags.version}` : ''}.`,
+        );
       }
       out.result(`Deployment: ${result.deploymentName} (${result.deploymentId})  deploy ${result.deployId}  status ${result.status}`);
       out.result(`Deployment View: ${deploymentView}`);

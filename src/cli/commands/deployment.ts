@@ -49,6 +49,12 @@ export function registerDeployment(program: Command, ctx: () => CommandContext):
         ...rows.map((r) => [r.name, r.namespace, r.id, r.runtimeVersion, r.status, r.dagDeployEnabled ? 'enabled' : 'disabled']),
       ];
       const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-      for (const row of table) out.result(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+      for (const row of table)
+        out.result(
+          row
+            .map((cell, i) => cell.padEnd(widths[i]!))
+            .join('  ')
+            .trimEnd(),
+        );
     });
 }

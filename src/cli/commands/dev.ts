@@ -44,12 +44,15 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
 
   dev
     .command('parse')
-    .description('Check the DAGs for import errors, with the verdicts of Airflow\'s DagBag and the default DAG integrity test')
+    .description("Check the DAGs for import errors, with the verdicts of Airflow's DagBag and the default DAG integrity test")
     .option('-i, --image-name <image>', 'parse inside this image instead of on the host')
     .option('--python <path>', 'Python interpreter with Airflow installed (host mode)')
     .option('-e, --env <file>', 'env file the DAGs see', '.env')
     .option('--no-cache', 'parse every file again, ignoring cached results')
-    .addHelpText('after', '\nExamples:\n  astro dev parse\n  astro dev parse --python .venv/bin/python --json\n  astro dev parse --image-name my-project:latest')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  astro dev parse\n  astro dev parse --python .venv/bin/python --json\n  astro dev parse --image-name my-project:latest',
+    )
     .action(async (flags: CheckFlags) => {
       const c = ctx();
       const { out, cwd, signal } = c;
@@ -92,7 +95,7 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
 
   dev
     .command('pytest')
-    .description('Run the project\'s pytests (tests/ by default); only pytest\'s exit code 0 counts as passed')
+    .description("Run the project's pytests (tests/ by default); only pytest's exit code 0 counts as passed")
     .argument('[path]', 'test file or folder (default: tests/)')
     .option('-i, --image-name <image>', 'run inside this image instead of on the host')
     .option('--python <path>', 'Python interpreter with Airflow and pytest installed (host mode)')
@@ -103,10 +106,7 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
       const { out, cwd, signal } = c;
       await (await import('../../parse/project.js')).assertAstroProject(cwd);
       await checkEnvFile(cwd, flags.env);
-      const [{ runPytest }, config] = await Promise.all([
-        import('../../parse/pytest.js'),
-        c.loadConfig(),
-      ]);
+      const [{ runPytest }, config] = await Promise.all([import('../../parse/pytest.js'), c.loadConfig()]);
       const result = await runPytest(
         {
           ...checkTarget(c, flags, config),
@@ -115,8 +115,7 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
           signal,
           // pytest's report is the result of this command: stdout, unless --json asked for one document.
           // Test output carries what DAG code printed: no control sequence of it reaches the terminal as such.
-          onOutput: (chunk, stream) =>
-            (stream === 'stdout' && !out.json ? out.streams.stdout : out.streams.stderr).write(out.redact(chunk)),
+          onOutput: (chunk, stream) => (stream === 'stdout' && !out.json ? out.streams.stdout : out.streams.stderr).write(out.redact(chunk)),
         },
         { docker: await dockerFor(c, flags.imageName, config.get('container.binary')) },
       );

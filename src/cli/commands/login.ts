@@ -61,9 +61,10 @@ function addLogin(parent: Command, ctx: () => CommandContext): void {
       }
       const config = await c.loadConfig();
       const domain = formatDomain(domainArg ?? config.currentDomain(c.env.domain));
-      const result = platformOf(domain, { localPlatform: config.get('local.platform') }) === 'astro'
-        ? await astroLogin(c, config, domain, flags)
-        : await softwareLogin(c, config, domain, flags);
+      const result =
+        platformOf(domain, { localPlatform: config.get('local.platform') }) === 'astro'
+          ? await astroLogin(c, config, domain, flags)
+          : await softwareLogin(c, config, domain, flags);
       c.out.result('Successfully authenticated to Astronomer');
       c.out.setDocument({ loggedIn: true, ...result });
     });
@@ -144,9 +145,21 @@ async function astroLogin(c: CommandContext, config: AstroConfig, domain: string
         openBrowser,
         beforeBrowserOpens: () => waitForEnter(out, 'Press Enter to open the browser to log in or ^C to quit…', signal),
         chooseOrganization: (organizations) =>
-          select(out, 'Please choose an organization:', organizations.map((o) => ({ label: `${o.name} (${o.id})`, value: o })), ['--organization-id'], signal),
+          select(
+            out,
+            'Please choose an organization:',
+            organizations.map((o) => ({ label: `${o.name} (${o.id})`, value: o })),
+            ['--organization-id'],
+            signal,
+          ),
         chooseWorkspace: (workspaces) =>
-          select(out, 'Please choose a workspace:', workspaces.map((w) => ({ label: `${w.name} (${w.id})`, value: w })), ['--workspace-id'], signal),
+          select(
+            out,
+            'Please choose a workspace:',
+            workspaces.map((w) => ({ label: `${w.name} (${w.id})`, value: w })),
+            ['--workspace-id'],
+            signal,
+          ),
         addSecret: (secret) => out.addSecret(secret),
         onProgress: (event) => progress.astro(event),
         signal,
@@ -180,7 +193,13 @@ async function softwareLogin(c: CommandContext, config: AstroConfig, domain: str
       askPassword: () => askHidden(out, 'Password: ', ['--password-stdin'], signal),
       askOAuthToken: () => askHidden(out, 'oAuth Token: ', ['--token-login'], signal),
       chooseWorkspace: (workspaces) =>
-        select(out, 'Please choose a workspace:', workspaces.map((w) => ({ label: `${w.label ?? ''} (${w.id})`, value: w })), ['--workspace-id'], signal),
+        select(
+          out,
+          'Please choose a workspace:',
+          workspaces.map((w) => ({ label: `${w.label ?? ''} (${w.id})`, value: w })),
+          ['--workspace-id'],
+          signal,
+        ),
       addSecret: (secret) => out.addSecret(secret),
       onProgress: (event) => progress.software(event),
       signal,

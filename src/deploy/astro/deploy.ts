@@ -39,9 +39,20 @@ export interface DeployPorts extends LocalDeployPorts {
   };
   runtime: {
     /** Before the build: the Dockerfile's Runtime image must be valid and suit the Deployment. Returns notices. */
-    preflight: (input: { projectDir: string; deployment: Deployment; supported: string[] }) => Promise<{ notices: string[]; expectedVersion?: string; fromImage?: string }>;
+    preflight: (input: {
+      projectDir: string;
+      deployment: Deployment;
+      supported: string[];
+    }) => Promise<{ notices: string[]; expectedVersion?: string; fromImage?: string }>;
     /** After the build (or for --image-name): the image's Runtime label must suit the Deployment. Returns notices. */
-    checkImage: (input: { label: string | undefined; fromImage?: string; imageName?: string; deployment: Deployment; supported: string[]; expectedVersion?: string }) => Promise<{ notices: string[]; version: string }>;
+    checkImage: (input: {
+      label: string | undefined;
+      fromImage?: string;
+      imageName?: string;
+      deployment: Deployment;
+      supported: string[];
+      expectedVersion?: string;
+    }) => Promise<{ notices: string[]; version: string }>;
   };
   git: (projectDir: string) => Promise<GitInfo>;
   /** Read-only registry calls for the plan: the digest and labels of the image a deploy pushed. */
@@ -116,9 +127,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
    */
   async function settleFinalize(): Promise<void> {
     if (reached.activation.state !== 'unknown' || !reached.deployId || !controlPlane.getDeploy) return;
-    const deploy = await controlPlane
-      .getDeploy(session.organizationId, deploymentId!, reached.deployId, AbortSignal.timeout(3_000))
-      .catch(() => undefined);
+    const deploy = await controlPlane.getDeploy(session.organizationId, deploymentId!, reached.deployId, AbortSignal.timeout(3_000)).catch(() => undefined);
     // Still INITIALIZED: the finalize may yet be applied (it was sent), so the honest answer stays "unknown".
     if (deploy?.status !== undefined && deploy.status !== 'INITIALIZED') reached.activation.state = 'done';
   }
@@ -133,21 +142,27 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     const dagDeploy = deployment.isDagDeployEnabled;
     // The image inputs are read while the DAGs are packed: both only read the project.
     const imageInputsTask =
-      req.mode !== 'dags' && !req.imageName ? planPorts.imageInputs({ excludeDags: dagDeploy, buildSecrets: req.buildSecrets, signal }) : Promise.resolve(undefined);
+      req.mode !== 'dags' && !req.imageName
+        ? planPorts.imageInputs({ excludeDags: dagDeploy, buildSecrets: req.buildSecrets, signal })
+        : Promise.resolve(undefined);
     imageInputsTask.catch(() => undefined);
     const bundle = dagDeploy && req.mode !== 'image' ? await steps.pack() : undefined;
     const plan = await runner.run('plan', async () => {
       const [imageInputs, dagsDigest, deployed] = await Promise.all([
         imageInputsTask,
         bundle ? planPorts.dagsDigest(bundle) : undefined,
-        req.mode === 'full' || req.dryRun ? readDeployed(
+        req.mode === 'full' || req.dryRun
+          ? readDeployed(
               controlPlane,
               session.organizationId,
               deployment,
               signal,
               deployment.id === req.deploymentId ? deploysTask : undefined,
-              ports.registry ? { inspect: (repository, tag) => ports.registry!.inspect(repository, tag, signal), alwaysInspect: req.dryRun === true } : undefined,
-            ) : ({} as DeployedState),
+              ports.registry
+                ? { inspect: (repository, tag) => ports.registry!.inspect(repository, tag, signal), alwaysInspect: req.dryRun === true }
+                : undefined,
+            )
+          : ({} as DeployedState),
       ]);
       const dagsRel = path.relative(path.resolve(req.projectDir), steps.dagsDir).split(path.sep).join('/');
       // Git history speaks only for parts whose deploy recorded a commit but no digest (e.g. Astronomer's deploy action).
@@ -179,7 +194,9 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
       const decision = decide({ mode: req.mode, dagDeploy, force: req.force, image, dags });
       const local: LocalContent = {
         ...(imageInputs ? { image: imageInputs } : {}),
-        ...(bundle && dagsDigest ? { dags: { digest: dagsDigest, bytes: bundle.bytes, files: bundle.fileCount ?? bundle.dagFileCount, dagFiles: bundle.dagFileCount } } : {}),
+        ...(bundle && dagsDigest
+          ? { dags: { digest: dagsDigest, bytes: bundle.bytes, files: bundle.fileCount ?? bundle.dagFileCount, dagFiles: bundle.dagFileCount } }
+          : {}),
       };
       const result: DeployPlan = {
         deployment: {
@@ -249,15 +266,15 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
       return { noop: true, ...summary, deployId: latest.deployId, ...(latest.at ? { deployedAt: latest.at } : {}), plan, timings: runner.timings };
     }
     if (plan?.decision.automatic) {
-      notice(`Only DAGs changed since deploy ${plan.deployed.latest?.deployId} (${plan.image.basis === 'git' ? 'git history' : 'content digests'}): deploying the DAGs only (DAG_ONLY).`);
+      notice(
+        `Only DAGs changed since deploy ${plan.deployed.latest?.deployId} (${plan.image.basis === 'git' ? 'git history' : 'content digests'}): deploying the DAGs only (DAG_ONLY).`,
+      );
     }
 
     // Like Astronomer's CLI, a prebuilt image (--image-name) ships with the project's dags/ when DAG deploys are on;
     // only --image leaves the DAGs out.
     const type: DeployType =
-      plan && !req.imageName
-        ? plan.decision.type
-        : req.mode === 'dags' ? 'DAG_ONLY' : req.mode === 'image' && dagDeploy ? 'IMAGE_ONLY' : 'IMAGE_AND_DAG';
+      plan && !req.imageName ? plan.decision.type : req.mode === 'dags' ? 'DAG_ONLY' : req.mode === 'image' && dagDeploy ? 'IMAGE_ONLY' : 'IMAGE_AND_DAG';
     const shipsImage = type !== 'DAG_ONLY';
     // With DAG deploys off, DAGs travel inside the image; with them on, as a separate bundle.
     const shipsBundle = dagDeploy && type !== 'IMAGE_ONLY';
@@ -326,7 +343,8 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
 
     const pushTask = shipsImage
       ? runner.run('push', async () => {
-          if (!created.imageRepository || !created.imageTag) throw new UserError('The platform did not say where to push the image (no imageRepository/imageTag).');
+          if (!created.imageRepository || !created.imageTag)
+            throw new UserError('The platform did not say where to push the image (no imageRepository/imageTag).');
           const remoteRef = `${created.imageRepository}:${created.imageTag}`;
           const host = created.imageRepository.split('/')[0]!;
           const pushed = await ports.image.push({

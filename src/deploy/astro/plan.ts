@@ -113,7 +113,11 @@ export function planSteps(input: {
   const skipWhy = noop ? decision.why : decision.automatic || type === 'DAG_ONLY' ? input.image.why : '';
   const steps: PlanStep[] = [{ phase: 'select', action: 'run', detail: `${deployment.name} (${deployment.id}), DAG deploys ${dagDeploy ? 'on' : 'off'}` }];
   const parses = input.parse && (shipsBundle || (shipsImage && !dagDeploy));
-  steps.push(parses ? { phase: 'parse', action: 'run', detail: 'the DAGs that ship are parsed first' } : { phase: 'parse', action: 'skip', detail: noop ? decision.why : 'no DAGs ship, or parsing is off' });
+  steps.push(
+    parses
+      ? { phase: 'parse', action: 'run', detail: 'the DAGs that ship are parsed first' }
+      : { phase: 'parse', action: 'skip', detail: noop ? decision.why : 'no DAGs ship, or parsing is off' },
+  );
   const image = local.image;
   if (shipsImage) {
     steps.push({
@@ -122,7 +126,7 @@ export function planSteps(input: {
       detail: `${input.image.why}; build context ${image ? `${image.contextFiles} files` : 'unknown'}${image?.baseImage ? `, base ${image.baseImage}` : ''}`,
       ...(image ? { bytes: image.contextBytes, digest: `sha256:${image.digest}` } : {}),
     });
-    steps.push({ phase: 'push', action: 'run', detail: 'the built image, to the Deployment\'s registry under a new tag' });
+    steps.push({ phase: 'push', action: 'run', detail: "the built image, to the Deployment's registry under a new tag" });
   } else {
     const why = noop ? decision.why : skipWhy || (type === 'DAG_ONLY' ? 'DAG-only deploy' : 'no image ships');
     steps.push({ phase: 'build', action: 'skip', detail: why, ...(image ? { digest: `sha256:${image.digest}` } : {}) });
@@ -137,8 +141,16 @@ export function planSteps(input: {
       ...(dags ? { bytes: dags.bytes, digest: `sha256:${dags.digest}` } : {}),
     });
   } else {
-    steps.push({ phase: 'upload', action: 'skip', detail: noop ? decision.why : dagDeploy ? 'image-only deploy' : 'DAG deploys are off: the DAGs ship inside the image' });
+    steps.push({
+      phase: 'upload',
+      action: 'skip',
+      detail: noop ? decision.why : dagDeploy ? 'image-only deploy' : 'DAG deploys are off: the DAGs ship inside the image',
+    });
   }
-  steps.push(noop ? { phase: 'finalize', action: 'skip', detail: 'no deploy is created' } : { phase: 'finalize', action: 'run', detail: `a ${type} deploy is created and finalized` });
+  steps.push(
+    noop
+      ? { phase: 'finalize', action: 'skip', detail: 'no deploy is created' }
+      : { phase: 'finalize', action: 'run', detail: `a ${type} deploy is created and finalized` },
+  );
   return steps;
 }

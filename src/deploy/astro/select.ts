@@ -29,8 +29,7 @@ export interface SelectionPorts {
   signal?: AbortSignal;
 }
 
-const NOT_FOUND_HINT =
-  'the Deployment specified was not found in this workspace. Your account or API Key may not have access to the deployment specified';
+const NOT_FOUND_HINT = 'the Deployment specified was not found in this workspace. Your account or API Key may not have access to the deployment specified';
 
 export async function chooseDeployment(input: SelectionInput, ports: SelectionPorts): Promise<Deployment> {
   const { controlPlane, notice, signal } = ports;
@@ -47,7 +46,10 @@ export async function chooseDeployment(input: SelectionInput, ports: SelectionPo
   if (id) {
     deployment = await controlPlane.getDeployment(input.organizationId, id, signal).catch((error: unknown) => {
       if ((error as { status?: number }).status === 404) {
-        throw new UserError(`Deployment ${id} was not found: ${NOT_FOUND_HINT}`, { cause: error, nextStep: 'Check the id with the Astro UI, or run astro deploy without an id to choose from a list.' });
+        throw new UserError(`Deployment ${id} was not found: ${NOT_FOUND_HINT}`, {
+          cause: error,
+          nextStep: 'Check the id with the Astro UI, or run astro deploy without an id to choose from a list.',
+        });
       }
       throw error;
     });
@@ -86,4 +88,3 @@ export async function chooseDeployment(input: SelectionInput, ports: SelectionPo
   }
   return deployment;
 }
-

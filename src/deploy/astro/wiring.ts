@@ -20,7 +20,8 @@ export interface WiringInput extends LocalWiringInput {
 /** The Runtime updates feed: the local platform serves one for `localhost`; elsewhere Astronomer's, unless overridden. */
 function feedUrl(input: WiringInput): string | undefined {
   if (input.env.updatesUrl) return input.env.updatesUrl;
-  if (input.session.domain === 'localhost') return `${(input.config.get('local.core') ?? 'http://localhost:8888').replace(/\/$/, '')}/updates/astronomer-runtime`;
+  if (input.session.domain === 'localhost')
+    return `${(input.config.get('local.core') ?? 'http://localhost:8888').replace(/\/$/, '')}/updates/astronomer-runtime`;
   return undefined;
 }
 
@@ -68,7 +69,10 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
 
     runtime: {
       preflight: async ({ deployment, supported }) => {
-        const [{ loadDockerfile }, { preflightRuntimeImage }] = await Promise.all([import('../../image/runtime/dockerfile.js'), import('../../image/runtime/preflight.js')]);
+        const [{ loadDockerfile }, { preflightRuntimeImage }] = await Promise.all([
+          import('../../image/runtime/dockerfile.js'),
+          import('../../image/runtime/preflight.js'),
+        ]);
         const dockerfile = await loadDockerfile(path.join(projectDir, 'Dockerfile'), { displayPath: 'Dockerfile' }).catch((error: unknown) => {
           if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
             throw new UserError(`There is no Dockerfile in ${projectDir}.`, { nextStep: 'Run astro deploy from the root of your Astro project.' });
@@ -82,7 +86,7 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
         const { checkBuiltRuntimeImage } = await import('../../image/runtime/preflight.js');
         const checked = checkBuiltRuntimeImage({
           label,
-          source: imageName ? { imageName } : { fromImage: fromImage ?? 'the Dockerfile\'s base image' },
+          source: imageName ? { imageName } : { fromImage: fromImage ?? "the Dockerfile's base image" },
           deployment: runtimeOf(deployment, supported),
           feed: await feed(),
           expectedVersion,
@@ -101,4 +105,3 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
     },
   };
 }
-

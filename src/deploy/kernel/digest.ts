@@ -65,7 +65,14 @@ export function imageInputsDigest(input: {
   const args = Object.keys(input.buildArgs)
     .sort()
     .map((k) => [k, input.buildArgs[k]]);
-  const header = JSON.stringify({ v: 1, context: input.context, excludeDags: input.excludeDags, args, secrets: [...input.secretIds].sort(), base: input.baseImage });
+  const header = JSON.stringify({
+    v: 1,
+    context: input.context,
+    excludeDags: input.excludeDags,
+    args,
+    secrets: [...input.secretIds].sort(),
+    base: input.baseImage,
+  });
   return createHash('sha256').update(header).digest('hex');
 }
 

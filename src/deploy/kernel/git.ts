@@ -72,7 +72,11 @@ export async function hasUncommittedChanges(projectDir: string, hostEnv: Readonl
  * ignored — relative to the project folder. Undefined when git cannot tell (no repository, or a shallow clone
  * without that commit): the plan then has no git history to go by.
  */
-export async function changedFilesSince(projectDir: string, commit: string, hostEnv: Readonly<Record<string, string | undefined>>): Promise<string[] | undefined> {
+export async function changedFilesSince(
+  projectDir: string,
+  commit: string,
+  hostEnv: Readonly<Record<string, string | undefined>>,
+): Promise<string[] | undefined> {
   if (!/^[0-9a-f]{7,64}$/i.test(commit)) return undefined;
   if ((await git(projectDir, ['rev-parse', '--is-inside-work-tree'], hostEnv)) !== 'true') return undefined;
   if ((await git(projectDir, ['cat-file', '-e', `${commit}^{commit}`], hostEnv)) === undefined) return undefined;

@@ -78,7 +78,13 @@ export interface LocalDeployPorts {
   checkLocation: () => Promise<'host' | 'image'>;
   /** `image`: parse inside this image (the built one); else on the host, or in the Dockerfile's base image. */
   parse: (input: { projectDir: string; dagsDir: string; envFile?: string; image?: string; signal: AbortSignal }) => Promise<ParseOutcome>;
-  pytest: (input: { projectDir: string; testPath?: string; envFile?: string; image?: string; signal: AbortSignal }) => Promise<{ passed: boolean; exitCode: number }>;
+  pytest: (input: {
+    projectDir: string;
+    testPath?: string;
+    envFile?: string;
+    image?: string;
+    signal: AbortSignal;
+  }) => Promise<{ passed: boolean; exitCode: number }>;
   image: {
     build: (input: {
       projectDir: string;
@@ -109,7 +115,11 @@ export interface PlanPorts {
   /** Starts the slow reads (the engine's base image) early, so they overlap the API calls before the plan. */
   prepare?: () => void;
   /** The image inputs digest (build context after .dockerignore, build args, secrets' ids, base image) and the context's size. */
-  imageInputs: (input: { excludeDags: boolean; buildSecrets: string[]; signal: AbortSignal }) => Promise<{ digest: string; contextBytes: number; contextFiles: number; baseImage?: string }>;
+  imageInputs: (input: {
+    excludeDags: boolean;
+    buildSecrets: string[];
+    signal: AbortSignal;
+  }) => Promise<{ digest: string; contextBytes: number; contextFiles: number; baseImage?: string }>;
   /** The DAG bundle's content digest (names, bytes and executable bits; not mtimes). */
   dagsDigest: (bundle: DagBundle) => Promise<string>;
   /** Project files that differ from `commit` (relative to the project); undefined when git cannot tell. */

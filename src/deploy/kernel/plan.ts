@@ -114,13 +114,22 @@ export function comparePart(input: {
     const same = kept(local) === deployed.recorded.slice(0, KEPT_HEX) && deployed.recorded.length >= KEPT_HEX;
     return same
       ? { state: 'unchanged', basis: 'content', why: `${what} content digest ${deployed.recorded.slice(0, 12)} matches deploy ${deployed.deployId}` }
-      : { state: 'changed', basis: 'content', why: `${what} content digest ${kept(local).slice(0, 12)} differs from ${deployed.recorded.slice(0, 12)} (deploy ${deployed.deployId})` };
+      : {
+          state: 'changed',
+          basis: 'content',
+          why: `${what} content digest ${kept(local).slice(0, 12)} differs from ${deployed.recorded.slice(0, 12)} (deploy ${deployed.deployId})`,
+        };
   }
   if (deployed.commit && input.changedFiles) {
     const files = input.changedFiles.filter(input.counts);
     return files.length === 0
       ? { state: 'unchanged', basis: 'git', why: `no ${what} file changed since commit ${deployed.commit.slice(0, 7)} (deploy ${deployed.deployId})` }
-      : { state: 'changed', basis: 'git', why: `${files.length} ${what} file(s) changed since commit ${deployed.commit.slice(0, 7)}`, files: files.slice(0, 10) };
+      : {
+          state: 'changed',
+          basis: 'git',
+          why: `${files.length} ${what} file(s) changed since commit ${deployed.commit.slice(0, 7)}`,
+          files: files.slice(0, 10),
+        };
   }
   return { state: 'unknown', basis: 'none', why: `deploy ${deployed.deployId} recorded neither a content digest nor a commit this clone knows` };
 }
@@ -144,7 +153,13 @@ export interface PlanDecision {
  * (unless --force); only the DAG bundle changed on a Deployment with DAG deploys → DAG_ONLY; anything else → the
  * full deploy.
  */
-export function decide(input: { mode: 'full' | 'dags' | 'image'; dagDeploy: boolean; force: boolean; image: PartComparison; dags?: PartComparison }): PlanDecision {
+export function decide(input: {
+  mode: 'full' | 'dags' | 'image';
+  dagDeploy: boolean;
+  force: boolean;
+  image: PartComparison;
+  dags?: PartComparison;
+}): PlanDecision {
   const { mode, dagDeploy, force, image, dags } = input;
   if (mode === 'dags') return { action: 'deploy', type: 'DAG_ONLY', automatic: false, why: '--dags deploys the DAGs only' };
   if (mode === 'image') return { action: 'deploy', type: dagDeploy ? 'IMAGE_ONLY' : 'IMAGE_AND_DAG', automatic: false, why: '--image deploys the image only' };

@@ -33,7 +33,10 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
   const configuredPython = env.parsePython ?? (config.get('parse.python') || undefined);
   const hostPython = once(async () => {
     const { findInterpreter } = await import('../../parse/interpreter.js');
-    return findInterpreter({ projectDir, configuredPython }).then(() => true, () => false);
+    return findInterpreter({ projectDir, configuredPython }).then(
+      () => true,
+      () => false,
+    );
   });
 
   // The base image as this engine has it: a moved tag (a new Runtime patch pulled) changes what a build makes. Asked
@@ -64,7 +67,7 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
       const report = await runParse(
         {
           projectDir,
-          image: image ?? (await hostPython() ? undefined : await baseImageOf(projectDir)),
+          image: image ?? ((await hostPython()) ? undefined : await baseImageOf(projectDir)),
           configuredPython,
           envFile,
           hostEnv: env.raw,

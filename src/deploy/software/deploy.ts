@@ -11,7 +11,13 @@
  * the DAG server come in through ports.
  */
 import { UserError } from '../../errors.js';
-import type { DagDeploymentType, SoftwareAppConfig, SoftwareDeployApi, SoftwareDeploymentDetails, SoftwareDeploymentSummary } from '../../platform/software/deploy-api.js';
+import type {
+  DagDeploymentType,
+  SoftwareAppConfig,
+  SoftwareDeployApi,
+  SoftwareDeploymentDetails,
+  SoftwareDeploymentSummary,
+} from '../../platform/software/deploy-api.js';
 import { gateVersion, parsePlatformVersion, requirePlatformVersion, versionAtLeast } from '../../platform/software/versions.js';
 import { registryHostname, type DockerCredentials } from '../../image/docker-credentials.js';
 import { AIRFLOW_VERSION_LABEL, DESCRIPTION_LABEL, RUNTIME_VERSION_LABEL, SKIP_REVISION_LABEL } from '../../image/labels.js';
@@ -19,7 +25,6 @@ import { legacySoftwareRegistry } from '../../platform/domain.js';
 import { localSteps, type CommonDeployRequest, type DagBundle, type LocalDeployPorts, type RegistryCredentials } from '../kernel/local.js';
 import { PhaseRunner, type Timings } from '../kernel/phases.js';
 import { explainFailure, interruptedDeploy, newReached } from '../kernel/reached.js';
-
 
 export const NOT_DAG_DEPLOY_MESSAGE = "to perform this operation, first set the Deployment type to 'dag_deploy' via the UI or the API or the CLI";
 export const IMAGE_FLAG_ON_IMAGE_DEPLOYMENT = '--image only works for Dag-only, Git-sync-based and NFS-based deployments';
@@ -134,7 +139,12 @@ export async function deployToSoftware(req: SoftwareDeployRequest, ports: Softwa
         reached.activation.state = 'done';
       });
       notice('Image successfully updated');
-      return { ...base, image: { registry: 'remote', updatedTo: image, runtimeVersion: req.remote.runtimeVersion }, dags: { delivery: 'not-deployed' }, timings };
+      return {
+        ...base,
+        image: { registry: 'remote', updatedTo: image, runtimeVersion: req.remote.runtimeVersion },
+        dags: { delivery: 'not-deployed' },
+        timings,
+      };
     }
 
     // Refusals first: nothing is built for a deploy the Deployment cannot take.
@@ -145,7 +155,10 @@ export async function deployToSoftware(req: SoftwareDeployRequest, ports: Softwa
           nextStep: 'Run astro deploy without --dags to ship DAGs inside the image.',
         });
       }
-      if (!dagServerOn) throw new UserError(dagOnlyDisabledMessage(version), { nextStep: 'Ask your platform team to enable DAG-only deploys, or run astro deploy without --dags.' });
+      if (!dagServerOn)
+        throw new UserError(dagOnlyDisabledMessage(version), {
+          nextStep: 'Ask your platform team to enable DAG-only deploys, or run astro deploy without --dags.',
+        });
       if (dagType !== 'dag_deploy') throw new UserError(NOT_DAG_DEPLOY_MESSAGE, { nextStep: dagsRefusalHint(dagType, deployment) });
       const dags = await shipDags(details, releaseName, req.description ?? 'Deployed via <astro deploy --dags>');
       return { ...base, dags, timings };
@@ -292,9 +305,7 @@ export async function deployToSoftware(req: SoftwareDeployRequest, ports: Softwa
     if (details.desiredAirflowVersion) {
       const config = await ports.houston.deploymentConfig(version, ports.signal);
       const tagVersion = parsePlatformVersion(/^v?\d+(?:\.\d+){0,2}/.exec(tag)?.[0]);
-      valid = (config.airflowImages ?? [])
-        .filter((i) => i.tag && (!tagVersion || versionAtLeast(i.version, tagVersion.join('.'))))
-        .map((i) => i.tag!);
+      valid = (config.airflowImages ?? []).filter((i) => i.tag && (!tagVersion || versionAtLeast(i.version, tagVersion.join('.')))).map((i) => i.tag!);
     } else {
       const releases = await ports.houston.runtimeReleases(details.clusterId ?? deployment.clusterId, ports.signal).catch(() => []);
       valid = releases.map((r) => r.version);
@@ -327,7 +338,9 @@ async function resolveTarget(req: SoftwareDeployRequest, ports: SoftwareDeployPo
   if (!workspace) throw new UserError(`no workspaces with id (${workspaceId}) found`);
   const deployments = await houston.listDeployments(workspaceId, version, signal);
   if (deployments.length === 0) {
-    throw new UserError('no airflow deployments found', { nextStep: `Workspace ${workspace.label ?? workspaceId} has no Deployments: create one in the Software UI first.` });
+    throw new UserError('no airflow deployments found', {
+      nextStep: `Workspace ${workspace.label ?? workspaceId} has no Deployments: create one in the Software UI first.`,
+    });
   }
   const deployment = await chooseSoftwareDeployment(req, deployments, workspace.label ?? workspaceId, ports);
 
@@ -386,18 +399,26 @@ export function dagDeploymentTypeOf(details: SoftwareDeploymentDetails): DagDepl
   return type === 'dag_deploy' || type === 'volume' || type === 'git_sync' ? type : 'image';
 }
 
-type ImageTarget =
-  | { kind: 'default'; host: string; remoteRef: string }
-  | { kind: 'custom'; host: string; remoteRef: string; repository: string };
+type ImageTarget = { kind: 'default'; host: string; remoteRef: string } | { kind: 'custom'; host: string; remoteRef: string; repository: string };
 
 /** Where the image goes: the custom registry when the platform says so, else the Deployment's registry. */
 export function imageTarget(
   req: Pick<SoftwareDeployRequest, 'domain'>,
-  input: { version: string; deployment: SoftwareDeploymentSummary; details: SoftwareDeploymentDetails; appConfig: SoftwareAppConfig; releaseName: string; now: () => number },
+  input: {
+    version: string;
+    deployment: SoftwareDeploymentSummary;
+    details: SoftwareDeploymentDetails;
+    appConfig: SoftwareAppConfig;
+    releaseName: string;
+    now: () => number;
+  },
 ): ImageTarget {
   const { version, deployment, details, appConfig, releaseName } = input;
   if (appConfig.flags.byoUpdateRegistryEnabled) {
-    const repository = (appConfig.byoUpdateRegistryHost ?? '').trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/\/+$/, '');
+    const repository = (appConfig.byoUpdateRegistryHost ?? '')
+      .trim()
+      .replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')
+      .replace(/\/+$/, '');
     if (!repository) throw new UserError(CUSTOM_REGISTRY_HOST_MISSING);
     const tag = `deploy-${utcMinute(input.now())}`;
     return { kind: 'custom', host: registryHostname(repository), repository, remoteRef: `${repository}:${releaseName}-${tag}` };
@@ -411,8 +432,14 @@ export function imageTarget(
   let registry: string;
   if (parsePlatformVersion(version) && versionAtLeast(version, '1.0.0')) {
     const url = details.urls?.find((u) => u.type === 'registry')?.url;
-    if (!url) throw new UserError(NO_REGISTRY_URL, { nextStep: 'Houston lists no registry URL for this Deployment; ask your platform team to check the registry configuration.' });
-    registry = url.trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/\/+$/, '');
+    if (!url)
+      throw new UserError(NO_REGISTRY_URL, {
+        nextStep: 'Houston lists no registry URL for this Deployment; ask your platform team to check the registry configuration.',
+      });
+    registry = url
+      .trim()
+      .replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')
+      .replace(/\/+$/, '');
   } else {
     registry = legacySoftwareRegistry(req.domain);
   }

@@ -55,7 +55,8 @@ export function createSoftwarePorts(input: SoftwareWiringInput): SoftwareDeployP
         description,
         signal,
         onProgress: (e) => {
-          if (e.type === 'attempt') emit({ type: 'progress', phase: 'upload', message: `please wait, attempting to upload the dags (attempt ${e.attempt} of ${e.maxAttempts})` });
+          if (e.type === 'attempt')
+            emit({ type: 'progress', phase: 'upload', message: `please wait, attempting to upload the dags (attempt ${e.attempt} of ${e.maxAttempts})` });
           if (e.type === 'retry') emit({ type: 'warning', message: `DAG upload failed (${e.reason}); retrying in ${e.delayMs / 1000}s` });
         },
       });

@@ -87,7 +87,10 @@ export interface BuildkitSession {
   close(): void;
 }
 
-export async function openBuildkitSession(upgrade: (path: string, headers: Record<string, string | string[]>) => Promise<Duplex>, secrets: BuildSecret[]): Promise<BuildkitSession> {
+export async function openBuildkitSession(
+  upgrade: (path: string, headers: Record<string, string | string[]>) => Promise<Duplex>,
+  secrets: BuildSecret[],
+): Promise<BuildkitSession> {
   const grpc = await import('@grpc/grpc-js');
   const id = randomUUID();
   const socket = await upgrade('/session', {

@@ -58,7 +58,18 @@ export class EngineHttpError extends Error {
 }
 
 /** Engine errors that mean "nothing is listening" (or we may not talk to it), as opposed to an error answer. */
-const UNREACHABLE_CODES = new Set(['ENOENT', 'ECONNREFUSED', 'EACCES', 'ENOTSOCK', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN']);
+const UNREACHABLE_CODES = new Set([
+  'ENOENT',
+  'ECONNREFUSED',
+  'EACCES',
+  'ENOTSOCK',
+  'ECONNRESET',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 const TLS_CODES = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
   'SELF_SIGNED_CERT_IN_CHAIN',
@@ -107,7 +118,12 @@ export function engineUnreachable(endpoint: EngineEndpoint, cause: unknown): Use
 }
 
 function describeTls(code: string, message: string): string {
-  if (code === 'SELF_SIGNED_CERT_IN_CHAIN' || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || code === 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' || code === 'DEPTH_ZERO_SELF_SIGNED_CERT') {
+  if (
+    code === 'SELF_SIGNED_CERT_IN_CHAIN' ||
+    code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' ||
+    code === 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' ||
+    code === 'DEPTH_ZERO_SELF_SIGNED_CERT'
+  ) {
     return `unknown authority (${code})`;
   }
   if (code === 'EPROTO' || code === 'ERR_SSL_WRONG_VERSION_NUMBER') return `the engine did not speak TLS (${code})`;
@@ -186,7 +202,8 @@ function sshConnection(endpoint: Extract<EngineEndpoint, { kind: 'ssh' }>, sshBi
   // byte is a failed connection (refused, host key, login), and what ssh said last is worth its own message.
   const finish = () => {
     if (!stdoutEnded || !exit || duplex.destroyed) return;
-    if (!gotData && (exit.code !== 0 || exit.signal)) duplex.destroy(new SshDialError(stderr.trim().split('\n').at(-1) || `ssh exited with ${exit.signal ?? exit.code}`));
+    if (!gotData && (exit.code !== 0 || exit.signal))
+      duplex.destroy(new SshDialError(stderr.trim().split('\n').at(-1) || `ssh exited with ${exit.signal ?? exit.code}`));
     else duplex.push(null);
   };
   child.stdout.on('data', (chunk: Buffer) => {

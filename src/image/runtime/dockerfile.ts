@@ -322,13 +322,7 @@ function describeUnset(names: string[]): string {
   return names.map((name) => `ARG ${name}`).join(', ');
 }
 
-function expandOrFail(
-  word: string,
-  scope: ReadonlyMap<string, string | undefined>,
-  escape: string,
-  path: string,
-  line: number,
-): Expansion {
+function expandOrFail(word: string, scope: ReadonlyMap<string, string | undefined>, escape: string, path: string, line: number): Expansion {
   try {
     return expandWord(word, scope, escape);
   } catch (error) {
@@ -387,7 +381,7 @@ function parseFrom(
       continue;
     }
     if (flag === '--platform') {
-      throw new DockerfileError(path, line, 'FROM --platform needs a value joined with \'=\'', 'Write it as FROM --platform=linux/amd64 <image>.');
+      throw new DockerfileError(path, line, "FROM --platform needs a value joined with '='", 'Write it as FROM --platform=linux/amd64 <image>.');
     }
     throw new DockerfileError(path, line, `FROM does not accept the flag '${flag}'; only --platform=<platform> is allowed`);
   }
@@ -475,11 +469,7 @@ export function parseDockerfile(content: string, options: ParseDockerfileOptions
         declareArgs(instruction, scope, globalArgs, buildArgs, escape, path);
         continue;
       }
-      throw new DockerfileError(
-        path,
-        instruction.line,
-        `${instruction.keyword} comes before the first FROM; only ARG and comments may come before FROM`,
-      );
+      throw new DockerfileError(path, instruction.line, `${instruction.keyword} comes before the first FROM; only ARG and comments may come before FROM`);
     }
   }
 
@@ -493,7 +483,10 @@ export function parseDockerfile(content: string, options: ParseDockerfileOptions
     seen.add(finalBase.index);
     const parentName = finalBase.fromStage;
     // The parent is the last stage with that name declared before this one.
-    const parent = stages.slice(0, finalBase.index).reverse().find((stage) => stage.name === parentName);
+    const parent = stages
+      .slice(0, finalBase.index)
+      .reverse()
+      .find((stage) => stage.name === parentName);
     if (parent === undefined) break;
     finalBase = parent;
   }

@@ -151,9 +151,7 @@ export function findRuntimeRelease(feed: RuntimeFeed, version: string): RuntimeR
 export function resolveFloatingVersion(feed: RuntimeFeed, floating: string, generation: RuntimeGeneration = 'airflow3'): string | undefined {
   const candidates = feed.releases.filter(
     (release) =>
-      release.generation === generation &&
-      !release.yanked &&
-      (release.version.startsWith(`${floating}-`) || release.version.startsWith(`${floating}.`)),
+      release.generation === generation && !release.yanked && (release.version.startsWith(`${floating}-`) || release.version.startsWith(`${floating}.`)),
   );
   const stable = candidates.filter((release) => release.channel === STABLE_CHANNEL);
   return maxRuntimeVersion((stable.length > 0 ? stable : candidates).map((release) => release.version));

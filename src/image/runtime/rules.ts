@@ -81,8 +81,7 @@ export function unsupportedMessage(supportedVersions: readonly string[]): string
   return `Cannot deploy an unsupported Astro Runtime version. Modify your Astro Runtime version to a supported version in your Dockerfile\nSupported versions: ${supportedVersions.join(', ')}`;
 }
 
-export const AIRFLOW3_UPGRADE_MESSAGE =
-  'Can only upgrade deployment from Airflow 2 to Airflow 3 with deployment at Astro Runtime 12.0.0 or higher';
+export const AIRFLOW3_UPGRADE_MESSAGE = 'Can only upgrade deployment from Airflow 2 to Airflow 3 with deployment at Astro Runtime 12.0.0 or higher';
 
 export interface DeploymentRuntimeCheck {
   /** The Runtime version of the image about to be deployed (label, or a pinned Dockerfile tag before the build). */

@@ -57,12 +57,7 @@ export interface RuntimeTag extends RuntimeTagParts {
 export function formatRuntimeTag(parts: RuntimeTagParts): string {
   const python = parts.python !== undefined ? `-python-${parts.python}` : '';
   const slim = parts.slim ? '-slim' : '';
-  return [
-    parts.version,
-    parts.os === 'ubi9' ? '-ubi9' : '',
-    parts.slimBeforePython ? slim + python : python + slim,
-    parts.base ? '-base' : '',
-  ].join('');
+  return [parts.version, parts.os === 'ubi9' ? '-ubi9' : '', parts.slimBeforePython ? slim + python : python + slim, parts.base ? '-base' : ''].join('');
 }
 
 export interface RuntimeTagContext {
@@ -133,7 +128,8 @@ function readPythonVersion(token: string): { version: string; problem?: string }
     return { version: `3.${stripLeadingZeros(match[2] as string)}` };
   }
   match = /^(\d+)\.(\d+)\.\d+$/.exec(token);
-  if (match && match[1] === '3') return { version: `3.${match[2]}`, problem: `the Python segment names a minor version only: -python-3.${match[2]}, not -python-${token}` };
+  if (match && match[1] === '3')
+    return { version: `3.${match[2]}`, problem: `the Python segment names a minor version only: -python-3.${match[2]}, not -python-${token}` };
   match = /^3(\d{1,2})$/.exec(token);
   if (match) return { version: `3.${match[1]}`, problem: `write the Python version with a dot: -python-3.${match[1]}` };
   return undefined;
@@ -141,10 +137,7 @@ function readPythonVersion(token: string): { version: string; problem?: string }
 
 /** RHEL UBI 9 images: 11.13.0 and later in 11.x, 12.3.0 and later from 12.x on. */
 function ubi9Published(version: string): boolean {
-  return (
-    (compareRuntimeVersions(version, '11.13.0') >= 0 && compareRuntimeVersions(version, '12.0.0') < 0) ||
-    compareRuntimeVersions(version, '12.3.0') >= 0
-  );
+  return (compareRuntimeVersions(version, '11.13.0') >= 0 && compareRuntimeVersions(version, '12.0.0') < 0) || compareRuntimeVersions(version, '12.3.0') >= 0;
 }
 
 function segmentName(segment: Segment): string {
@@ -346,7 +339,9 @@ export function analyzeRuntimeTag(tag: string, context: RuntimeTagContext = {}):
       continue;
     }
     if (earlier.value !== segment.value) {
-      problems.push(`the tag has two different ${segment.kind === 'python' ? 'Python versions' : `${segment.kind} segments`} (${segmentName(earlier)} and ${segmentName(segment)})`);
+      problems.push(
+        `the tag has two different ${segment.kind === 'python' ? 'Python versions' : `${segment.kind} segments`} (${segmentName(earlier)} and ${segmentName(segment)})`,
+      );
       fixable = false;
     } else {
       problems.push(`${segmentName(segment)} appears more than once`);
@@ -416,9 +411,7 @@ export function analyzeRuntimeTag(tag: string, context: RuntimeTagContext = {}):
     const release = findRuntimeRelease(feed, version);
     if (release !== undefined && release.pythonVersions.length > 0 && !release.pythonVersions.includes(python)) {
       const fallback = release.defaultPythonVersion ? ` (without it you get the default, Python ${release.defaultPythonVersion})` : '';
-      problems.push(
-        `Astro Runtime ${version} is published for Python ${release.pythonVersions.join(', ')}; there is no -python-${python} image${fallback}`,
-      );
+      problems.push(`Astro Runtime ${version} is published for Python ${release.pythonVersions.join(', ')}; there is no -python-${python} image${fallback}`);
       python = undefined;
     }
   }
@@ -574,7 +567,11 @@ export function classifyBaseImage(reference: ImageReference, context: Pick<Runti
     return result;
   }
   const corrected = fixable
-    ? formatImageReference({ name: repository, ...(tagText !== undefined ? { tag: tagText } : {}), ...(keepDigest && reference.digest ? { digest: reference.digest } : {}) })
+    ? formatImageReference({
+        name: repository,
+        ...(tagText !== undefined ? { tag: tagText } : {}),
+        ...(keepDigest && reference.digest ? { digest: reference.digest } : {}),
+      })
     : undefined;
   const details: RuntimeImageErrorDetails = { image: reference.raw, problems, correctedIsTemplate: template };
   if (corrected !== undefined) details.correctedImage = corrected;

@@ -148,12 +148,7 @@ function comparePrerelease(a: string[], b: string[]): Comparison {
 }
 
 function compareSemver(a: SemverParts, b: SemverParts): Comparison {
-  return (
-    compareDigits(a.major, b.major) ||
-    compareDigits(a.minor, b.minor) ||
-    compareDigits(a.patch, b.patch) ||
-    comparePrerelease(a.prerelease, b.prerelease)
-  );
+  return compareDigits(a.major, b.major) || compareDigits(a.minor, b.minor) || compareDigits(a.patch, b.patch) || comparePrerelease(a.prerelease, b.prerelease);
 }
 
 /**

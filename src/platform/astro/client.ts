@@ -57,23 +57,23 @@ export function createAstroClient(options: AstroClientOptions): AstroControlPlan
   const alpha = client(options.baseUrl.replace(/\/v1\/?$/, '/v1alpha1'));
   function client(baseUrl: string): HttpClient {
     return new HttpClient({
-    baseUrl,
-    service: 'the Astro API',
-    fetch: options.fetch,
-    retry: options.retry,
-    onRetry: options.onRetry,
-    headers: () => {
-      const token = options.token();
-      return {
-        ...(token ? { authorization: token } : {}),
-        'x-astro-client-identifier': options.clientIdentifier,
-        'x-astro-client-version': options.clientVersion,
-        'x-client-os-identifier': `${process.platform}-${process.arch === 'x64' ? 'amd64' : process.arch}`,
-        'user-agent': `astro-cli/${options.clientVersion}`,
-        accept: 'application/json',
-      };
-    },
-  });
+      baseUrl,
+      service: 'the Astro API',
+      fetch: options.fetch,
+      retry: options.retry,
+      onRetry: options.onRetry,
+      headers: () => {
+        const token = options.token();
+        return {
+          ...(token ? { authorization: token } : {}),
+          'x-astro-client-identifier': options.clientIdentifier,
+          'x-astro-client-version': options.clientVersion,
+          'x-client-os-identifier': `${process.platform}-${process.arch === 'x64' ? 'amd64' : process.arch}`,
+          'user-agent': `astro-cli/${options.clientVersion}`,
+          accept: 'application/json',
+        };
+      },
+    });
   }
 
   async function collect<T>(what: string, pageSize: number, fetchPage: (offset: number) => Promise<{ items: T[]; total?: number }>): Promise<T[]> {
@@ -172,4 +172,3 @@ export function createAstroClient(options: AstroClientOptions): AstroControlPlan
     },
   };
 }
-

@@ -17,7 +17,10 @@ import {
 } from './documents.js';
 import { pickForVersion, requirePlatformVersion } from './versions.js';
 
-const text = z.string().nullish().transform((v) => v ?? undefined);
+const text = z
+  .string()
+  .nullish()
+  .transform((v) => v ?? undefined);
 
 const workspaceSchema = z.looseObject({ id: z.string(), label: text, description: text });
 export type SoftwareWorkspace = z.infer<typeof workspaceSchema>;
@@ -175,7 +178,12 @@ export function createSoftwareDeployApi(client: HoustonClient): SoftwareDeployAp
         deploymentUuid: scope.deploymentId,
       };
       const variables = Object.fromEntries(declared.filter((name) => values[name]).map((name) => [name, values[name]]));
-      const answer = await client.request(query, Object.keys(variables).length > 0 ? variables : undefined, z.object({ appConfig: appConfigSchema.nullish() }), signal);
+      const answer = await client.request(
+        query,
+        Object.keys(variables).length > 0 ? variables : undefined,
+        z.object({ appConfig: appConfigSchema.nullish() }),
+        signal,
+      );
       const config = answer.appConfig ?? appConfigSchema.parse({});
       return {
         version: config.version,

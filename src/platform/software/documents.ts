@@ -46,7 +46,8 @@ export const DEPLOYMENT_QUERIES: Readonly<Record<string, string>> = {
 }`,
 };
 
-const APP_CONFIG_025_FIELDS = 'version baseDomain smtpConfigured manualReleaseNames configureDagDeployment nfsMountDagDeployment manualNamespaceNames hardDeleteDeployment';
+const APP_CONFIG_025_FIELDS =
+  'version baseDomain smtpConfigured manualReleaseNames configureDagDeployment nfsMountDagDeployment manualNamespaceNames hardDeleteDeployment';
 const APP_CONFIG_028_FIELDS = `${APP_CONFIG_025_FIELDS} triggererEnabled featureFlags`;
 const APP_CONFIG_0292_FIELDS = `${APP_CONFIG_028_FIELDS} byoUpdateRegistryHost`;
 

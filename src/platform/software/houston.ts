@@ -58,10 +58,14 @@ export function createHoustonClient(options: HoustonClientOptions): HoustonClien
             if (error instanceof ClientError) {
               const status = error.response.status;
               const retryable = isRetryableStatus(status) && (idempotent || status === 429 || status === 503) && !error.response.errors?.length;
-              return retryable ? { retry: true, reason: `HTTP ${status}`, retryAfterMs: parseRetryAfter(headerOf(error.response, 'retry-after')) } : { retry: false };
+              return retryable
+                ? { retry: true, reason: `HTTP ${status}`, retryAfterMs: parseRetryAfter(headerOf(error.response, 'retry-after')) }
+                : { retry: false };
             }
             const refused = networkErrorCode(error) === 'ECONNREFUSED';
-            return (idempotent || refused) && isRetryableNetworkError(error) ? { retry: true, reason: `network error: ${(error as Error).message}` } : { retry: false };
+            return (idempotent || refused) && isRetryableNetworkError(error)
+              ? { retry: true, reason: `network error: ${(error as Error).message}` }
+              : { retry: false };
           },
           onRetry: options.onRetry,
         });

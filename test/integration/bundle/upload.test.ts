@@ -88,7 +88,9 @@ describe('DAG bundle upload to Azure Blob (Azurite)', () => {
     const perBlock = countBy(blockRequests(), (r) => r.blockId);
     expect([...perBlock.values()].sort()).toEqual([1, 1, 1, 2]);
     expect(perBlock.get(blockRequests()[1]!.blockId)).toBe(2);
-    expect(events).toContainEqual(expect.objectContaining({ type: 'retry', request: 'put-block', blockIndex: 1, reason: expect.stringContaining('HTTP 500 InternalError') }));
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'retry', request: 'put-block', blockIndex: 1, reason: expect.stringContaining('HTTP 500 InternalError') }),
+    );
     expect((await stack.download(container, 'dags.tar.gz', result.versionId)).equals(data)).toBe(true);
   });
 
@@ -98,7 +100,11 @@ describe('DAG bundle upload to Azure Blob (Azurite)', () => {
     const data = randomBytes(2 * MiB + 1);
     const { result } = await upload(data);
     expect(blockRequests()).toHaveLength(3);
-    expect(uploads().filter((r) => r.comp === 'blocklist').map((r) => r.status)).toEqual([408, 201]);
+    expect(
+      uploads()
+        .filter((r) => r.comp === 'blocklist')
+        .map((r) => r.status),
+    ).toEqual([408, 201]);
     expect((await stack.download(container, 'dags.tar.gz', result.versionId)).equals(data)).toBe(true);
   });
 

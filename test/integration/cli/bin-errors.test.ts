@@ -71,12 +71,15 @@ describe('a deleted working directory', () => {
 });
 
 describe('--json with a command line commander refuses', () => {
-  it.each([[['--json', 'deploy', '--bogus']], [['deploy', '--bogus', '--json']], [['--json', 'no-such-command']]])('%j: one document on stdout, exit 2', async (args) => {
-    const result = await run(process.execPath, [BIN, ...args], root);
-    expect(result.code).toBe(2);
-    expect(JSON.parse(result.stdout)).toMatchObject({ error: { kind: 'usage', exitCode: 2 } });
-    expect(result.stderr).not.toMatch(STACK);
-  });
+  it.each([[['--json', 'deploy', '--bogus']], [['deploy', '--bogus', '--json']], [['--json', 'no-such-command']]])(
+    '%j: one document on stdout, exit 2',
+    async (args) => {
+      const result = await run(process.execPath, [BIN, ...args], root);
+      expect(result.code).toBe(2);
+      expect(JSON.parse(result.stdout)).toMatchObject({ error: { kind: 'usage', exitCode: 2 } });
+      expect(result.stderr).not.toMatch(STACK);
+    },
+  );
 });
 
 describe('an error that escapes every handler', () => {

@@ -4,7 +4,9 @@ import { describe, expect, it } from 'vitest';
 
 describe('the npm package', () => {
   it('contains the entry point, the build and the Python harness, and the bin runs', () => {
-    const packed = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as {
+    const packed = JSON.parse(
+      execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }),
+    ) as {
       files: { path: string }[];
     }[];
     const files = packed[0]!.files.map((f) => f.path);

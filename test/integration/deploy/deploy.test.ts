@@ -33,7 +33,13 @@ async function snapshot(dir: string): Promise<Record<string, string>> {
   for (const entry of await fs.readdir(dir, { recursive: true, withFileTypes: true })) {
     const full = path.join(entry.parentPath, entry.name);
     const rel = path.relative(dir, full);
-    out[rel] = entry.isFile() ? createHash('sha256').update(await fs.readFile(full)).digest('hex') : entry.isDirectory() ? 'dir' : 'other';
+    out[rel] = entry.isFile()
+      ? createHash('sha256')
+          .update(await fs.readFile(full))
+          .digest('hex')
+      : entry.isDirectory()
+        ? 'dir'
+        : 'other';
   }
   return out;
 }
@@ -123,7 +129,7 @@ describe('astro deploy against the local platform', () => {
     expect(prebuilt.stderr).toContain('Skipping building image...');
   });
 
-  it('--image-name on a Deployment with DAG deploys on ships dags/ beside the image, as Astronomer\'s CLI does', async () => {
+  it("--image-name on a Deployment with DAG deploys on ships dags/ beside the image, as Astronomer's CLI does", async () => {
     const dir = await project();
     const run = await deploy([DAG_ON, '--image-name', provisioned().RUNTIME_IMAGE, '--json'], { cwd: dir });
     expect(run.code, run.stderr).toBe(0);
@@ -136,7 +142,12 @@ describe('astro deploy against the local platform', () => {
   it('refuses a project with uncommitted changes unless -f (exit 1, nothing created), and deploys --dags-path from outside a project', async () => {
     const { execFileSync } = await import('node:child_process');
     const dir = await project();
-    const git = (...args: string[]) => execFileSync('git', args, { cwd: dir, stdio: 'ignore', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' } });
+    const git = (...args: string[]) =>
+      execFileSync('git', args, {
+        cwd: dir,
+        stdio: 'ignore',
+        env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@e' },
+      });
     git('init', '-q');
     git('add', '-A');
     git('commit', '-qm', 'project');
@@ -230,10 +241,13 @@ describe('astro deploy against the local platform', () => {
 
   it('refuses conflicting flags as usage errors', async () => {
     const dir = await project();
-    for (const argv of [['--dags', '--image'], ['--image-name', 'x', '--dags'], ['--wait-time', '5m']]) {
+    for (const argv of [
+      ['--dags', '--image'],
+      ['--image-name', 'x', '--dags'],
+      ['--wait-time', '5m'],
+    ]) {
       const run = await deploy([DAG_ON, ...argv], { cwd: dir });
       expect(run.code, run.stderr).toBe(2);
     }
   });
 });
-

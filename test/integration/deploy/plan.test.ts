@@ -71,7 +71,13 @@ async function state(): Promise<{ deploys: { id: string; deploymentId: string; d
   return (await (await fetch(`${stack.endpoints.platform.url}/_platform/state`)).json()) as never;
 }
 
-const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 'Ada', GIT_AUTHOR_EMAIL: 'ada@example.com', GIT_COMMITTER_NAME: 'Ada', GIT_COMMITTER_EMAIL: 'ada@example.com' };
+const gitEnv = {
+  ...process.env,
+  GIT_AUTHOR_NAME: 'Ada',
+  GIT_AUTHOR_EMAIL: 'ada@example.com',
+  GIT_COMMITTER_NAME: 'Ada',
+  GIT_COMMITTER_EMAIL: 'ada@example.com',
+};
 const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, env: gitEnv }).toString().trim();
 
 /** Requests that change something. The registry's notifications of reads (pull events it posts itself) are not. */
@@ -112,12 +118,20 @@ describe('the deploy plan', () => {
     const run = await deploy([DAG_ON, '--dry-run', '--json'], dir);
     expect(run.code, run.stderr).toBe(0);
     const doc = JSON.parse(run.stdout);
-    expect(doc).toMatchObject({ dryRun: true, plan: { decision: { action: 'noop' }, image: { state: 'unchanged', basis: 'content' }, dags: { state: 'unchanged' } } });
+    expect(doc).toMatchObject({
+      dryRun: true,
+      plan: { decision: { action: 'noop' }, image: { state: 'unchanged', basis: 'content' }, dags: { state: 'unchanged' } },
+    });
     // What runs now, down to the registry's digest of the running image.
     const recorded = ((await state()).deploys as unknown as { id: string; imageDigest?: string }[]).find((d) => d.id === firstDeployId)!;
     expect(doc.plan.deployed.image).toMatchObject({ deployId: firstDeployId, imageDigest: recorded.imageDigest, recordedIn: 'description' });
     expect(doc.plan.steps.map((s: { phase: string; action: string }) => `${s.phase}:${s.action}`)).toEqual([
-      'select:run', 'parse:skip', 'build:skip', 'push:skip', 'upload:skip', 'finalize:skip',
+      'select:run',
+      'parse:skip',
+      'build:skip',
+      'push:skip',
+      'upload:skip',
+      'finalize:skip',
     ]);
     const requests = await requestsSince(since);
     expect(requests.length).toBeGreaterThan(0);
@@ -126,7 +140,10 @@ describe('the deploy plan', () => {
     // The registry is only read: a pull token, never a push one.
     const scopes = requests.filter((r) => r.path === '/registry/token').map((r) => String(r.query?.scope));
     expect(scopes.length).toBeGreaterThan(0);
-    expect(scopes.every((scope) => scope.endsWith(':pull')), scopes.join(' ')).toBe(true);
+    expect(
+      scopes.every((scope) => scope.endsWith(':pull')),
+      scopes.join(' '),
+    ).toBe(true);
 
     const human = await deploy([DAG_ON, '--dry-run'], dir);
     expect(human.code, human.stderr).toBe(0);
@@ -214,7 +231,11 @@ describe('the deploy plan', () => {
     const record = (await (await fetch(deployUrl, { headers: { authorization: `Bearer ${token}` } })).json()) as { git?: { commitSha: string } };
     expect(record.git?.commitSha).toBe(git(clone, 'rev-parse', 'HEAD'));
     // Someone rewrites the description in the UI: the digests are gone, the commit stays.
-    const edited = await fetch(deployUrl, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ description: 'reviewed' }) });
+    const edited = await fetch(deployUrl, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ description: 'reviewed' }),
+    });
     expect(edited.status).toBe(200);
 
     const fresh = await tempDir('astro-plan-clone-');
@@ -233,10 +254,13 @@ describe('the deploy plan', () => {
     git(fresh, 'commit', '-qam', 'Touch a DAG');
     const run = await deploy([DAG_ON, '--json'], fresh);
     expect(run.code, run.stderr).toBe(0);
-    expect(JSON.parse(run.stdout)).toMatchObject({ type: 'DAG_ONLY', plan: { image: { state: 'unchanged' }, dags: { basis: 'git', state: 'changed', files: ['dags/example_etl.py'] } } });
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      type: 'DAG_ONLY',
+      plan: { image: { state: 'unchanged' }, dags: { basis: 'git', state: 'changed', files: ['dags/example_etl.py'] } },
+    });
   });
 
-  it('reads the image inputs digest from the running image\'s label when the description lost it and there is no git', async () => {
+  it("reads the image inputs digest from the running image's label when the description lost it and there is no git", async () => {
     const dir = await project();
     await fs.writeFile(path.join(dir, 'include', 'label.txt'), 'a change of its own\n');
     const first = await deploy([DAG_OFF, '--json'], dir);
@@ -252,6 +276,9 @@ describe('the deploy plan', () => {
     expect(edited.status).toBe(200);
     const run = await deploy([DAG_OFF, '--json'], dir);
     expect(run.code, run.stderr).toBe(0);
-    expect(JSON.parse(run.stdout)).toMatchObject({ noop: true, plan: { image: { basis: 'content', state: 'unchanged' }, deployed: { image: { recordedIn: 'image label' } } } });
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      noop: true,
+      plan: { image: { basis: 'content', state: 'unchanged' }, deployed: { image: { recordedIn: 'image label' } } },
+    });
   });
 });

@@ -117,7 +117,10 @@ afterAll(async () => {
   // Each deploy leaves the previous project image untagged on the engine that built it (scripts/test.sh prunes the
   // main engine's the same way).
   for (const socketPath of [tls?.ENGINE_TLS_SOCKET, podman?.ENGINE_PODMAN_SOCKET]) {
-    if (socketPath) await new Docker({ socketPath }).pruneImages({ filters: { label: ['io.astronomer.deploy.revision.description'], dangling: ['true'] } }).catch(() => undefined);
+    if (socketPath)
+      await new Docker({ socketPath })
+        .pruneImages({ filters: { label: ['io.astronomer.deploy.revision.description'], dangling: ['true'] } })
+        .catch(() => undefined);
   }
   await stack?.stop();
   for (const dir of temps) await fs.rm(dir, { recursive: true, force: true });
@@ -135,7 +138,8 @@ describe('astro deploy through every reach path', () => {
 
   it('builds and pushes on the engine a Docker context names (currentContext in $DOCKER_CONFIG/config.json)', async () => {
     const config = await tempDir('astro-engines-e2e-docker-config-');
-    const cli = (...args: string[]) => execFileSync('/usr/bin/docker', args, { env: { ...process.env, DOCKER_CONFIG: config, DOCKER_HOST: '' }, stdio: 'ignore' });
+    const cli = (...args: string[]) =>
+      execFileSync('/usr/bin/docker', args, { env: { ...process.env, DOCKER_CONFIG: config, DOCKER_HOST: '' }, stdio: 'ignore' });
     const certs = tls.ENGINE_TLS_CA_DIR!;
     cli('context', 'create', 'astro-e2e-tls', '--docker', `host=${tls.DOCKER_HOST},ca=${certs}/ca.pem,cert=${certs}/cert.pem,key=${certs}/key.pem`);
     cli('context', 'use', 'astro-e2e-tls');
@@ -147,7 +151,8 @@ describe('astro deploy through every reach path', () => {
   });
 
   it('builds and pushes through ssh://, every engine call a dial-stdio session on the server', async () => {
-    const sessions = async () => (await fs.readFile(sshd.ENGINE_SSH_SESSIONS_LOG!, 'utf8')).split('\n').filter((l) => l.endsWith(' docker system dial-stdio')).length;
+    const sessions = async () =>
+      (await fs.readFile(sshd.ENGINE_SSH_SESSIONS_LOG!, 'utf8')).split('\n').filter((l) => l.endsWith(' docker system dial-stdio')).length;
     const before = await sessions();
     // HOME holds the throwaway key and the server's known_hosts entry (scripts/engines/sshd.sh).
     const { run, tag, since } = await deployThrough({ DOCKER_HOST: sshd.DOCKER_HOST, HOME: sshd.ENGINE_SSH_HOME });
@@ -164,7 +169,9 @@ describe('astro deploy through every reach path', () => {
     await fs.mkdir(path.join(runtimeDir, 'podman'));
     await fs.symlink(podman.ENGINE_PODMAN_SOCKET!, path.join(runtimeDir, 'podman', 'podman.sock'));
     const { run, tag, since } = await deployThrough({ XDG_RUNTIME_DIR: runtimeDir }, 'container:\n  binary: podman\n');
-    expect(run.stderr).toContain(`Podman engine at unix://${runtimeDir}/podman/podman.sock (chosen by container.binary podman: podman socket at ${runtimeDir}/podman/podman.sock)`);
+    expect(run.stderr).toContain(
+      `Podman engine at unix://${runtimeDir}/podman/podman.sock (chosen by container.binary podman: podman socket at ${runtimeDir}/podman/podman.sock)`,
+    );
     expect(await pushesOf(podman.ENGINE_PODMAN_SOCKET!, since, tag)).toHaveLength(1);
     expect(await pushesOf(MAIN_SOCKET, since, tag)).toEqual([]);
   });
@@ -178,7 +185,9 @@ describe('astro deploy through every reach path', () => {
       env: { DOCKER_HOST: tls.DOCKER_HOST, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: wrong },
     });
     expect(run.code).toBe(1);
-    expect(run.stderr).toContain(`No Docker engine answers at ${tls.DOCKER_HOST}: TLS handshake failed: unknown authority — check DOCKER_CERT_PATH (${wrong}).`);
+    expect(run.stderr).toContain(
+      `No Docker engine answers at ${tls.DOCKER_HOST}: TLS handshake failed: unknown authority — check DOCKER_CERT_PATH (${wrong}).`,
+    );
     expect(run.stderr).toContain('astro chose this engine because of DOCKER_HOST.');
     // Nothing reached the platform.
     expect(await createDeployCount()).toBe(creates);

@@ -131,5 +131,8 @@ async function streamText(stream: NodeJS.ReadableStream): Promise<string> {
 }
 
 export async function removeTag(socketPath: string, tag: string): Promise<void> {
-  await new Docker({ socketPath }).getImage(tag).remove({ force: true }).catch(() => undefined);
+  await new Docker({ socketPath })
+    .getImage(tag)
+    .remove({ force: true })
+    .catch(() => undefined);
 }

@@ -92,7 +92,8 @@ describe('Podman', () => {
         this.push(null);
       },
     });
-    const error = await failure(client.build({ context, tag: 'astro-test/never-built:1', dockerfile: 'Dockerfile', secrets: [{ id: 'token', data: Buffer.from('s') }] })[Symbol.asyncIterator]().next());
+    const build = client.build({ context, tag: 'astro-test/never-built:1', dockerfile: 'Dockerfile', secrets: [{ id: 'token', data: Buffer.from('s') }] });
+    const error = await failure(build[Symbol.asyncIterator]().next());
     expect(error.message).toBe(
       `The Podman engine at ${engine.DOCKER_HOST} cannot serve build secrets: they need BuildKit, which Podman's Docker-compatible API does not offer.`,
     );

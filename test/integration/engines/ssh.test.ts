@@ -115,7 +115,9 @@ describe('Docker engine over ssh (the system ssh running docker system dial-stdi
     const key = await fs.readFile(`${engine.ENGINE_SSH_HOME}/.ssh/id_ed25519`);
     const known = await fs.readFile(`${engine.ENGINE_SSH_HOME}/.ssh/known_hosts`, 'utf8');
     // Same host, another (well-formed) key: ssh must reject the real server's key.
-    const other = execFileSync('bash', ['-c', 'd=$(mktemp -d) && ssh-keygen -q -t ed25519 -N "" -f "$d/k" && cat "$d/k.pub" && rm -r "$d"'], { encoding: 'utf8' }).split(' ')[1]!;
+    const other = execFileSync('bash', ['-c', 'd=$(mktemp -d) && ssh-keygen -q -t ed25519 -N "" -f "$d/k" && cat "$d/k.pub" && rm -r "$d"'], {
+      encoding: 'utf8',
+    }).split(' ')[1]!;
     const forged = known.replace(/ssh-ed25519 \S+/, `ssh-ed25519 ${other}`);
     for (const knownHosts of [forged, '']) {
       const home = await sshHome({ id_ed25519: key, known_hosts: knownHosts });

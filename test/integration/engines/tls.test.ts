@@ -35,7 +35,12 @@ async function expectOnTlsEngineOnly(tag: string): Promise<void> {
 
 describe('Docker engine over TCP with TLS', () => {
   it('builds, inspects and pushes through DOCKER_HOST + DOCKER_TLS_VERIFY + DOCKER_CERT_PATH, on that engine', async () => {
-    const { target, engine: client } = await clientFor({ HOME: home, DOCKER_HOST: engine.DOCKER_HOST, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: engine.DOCKER_CERT_PATH });
+    const { target, engine: client } = await clientFor({
+      HOME: home,
+      DOCKER_HOST: engine.DOCKER_HOST,
+      DOCKER_TLS_VERIFY: '1',
+      DOCKER_CERT_PATH: engine.DOCKER_CERT_PATH,
+    });
     expect(target).toMatchObject({ endpoint: engine.DOCKER_HOST, reason: 'DOCKER_HOST', transport: 'tcp', kind: 'docker' });
     expect(describeEngineTarget(target)).toContain(`TLS verified with DOCKER_CERT_PATH=${engine.DOCKER_CERT_PATH}`);
     const since = Math.floor(Date.now() / 1000) - 1;
@@ -84,7 +89,8 @@ describe('Docker engine over TCP with TLS', () => {
 
   it('builds through a Docker context that names the engine, chosen by DOCKER_CONTEXT and by currentContext', async () => {
     const config = path.join(home, 'docker-config');
-    const cli = (...args: string[]) => execFileSync('/usr/bin/docker', args, { env: { ...process.env, DOCKER_CONFIG: config, DOCKER_HOST: '' }, encoding: 'utf8' });
+    const cli = (...args: string[]) =>
+      execFileSync('/usr/bin/docker', args, { env: { ...process.env, DOCKER_CONFIG: config, DOCKER_HOST: '' }, encoding: 'utf8' });
     const certs = engine.ENGINE_TLS_CA_DIR!;
     cli('context', 'create', 'astro-tls', '--docker', `host=${engine.DOCKER_HOST},ca=${certs}/ca.pem,cert=${certs}/cert.pem,key=${certs}/key.pem`);
 

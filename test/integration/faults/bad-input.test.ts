@@ -87,7 +87,7 @@ const rows: Row[] = [
     message: /Deployment cldepdoesnotexist00000000 was not found/,
   },
   {
-    id: '--workspace-id of another workspace (Astronomer\'s CLI exits 0 here)',
+    id: "--workspace-id of another workspace (Astronomer's CLI exits 0 here)",
     argv: [DAG_ON, '--dags', '--workspace-id', 'clwksanalytics00000000000'],
     message: /Invalid workspace id clwksanalytics00000000000/,
   },
@@ -117,7 +117,8 @@ const rows: Row[] = [
   },
   {
     id: 'file name in dags/ that is not UTF-8',
-    setup: async (p) => void (await fs.writeFile(Buffer.concat([Buffer.from(path.join(p.dir, 'dags') + '/data-'), Buffer.from([0xff, 0xfe]), Buffer.from('.csv')]), 'x')),
+    setup: async (p) =>
+      void (await fs.writeFile(Buffer.concat([Buffer.from(path.join(p.dir, 'dags') + '/data-'), Buffer.from([0xff, 0xfe]), Buffer.from('.csv')]), 'x')),
     message: /not valid UTF-8/,
   },
   {
@@ -243,7 +244,10 @@ describe('bad input: a clear message and a non-zero exit, nothing half-deployed'
       },
     });
     const run = await child.done;
-    const verdict = await fault.refused({ code: run.code ?? -1, stdout: run.stdout, stderr: run.stderr }, { code: 1, message: [/Cannot read .*secrets\.py/, /permission/i] });
+    const verdict = await fault.refused(
+      { code: run.code ?? -1, stdout: run.stdout, stderr: run.stderr },
+      { code: 1, message: [/Cannot read .*secrets\.py/, /permission/i] },
+    );
     expect(verdict.outcome, `${verdict.detail}\n--- stderr ---\n${run.stderr}`).toBe('refused');
   });
 });

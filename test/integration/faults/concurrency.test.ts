@@ -41,7 +41,11 @@ function stagedBlocksByUpload(since: number): Map<string, Set<string>> {
 describe('two deploys to the same Deployment at once', () => {
   it('DAG-only deploys whose block lists are committed at the same moment: both finish, each version whole', async () => {
     const [a, b] = await Promise.all([bed.project({ dagPayloadBytes: 2_500_000 }), bed.project({ dagPayloadBytes: 2_500_000 })]);
-    const cases = await Promise.all([a, b].map((p, i) => bed.begin(`DAG-only deploy ${'AB'[i]} of two at once, commits raced`, 'concurrency', 'survived', { deploymentId: DAG_ON, project: p })));
+    const cases = await Promise.all(
+      [a, b].map((p, i) =>
+        bed.begin(`DAG-only deploy ${'AB'[i]} of two at once, commits raced`, 'concurrency', 'survived', { deploymentId: DAG_ON, project: p }),
+      ),
+    );
     const mark = bed.blob.mark();
     bed.blob.add({ name: 'commit-barrier', match: { method: 'PUT', query: { comp: 'blocklist' } }, action: { hold: 'request' }, count: 2 });
     const runs = Promise.all([a, b].map((p) => bed.deploy([DAG_ON, '--dags', '--json'], { cwd: p.dir, env: SKIP_PARSE })));
@@ -49,7 +53,10 @@ describe('two deploys to the same Deployment at once', () => {
     bed.blob.release('commit-barrier');
     const [runA, runB] = (await runs) as [CliRun, CliRun];
 
-    const verdicts = [await cases[0]!.survived(runA, { allowLaterDeploy: true, faults: 1 }), await cases[1]!.survived(runB, { allowLaterDeploy: true, faults: 1 })];
+    const verdicts = [
+      await cases[0]!.survived(runA, { allowLaterDeploy: true, faults: 1 }),
+      await cases[1]!.survived(runB, { allowLaterDeploy: true, faults: 1 }),
+    ];
     for (const v of verdicts) expect(v.outcome, v.detail).toBe('survived');
 
     const docs = [JSON.parse(runA.stdout), JSON.parse(runB.stdout)] as { deployId: string; dags: { version: string } }[];
@@ -69,7 +76,9 @@ describe('two deploys to the same Deployment at once', () => {
 
   it('full deploys whose images are both built before either is pushed: each pushes its own image under its own tag', async () => {
     const [a, b] = await Promise.all([bed.project({ dagPayloadBytes: 1_500_000 }), bed.project({ dagPayloadBytes: 1_500_000 })]);
-    const cases = await Promise.all([a, b].map((p, i) => bed.begin(`full deploy ${'AB'[i]} of two at once, builds raced`, 'concurrency', 'survived', { deploymentId: DAG_ON, project: p })));
+    const cases = await Promise.all(
+      [a, b].map((p, i) => bed.begin(`full deploy ${'AB'[i]} of two at once, builds raced`, 'concurrency', 'survived', { deploymentId: DAG_ON, project: p })),
+    );
     bed.api.add({ name: 'create-barrier', match: { method: 'POST', path: /\/deploys$/ }, action: { hold: 'request' }, count: 2 });
     const runs = Promise.all([a, b].map((p) => bed.deploy([DAG_ON, '--json', '--description', p.marker], { cwd: p.dir, env: SKIP_PARSE })));
     await bed.api.held('create-barrier', 2);

@@ -64,7 +64,7 @@ describe('hostile input: shown, never acted on', () => {
   }
 });
 
-describe('--json: one document for every outcome, commander\'s refusals included', () => {
+describe("--json: one document for every outcome, commander's refusals included", () => {
   const cases: { id: string; argv: string[]; code: number; message: RegExp }[] = [
     { id: 'deploy --bogus --json', argv: ['--bogus', '--json'], code: 2, message: /unknown option '--bogus'/ },
     { id: 'deploy --json --wait-time (missing value)', argv: [DAG_ON, '--json', '--wait-time'], code: 2, message: /--wait-time.*argument missing/ },

@@ -15,7 +15,10 @@ let bed: FaultBed;
 let bin: string;
 
 const SKIP_PARSE = { ASTRONOMER_SKIP_PARSE: 'true' };
-const LAYER_PATCH = { method: 'PATCH', where: (r: { headers: Record<string, unknown> }) => r.headers['transfer-encoding'] !== undefined || Number(r.headers['content-length'] ?? 0) > 64 * 1024 };
+const LAYER_PATCH = {
+  method: 'PATCH',
+  where: (r: { headers: Record<string, unknown> }) => r.headers['transfer-encoding'] !== undefined || Number(r.headers['content-length'] ?? 0) > 64 * 1024,
+};
 
 /** Resolves when `test` holds, checking every 50 ms: a gate on a condition, never on elapsed time. */
 async function until(what: string, test: () => boolean | Promise<boolean>, limitMs = 60_000): Promise<void> {
@@ -73,7 +76,14 @@ async function runInterrupt(c: InterruptCase): Promise<void> {
   for (const proxy of bed.proxies) proxy.release();
   await c.after?.(project);
   const reached = c.reached === 'creating' ? 'nothing' : c.reached;
-  const verdict = await fault.interrupted(run, { signal: c.signal, phase: c.phase, reached, imagePushed: c.imagePushed, tempDir: tmp, creating: c.reached === 'creating' });
+  const verdict = await fault.interrupted(run, {
+    signal: c.signal,
+    phase: c.phase,
+    reached,
+    imagePushed: c.imagePushed,
+    tempDir: tmp,
+    creating: c.reached === 'creating',
+  });
   expect(verdict.outcome, `${verdict.detail}\n--- stderr ---\n${run.stderr}`).toBe(c.reached === 'finalized' ? 'survived' : 'refused');
 }
 

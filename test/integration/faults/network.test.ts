@@ -14,7 +14,10 @@ const GET_DEPLOYMENT = { method: 'GET', path: /\/deployments\/[^/]+$/ };
 const CREATE_DEPLOY = { method: 'POST', path: /\/deploys$/ };
 const FINALIZE = { method: 'POST', path: /\/finalize$/ };
 /** A layer's bytes: the PATCH that carries more than a config blob. */
-const LAYER_PATCH = { method: 'PATCH', where: (r: { headers: Record<string, unknown> }) => r.headers['transfer-encoding'] !== undefined || Number(r.headers['content-length'] ?? 0) > 64 * 1024 };
+const LAYER_PATCH = {
+  method: 'PATCH',
+  where: (r: { headers: Record<string, unknown> }) => r.headers['transfer-encoding'] !== undefined || Number(r.headers['content-length'] ?? 0) > 64 * 1024,
+};
 const MANIFEST_PUT = { method: 'PUT', path: /\/manifests\// };
 const PUT_BLOCK = { method: 'PUT', query: { comp: 'block' as const } };
 const PUT_BLOCK_LIST = { method: 'PUT', query: { comp: 'blocklist' as const } };
@@ -412,7 +415,10 @@ describe('faults between the CLI and the blob store', () => {
       // The first block is held 3 s: the SAS (valid 2 s from the deploy's creation) has expired when it reaches storage.
       bed.blob.add({ match: PUT_BLOCK, action: { delayMs: 3_000 } });
       const run = await bed.deploy([DAG_ON, '--dags'], { cwd: project.dir, env: SKIP_PARSE });
-      const verdict = await fault.refused(run, { code: 1, message: [/The DAG upload URL expired \(at .+\) before the upload finished/, /Run the deploy again/] });
+      const verdict = await fault.refused(run, {
+        code: 1,
+        message: [/The DAG upload URL expired \(at .+\) before the upload finished/, /Run the deploy again/],
+      });
       expect(verdict.outcome, verdict.detail).toBe('refused');
     } finally {
       options.sasTtlSeconds = ttl;

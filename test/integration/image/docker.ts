@@ -57,7 +57,9 @@ export const TEST_RUN_LABEL = 'dev.astro-deploy-cli.test-run';
  */
 export function removeImagesOfRun(runId: string): void {
   for (let round = 0; round < 10; round++) {
-    const ids = docker(['images', '-a', '-q', '--filter', `label=${TEST_RUN_LABEL}=${runId}`]).stdout.split('\n').filter(Boolean);
+    const ids = docker(['images', '-a', '-q', '--filter', `label=${TEST_RUN_LABEL}=${runId}`])
+      .stdout.split('\n')
+      .filter(Boolean);
     if (ids.length === 0) return;
     docker(['rmi', '-f', ...new Set(ids)], { allowFailure: true });
   }

@@ -56,7 +56,9 @@ function astroProject(extra: Record<string, string | Buffer> = {}): Record<strin
 }
 
 async function sha256(file: string): Promise<string> {
-  return createHash('sha256').update(await fs.readFile(file)).digest('hex');
+  return createHash('sha256')
+    .update(await fs.readFile(file))
+    .digest('hex');
 }
 
 beforeAll(async () => {
@@ -139,10 +141,7 @@ describe('build and push', () => {
   });
 
   it('a SIGINT mid-build stops the build and leaves the project, .dockerignore included, untouched', async () => {
-    const dir = await writeProject(
-      'sigint',
-      astroProject({ Dockerfile: `FROM ${base}\nCOPY . /usr/local/airflow/\nRUN sleep 120\nLABEL never=reached\n` }),
-    );
+    const dir = await writeProject('sigint', astroProject({ Dockerfile: `FROM ${base}\nCOPY . /usr/local/airflow/\nRUN sleep 120\nLABEL never=reached\n` }));
     const before = await sha256(path.join(dir, '.dockerignore'));
     const tree = async () => (await fs.readdir(dir, { recursive: true })).sort();
     const treeBefore = await tree();
@@ -211,7 +210,13 @@ describe('build and push', () => {
     const local = image('secrets');
     const secrets = await resolveBuildSecrets(['id=pip_token,src=secret.txt'], { cwd: dir, env: {} });
     const events: BuildProgressEvent[] = [];
-    const built = await buildProjectImage(engine, { projectDir: dir, tag: local, secrets, labels: { [DESCRIPTION_LABEL]: 'with secrets' }, onProgress: (e) => events.push(e) });
+    const built = await buildProjectImage(engine, {
+      projectDir: dir,
+      tag: local,
+      secrets,
+      labels: { [DESCRIPTION_LABEL]: 'with secrets' },
+      onProgress: (e) => events.push(e),
+    });
     expect(events[0]).toMatchObject({ type: 'build-start', builder: 'buildkit', platform: 'linux/amd64' });
     expect(built.labels[DESCRIPTION_LABEL]).toBe('with secrets');
     expect(listImageFiles(local).some((f) => f.startsWith('run/secrets/pip_token'))).toBe(false);
@@ -309,7 +314,9 @@ describe('--image-name', () => {
   it('refuses an arm64 image, saying how to rebuild it', async () => {
     const ref = await dockerfileImage('prebuilt-arm', `FROM scratch\nCOPY file.txt /\nLABEL ${RUNTIME_VERSION_LABEL}=${RUNTIME_VERSION}\n`, 'linux/arm64');
     expect((await engine.inspect(ref))?.architecture).toBe('arm64');
-    await expect(inspectPrebuiltImage(engine, ref)).rejects.toThrow(`The image '${ref}' is built for linux/arm64, but Astronomer Deployments run linux/amd64 images only.`);
+    await expect(inspectPrebuiltImage(engine, ref)).rejects.toThrow(
+      `The image '${ref}' is built for linux/arm64, but Astronomer Deployments run linux/amd64 images only.`,
+    );
     await expect(inspectPrebuiltImage(engine, ref)).rejects.toMatchObject({ nextStep: expect.stringContaining('docker build --platform=linux/amd64') });
   });
 

@@ -62,7 +62,11 @@ export async function startTestRegistry(): Promise<TestRegistry> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'astro-test-registry-'));
   const keyPath = path.join(dir, 'key.pem');
   const certPath = path.join(dir, 'cert.pem');
-  const openssl = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', `/CN=${ISSUER}`], { encoding: 'utf8' });
+  const openssl = spawnSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', `/CN=${ISSUER}`],
+    { encoding: 'utf8' },
+  );
   if (openssl.status !== 0) throw new Error(`openssl failed: ${openssl.stderr}`);
   const key = await importPKCS8(await fs.readFile(keyPath, 'utf8'), 'RS256');
   const certDer = (await fs.readFile(certPath, 'utf8')).replace(/-----(BEGIN|END) CERTIFICATE-----|\s/g, '');
@@ -211,7 +215,11 @@ export async function startTestRegistry(): Promise<TestRegistry> {
 export const MANIFEST_V2 = 'application/vnd.docker.distribution.manifest.v2+json';
 
 /** The config blob (architecture, os, labels) of `<name>:<tag>` as stored in the registry. */
-export async function fetchImageConfig(registry: TestRegistry, name: string, reference: string): Promise<{
+export async function fetchImageConfig(
+  registry: TestRegistry,
+  name: string,
+  reference: string,
+): Promise<{
   digest: string;
   config: { architecture?: string; os?: string; config?: { Labels?: Record<string, string> } };
 }> {

@@ -85,7 +85,7 @@ async function recordedDeploys(): Promise<{ deploymentId: string; createdBy: str
 }
 
 describe('an API key pair in the environment', () => {
-  it('in a home with no context: lists the key\'s Deployment, says it uses a key, and saves nothing', async () => {
+  it("in a home with no context: lists the key's Deployment, says it uses a key, and saves nothing", async () => {
     await freshHome();
     const before = await fs.readFile(globalFile(), 'utf8');
     const run = await runCli(['deployment', 'list', '--json'], { env: keyEnv({ ASTRO_DOMAIN: 'localhost' }) });
@@ -111,7 +111,7 @@ describe('an API key pair in the environment', () => {
     expect(run.stdout + run.stderr).not.toContain(KEY_SECRET);
   });
 
-  it('gives way to ASTRO_API_TOKEN, as in Astronomer\'s CLI', async () => {
+  it("gives way to ASTRO_API_TOKEN, as in Astronomer's CLI", async () => {
     await loggedInHome();
     const apiToken = stack.tokens.apiTokens.find((t) => t.id === 'cltokorgnebula00000000000')!.token;
     const run = await runCli(['deployment', 'list', '--json'], { env: keyEnv({ ASTRO_API_TOKEN: apiToken }) });

@@ -77,7 +77,7 @@ async function expectLockFilesKept(): Promise<void> {
   }
 }
 
-describe('every write command beside an empty config.yaml.lock (as Astronomer\'s CLI leaves it)', () => {
+describe("every write command beside an empty config.yaml.lock (as Astronomer's CLI leaves it)", () => {
   it('token refresh (deployment list) saves the new token', async () => {
     const before = (await readGlobal()).contexts.localhost.token;
     const run = await runCli(['deployment', 'list'], { env: env() });

@@ -152,7 +152,10 @@ describe('browser login with Chromium against the local platform', () => {
     const list = await runCli(['deployment', 'list', '--json', '--verbose'], { env: env() });
     expect(list.code).toBe(0);
     const listed = (JSON.parse(list.stdout) as { deployments: { id: string }[] }).deployments.map((d) => d.id).sort();
-    const expected = stack.platform.seed.deployments.filter((d) => d.workspaceId === DATA_PLATFORM).map((d) => d.id).sort();
+    const expected = stack.platform.seed.deployments
+      .filter((d) => d.workspaceId === DATA_PLATFORM)
+      .map((d) => d.id)
+      .sort();
     expect(expected.length).toBeGreaterThan(0);
     expect(listed).toEqual(expected);
 
@@ -222,7 +225,7 @@ describe('ASTRO_API_TOKEN against the local platform', () => {
     const run = await runCli(['deployment', 'list', '--json', '--verbose'], { env: apiEnv('cltokwsdataplatform000000') });
     expect(run.code).toBe(0);
     expect(run.stderr).toContain('Using an Astro API Token');
-    const listed = (JSON.parse(run.stdout) as { workspaceId: string; deployments: { workspaceId: string }[] });
+    const listed = JSON.parse(run.stdout) as { workspaceId: string; deployments: { workspaceId: string }[] };
     expect(listed.workspaceId).toBe(DATA_PLATFORM);
     expect(listed.deployments.length).toBeGreaterThan(0);
     expect(listed.deployments.every((d) => d.workspaceId === DATA_PLATFORM)).toBe(true);

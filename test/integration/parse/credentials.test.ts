@@ -25,7 +25,7 @@ beforeAll(() => {
   fs.writeFileSync(
     path.join(projectDir, '.env'),
     `PROBE_PATHS=${[...home.probePaths, path.join(cacheDir, 'token-in-cache.json')].join(':')}\nPROBE_REAL_HOME=${home.home}\n` +
-      '# bare names are copied from the caller, except astro\'s own credentials\nASTRO_API_TOKEN\nASTRONOMER_KEY_SECRET\n',
+      "# bare names are copied from the caller, except astro's own credentials\nASTRO_API_TOKEN\nASTRONOMER_KEY_SECRET\n",
   );
 });
 

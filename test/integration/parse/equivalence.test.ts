@@ -21,11 +21,23 @@ async function compare(projectDir: string) {
   // The parse writes nothing into the project: no __pycache__, no Airflow logs or database.
   expect(listTree(projectDir)).toEqual(before);
   const reference = await referenceDagBag(projectDir);
-  const failing = ours.files.filter((f) => f.status === 'error').map((f) => f.path).sort();
+  const failing = ours.files
+    .filter((f) => f.status === 'error')
+    .map((f) => f.path)
+    .sort();
   const errorPaths = ours.files.flatMap((f) => f.errors.map((e) => e.path)).sort();
   // A DAG object shared by two files is one DagBag entry; each of our files lists what it exposes.
   const dagIds = [...new Set(ours.files.flatMap((f) => f.dagIds))].sort();
-  const referenceFailingFiles = [...new Set(reference.failing.map((p) => fileOf(p, ours.files.map((f) => f.path))))].sort();
+  const referenceFailingFiles = [
+    ...new Set(
+      reference.failing.map((p) =>
+        fileOf(
+          p,
+          ours.files.map((f) => f.path),
+        ),
+      ),
+    ),
+  ].sort();
   expect(failing).toEqual(referenceFailingFiles);
   expect(errorPaths).toEqual(Object.keys(reference.importErrors).sort());
   expect(dagIds).toEqual(reference.dagIds);

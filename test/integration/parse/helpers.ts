@@ -163,7 +163,9 @@ export function probeHome(canary: string): ProbeHome {
   const dockerConfig = path.join(home, 'docker-config');
   const files: Record<string, string> = {
     [path.join(home, '.astro', 'config.yaml')]: `contexts:\n  astronomer_io:\n    token: Bearer ${canary}\n`,
-    [path.join(home, '.docker', 'config.json')]: JSON.stringify({ auths: { 'images.astronomer.cloud': { auth: Buffer.from(`cli:${canary}`).toString('base64') } } }),
+    [path.join(home, '.docker', 'config.json')]: JSON.stringify({
+      auths: { 'images.astronomer.cloud': { auth: Buffer.from(`cli:${canary}`).toString('base64') } },
+    }),
     [path.join(astroHome, '.astro', 'config.yaml')]: `contexts:\n  localhost:\n    token: ${canary}\n`,
     [path.join(dockerConfig, 'config.json')]: JSON.stringify({ auths: { localhost: { auth: canary } } }),
   };

@@ -103,7 +103,7 @@ describe('hostile DAG files', () => {
     expect(file('stubborn_loop').errors[0]).toMatchObject({ kind: 'timeout' });
   });
 
-  it('os._exit and a segfault are reported as that file\'s error', () => {
+  it("os._exit and a segfault are reported as that file's error", () => {
     expect(file('hard_exit').errors[0]?.message).toMatch(/exit code 3/);
     expect(file('segfault').errors[0]?.message).toMatch(/SIGSEGV/);
   });
@@ -144,14 +144,14 @@ describe('hostile DAG files', () => {
     for (const secret of [...Object.values(SECRETS), home.canary]) expect(everything).not.toContain(secret);
   });
 
-  it('/proc shows only the sandbox\'s own processes', () => {
+  it("/proc shows only the sandbox's own processes", () => {
     expect(file('proc_probe').status).toBe('ok');
     const seen = Number(/processes seen: (\d+)/.exec(file('proc_probe').output ?? '')?.[1]);
     expect(seen).toBeGreaterThan(0);
     expect(seen).toBeLessThan(16);
   });
 
-  it('the home directory, ASTRO_HOME, DOCKER_CONFIG and astro\'s cache are empty to DAG code', () => {
+  it("the home directory, ASTRO_HOME, DOCKER_CONFIG and astro's cache are empty to DAG code", () => {
     expect(file('home_probe').output).toMatch(/files read: 0\b/);
     expect(file('home_probe').output).toMatch(/real home entries: 0\b/);
   });

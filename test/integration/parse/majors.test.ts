@@ -39,9 +39,14 @@ function verdictDifferences(ours: ParseReport, reference: ReferenceResult): stri
     if (JSON.stringify(a) !== JSON.stringify(b)) differences.push(`${what}: ours ${JSON.stringify(a)}, reference ${JSON.stringify(b)}`);
   };
   const paths = ours.files.map((f) => f.path);
-  same('failing files', ours.files.filter((f) => f.status === 'error').map((f) => f.path).sort(), [
-    ...new Set(reference.failing.map((p) => fileOf(p, paths))),
-  ].sort());
+  same(
+    'failing files',
+    ours.files
+      .filter((f) => f.status === 'error')
+      .map((f) => f.path)
+      .sort(),
+    [...new Set(reference.failing.map((p) => fileOf(p, paths)))].sort(),
+  );
   same('import-error paths', ours.files.flatMap((f) => f.errors.map((e) => e.path)).sort(), Object.keys(reference.importErrors).sort());
   same('DAG ids', [...new Set(ours.files.flatMap((f) => f.dagIds))].sort(), reference.dagIds);
   if (ours.summary.passed !== (reference.failing.length === 0)) differences.push(`passed: ours ${ours.summary.passed}`);

@@ -77,7 +77,16 @@ describe('browser login (Chromium)', () => {
   beforeAll(async () => {
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   });
   afterAll(async () => {
@@ -95,12 +104,20 @@ describe('browser login (Chromium)', () => {
     await context.close();
     expect(params.get('state')).toBe('s1');
 
-    const tokens = await tokenRequest({ client_id: 'local-astro-cli', grant_type: 'authorization_code', code: params.get('code')!, code_verifier: verifier, redirect_uri: callback.url });
+    const tokens = await tokenRequest({
+      client_id: 'local-astro-cli',
+      grant_type: 'authorization_code',
+      code: params.get('code')!,
+      code_verifier: verifier,
+      redirect_uri: callback.url,
+    });
     expect(tokens.status).toBe(200);
     expect(tokens.json).toMatchObject({ token_type: 'Bearer', scope: 'openid profile email offline_access', expires_in: 3600 });
     for (const field of ['access_token', 'refresh_token', 'id_token']) expect(tokens.json[field]).toEqual(expect.any(String));
 
-    const userinfo = await readResponse(await fetch(`${t.stack.endpoints.platform.authDomainUrl}userinfo`, { headers: { authorization: `Bearer ${tokens.json.access_token}` } }));
+    const userinfo = await readResponse(
+      await fetch(`${t.stack.endpoints.platform.authDomainUrl}userinfo`, { headers: { authorization: `Bearer ${tokens.json.access_token}` } }),
+    );
     expect(userinfo.json).toMatchObject({ email: 'ada@example.com', name: 'Ada Lovelace' });
     expect((await t.api('/v1/users/self?createIfNotExist=true', { token: tokens.json.access_token })).json.id).toBe(ids.userAda);
   });
@@ -124,18 +141,36 @@ describe('authorization code + PKCE', () => {
     const { verifier, challenge } = pkce();
     const params = await loginOverHttp(challenge);
     const code = params.get('code')!;
-    const wrong = await tokenRequest({ client_id: 'local-astro-cli', grant_type: 'authorization_code', code, code_verifier: pkce().verifier, redirect_uri: callback.url });
+    const wrong = await tokenRequest({
+      client_id: 'local-astro-cli',
+      grant_type: 'authorization_code',
+      code,
+      code_verifier: pkce().verifier,
+      redirect_uri: callback.url,
+    });
     expect(wrong.status).toBe(403);
     expect(wrong.json).toEqual({ error: 'invalid_grant', error_description: expect.stringContaining('PKCE') });
     // The attempt spent the code: not even the right verifier redeems it now.
-    const again = await tokenRequest({ client_id: 'local-astro-cli', grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: callback.url });
+    const again = await tokenRequest({
+      client_id: 'local-astro-cli',
+      grant_type: 'authorization_code',
+      code,
+      code_verifier: verifier,
+      redirect_uri: callback.url,
+    });
     expect(again.json).toEqual({ error: 'invalid_grant', error_description: expect.stringContaining('already been used') });
   });
 
   it('refuses a redirect_uri that differs from the authorized one', async () => {
     const { verifier, challenge } = pkce();
     const code = (await loginOverHttp(challenge)).get('code')!;
-    const res = await tokenRequest({ client_id: 'local-astro-cli', grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: 'http://localhost:1/other' });
+    const res = await tokenRequest({
+      client_id: 'local-astro-cli',
+      grant_type: 'authorization_code',
+      code,
+      code_verifier: verifier,
+      redirect_uri: 'http://localhost:1/other',
+    });
     expect(res.status).toBe(403);
     expect(res.json.error_description).toContain('redirect_uri');
   });
@@ -143,7 +178,13 @@ describe('authorization code + PKCE', () => {
   it('logs in as the chosen user', async () => {
     const { verifier, challenge } = pkce();
     const code = (await loginOverHttp(challenge, 'allow', ids.userGrace)).get('code')!;
-    const tokens = await tokenRequest({ client_id: 'local-astro-cli', grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: callback.url });
+    const tokens = await tokenRequest({
+      client_id: 'local-astro-cli',
+      grant_type: 'authorization_code',
+      code,
+      code_verifier: verifier,
+      redirect_uri: callback.url,
+    });
     const orgs = await t.api('/v1/organizations', { token: tokens.json.access_token });
     expect(orgs.json.organizations.map((o: any) => o.id)).toEqual([ids.orgNebula]);
   });
@@ -172,15 +213,29 @@ describe('authorization code + PKCE', () => {
     try {
       const { verifier, challenge } = pkce();
       const base = short.stack.endpoints.platform.authDomainUrl;
-      const html = await (await fetch(`${base}authorize?client_id=local-astro-cli&redirect_uri=${callback.url}&response_type=code&code_challenge=${challenge}&code_challenge_method=S256`)).text();
+      const html = await (
+        await fetch(
+          `${base}authorize?client_id=local-astro-cli&redirect_uri=${callback.url}&response_type=code&code_challenge=${challenge}&code_challenge_method=S256`,
+        )
+      ).text();
       const request = /name="request" value="([^"]+)"/.exec(html)![1]!;
-      const redirect = await fetch(`${base}authorize`, { method: 'POST', redirect: 'manual', body: new URLSearchParams({ request, user: ids.userAda, decision: 'allow' }) });
+      const redirect = await fetch(`${base}authorize`, {
+        method: 'POST',
+        redirect: 'manual',
+        body: new URLSearchParams({ request, user: ids.userAda, decision: 'allow' }),
+      });
       const code = new URL(redirect.headers.get('location')!).searchParams.get('code')!;
       await new Promise((r) => setTimeout(r, 20));
       const res = await readResponse(
         await fetch(`${base}oauth/token`, {
           method: 'POST',
-          body: new URLSearchParams({ client_id: 'local-astro-cli', grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: callback.url }),
+          body: new URLSearchParams({
+            client_id: 'local-astro-cli',
+            grant_type: 'authorization_code',
+            code,
+            code_verifier: verifier,
+            redirect_uri: callback.url,
+          }),
         }),
       );
       expect(res.json).toEqual({ error: 'invalid_grant', error_description: 'authorization code has expired' });
@@ -207,7 +262,13 @@ describe('refresh and client credentials', () => {
 
     const { verifier, challenge } = pkce();
     const code = (await loginOverHttp(challenge)).get('code')!;
-    const login = await tokenRequest({ client_id: 'local-astro-cli', grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: callback.url });
+    const login = await tokenRequest({
+      client_id: 'local-astro-cli',
+      grant_type: 'authorization_code',
+      code,
+      code_verifier: verifier,
+      redirect_uri: callback.url,
+    });
     const refreshed = await tokenRequest({ client_id: 'local-astro-cli', grant_type: 'refresh_token', refresh_token: login.json.refresh_token });
     expect(refreshed.status).toBe(200);
     await t.api('/_platform/refresh-tokens/revoke', { method: 'POST', body: { refreshToken: login.json.refresh_token } });
@@ -229,7 +290,11 @@ describe('refresh and client credentials', () => {
     expect((await tokenRequest({})).json).toEqual({ error: 'invalid_request', error_description: 'grant_type is required' });
     expect((await tokenRequest({ grant_type: 'password' })).json.error).toBe('unsupported_grant_type');
     expect((await tokenRequest({ grant_type: 'authorization_code', client_id: 'local-astro-cli' })).status).toBe(400);
-    const json = await fetch(`${t.stack.endpoints.platform.authDomainUrl}oauth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{oops' });
+    const json = await fetch(`${t.stack.endpoints.platform.authDomainUrl}oauth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{oops',
+    });
     expect(json.status).toBe(400);
     expect(((await json.json()) as { error: string }).error).toBe('invalid_request');
   });
@@ -261,9 +326,16 @@ describe('registry token endpoint', () => {
       const res = await registryToken(basic('cli', password));
       expect(res.status).toBe(200);
       expect(res.json).toMatchObject({ token: expect.any(String), access_token: res.json.token, expires_in: 300, issued_at: expect.any(String) });
-      const [header, payload] = res.json.token.split('.').slice(0, 2).map((p: string) => JSON.parse(Buffer.from(p, 'base64url').toString()));
+      const [header, payload] = res.json.token
+        .split('.')
+        .slice(0, 2)
+        .map((p: string) => JSON.parse(Buffer.from(p, 'base64url').toString()));
       expect(header).toMatchObject({ alg: 'RS256', x5c: [expect.any(String)] });
-      expect(payload).toMatchObject({ iss: 'astro-local-platform', aud: 'astro-local-registry', access: [{ type: 'repository', name: 'stellar-orbit-1234/airflow', actions: ['push', 'pull'] }] });
+      expect(payload).toMatchObject({
+        iss: 'astro-local-platform',
+        aud: 'astro-local-registry',
+        access: [{ type: 'repository', name: 'stellar-orbit-1234/airflow', actions: ['push', 'pull'] }],
+      });
       for (const claim of ['sub', 'exp', 'nbf', 'iat', 'jti']) expect(payload).toHaveProperty(claim);
     }
   });
@@ -280,6 +352,8 @@ describe('registry token endpoint', () => {
     expect((await registryToken(basic('cli', t.token('cltokexpired0000000000000')))).json.errors[0].message).toContain('expired');
     expect((await registryToken(basic('admin', t.token('cltokorgstellar0000000000')))).status).toBe(401);
     expect((await registryToken(basic('user', 'not-a-houston-token'))).status).toBe(401);
-    expect((await registryToken(basic('cli', t.token('cltokorgstellar0000000000')), 'service=astro-local-registry&scope=repository:UPPER/case:push')).status).toBe(400);
+    expect(
+      (await registryToken(basic('cli', t.token('cltokorgstellar0000000000')), 'service=astro-local-registry&scope=repository:UPPER/case:push')).status,
+    ).toBe(400);
   });
 });

@@ -132,7 +132,6 @@ async function dagBundleOfDirs(dirs: string[]): Promise<Buffer> {
   return gzipSync(Buffer.concat(chunks));
 }
 
-
 describe('an injected rollout failure', () => {
   it('leaves the deploy DEPLOYED and the Deployment UNHEALTHY with the reason, once', async () => {
     const set = await t.api('/_platform/faults', { method: 'POST', body: { rollout: { failNext: 1, reason: 'scheduler CrashLoopBackOff' } } });

@@ -44,19 +44,28 @@ beforeAll(async () => {
   t = await startTestStack();
   // An IMAGE_AND_DAG deploy with GitHub metadata, then a DAG_ONLY deploy with generic git metadata.
   const created = (
-    await t.api(`${deploymentPath}/deploys`, { method: 'POST', token: orgToken(), body: { type: 'IMAGE_AND_DAG', description: 'Add the hello DAG', git: githubGit } })
+    await t.api(`${deploymentPath}/deploys`, {
+      method: 'POST',
+      token: orgToken(),
+      body: { type: 'IMAGE_AND_DAG', description: 'Add the hello DAG', git: githubGit },
+    })
   ).json;
   const ref = `${created.imageRepository}:${created.imageTag}`;
   await buildTinyImage(ref, { labels: { 'io.astronomer.docker.runtime.version': '3.1-8', 'io.astronomer.docker.airflow.version': '3.1.8' } });
   images.push(ref);
   expect((await pushImage(ref, { username: 'cli', password: orgToken(), serveraddress: t.stack.endpoints.registry.host })).error).toBeUndefined();
   const imageVersion = await upload(created.dagsUploadUrl, { 'dags/hello.py': sampleDag });
-  imageDeploy = (await t.api(`${deploymentPath}/deploys/${created.id}/finalize`, { method: 'POST', token: orgToken(), body: { dagTarballVersion: imageVersion } })).json;
+  imageDeploy = (
+    await t.api(`${deploymentPath}/deploys/${created.id}/finalize`, { method: 'POST', token: orgToken(), body: { dagTarballVersion: imageVersion } })
+  ).json;
   expect(imageDeploy.status).toBe('DEPLOYED');
 
-  const dagOnly = (await t.api(`${deploymentPath}/deploys`, { method: 'POST', token: orgToken(), body: { type: 'DAG_ONLY', description: 'Tweak hello', git: genericGit } })).json;
+  const dagOnly = (
+    await t.api(`${deploymentPath}/deploys`, { method: 'POST', token: orgToken(), body: { type: 'DAG_ONLY', description: 'Tweak hello', git: genericGit } })
+  ).json;
   dagVersion = await upload(dagOnly.dagsUploadUrl, { 'dags/hello.py': `${sampleDag}# tweaked\n` });
-  dagDeploy = (await t.api(`${deploymentPath}/deploys/${dagOnly.id}/finalize`, { method: 'POST', token: orgToken(), body: { dagTarballVersion: dagVersion } })).json;
+  dagDeploy = (await t.api(`${deploymentPath}/deploys/${dagOnly.id}/finalize`, { method: 'POST', token: orgToken(), body: { dagTarballVersion: dagVersion } }))
+    .json;
   expect(dagDeploy.status).toBe('DEPLOYED');
 });
 
@@ -92,7 +101,7 @@ describe('GET a deploy', () => {
     expect(res.json.dagsUploadUrl).toBeUndefined();
   });
 
-  it('keeps a DAG_ONLY deploy\'s generic git metadata and the Runtime the Deployment ran', async () => {
+  it("keeps a DAG_ONLY deploy's generic git metadata and the Runtime the Deployment ran", async () => {
     const res = (await t.api(`${deploymentPath}/deploys/${dagDeploy.id}`, { token: orgToken() })).json;
     expect(res).toMatchObject({ type: 'DAG_ONLY', description: 'Tweak hello', git: genericGit, dagTarballVersion: dagVersion, astroRuntimeVersion: '3.1-8' });
   });
@@ -123,9 +132,14 @@ describe('the deploy list and the Deployment', () => {
     expect(oldestFirst.deploys.map((d: any) => d.id)).toEqual([imageDeploy.id]);
   });
 
-  it('has the Deployment report the image tag and bundle version it runs; the registry gives that image\'s digest', async () => {
+  it("has the Deployment report the image tag and bundle version it runs; the registry gives that image's digest", async () => {
     const d = (await t.api(deploymentPath, { token: orgToken() })).json;
-    expect(d).toMatchObject({ imageTag: imageDeploy.imageTag, imageVersion: imageDeploy.imageTag, dagTarballVersion: dagVersion, desiredDagTarballVersion: dagVersion });
+    expect(d).toMatchObject({
+      imageTag: imageDeploy.imageTag,
+      imageVersion: imageDeploy.imageTag,
+      dagTarballVersion: dagVersion,
+      desiredDagTarballVersion: dagVersion,
+    });
     expect(d.updatedBy).toMatchObject({ id: 'cltokorgstellar0000000000', subjectType: 'SERVICEKEY' });
 
     // The digest a client compares: the registry's manifest digest for imageRepository:imageTag, via the token endpoint.

@@ -4,18 +4,7 @@
  */
 import { BlockBlobClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  buildTinyImage,
-  dagBundle,
-  ids,
-  pushImage,
-  removeDir,
-  removeImage,
-  sampleDag,
-  startTestStack,
-  waitFor,
-  type TestStack,
-} from './helpers.js';
+import { buildTinyImage, dagBundle, ids, pushImage, removeDir, removeImage, sampleDag, startTestStack, waitFor, type TestStack } from './helpers.js';
 
 let t: TestStack;
 const builtImages: string[] = [];
@@ -214,7 +203,12 @@ describe('finalize checks the registry', () => {
     expect((await pushAs(amd.imageRepository, `${amd.imageTag}-amd64`, orgToken())).error).toBeUndefined();
     expect((await pushAs(arm.imageRepository, `${arm.imageTag}-arm64`, orgToken(), { platform: 'linux/arm64' })).error).toBeUndefined();
     const repo = 'stellar-orbit-1234/airflow';
-    const push = await t.stack.platform.tokens.registryToken('test', 'astro-local-registry', [{ type: 'repository', name: repo, actions: ['push', 'pull'] }], 60);
+    const push = await t.stack.platform.tokens.registryToken(
+      'test',
+      'astro-local-registry',
+      [{ type: 'repository', name: repo, actions: ['push', 'pull'] }],
+      60,
+    );
     const registry = t.stack.endpoints.registry.url;
     const manifestOf = async (tag: string) => {
       const res = await fetch(`${registry}/v2/${repo}/manifests/${tag}`, {
@@ -244,7 +238,10 @@ describe('finalize checks the registry', () => {
       expect(res.status).toBe(201);
     };
     await putIndex(arm.imageTag, [{ ...armManifest, architecture: 'arm64' }]);
-    await putIndex(amd.imageTag, [{ ...armManifest, architecture: 'arm64' }, { ...amdManifest, architecture: 'amd64' }]);
+    await putIndex(amd.imageTag, [
+      { ...armManifest, architecture: 'arm64' },
+      { ...amdManifest, architecture: 'amd64' },
+    ]);
 
     const refused = await t.api(`${deploysPath(ids.depDagOn)}/${arm.id}/finalize`, { method: 'POST', token: orgToken(), body: { dagTarballVersion: '' } });
     expect(refused.status).toBe(400);
@@ -351,7 +348,9 @@ describe('SAS upload URLs', () => {
     expect(result._response.status).toBe(201);
     const seen = (await t.api(`/_platform/requests?listener=blob-proxy&since=${since}`)).json.requests.map((r: any) => r.status);
     expect(seen).toEqual([500, 201]);
-    expect((await t.api('/_platform/requests?listener=blob-proxy')).json.requests.every((r: any) => r.query.sig === undefined || r.query.sig === '[redacted]')).toBe(true);
+    expect(
+      (await t.api('/_platform/requests?listener=blob-proxy')).json.requests.every((r: any) => r.query.sig === undefined || r.query.sig === '[redacted]'),
+    ).toBe(true);
   });
 });
 
@@ -369,14 +368,23 @@ describe('restart', () => {
     const after = (await t.api('/_platform/state')).json;
     expect(after.deploys.map((d: any) => d.id)).toEqual(before.deploys.map((d: any) => d.id));
     // A token minted before the restart still verifies: the signing key lives in the state dir.
-    const finalized = await t.api(`${deploysPath(ids.depDagOn)}/${deploy.id}/finalize`, { method: 'POST', token: minted, body: { dagTarballVersion: version } });
+    const finalized = await t.api(`${deploysPath(ids.depDagOn)}/${deploy.id}/finalize`, {
+      method: 'POST',
+      token: minted,
+      body: { dagTarballVersion: version },
+    });
     expect(finalized.status).toBe(200);
     const healthy = await waitForStatus(ids.depDagOn, 'HEALTHY');
     expect(healthy.dagTarballVersion).toBe(version);
 
     // Images pushed before the restart are still in the registry the restarted stack runs.
     const pushed = after.deploys.find((d: any) => d.imageDigest && d.type === 'IMAGE_AND_DAG');
-    const pull = await t.stack.platform.tokens.registryToken('test', 'astro-local-registry', [{ type: 'repository', name: 'stellar-orbit-1234/airflow', actions: ['pull'] }], 60);
+    const pull = await t.stack.platform.tokens.registryToken(
+      'test',
+      'astro-local-registry',
+      [{ type: 'repository', name: 'stellar-orbit-1234/airflow', actions: ['pull'] }],
+      60,
+    );
     const manifest = await fetch(`${t.stack.endpoints.registry.url}/v2/stellar-orbit-1234/airflow/manifests/${pushed.imageTag}`, {
       method: 'HEAD',
       headers: { authorization: `Bearer ${pull}`, accept: 'application/vnd.docker.distribution.manifest.v2+json' },

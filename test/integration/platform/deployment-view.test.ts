@@ -44,7 +44,16 @@ beforeAll(async () => {
       executablePath: '/usr/bin/chromium',
       headless: true,
       viewport: { width: 1280, height: 900 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     }),
   ]);
 
@@ -53,7 +62,18 @@ beforeAll(async () => {
     await t.api(deploysPath(ids.depDagOn), {
       method: 'POST',
       token: orgToken(),
-      body: { type: 'IMAGE_AND_DAG', description: 'First deploy <b>not bold</b>', git: { provider: 'GITHUB', commitSha: 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678', branch: 'main', account: 'stellar', repo: 'pipelines', commitUrl: 'https://github.com/stellar/pipelines/commit/a1b2c3d4e5f60718293a4b5c6d7e8f9012345678' } },
+      body: {
+        type: 'IMAGE_AND_DAG',
+        description: 'First deploy <b>not bold</b>',
+        git: {
+          provider: 'GITHUB',
+          commitSha: 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678',
+          branch: 'main',
+          account: 'stellar',
+          repo: 'pipelines',
+          commitUrl: 'https://github.com/stellar/pipelines/commit/a1b2c3d4e5f60718293a4b5c6d7e8f9012345678',
+        },
+      },
     })
   ).json;
   const ref = `${created.imageRepository}:${created.imageTag}`;
@@ -61,7 +81,8 @@ beforeAll(async () => {
   images.push(ref);
   expect((await pushImage(ref, { username: 'cli', password: orgToken(), serveraddress: t.stack.endpoints.registry.host })).error).toBeUndefined();
   const v1 = await upload(created.dagsUploadUrl, { 'dags/hello.py': sampleDag });
-  imageDeploy = (await t.api(`${deploysPath(ids.depDagOn)}/${created.id}/finalize`, { method: 'POST', token: orgToken(), body: { dagTarballVersion: v1 } })).json;
+  imageDeploy = (await t.api(`${deploysPath(ids.depDagOn)}/${created.id}/finalize`, { method: 'POST', token: orgToken(), body: { dagTarballVersion: v1 } }))
+    .json;
   const dagOnly = (await t.api(deploysPath(ids.depDagOn), { method: 'POST', token: orgToken(), body: { type: 'DAG_ONLY', description: 'Only DAGs' } })).json;
   const v2 = await upload(dagOnly.dagsUploadUrl, { 'dags/hello.py': `${sampleDag}# v2\n` });
   dagDeploy = (await t.api(`${deploysPath(ids.depDagOn)}/${dagOnly.id}/finalize`, { method: 'POST', token: orgToken(), body: { dagTarballVersion: v2 } })).json;
@@ -115,7 +136,9 @@ describe('Deployment View', () => {
     // Descriptions are text, never markup.
     expect(cells[5]).toBe('First deploy <b>not bold</b>');
     expect(await first.locator('b').count()).toBe(0);
-    expect(await first.getByRole('link', { name: 'a1b2c3d' }).getAttribute('href')).toBe('https://github.com/stellar/pipelines/commit/a1b2c3d4e5f60718293a4b5c6d7e8f9012345678');
+    expect(await first.getByRole('link', { name: 'a1b2c3d' }).getAttribute('href')).toBe(
+      'https://github.com/stellar/pipelines/commit/a1b2c3d4e5f60718293a4b5c6d7e8f9012345678',
+    );
     expect(cells[7]).toContain('stellar-organization-token');
 
     mkdirSync(outputDir, { recursive: true });
@@ -136,16 +159,20 @@ describe('Deployment View', () => {
     await page.close();
   });
 
-  it('answers TLS on the same port, for the https:// link Astronomer\'s CLI prints after an image deploy', async () => {
+  it("answers TLS on the same port, for the https:// link Astronomer's CLI prints after an image deploy", async () => {
     const path = `/${ids.wsData}/deployments/${ids.depDagOn}`;
     // Verified against the platform's own certificate (localhost, 127.0.0.1), not with checks turned off.
     const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      httpsGet(`https://localhost:${t.stack.endpoints.view.port}${path}`, { ca: readFileSync(t.stack.endpoints.view.tlsCertPath), lookup: (_h, _o, cb) => cb(null, [{ address: '127.0.0.1', family: 4 }]) }, (r) => {
-        let body = '';
-        r.setEncoding('utf8');
-        r.on('data', (c: string) => (body += c));
-        r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
-      }).on('error', reject);
+      httpsGet(
+        `https://localhost:${t.stack.endpoints.view.port}${path}`,
+        { ca: readFileSync(t.stack.endpoints.view.tlsCertPath), lookup: (_h, _o, cb) => cb(null, [{ address: '127.0.0.1', family: 4 }]) },
+        (r) => {
+          let body = '';
+          r.setEncoding('utf8');
+          r.on('data', (c: string) => (body += c));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+        },
+      ).on('error', reject);
     });
     expect(res.status).toBe(200);
     expect(res.body).toContain(imageDeploy.imageTag);
@@ -153,7 +180,16 @@ describe('Deployment View', () => {
 
     const context = await chromium.launch({
       executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     try {
       const page = await (await context.newContext({ ignoreHTTPSErrors: true })).newPage();
@@ -167,7 +203,11 @@ describe('Deployment View', () => {
 
   it('answers 404 for an unknown workspace, an unknown Deployment, or a Deployment of another workspace', async () => {
     const base = `http://127.0.0.1:${t.stack.endpoints.view.port}`;
-    for (const path of ['/clwksnosuch000000000000', `/${ids.wsData}/deployments/cldepnosuch00000000000000`, `/${ids.wsAnalytics}/deployments/${ids.depDagOn}`]) {
+    for (const path of [
+      '/clwksnosuch000000000000',
+      `/${ids.wsData}/deployments/cldepnosuch00000000000000`,
+      `/${ids.wsAnalytics}/deployments/${ids.depDagOn}`,
+    ]) {
       const res = await fetch(`${base}${path}`);
       expect(res.status, path).toBe(404);
       expect(res.headers.get('content-type'), path).toContain('text/html');

@@ -3,7 +3,19 @@
  * version's shape, the DAG server upload, and image pushes with Houston credentials.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTinyImage, dagBundle, ids, pushImage, readResponse, removeDir, removeImage, sampleDag, startTestStack, waitFor, type TestStack } from './helpers.js';
+import {
+  buildTinyImage,
+  dagBundle,
+  ids,
+  pushImage,
+  readResponse,
+  removeDir,
+  removeImage,
+  sampleDag,
+  startTestStack,
+  waitFor,
+  type TestStack,
+} from './helpers.js';
 
 let t: TestStack;
 const images: string[] = [];
@@ -53,7 +65,12 @@ describe('app and auth config (no token needed)', () => {
     const old = await gql(appConfig025);
     expect(old.json.data.appConfig).toMatchObject({ version: '1.0.0', baseDomain: 'localhost', configureDagDeployment: true, nfsMountDagDeployment: true });
     const v1 = await gql(appConfig100, { clusterId: 'ckclusterlocal00000000000' });
-    expect(v1.json.data.appConfig.featureFlags).toMatchObject({ dagOnlyDeployment: true, byoUpdateRegistryEnabled: false, nfsMountDagDeployment: true, gitSyncDagDeployment: true });
+    expect(v1.json.data.appConfig.featureFlags).toMatchObject({
+      dagOnlyDeployment: true,
+      byoUpdateRegistryEnabled: false,
+      nfsMountDagDeployment: true,
+      gitSyncDagDeployment: true,
+    });
     expect(v1.json.data.appConfig.byoUpdateRegistryHost).toBe(`${t.stack.endpoints.registry.host}/byo/airflow`);
     const v2 = await gql(appConfig200, { clusterId: 'c', workspaceUuid: ids.swWorkspaceA, deploymentUuid: ids.swDagDeploy }, adaToken());
     expect(v2.json.data.appConfig.version).toBe('1.0.0');
@@ -79,7 +96,9 @@ describe('workspaces and deployments', () => {
     expect(all.json.data.workspaces[0].roleBindings).toEqual(
       expect.arrayContaining([{ role: 'WORKSPACE_ADMIN', user: { id: ids.userAda, username: 'ada@example.com' }, serviceAccount: null }]),
     );
-    expect((await gql(paginatedWorkspaces, { pageSize: 1, pageNumber: 1 }, adaToken())).json.data.paginatedWorkspaces.map((w: any) => w.id)).toEqual([ids.swWorkspaceB]);
+    expect((await gql(paginatedWorkspaces, { pageSize: 1, pageNumber: 1 }, adaToken())).json.data.paginatedWorkspaces.map((w: any) => w.id)).toEqual([
+      ids.swWorkspaceB,
+    ]);
     expect((await gql(getWorkspaces, null, graceToken())).json.data.workspaces.map((w: any) => w.id)).toEqual([ids.swWorkspaceB]);
   });
 
@@ -93,7 +112,11 @@ describe('workspaces and deployments', () => {
     const res = await gql(workspaceDeployments100, { workspaceId: ids.swWorkspaceA }, adaToken());
     const byRelease = Object.fromEntries(res.json.data.workspaceDeployments.map((d: any) => [d.releaseName, d]));
     expect(Object.keys(byRelease).sort()).toEqual(['galactic-dags-2222', 'galactic-gitsync-4444', 'galactic-image-1111', 'galactic-volume-3333']);
-    expect(byRelease['galactic-image-1111']).toMatchObject({ deployInfo: { current: 'deploy-2', nextCli: 'deploy-3' }, workspace: { id: ids.swWorkspaceA }, runtimeVersion: '3.1-8' });
+    expect(byRelease['galactic-image-1111']).toMatchObject({
+      deployInfo: { current: 'deploy-2', nextCli: 'deploy-3' },
+      workspace: { id: ids.swWorkspaceA },
+      runtimeVersion: '3.1-8',
+    });
     expect(byRelease['galactic-dags-2222'].deployInfo).toEqual({ current: '', nextCli: 'deploy-1' });
     const one = await gql(workspaceDeployments100, { workspaceId: ids.swWorkspaceA, releaseName: 'galactic-dags-2222' }, adaToken());
     expect(one.json.data.workspaceDeployments).toHaveLength(1);
@@ -171,7 +194,9 @@ describe('GraphQL errors', () => {
     { name: 'no query', body: JSON.stringify({ variables: {} }), contains: 'query' },
     { name: 'variables not an object', body: JSON.stringify({ query: appConfig025, variables: [1] }), contains: 'query' },
   ])('$name → 400 with errors[]', async ({ body, contains }) => {
-    const res = await readResponse(await fetch(t.stack.endpoints.houston.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body }));
+    const res = await readResponse(
+      await fetch(t.stack.endpoints.houston.graphqlUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body }),
+    );
     expect(res.status).toBe(400);
     expect(res.json.errors[0].message).toContain(contains);
   });
@@ -214,7 +239,13 @@ describe('DAG server', () => {
     { name: 'missing file field', release: 'galactic-dags-2222', token: 'ada', status: 400, file: 'none' },
   ])('$name → $status', async (c) => {
     const file =
-      c.file === 'corrupt' ? Buffer.from('garbage') : c.file === 'nodags' ? await dagBundle({ 'x.py': sampleDag }) : c.file === 'none' ? undefined : await dagBundle({ 'dags/a.py': sampleDag });
+      c.file === 'corrupt'
+        ? Buffer.from('garbage')
+        : c.file === 'nodags'
+          ? await dagBundle({ 'x.py': sampleDag })
+          : c.file === 'none'
+            ? undefined
+            : await dagBundle({ 'dags/a.py': sampleDag });
     const token = c.token === 'ada' ? adaToken() : c.token === 'grace' ? graceToken() : undefined;
     const res = await upload(c.release, file, token);
     expect(res.status).toBe(c.status);
@@ -222,7 +253,9 @@ describe('DAG server', () => {
   });
 
   it('refuses a body that is not multipart', async () => {
-    const res = await readResponse(await fetch(url('galactic-dags-2222'), { method: 'POST', headers: { authorization: adaToken(), 'content-type': 'application/json' }, body: '{}' }));
+    const res = await readResponse(
+      await fetch(url('galactic-dags-2222'), { method: 'POST', headers: { authorization: adaToken(), 'content-type': 'application/json' }, body: '{}' }),
+    );
     expect(res.status).toBe(400);
   });
 
@@ -243,7 +276,8 @@ describe('registry with Houston credentials', () => {
     images.push(ref);
     expect((await pushImage(ref, { username: 'user', password: adaToken(), serveraddress: host })).error).toBeUndefined();
     const info = await waitFor('deployInfo to follow the push', async () => {
-      const d = (await gql(workspaceDeployments100, { workspaceId: ids.swWorkspaceA, releaseName: 'galactic-image-1111' }, adaToken())).json.data.workspaceDeployments[0];
+      const d = (await gql(workspaceDeployments100, { workspaceId: ids.swWorkspaceA, releaseName: 'galactic-image-1111' }, adaToken())).json.data
+        .workspaceDeployments[0];
       return d.deployInfo.current === 'deploy-3' ? d.deployInfo : undefined;
     });
     expect(info).toEqual({ current: 'deploy-3', nextCli: 'deploy-4' });

@@ -57,7 +57,11 @@ describe('organizations', () => {
 
   it('gets one organization, 403 for a foreign one, 404 for an unknown one', async () => {
     const grace = t.stack.tokens.userAccessTokens.find((u) => u.userId === ids.userGrace)!.token;
-    expect((await t.api(`/v1/organizations/${ids.orgNebula}`, { token: grace })).json).toMatchObject({ id: ids.orgNebula, product: 'HYBRID', name: 'Nebula Corp' });
+    expect((await t.api(`/v1/organizations/${ids.orgNebula}`, { token: grace })).json).toMatchObject({
+      id: ids.orgNebula,
+      product: 'HYBRID',
+      name: 'Nebula Corp',
+    });
     expect((await t.api(`/v1/organizations/${org}`, { token: grace })).status).toBe(403);
     expect((await t.api('/v1/organizations/clorgunknown00000000000000', { token: grace })).status).toBe(404);
   });
@@ -95,7 +99,24 @@ describe('workspaces and deployments', () => {
     const res = await t.api(`/v1/organizations/${org}/deployments/${ids.depCicd}`, { token: t.token('cltokorgstellar0000000000') });
     expect(res.status).toBe(200);
     const d = res.json;
-    for (const field of ['id', 'name', 'namespace', 'runtimeVersion', 'astroRuntimeVersion', 'organizationId', 'workspaceId', 'webServerUrl', 'type', 'isDagDeployEnabled', 'isCicdEnforced', 'status', 'createdAt', 'updatedAt', 'imageRepository', 'imageTag']) {
+    for (const field of [
+      'id',
+      'name',
+      'namespace',
+      'runtimeVersion',
+      'astroRuntimeVersion',
+      'organizationId',
+      'workspaceId',
+      'webServerUrl',
+      'type',
+      'isDagDeployEnabled',
+      'isCicdEnforced',
+      'status',
+      'createdAt',
+      'updatedAt',
+      'imageRepository',
+      'imageTag',
+    ]) {
       expect(d, field).toHaveProperty(field);
     }
     expect(d).toMatchObject({ type: 'DEDICATED', isCicdEnforced: true, isDagDeployEnabled: true, runtimeVersion: '3.1-8', status: 'HEALTHY' });
@@ -140,7 +161,16 @@ describe('workspaces and deployments', () => {
 
 describe('bad input gets the documented error, never a crash', () => {
   const dep = `/v1/organizations/${org}/deployments/${ids.depDagOn}`;
-  const cases: { name: string; method?: string; path: string; token?: 'org' | 'none' | 'basic' | 'garbage' | 'expired' | 'grace'; body?: string; status: number; field?: string; contains?: string }[] = [
+  const cases: {
+    name: string;
+    method?: string;
+    path: string;
+    token?: 'org' | 'none' | 'basic' | 'garbage' | 'expired' | 'grace';
+    body?: string;
+    status: number;
+    field?: string;
+    contains?: string;
+  }[] = [
     { name: 'no authorization', path: '/v1/organizations', token: 'none', status: 401 },
     { name: 'Basic instead of Bearer', path: '/v1/organizations', token: 'basic', status: 401 },
     { name: 'garbage bearer token', path: '/v1/organizations', token: 'garbage', status: 401 },
@@ -162,9 +192,30 @@ describe('bad input gets the documented error, never a crash', () => {
     { name: 'body is a string', method: 'POST', path: `${dep}/deploys`, body: '"IMAGE"', status: 400 },
     { name: 'missing type', method: 'POST', path: `${dep}/deploys`, body: '{}', status: 400, field: 'type' },
     { name: 'unknown type', method: 'POST', path: `${dep}/deploys`, body: '{"type":"EVERYTHING"}', status: 400, field: 'type' },
-    { name: 'description not a string', method: 'POST', path: `${dep}/deploys`, body: '{"type":"DAG_ONLY","description":5}', status: 400, field: 'description' },
-    { name: 'git without commitSha', method: 'POST', path: `${dep}/deploys`, body: '{"type":"DAG_ONLY","git":{"provider":"GITHUB"}}', status: 400, field: 'git.commitSha' },
-    { name: 'git with unknown provider', method: 'POST', path: `${dep}/deploys`, body: '{"type":"DAG_ONLY","git":{"provider":"SVN","commitSha":"abc"}}', status: 400, field: 'git.provider' },
+    {
+      name: 'description not a string',
+      method: 'POST',
+      path: `${dep}/deploys`,
+      body: '{"type":"DAG_ONLY","description":5}',
+      status: 400,
+      field: 'description',
+    },
+    {
+      name: 'git without commitSha',
+      method: 'POST',
+      path: `${dep}/deploys`,
+      body: '{"type":"DAG_ONLY","git":{"provider":"GITHUB"}}',
+      status: 400,
+      field: 'git.commitSha',
+    },
+    {
+      name: 'git with unknown provider',
+      method: 'POST',
+      path: `${dep}/deploys`,
+      body: '{"type":"DAG_ONLY","git":{"provider":"SVN","commitSha":"abc"}}',
+      status: 400,
+      field: 'git.provider',
+    },
     { name: 'BUNDLE deploy', method: 'POST', path: `${dep}/deploys`, body: '{"type":"BUNDLE"}', status: 400, contains: 'BUNDLE' },
     { name: 'finalize with a numeric version', method: 'POST', path: `${dep}/deploys/cldplunknown/finalize`, body: '{"dagTarballVersion":5}', status: 404 },
     { name: 'wrong method on a collection', method: 'PUT', path: '/v1/organizations', status: 405 },
@@ -204,7 +255,11 @@ describe('bad input gets the documented error, never a crash', () => {
   });
 
   it('refuses oversized bodies with 413', async () => {
-    const res = await t.api(`${dep}/deploys`, { method: 'POST', token: t.token('cltokorgstellar0000000000'), body: `{"description":"${'x'.repeat(11 * 1024 * 1024)}"}` });
+    const res = await t.api(`${dep}/deploys`, {
+      method: 'POST',
+      token: t.token('cltokorgstellar0000000000'),
+      body: `{"description":"${'x'.repeat(11 * 1024 * 1024)}"}`,
+    });
     expect(res.status).toBe(413);
     expect(res.json.statusCode).toBe(413);
   });

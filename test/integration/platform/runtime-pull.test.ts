@@ -46,7 +46,7 @@ describe('the stand-in Runtime image and docker build --pull', () => {
     expect(image.Config.Labels?.['io.astronomer.docker.runtime.version']).toBe('3.1-8');
   });
 
-  it('is documented for users of Astronomer\'s CLI in test/platform/README.md', () => {
+  it("is documented for users of Astronomer's CLI in test/platform/README.md", () => {
     const readme = readFileSync(join(repoRoot, 'test', 'platform', 'README.md'), 'utf8');
     expect(readme).toContain('docker build --pull');
     expect(readme).toContain('FROM --platform=linux/amd64 astrocrpublic.azurecr.io/runtime:3.1-8');

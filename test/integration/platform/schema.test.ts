@@ -44,7 +44,17 @@ const deploymentRequired: Record<string, 'string' | 'number' | 'boolean' | 'obje
 };
 
 /** Optional in the schema, dereferenced by `deployment inspect` for every Deployment type. */
-const inspectAlways = ['type', 'executor', 'workspaceName', 'description', 'isHighAvailability', 'isDevelopmentMode', 'region', 'workerQueues', 'environmentVariables'];
+const inspectAlways = [
+  'type',
+  'executor',
+  'workspaceName',
+  'description',
+  'isHighAvailability',
+  'isDevelopmentMode',
+  'region',
+  'workerQueues',
+  'environmentVariables',
+];
 /** Dereferenced for Standard and Dedicated Deployments. */
 const inspectHosted = ['schedulerSize', 'defaultTaskPodCpu', 'defaultTaskPodMemory', 'resourceQuotaCpu', 'resourceQuotaMemory'];
 /** Dereferenced for Dedicated and Hybrid Deployments. */

@@ -35,7 +35,7 @@ afterAll(async () => {
 });
 
 describe('Software registry on localhost', () => {
-  it('takes a push with an empty username (what Astronomer\'s CLI sends there) without a single 401', async () => {
+  it("takes a push with an empty username (what Astronomer's CLI sends there) without a single 401", async () => {
     const host = t.stack.endpoints.registry.host;
     const ref = `${host}/galactic-image-1111/airflow:deploy-7`;
     await build(ref);

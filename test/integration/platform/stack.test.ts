@@ -50,9 +50,9 @@ describe('startStack', () => {
     const first = await startStack({ ports: 0 });
     const stateDir = mkdtempSync(join(tmpdir(), 'astro-platform-busy-'));
     try {
-      await expect(startStack({ ports: { platform: first.endpoints.platform.port, registry: 0, houston: 0, blobProxy: 0, view: 0 }, stateDir })).rejects.toThrow(
-        `port ${first.endpoints.platform.port} on 127.0.0.1 is already in use`,
-      );
+      await expect(
+        startStack({ ports: { platform: first.endpoints.platform.port, registry: 0, houston: 0, blobProxy: 0, view: 0 }, stateDir }),
+      ).rejects.toThrow(`port ${first.endpoints.platform.port} on 127.0.0.1 is already in use`);
     } finally {
       await first.stop();
       removeDir(stateDir);

@@ -323,6 +323,8 @@ ${options}
 }
 
 function errorPage(title: string, detail: string): string {
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><style>${pageStyle}</style></head>` +
-    `<body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(detail)}</p></body></html>`;
+  return (
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><style>${pageStyle}</style></head>` +
+    `<body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(detail)}</p></body></html>`
+  );
 }

@@ -38,9 +38,8 @@ export function createBlobProxy(platform: Platform, requests: RequestLog): Serve
     new Promise((resolve, reject) => {
       const target = new URL(platform.blobStore().azuriteUrl);
       const headers = { ...req.headers, host: target.host };
-      const upstreamReq = httpRequest(
-        { host: target.hostname, port: target.port, method: req.method, path: url.pathname + url.search, headers },
-        (upstream) => resolve({ status: upstream.statusCode ?? 502, headers: upstream.headers, upstream }),
+      const upstreamReq = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: url.pathname + url.search, headers }, (upstream) =>
+        resolve({ status: upstream.statusCode ?? 502, headers: upstream.headers, upstream }),
       );
       upstreamReq.on('error', reject);
       req.pipe(upstreamReq);

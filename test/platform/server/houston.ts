@@ -334,7 +334,11 @@ export function registerHoustonRoutes(router: Router, platform: Platform): void 
   router.on('GET', '/:release/airflow', (ctx) => {
     const d = platform.softwareDeploymentByRelease(ctx.params.release!);
     if (!d) throw new HttpError(404, `no deployment with release name ${ctx.params.release}`);
-    sendHtml(ctx.res, 200, `<!doctype html><meta charset="utf-8"><title>${escapeHtml(d.label)}</title><h1>${escapeHtml(d.label)}</h1><p>Local stand-in for the Airflow UI of ${escapeHtml(d.releaseName)}.</p>`);
+    sendHtml(
+      ctx.res,
+      200,
+      `<!doctype html><meta charset="utf-8"><title>${escapeHtml(d.label)}</title><h1>${escapeHtml(d.label)}</h1><p>Local stand-in for the Airflow UI of ${escapeHtml(d.releaseName)}.</p>`,
+    );
   });
 }
 

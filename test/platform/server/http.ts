@@ -44,16 +44,7 @@ export interface RequestLogEntry {
 }
 
 const redactedHeaders = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
-const redactedFields = new Set([
-  'password',
-  'client_secret',
-  'code',
-  'code_verifier',
-  'refresh_token',
-  'access_token',
-  'token',
-  'sig',
-]);
+const redactedFields = new Set(['password', 'client_secret', 'code', 'code_verifier', 'refresh_token', 'access_token', 'token', 'sig']);
 
 export function redactHeaders(headers: IncomingMessage['headers']): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};

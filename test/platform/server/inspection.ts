@@ -15,14 +15,21 @@ const mintRequest = z
     workspaceId: z.string().min(1).optional(),
     deploymentId: z.string().min(1).optional(),
     /** Negative values mint an already expired token. */
-    expiresInSeconds: z.number().int().min(-365 * 24 * 3600).max(365 * 24 * 3600).default(3600),
+    expiresInSeconds: z
+      .number()
+      .int()
+      .min(-365 * 24 * 3600)
+      .max(365 * 24 * 3600)
+      .default(3600),
     name: z.string().optional(),
   })
   .strict();
 
 const faultKnob = z.object({ failNext: z.number().int().min(0).max(1000), status: z.number().int().min(400).max(599).default(503) }).strict();
 /** The next finalized deploys roll out to UNHEALTHY with this reason, as when a scheduler crashes on new code. */
-const rolloutKnob = z.object({ failNext: z.number().int().min(0).max(1000), reason: z.string().min(1).max(500).default('the scheduler failed to start') }).strict();
+const rolloutKnob = z
+  .object({ failNext: z.number().int().min(0).max(1000), reason: z.string().min(1).max(500).default('the scheduler failed to start') })
+  .strict();
 const faultsRequest = z.object({ blob: faultKnob.optional(), dagServer: faultKnob.optional(), rollout: rolloutKnob.optional() }).strict();
 
 const appConfigRequest = z
@@ -87,7 +94,8 @@ export function registerInspectionRoutes(router: Router, platform: Platform, req
     if (!platform.organization(request.organizationId)) throw new HttpError(404, `organization ${request.organizationId} not found`);
     if (request.workspaceId) {
       const ws = platform.workspace(request.workspaceId);
-      if (!ws || ws.organizationId !== request.organizationId) throw new HttpError(404, `workspace ${request.workspaceId} not found in ${request.organizationId}`);
+      if (!ws || ws.organizationId !== request.organizationId)
+        throw new HttpError(404, `workspace ${request.workspaceId} not found in ${request.organizationId}`);
     }
     if (request.deploymentId) {
       const d = platform.deployment(request.deploymentId);

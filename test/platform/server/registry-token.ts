@@ -59,7 +59,10 @@ export function registerRegistryRoutes(router: Router, platform: Platform, notif
       if (!principal) throw registryError(401, 'registry login refused: the password is not a valid Houston token');
       return { subject: platform.describePrincipal(principal), repositories: platform.softwareRepositories(principal) };
     }
-    throw registryError(401, `registry login refused: unknown user ${JSON.stringify(username)} (use "cli" with an Astro token, or "user" with a Houston token)`);
+    throw registryError(
+      401,
+      `registry login refused: unknown user ${JSON.stringify(username)} (use "cli" with an Astro token, or "user" with a Houston token)`,
+    );
   };
 
   /**
@@ -100,7 +103,15 @@ export function registerRegistryRoutes(router: Router, platform: Platform, notif
 
   router.on('GET', '/registry/token', async (ctx) => {
     const q = ctx.url.searchParams;
-    await issue(ctx, basicCredentials(ctx.req.headers.authorization), q.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean), q.get('service') ?? '');
+    await issue(
+      ctx,
+      basicCredentials(ctx.req.headers.authorization),
+      q
+        .getAll('scope')
+        .flatMap((s) => s.split(' '))
+        .filter(Boolean),
+      q.get('service') ?? '',
+    );
   });
 
   // OAuth2 variant of the token spec (docker uses it once it holds a refresh token).

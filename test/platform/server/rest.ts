@@ -98,13 +98,11 @@ function requireDeploy(platform: Platform, deployment: SeedDeployment, deployId:
 }
 
 export function registerRestRoutes(router: Router, platform: Platform): void {
-  const authed =
-    (handler: (ctx: RequestContext, principal: Principal) => Promise<unknown> | unknown) =>
-    async (ctx: RequestContext) => {
-      const principal = await platform.authenticate(ctx.req.headers.authorization);
-      const body = await handler(ctx, principal);
-      sendJson(ctx.res, 200, body);
-    };
+  const authed = (handler: (ctx: RequestContext, principal: Principal) => Promise<unknown> | unknown) => async (ctx: RequestContext) => {
+    const principal = await platform.authenticate(ctx.req.headers.authorization);
+    const body = await handler(ctx, principal);
+    sendJson(ctx.res, 200, body);
+  };
 
   router.on(
     'GET',
@@ -226,7 +224,8 @@ export function registerRestRoutes(router: Router, platform: Platform): void {
     authed((ctx, principal) => {
       requireOrganization(platform, principal, ctx.params.org!);
       const cluster = platform.clusterView(ctx.params.cluster!);
-      if (!cluster || cluster.organizationId !== ctx.params.org) throw new HttpError(404, `cluster ${ctx.params.cluster} not found in organization ${ctx.params.org}`);
+      if (!cluster || cluster.organizationId !== ctx.params.org)
+        throw new HttpError(404, `cluster ${ctx.params.cluster} not found in organization ${ctx.params.org}`);
       return cluster;
     }),
   );

@@ -130,9 +130,7 @@ function deploymentPage(platform: Platform, ws: SeedWorkspace, d: SeedDeployment
     ['Type', `${esc(d.type)} · ${esc(d.executor)} · ${esc(d.cloudProvider)} ${esc(d.region)}`],
     ['Airflow UI', `<a href="${esc(view.webServerUrl)}">${esc(view.webServerUrl)}</a>`],
   ];
-  const history = deploys.length
-    ? deploys.map((x) => deployRow(platform, x)).join('')
-    : '<tr><td colspan="8" class="muted">No deploys yet.</td></tr>';
+  const history = deploys.length ? deploys.map((x) => deployRow(platform, x)).join('') : '<tr><td colspan="8" class="muted">No deploys yet.</td></tr>';
   return page(
     d.name,
     [['Home', '/'], [ws.name, `/${ws.id}`], [d.name]],

@@ -183,7 +183,9 @@ export class FakePlatform {
       const entry = this.codes.get(form.get('code') ?? '');
       if (!entry || entry.used) return json(403, { error: 'invalid_grant', error_description: 'Invalid authorization code' });
       entry.used = true;
-      const challenge = createHash('sha256').update(form.get('code_verifier') ?? '').digest('base64url');
+      const challenge = createHash('sha256')
+        .update(form.get('code_verifier') ?? '')
+        .digest('base64url');
       if (challenge !== entry.challenge) return json(403, { error: 'invalid_grant', error_description: 'Failed to verify code verifier' });
       if (form.get('redirect_uri') !== entry.redirectUri) return json(403, { error: 'invalid_grant', error_description: 'redirect_uri mismatch' });
       return json(200, this.mint());
@@ -210,7 +212,9 @@ export class FakePlatform {
     const { query, variables } = JSON.parse(body) as { query: string; variables?: Record<string, string> };
     const token = req.headers.authorization;
     if (query.includes('authConfig')) {
-      return json(200, { data: { authConfig: { localEnabled: this.houston.localEnabled, publicSignup: false, initialSignup: false, providers: this.houston.providers } } });
+      return json(200, {
+        data: { authConfig: { localEnabled: this.houston.localEnabled, publicSignup: false, initialSignup: false, providers: this.houston.providers } },
+      });
     }
     if (query.includes('createToken')) {
       if (this.houston.users.get(variables?.identity ?? '') !== variables?.password) {

@@ -42,7 +42,13 @@ function harness(overrides: Partial<AstroLoginPorts> = {}): Harness {
   const secrets: string[] = [];
   const ports: AstroLoginPorts = {
     controlPlane: (baseUrl, token) =>
-      createAstroClient({ baseUrl, token: () => token, clientIdentifier: 'cli', clientVersion: '0.0.0-test', retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 } }),
+      createAstroClient({
+        baseUrl,
+        token: () => token,
+        clientIdentifier: 'cli',
+        clientVersion: '0.0.0-test',
+        retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      }),
     beforeBrowserOpens: async () => {
       calls.push('enter');
     },
@@ -207,9 +213,7 @@ describe('token login', () => {
   });
 
   it('fails on a token the platform does not accept, without saving it', async () => {
-    const error = await loginToAstro({ domain: 'localhost', config: await loadConfig(), token: 'not-a-valid-token' }, harness().ports).catch(
-      (e: unknown) => e,
-    );
+    const error = await loginToAstro({ domain: 'localhost', config: await loadConfig(), token: 'not-a-valid-token' }, harness().ports).catch((e: unknown) => e);
     expect((error as Error).message).toContain('cannot retrieve userinfo');
     expect((await loadConfig()).context('localhost')).toBeUndefined();
   });
@@ -241,9 +245,7 @@ describe('organization choice', () => {
     const error = await loginToAstro({ domain: 'localhost', config: await loadConfig(), token: fake.issueAccessToken() }, harness().ports).catch(
       (e: unknown) => e,
     );
-    expect((error as Error).message).toBe(
-      'no organization found. Please contact your Astro Organization Owner to be invited to the organization',
-    );
+    expect((error as Error).message).toBe('no organization found. Please contact your Astro Organization Owner to be invited to the organization');
   });
 
   it('asks the chooser when there are several, and fails with needs-input when it cannot ask', async () => {

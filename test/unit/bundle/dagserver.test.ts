@@ -115,7 +115,9 @@ describe('uploadToDagServer', () => {
     await new Promise<void>((resolve) => server!.close(() => resolve()));
     server = undefined;
     const events: DagServerEvent[] = [];
-    const error = await uploadToDagServer({ url, token: 't', data, description: 'd', baseDelayMs: 1, onProgress: (e) => events.push(e) }).catch((e: unknown) => e);
+    const error = await uploadToDagServer({ url, token: 't', data, description: 'd', baseDelayMs: 1, onProgress: (e) => events.push(e) }).catch(
+      (e: unknown) => e,
+    );
     expect(events.filter((e) => e.type === 'attempt')).toHaveLength(8);
     expect((error as Error).message).toMatch(/^file upload failed: .*ECONNREFUSED/);
   });

@@ -234,7 +234,10 @@ describe('createDagBundle symlinks', () => {
   it('refuses a link that leaves the folder, naming it and its target', async () => {
     await fs.writeFile(path.join(project, 'secret.txt'), 'outside\n');
     await fs.symlink('../secret.txt', path.join(dags, 'leak.py'));
-    const error = await expectUserError(createDagBundle({ sourceDir: dags }), /symlink .*leak\.py points to .*secret\.txt which is outside the bundle directory/);
+    const error = await expectUserError(
+      createDagBundle({ sourceDir: dags }),
+      /symlink .*leak\.py points to .*secret\.txt which is outside the bundle directory/,
+    );
     expect(error.message).toContain(path.join(project, 'secret.txt'));
   });
 
@@ -314,7 +317,10 @@ describe('createDagBundle refusals', () => {
   it('refuses a folder over the size guard', async () => {
     await write('a.py', 'x'.repeat(600));
     await write('b.py', 'y'.repeat(600));
-    const error = await expectUserError(createDagBundle({ sourceDir: dags, maxSourceBytes: 1000 }), /holds more than 1000 bytes of files, too much for a DAG bundle/);
+    const error = await expectUserError(
+      createDagBundle({ sourceDir: dags, maxSourceBytes: 1000 }),
+      /holds more than 1000 bytes of files, too much for a DAG bundle/,
+    );
     expect(error.nextStep).toMatch(/include\//);
     await expect(createDagBundle({ sourceDir: dags, maxSourceBytes: 1200 })).resolves.toMatchObject({ fileCount: 2 });
   });

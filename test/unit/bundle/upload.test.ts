@@ -89,7 +89,16 @@ const serverError = () => new BlobRequestError('Internal error', { status: 500, 
 
 async function upload(target: BlockBlobTarget, data: Buffer, extra: Partial<Parameters<typeof uploadDagBundle>[0]> = {}) {
   const events: UploadEvent[] = [];
-  const result = await uploadDagBundle({ sasUrl: SAS, data, target, blockSize: 1024, concurrency: 3, retry: FAST, onProgress: (e) => events.push(e), ...extra });
+  const result = await uploadDagBundle({
+    sasUrl: SAS,
+    data,
+    target,
+    blockSize: 1024,
+    concurrency: 3,
+    retry: FAST,
+    onProgress: (e) => events.push(e),
+    ...extra,
+  });
   return { result, events };
 }
 
@@ -159,7 +168,9 @@ describe('uploadDagBundle', () => {
     expect(ids).toHaveLength(5);
     expect(ids[1]).toBe(ids[2]);
     expect(new Set(ids).size).toBe(4);
-    expect(events).toContainEqual(expect.objectContaining({ type: 'retry', request: 'put-block', blockIndex: 1, attempt: 2, reason: 'HTTP 500 InternalError: Internal error' }));
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'retry', request: 'put-block', blockIndex: 1, attempt: 2, reason: 'HTTP 500 InternalError: Internal error' }),
+    );
   });
 
   it('retries 408, 429, 503 and network errors, and honours Retry-After', async () => {

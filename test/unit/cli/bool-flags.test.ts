@@ -18,17 +18,44 @@ const norm = (...argv: string[]) => normalizeBooleanFlags(program(), argv);
 
 describe('Go-style boolean flags', () => {
   it.each([
-    [['deploy', '--wait=true'], ['deploy', '--wait']],
+    [
+      ['deploy', '--wait=true'],
+      ['deploy', '--wait'],
+    ],
     [['deploy', '--wait=false'], ['deploy']],
-    [['deploy', '--wait=1', '--force=T', '-d=TRUE'], ['deploy', '--wait', '--force', '--dags']],
+    [
+      ['deploy', '--wait=1', '--force=T', '-d=TRUE'],
+      ['deploy', '--wait', '--force', '--dags'],
+    ],
     [['deploy', '--wait=0', '--force=F', '-d=False'], ['deploy']],
-    [['deploy', '--dags-base-dir=false'], ['deploy', '--no-dags-base-dir']],
-    [['deploy', '--no-dags-base-dir=true'], ['deploy', '--no-dags-base-dir']],
-    [['deploy', '--no-dags-base-dir=false'], ['deploy', '--dags-base-dir']],
-    [['--json=true', 'deploy', 'dep-1'], ['--json', 'deploy', 'dep-1']],
-    [['deploy', 'dep-1', '--json=false'], ['deploy', 'dep-1']],
-    [['c', 'de', 'x', '-f=true'], ['c', 'de', 'x', '--force']],
-    [['context', 'delete', 'x', '--force=false'], ['context', 'delete', 'x']],
+    [
+      ['deploy', '--dags-base-dir=false'],
+      ['deploy', '--no-dags-base-dir'],
+    ],
+    [
+      ['deploy', '--no-dags-base-dir=true'],
+      ['deploy', '--no-dags-base-dir'],
+    ],
+    [
+      ['deploy', '--no-dags-base-dir=false'],
+      ['deploy', '--dags-base-dir'],
+    ],
+    [
+      ['--json=true', 'deploy', 'dep-1'],
+      ['--json', 'deploy', 'dep-1'],
+    ],
+    [
+      ['deploy', 'dep-1', '--json=false'],
+      ['deploy', 'dep-1'],
+    ],
+    [
+      ['c', 'de', 'x', '-f=true'],
+      ['c', 'de', 'x', '--force'],
+    ],
+    [
+      ['context', 'delete', 'x', '--force=false'],
+      ['context', 'delete', 'x'],
+    ],
   ])('%j → %j', (argv, expected) => {
     expect(norm(...argv)).toEqual(expected);
   });

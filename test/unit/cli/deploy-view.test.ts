@@ -88,9 +88,14 @@ describe('deploy view: what a finished step claims', () => {
     // Layer totals become known one by one: 10 MiB, then 10 + 30, then 10 + 30 + 60.
     const MiB = 1024 * 1024;
     const steps: [number, number][] = [
-      [0, 10 * MiB], [5 * MiB, 10 * MiB], [10 * MiB, 10 * MiB],
-      [10 * MiB, 40 * MiB], [25 * MiB, 40 * MiB],
-      [25 * MiB, 100 * MiB], [60 * MiB, 100 * MiB], [100 * MiB, 100 * MiB],
+      [0, 10 * MiB],
+      [5 * MiB, 10 * MiB],
+      [10 * MiB, 10 * MiB],
+      [10 * MiB, 40 * MiB],
+      [25 * MiB, 40 * MiB],
+      [25 * MiB, 100 * MiB],
+      [60 * MiB, 100 * MiB],
+      [100 * MiB, 100 * MiB],
     ];
     for (const tty of [false, true]) {
       const { out, text } = output(tty);

@@ -25,7 +25,9 @@ describe('--json and usage errors', () => {
     const run = await runCli(argv, { env });
     expect(run.code).toBe(2);
     const doc = oneDocument(run.stdout);
-    expect(doc).toEqual({ error: { kind: 'usage', message: expect.stringContaining(message), nextStep: expect.stringContaining('astro --help'), exitCode: 2 } });
+    expect(doc).toEqual({
+      error: { kind: 'usage', message: expect.stringContaining(message), nextStep: expect.stringContaining('astro --help'), exitCode: 2 },
+    });
     // People still read the error on stderr.
     expect(run.stderr).not.toBe('');
   });

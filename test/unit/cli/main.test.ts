@@ -37,18 +37,15 @@ describe('exit codes', () => {
     expect(run.stderr).toContain('this is not an Astro project directory');
   });
 
-  it.each([
-    [['--bogus']],
-    [['nonsense-command']],
-    [['deploy', '--wait-time']],
-    [['context', 'delete']],
-    [['version', 'extra']],
-  ])('2 for usage errors: %j', async (argv) => {
-    const run = await runCli(argv, { env: env() });
-    expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/^Error: /);
-    expect(run.stderr).toContain('astro --help');
-  });
+  it.each([[['--bogus']], [['nonsense-command']], [['deploy', '--wait-time']], [['context', 'delete']], [['version', 'extra']]])(
+    '2 for usage errors: %j',
+    async (argv) => {
+      const run = await runCli(argv, { env: env() });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/^Error: /);
+      expect(run.stderr).toContain('astro --help');
+    },
+  );
 
   it('4 when a choice is needed and there is no terminal, naming the flag', async () => {
     const run = await runCli(['context', 'switch'], { env: env() });
@@ -58,7 +55,10 @@ describe('exit codes', () => {
   });
 
   it('130 and 143 when interrupted by SIGINT or SIGTERM', async () => {
-    for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    for (const [signal, code] of [
+      ['SIGINT', 130],
+      ['SIGTERM', 143],
+    ] as const) {
       const controller = new AbortController();
       controller.abort(signal);
       const run = await runCli(['version'], { signal: controller.signal });

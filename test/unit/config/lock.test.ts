@@ -55,7 +55,7 @@ describe.each<[string, LockHelper[]]>([
   ['util-linux flock', ['flock']],
   ['perl', ['perl']],
 ])('the config lock, taken with %s', (_name, helpers) => {
-  it('is not stopped by an empty config.yaml.lock left by Astronomer\'s CLI, and leaves it in place', async () => {
+  it("is not stopped by an empty config.yaml.lock left by Astronomer's CLI, and leaves it in place", async () => {
     await fs.writeFile(lockFile, '');
     await fs.writeFile(file, 'context: localhost\nfoo: {bar: 1}\n');
     const written = await updateConfigFile(file, (doc) => ({ ...doc, context: 'astronomer.io' }), { helpers, timeoutMs: 2_000 });
@@ -69,9 +69,13 @@ describe.each<[string, LockHelper[]]>([
 
   it('is held during the work and released after it, also when the work fails', async () => {
     let heldInside = false;
-    await withFileLock(lockFile, async () => {
-      heldInside = !(await lockIsFree(lockFile));
-    }, { helpers });
+    await withFileLock(
+      lockFile,
+      async () => {
+        heldInside = !(await lockIsFree(lockFile));
+      },
+      { helpers },
+    );
     expect(heldInside).toBe(true);
     expect(await lockIsFree(lockFile)).toBe(true);
     await expect(withFileLock(lockFile, () => Promise.reject(new Error('boom')), { helpers })).rejects.toThrow('boom');

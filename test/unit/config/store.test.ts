@@ -28,7 +28,7 @@ const load = () => AstroConfig.load(configPaths(home, project));
 describe('an Astronomer-format config file', () => {
   beforeEach(async () => fs.copyFile(FIXTURE, globalFile));
 
-  it('reads contexts and settings as Astronomer\'s CLI wrote them', async () => {
+  it("reads contexts and settings as Astronomer's CLI wrote them", async () => {
     const cfg = await load();
     expect(cfg.currentDomain()).toBe('localhost');
     expect(cfg.currentContext()?.organization).toBe('org-local');
@@ -118,7 +118,7 @@ describe('a config file astro cannot understand', () => {
 });
 
 describe('concurrent writers', () => {
-  it('never lose each other\'s changes (two processes, 15 writes each)', async () => {
+  it("never lose each other's changes (two processes, 15 writes each)", async () => {
     const script = path.resolve('test/helpers/config-writer.ts');
     const tsx = path.resolve('node_modules/.bin/tsx');
     const run = (prefix: string) =>
@@ -130,7 +130,10 @@ describe('concurrent writers', () => {
       });
     await Promise.all([run('a'), run('b')]);
     const cfg = await load();
-    const domains = cfg.contexts().map((c) => c.domain).sort();
+    const domains = cfg
+      .contexts()
+      .map((c) => c.domain)
+      .sort();
     expect(domains).toHaveLength(30);
     expect(domains.filter((d) => d.startsWith('a'))).toHaveLength(15);
     expect((await fs.stat(globalFile)).mode & 0o777).toBe(0o600);

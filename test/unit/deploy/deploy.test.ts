@@ -6,8 +6,17 @@ import type { Deployment } from '../../../src/platform/astro/schemas.js';
 
 function deployment(overrides: Partial<Deployment> = {}): Deployment {
   return {
-    id: 'dep-1', name: 'prod', namespace: 'cosmic-planet-1234', runtimeVersion: '3.1-8', organizationId: 'org-1',
-    workspaceId: 'ws-1', webServerUrl: '', isDagDeployEnabled: true, isCicdEnforced: false, status: 'HEALTHY', ...overrides,
+    id: 'dep-1',
+    name: 'prod',
+    namespace: 'cosmic-planet-1234',
+    runtimeVersion: '3.1-8',
+    organizationId: 'org-1',
+    workspaceId: 'ws-1',
+    webServerUrl: '',
+    isDagDeployEnabled: true,
+    isCicdEnforced: false,
+    status: 'HEALTHY',
+    ...overrides,
   } as Deployment;
 }
 
@@ -20,13 +29,24 @@ function setup(dep: Deployment, tweak: Partial<DeployPorts> = {}) {
     listOrganizations: async () => [],
     getOrganization: async () => ({ id: 'org-1', name: 'o' }),
     listWorkspaces: async () => [],
-    listDeployments: async () => { calls.push('list'); return [state]; },
-    getDeployment: async () => { calls.push('get'); return state; },
+    listDeployments: async () => {
+      calls.push('list');
+      return [state];
+    },
+    getDeployment: async () => {
+      calls.push('get');
+      return state;
+    },
     getDeploymentOptions: async () => ({ runtimeReleases: [{ version: '3.1-8' }] }),
     createDeploy: async (_o, _d, body) => {
       calls.push(`create:${body.type}`);
       bodies.create = body;
-      return { id: 'deploy-1', imageRepository: '127.0.0.1:5000/cosmic-planet-1234/airflow', imageTag: 'deploy-2026', dagsUploadUrl: 'http://blob/sas' } as never;
+      return {
+        id: 'deploy-1',
+        imageRepository: '127.0.0.1:5000/cosmic-planet-1234/airflow',
+        imageTag: 'deploy-2026',
+        dagsUploadUrl: 'http://blob/sas',
+      } as never;
     },
     finalizeDeploy: async (_o, _d, _id, body) => {
       calls.push('finalize');
@@ -41,26 +61,57 @@ function setup(dep: Deployment, tweak: Partial<DeployPorts> = {}) {
     session: { domain: 'localhost', token: 'Bearer t', organizationId: 'org-1', workspaceId: 'ws-1', source: 'context', restBaseUrl: '', isApiToken: false },
     controlPlane,
     choose: async (_t, choices) => choices[0]!.value,
-    confirm: async () => { throw new NeedsInputError('no tty', ['--force']); },
+    confirm: async () => {
+      throw new NeedsInputError('no tty', ['--force']);
+    },
     emit: (e) => events.push(e.type === 'phase' ? `${e.phase}:${e.state}` : `${e.type}:${'message' in e ? e.message : ''}`),
-    parse: async () => { calls.push('parse'); return { ok: true, failures: [] }; },
-    pytest: async () => { calls.push('pytest'); return { passed: true, exitCode: 0 }; },
+    parse: async () => {
+      calls.push('parse');
+      return { ok: true, failures: [] };
+    },
+    pytest: async () => {
+      calls.push('pytest');
+      return { passed: true, exitCode: 0 };
+    },
     image: {
-      build: async (input) => { calls.push(`build:excludeDags=${input.excludeDags}`); return { runtimeVersion: '3.1-8', labels: {} }; },
-      inspectPrebuilt: async () => { calls.push('inspect'); return { runtimeVersion: '3.1-8', labels: {} }; },
-      push: async (input) => { calls.push(`push:${input.remoteRef}:${input.auth.username}`); return { digest: 'sha256:abc' }; },
+      build: async (input) => {
+        calls.push(`build:excludeDags=${input.excludeDags}`);
+        return { runtimeVersion: '3.1-8', labels: {} };
+      },
+      inspectPrebuilt: async () => {
+        calls.push('inspect');
+        return { runtimeVersion: '3.1-8', labels: {} };
+      },
+      push: async (input) => {
+        calls.push(`push:${input.remoteRef}:${input.auth.username}`);
+        return { digest: 'sha256:abc' };
+      },
     },
     bundle: {
-      create: async () => { calls.push('bundle'); return { data: Buffer.from('x'), bytes: 1, dagFileCount: 3 }; },
-      upload: async () => { calls.push('upload'); return { versionId: 'v-1' }; },
+      create: async () => {
+        calls.push('bundle');
+        return { data: Buffer.from('x'), bytes: 1, dagFileCount: 3 };
+      },
+      upload: async () => {
+        calls.push('upload');
+        return { versionId: 'v-1' };
+      },
     },
     checkLocation: async () => 'host',
     runtime: {
-      preflight: async () => { calls.push('preflight'); return { notices: [], expectedVersion: '3.1-8', fromImage: 'astrocrpublic.azurecr.io/runtime:3.1-8' }; },
-      checkImage: async (input) => { calls.push(`runtime-check:${input.label}`); return { notices: [], version: input.label ?? '' }; },
+      preflight: async () => {
+        calls.push('preflight');
+        return { notices: [], expectedVersion: '3.1-8', fromImage: 'astrocrpublic.azurecr.io/runtime:3.1-8' };
+      },
+      checkImage: async (input) => {
+        calls.push(`runtime-check:${input.label}`);
+        return { notices: [], version: input.label ?? '' };
+      },
     },
     git: async () => ({ skippedBecause: 'not a repo' }),
-    saveDeploymentId: async (id) => { calls.push(`save:${id}`); },
+    saveDeploymentId: async (id) => {
+      calls.push(`save:${id}`);
+    },
     signal: controller.signal,
     ...tweak,
   };
@@ -68,8 +119,17 @@ function setup(dep: Deployment, tweak: Partial<DeployPorts> = {}) {
 }
 
 const base: DeployRequest = {
-  projectDir: '/project', deploymentId: 'dep-1', prompt: false, save: false, mode: 'full', force: false,
-  skipParse: false, buildSecrets: [], gitMetadata: true, showWarnings: true, autoSelect: false,
+  projectDir: '/project',
+  deploymentId: 'dep-1',
+  prompt: false,
+  save: false,
+  mode: 'full',
+  force: false,
+  skipParse: false,
+  buildSecrets: [],
+  gitMetadata: true,
+  showWarnings: true,
+  autoSelect: false,
 };
 
 describe('deployToAstro', () => {
@@ -77,11 +137,24 @@ describe('deployToAstro', () => {
     const { ports, calls, bodies } = setup(deployment());
     const result = await deployToAstro(base, ports);
     expect(calls).toEqual([
-      'get', 'bundle', 'parse', 'preflight', 'build:excludeDags=true', 'runtime-check:3.1-8', 'create:IMAGE_AND_DAG',
-      'push:127.0.0.1:5000/cosmic-planet-1234/airflow:deploy-2026:cli', 'upload', 'finalize',
+      'get',
+      'bundle',
+      'parse',
+      'preflight',
+      'build:excludeDags=true',
+      'runtime-check:3.1-8',
+      'create:IMAGE_AND_DAG',
+      'push:127.0.0.1:5000/cosmic-planet-1234/airflow:deploy-2026:cli',
+      'upload',
+      'finalize',
     ]);
     expect(bodies.finalize).toEqual({ dagTarballVersion: 'v-1' });
-    expect(result).toMatchObject({ deployId: 'deploy-1', type: 'IMAGE_AND_DAG', image: { tag: 'deploy-2026', digest: 'sha256:abc' }, dags: { version: 'v-1' } });
+    expect(result).toMatchObject({
+      deployId: 'deploy-1',
+      type: 'IMAGE_AND_DAG',
+      image: { tag: 'deploy-2026', digest: 'sha256:abc' },
+      dags: { version: 'v-1' },
+    });
   });
 
   it('ships the DAGs inside the image when DAG deploys are off', async () => {
@@ -118,7 +191,7 @@ describe('deployToAstro', () => {
     expect(bodies.finalize).toEqual({ dagTarballVersion: '' });
   });
 
-  it('uses a prebuilt image with --image-name instead of building, and ships (and parses) dags/ beside it as Astronomer\'s CLI does', async () => {
+  it("uses a prebuilt image with --image-name instead of building, and ships (and parses) dags/ beside it as Astronomer's CLI does", async () => {
     const { ports, calls } = setup(deployment());
     await deployToAstro({ ...base, imageName: 'my-image:1' }, ports);
     expect(calls).toContain('inspect');
@@ -207,7 +280,12 @@ describe('deployToAstro', () => {
 
   it('says what reached the platform when a step after create fails', async () => {
     const { ports } = setup(deployment(), {
-      bundle: { create: async () => ({ data: Buffer.from('x'), bytes: 1, dagFileCount: 1 }), upload: async () => { throw new UserError('upload URL expired'); } },
+      bundle: {
+        create: async () => ({ data: Buffer.from('x'), bytes: 1, dagFileCount: 1 }),
+        upload: async () => {
+          throw new UserError('upload URL expired');
+        },
+      },
     });
     const error = (await deployToAstro(base, ports).catch((e: unknown) => e)) as UserError;
     expect(error.message).toBe('upload URL expired');
@@ -297,8 +375,16 @@ describe('deployToAstro', () => {
     const images: (string | undefined)[] = [];
     const { ports, calls } = setup(deployment({ isDagDeployEnabled: false }), {
       checkLocation: async () => 'image',
-      parse: async (input) => { calls.push('parse'); images.push(input.image); return { ok: true, failures: [] }; },
-      pytest: async (input) => { calls.push('pytest'); images.push(input.image); return { passed: true, exitCode: 0 }; },
+      parse: async (input) => {
+        calls.push('parse');
+        images.push(input.image);
+        return { ok: true, failures: [] };
+      },
+      pytest: async (input) => {
+        calls.push('pytest');
+        images.push(input.image);
+        return { passed: true, exitCode: 0 };
+      },
     });
     await deployToAstro({ ...base, pytest: {} }, ports);
     expect(calls.indexOf('parse')).toBeGreaterThan(calls.indexOf('build:excludeDags=false'));
@@ -308,7 +394,9 @@ describe('deployToAstro', () => {
 
   it('refuses an image whose Runtime version the Deployment cannot take, before creating the deploy', async () => {
     const { ports, calls } = setup(deployment(), {});
-    ports.runtime.checkImage = async () => { throw new UserError('Cannot deploy a downgraded Astro Runtime version.'); };
+    ports.runtime.checkImage = async () => {
+      throw new UserError('Cannot deploy a downgraded Astro Runtime version.');
+    };
     await expect(deployToAstro(base, ports)).rejects.toThrow(/downgraded/);
     expect(calls.some((c) => c.startsWith('create'))).toBe(false);
   });

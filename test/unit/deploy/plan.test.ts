@@ -47,7 +47,7 @@ describe('the content trailer', () => {
     expect(describeWithContent('as typed', {})).toBe('as typed');
   });
 
-  it('shortens a long description, never the trailer, to fit Astro\'s 1000 characters', () => {
+  it("shortens a long description, never the trailer, to fit Astro's 1000 characters", () => {
     const text = describeWithContent('x'.repeat(2000), { image: A, dags: B });
     expect(text.length).toBeLessThanOrEqual(1000);
     expect(readContentTrailer(text)).toEqual({ image: A.slice(0, 32), dags: B.slice(0, 32) });
@@ -73,7 +73,10 @@ describe('comparing one part', () => {
   it('by the files git says changed since the deployed commit, when no digest was recorded', () => {
     const byGit = { deployId: 'd-2', commit: 'abcdef1234567' };
     const counts = (f: string) => f.startsWith('dags/');
-    expect(comparePart({ what: 'DAGs', local: A, deployed: byGit, changedFiles: ['requirements.txt'], counts })).toMatchObject({ state: 'unchanged', basis: 'git' });
+    expect(comparePart({ what: 'DAGs', local: A, deployed: byGit, changedFiles: ['requirements.txt'], counts })).toMatchObject({
+      state: 'unchanged',
+      basis: 'git',
+    });
     expect(comparePart({ what: 'DAGs', local: A, deployed: byGit, changedFiles: ['dags/a.py', 'README.md'], counts })).toMatchObject({
       state: 'changed',
       basis: 'git',
@@ -84,7 +87,9 @@ describe('comparing one part', () => {
   it('unknown when nothing traces it: no deploy, or one with neither digest nor a commit this clone has', () => {
     expect(comparePart({ what: 'image', local: A, deployed: undefined, counts: () => true }).state).toBe('unknown');
     expect(comparePart({ what: 'image', local: A, deployed: { deployId: 'd-3' }, counts: () => true }).state).toBe('unknown');
-    expect(comparePart({ what: 'image', local: A, deployed: { deployId: 'd-3', commit: 'abcdef1' }, changedFiles: undefined, counts: () => true }).state).toBe('unknown');
+    expect(comparePart({ what: 'image', local: A, deployed: { deployId: 'd-3', commit: 'abcdef1' }, changedFiles: undefined, counts: () => true }).state).toBe(
+      'unknown',
+    );
   });
 });
 
@@ -122,14 +127,33 @@ async function tarOf(entries: { name: string; body?: string; mode?: number; mtim
 
 describe('content digests', () => {
   it('see names, bytes and the executable bit, not mtimes or owners', async () => {
-    const base = await tarContentDigest(await tarOf([{ name: 'a.py', body: 'x = 1\n' }, { name: 'b.sh', body: 'echo\n', mode: 0o755 }]));
-    const touched = await tarContentDigest(await tarOf([{ name: 'a.py', body: 'x = 1\n', mtime: new Date(), uid: 1000 }, { name: 'b.sh', body: 'echo\n', mode: 0o775 }]));
+    const base = await tarContentDigest(
+      await tarOf([
+        { name: 'a.py', body: 'x = 1\n' },
+        { name: 'b.sh', body: 'echo\n', mode: 0o755 },
+      ]),
+    );
+    const touched = await tarContentDigest(
+      await tarOf([
+        { name: 'a.py', body: 'x = 1\n', mtime: new Date(), uid: 1000 },
+        { name: 'b.sh', body: 'echo\n', mode: 0o775 },
+      ]),
+    );
     expect(touched.digest).toBe(base.digest);
     expect(base).toMatchObject({ files: 2, bytes: 11 });
     for (const changed of [
-      [{ name: 'a.py', body: 'x = 2\n' }, { name: 'b.sh', body: 'echo\n', mode: 0o755 }],
-      [{ name: 'c.py', body: 'x = 1\n' }, { name: 'b.sh', body: 'echo\n', mode: 0o755 }],
-      [{ name: 'a.py', body: 'x = 1\n' }, { name: 'b.sh', body: 'echo\n', mode: 0o644 }],
+      [
+        { name: 'a.py', body: 'x = 2\n' },
+        { name: 'b.sh', body: 'echo\n', mode: 0o755 },
+      ],
+      [
+        { name: 'c.py', body: 'x = 1\n' },
+        { name: 'b.sh', body: 'echo\n', mode: 0o755 },
+      ],
+      [
+        { name: 'a.py', body: 'x = 1\n' },
+        { name: 'b.sh', body: 'echo\n', mode: 0o644 },
+      ],
     ]) {
       expect((await tarContentDigest(await tarOf(changed))).digest).not.toBe(base.digest);
     }
@@ -152,7 +176,7 @@ describe('content digests', () => {
     expect(await digestOf(two)).not.toBe(await digestOf(one));
   });
 
-  it('read the build context as the build sends it: .dockerignore\'d files and (for DAG deploys) dags/ do not count', async () => {
+  it("read the build context as the build sends it: .dockerignore'd files and (for DAG deploys) dags/ do not count", async () => {
     const dir = await tempDir();
     await fs.mkdir(path.join(dir, 'dags'));
     await fs.mkdir(path.join(dir, 'include'));
@@ -171,7 +195,12 @@ describe('content digests', () => {
     expect(first.files).toBe(sent.length);
     expect(sent.sort()).toEqual(['.dockerignore', 'Dockerfile', 'include/x.sql', 'keep.tmp']);
     const withDags = await digest(false);
-    for (const [file, text] of [['drop.tmp', 'x'], ['logs/l.log', 'x'], ['dags/a.py', 'b\n']] as const) await fs.appendFile(path.join(dir, file), text);
+    for (const [file, text] of [
+      ['drop.tmp', 'x'],
+      ['logs/l.log', 'x'],
+      ['dags/a.py', 'b\n'],
+    ] as const)
+      await fs.appendFile(path.join(dir, file), text);
     expect((await digest(true)).digest).toBe(first.digest);
     expect((await digest(false)).digest).not.toBe(withDags.digest);
     for (const file of ['keep.tmp', 'include/x.sql', 'Dockerfile']) {
@@ -194,18 +223,42 @@ describe('content digests', () => {
 
 function deploymentOf(overrides: Partial<Deployment> = {}): Deployment {
   return {
-    id: 'dep-1', name: 'prod', namespace: 'cosmic-planet-1234', runtimeVersion: '3.1-8', organizationId: 'org-1', workspaceId: 'ws-1',
-    webServerUrl: '', isDagDeployEnabled: true, isCicdEnforced: false, status: 'HEALTHY', imageTag: 'tag-1', dagTarballVersion: 'v-2', ...overrides,
+    id: 'dep-1',
+    name: 'prod',
+    namespace: 'cosmic-planet-1234',
+    runtimeVersion: '3.1-8',
+    organizationId: 'org-1',
+    workspaceId: 'ws-1',
+    webServerUrl: '',
+    isDagDeployEnabled: true,
+    isCicdEnforced: false,
+    status: 'HEALTHY',
+    imageTag: 'tag-1',
+    dagTarballVersion: 'v-2',
+    ...overrides,
   } as Deployment;
 }
 
 const imageDeploy: Deploy = {
-  id: 'deploy-1', type: 'IMAGE_AND_DAG', status: 'DEPLOYED', imageRepository: 'r', imageTag: 'tag-1', dagTarballVersion: 'v-1',
-  description: `first\n\n${contentTrailer({ image: A, dags: A })}`, createdAt: '2026-01-01T00:00:00Z',
+  id: 'deploy-1',
+  type: 'IMAGE_AND_DAG',
+  status: 'DEPLOYED',
+  imageRepository: 'r',
+  imageTag: 'tag-1',
+  dagTarballVersion: 'v-1',
+  description: `first\n\n${contentTrailer({ image: A, dags: A })}`,
+  createdAt: '2026-01-01T00:00:00Z',
 };
 const dagDeploy: Deploy = {
-  id: 'deploy-2', type: 'DAG_ONLY', status: 'DEPLOYED', imageRepository: 'r', imageTag: 'tag-2', dagTarballVersion: 'v-2',
-  description: contentTrailer({ dags: B }), createdAt: '2026-01-02T00:00:00Z', git: { commitSha: 'abcdef1234567' },
+  id: 'deploy-2',
+  type: 'DAG_ONLY',
+  status: 'DEPLOYED',
+  imageRepository: 'r',
+  imageTag: 'tag-2',
+  dagTarballVersion: 'v-2',
+  description: contentTrailer({ dags: B }),
+  createdAt: '2026-01-02T00:00:00Z',
+  git: { commitSha: 'abcdef1234567' },
 };
 
 function controlPlaneWith(deploys: Deploy[], deployment: Deployment, calls: string[] = []): AstroControlPlane {
@@ -215,15 +268,24 @@ function controlPlaneWith(deploys: Deploy[], deployment: Deployment, calls: stri
     getOrganization: async () => ({ id: 'org-1', name: 'o' }),
     listWorkspaces: async () => [],
     listDeployments: async () => [deployment],
-    getDeployment: async () => { calls.push('get'); return deployment; },
+    getDeployment: async () => {
+      calls.push('get');
+      return deployment;
+    },
     getDeploymentOptions: async () => ({ runtimeReleases: [{ version: '3.1-8' }] }),
-    listDeploys: async () => { calls.push('list-deploys'); return deploys; },
+    listDeploys: async () => {
+      calls.push('list-deploys');
+      return deploys;
+    },
     createDeploy: async (_o, _d, body) => {
       calls.push(`create:${body.type}`);
       calls.push(`description:${body.description}`);
       return { id: 'deploy-3', imageRepository: 'reg/cosmic/airflow', imageTag: 'tag-3', dagsUploadUrl: 'http://blob/sas' } as never;
     },
-    finalizeDeploy: async () => { calls.push('finalize'); return { id: 'deploy-3', imageRepository: '', imageTag: 'tag-3', dagTarballVersion: 'v-3' } as never; },
+    finalizeDeploy: async () => {
+      calls.push('finalize');
+      return { id: 'deploy-3', imageRepository: '', imageTag: 'tag-3', dagTarballVersion: 'v-3' } as never;
+    },
   };
 }
 
@@ -232,7 +294,13 @@ describe('what the Deployment runs, read from the deploy list', () => {
     const deployment = deploymentOf();
     const state = await readDeployed(controlPlaneWith([dagDeploy, imageDeploy], deployment), 'org-1', deployment, new AbortController().signal);
     expect(state.image).toEqual({ deployId: 'deploy-1', at: '2026-01-01T00:00:00Z', recorded: A.slice(0, 32), recordedIn: 'description' });
-    expect(state.dags).toEqual({ deployId: 'deploy-2', at: '2026-01-02T00:00:00Z', recorded: B.slice(0, 32), recordedIn: 'description', commit: 'abcdef1234567' });
+    expect(state.dags).toEqual({
+      deployId: 'deploy-2',
+      at: '2026-01-02T00:00:00Z',
+      recorded: B.slice(0, 32),
+      recordedIn: 'description',
+      commit: 'abcdef1234567',
+    });
     expect(state.latest?.deployId).toBe('deploy-2');
   });
 
@@ -240,7 +308,12 @@ describe('what the Deployment runs, read from the deploy list', () => {
     const deployment = deploymentOf({ imageTag: 'tag-from-elsewhere', dagTarballVersion: 'v-elsewhere' });
     const state = await readDeployed(controlPlaneWith([dagDeploy, imageDeploy], deployment), 'org-1', deployment, new AbortController().signal);
     expect(state).toEqual({ latest: undefined });
-    const failed = await readDeployed(controlPlaneWith([{ ...imageDeploy, status: 'INITIALIZED' }], deploymentOf()), 'org-1', deploymentOf(), new AbortController().signal);
+    const failed = await readDeployed(
+      controlPlaneWith([{ ...imageDeploy, status: 'INITIALIZED' }], deploymentOf()),
+      'org-1',
+      deploymentOf(),
+      new AbortController().signal,
+    );
     expect(failed.image).toBeUndefined();
   });
 });
@@ -248,7 +321,7 @@ describe('what the Deployment runs, read from the deploy list', () => {
 describe('the running image, read from the registry', () => {
   const signal = new AbortController().signal;
   const untraced = { ...imageDeploy, description: 'edited' };
-  it('gives the image\'s digest, and its inputs label when the description kept none', async () => {
+  it("gives the image's digest, and its inputs label when the description kept none", async () => {
     const asked: string[] = [];
     const registry = {
       inspect: async (repository: string, tag: string) => {
@@ -264,12 +337,20 @@ describe('the running image, read from the registry', () => {
     const fromLabel = await readDeployed(controlPlaneWith([untraced], deploymentOf()), 'org-1', deploymentOf(), signal, undefined, registry);
     expect(asked).toEqual(['r:tag-1']);
     expect(fromLabel.image).toMatchObject({ recorded: B.slice(0, 32), recordedIn: 'image label', imageDigest: 'sha256:feed' });
-    const shown = await readDeployed(controlPlaneWith([imageDeploy], deploymentOf()), 'org-1', deploymentOf(), signal, undefined, { ...registry, alwaysInspect: true });
+    const shown = await readDeployed(controlPlaneWith([imageDeploy], deploymentOf()), 'org-1', deploymentOf(), signal, undefined, {
+      ...registry,
+      alwaysInspect: true,
+    });
     expect(shown.image).toMatchObject({ recorded: A.slice(0, 32), recordedIn: 'description', imageDigest: 'sha256:feed' });
   });
 
   it('treats a registry that fails, or an image without the label, as no answer', async () => {
-    const failing = { inspect: async () => { throw new Error('registry down'); }, alwaysInspect: true };
+    const failing = {
+      inspect: async () => {
+        throw new Error('registry down');
+      },
+      alwaysInspect: true,
+    };
     const a = await readDeployed(controlPlaneWith([untraced], deploymentOf()), 'org-1', deploymentOf(), signal, undefined, failing);
     expect(a.image).toEqual({ deployId: 'deploy-1', at: '2026-01-01T00:00:00Z' });
     const bare = { inspect: async () => ({ digest: 'sha256:feed', labels: { 'io.astronomer.deploy.image-inputs': 'sha256:short' } }), alwaysInspect: false };
@@ -287,23 +368,44 @@ describe('deployToAstro with a plan', () => {
       session: { domain: 'localhost', token: 'Bearer t', organizationId: 'org-1', workspaceId: 'ws-1', source: 'context', restBaseUrl: '', isApiToken: true },
       controlPlane: controlPlaneWith(deploys, deployment, calls),
       choose: async (_t, choices) => choices[0]!.value,
-      confirm: async () => { throw new NeedsInputError('no tty', ['--force']); },
+      confirm: async () => {
+        throw new NeedsInputError('no tty', ['--force']);
+      },
       emit: (e) => events.push(e.type === 'phase' ? `${e.phase}:${e.state}` : `${e.type}:${'message' in e ? e.message : ''}`),
-      parse: async () => { calls.push('parse'); return { ok: true, failures: [] }; },
+      parse: async () => {
+        calls.push('parse');
+        return { ok: true, failures: [] };
+      },
       pytest: async () => ({ passed: true, exitCode: 0 }),
       image: {
-        build: async (input) => { calls.push('build'); calls.push(`labels:${JSON.stringify(input.labels)}`); return { runtimeVersion: '3.1-8', labels: {} }; },
+        build: async (input) => {
+          calls.push('build');
+          calls.push(`labels:${JSON.stringify(input.labels)}`);
+          return { runtimeVersion: '3.1-8', labels: {} };
+        },
         inspectPrebuilt: async () => ({ runtimeVersion: '3.1-8', labels: {} }),
-        push: async () => { calls.push('push'); return { digest: 'sha256:abc' }; },
+        push: async () => {
+          calls.push('push');
+          return { digest: 'sha256:abc' };
+        },
       },
       bundle: {
-        create: async () => { calls.push('bundle'); return { data: Buffer.from('x'), bytes: 1, dagFileCount: 2 }; },
-        upload: async () => { calls.push('upload'); return { versionId: 'v-3' }; },
+        create: async () => {
+          calls.push('bundle');
+          return { data: Buffer.from('x'), bytes: 1, dagFileCount: 2 };
+        },
+        upload: async () => {
+          calls.push('upload');
+          return { versionId: 'v-3' };
+        },
       },
       plan: {
         imageInputs: async () => ({ digest: local.image, contextBytes: 10, contextFiles: 3 }),
         dagsDigest: async () => local.dags,
-        changedFiles: async () => { calls.push('git-diff'); return undefined; },
+        changedFiles: async () => {
+          calls.push('git-diff');
+          return undefined;
+        },
       },
       checkLocation: async () => 'host',
       runtime: {
@@ -311,14 +413,26 @@ describe('deployToAstro with a plan', () => {
         checkImage: async () => ({ notices: [], version: '3.1-8' }),
       },
       git: async () => ({ skippedBecause: 'not a repo' }),
-      saveDeploymentId: async () => { calls.push('save'); },
+      saveDeploymentId: async () => {
+        calls.push('save');
+      },
       signal: new AbortController().signal,
     };
     return { ports, calls, events };
   }
   const req: DeployRequest = {
-    projectDir: '/project', deploymentId: 'dep-1', prompt: false, save: false, mode: 'full', force: false,
-    skipParse: false, buildSecrets: [], gitMetadata: true, showWarnings: true, autoSelect: false, description: 'msg',
+    projectDir: '/project',
+    deploymentId: 'dep-1',
+    prompt: false,
+    save: false,
+    mode: 'full',
+    force: false,
+    skipParse: false,
+    buildSecrets: [],
+    gitMetadata: true,
+    showWarnings: true,
+    autoSelect: false,
+    description: 'msg',
   };
   const writes = (calls: string[]) => calls.filter((c) => /^(create|push|upload|finalize|build|parse|save)/.test(c) && !c.startsWith('labels:'));
 
@@ -345,19 +459,34 @@ describe('deployToAstro with a plan', () => {
     expect(writes(calls)).toEqual(['parse', 'build', 'create:IMAGE_AND_DAG', 'push', 'upload', 'finalize']);
     expect(calls).toContain(`description:msg\n\n${contentTrailer({ image: B, dags: B })}`);
     // The user's description goes into the image as it was typed; the inputs digest has a label of its own.
-    expect(calls).toContain(`labels:${JSON.stringify({ 'io.astronomer.deploy.revision.description': 'msg', 'io.astronomer.deploy.image-inputs': `sha256:${B}` })}`);
+    expect(calls).toContain(
+      `labels:${JSON.stringify({ 'io.astronomer.deploy.revision.description': 'msg', 'io.astronomer.deploy.image-inputs': `sha256:${B}` })}`,
+    );
   });
 
   it('--force deploys an unchanged project; a deploy list without traces deploys in full and asks git only for recorded commits', async () => {
     const forced = setup({ image: A, dags: B });
     expect(await deployToAstro({ ...req, force: true }, forced.ports)).toMatchObject({ type: 'IMAGE_AND_DAG' });
-    const untraced = setup({ image: A, dags: B }, [{ ...imageDeploy, description: 'by hand' }, { ...dagDeploy, description: '' }].reverse());
-    expect(await deployToAstro(req, untraced.ports)).toMatchObject({ type: 'IMAGE_AND_DAG', plan: { image: { state: 'unknown' }, dags: { state: 'unknown' } } });
+    const untraced = setup(
+      { image: A, dags: B },
+      [
+        { ...imageDeploy, description: 'by hand' },
+        { ...dagDeploy, description: '' },
+      ].reverse(),
+    );
+    expect(await deployToAstro(req, untraced.ports)).toMatchObject({
+      type: 'IMAGE_AND_DAG',
+      plan: { image: { state: 'unknown' }, dags: { state: 'unknown' } },
+    });
     expect(untraced.calls.filter((c) => c === 'git-diff')).toHaveLength(1);
   });
 
   it('--dry-run returns the plan and makes only reads', async () => {
-    for (const local of [{ image: A, dags: B }, { image: A, dags: A }, { image: B, dags: B }]) {
+    for (const local of [
+      { image: A, dags: B },
+      { image: A, dags: A },
+      { image: B, dags: B },
+    ]) {
       const { ports, calls } = setup(local);
       const result = await deployToAstro({ ...req, dryRun: true, save: true }, ports);
       expect(result).toMatchObject({ dryRun: true });
@@ -367,14 +496,24 @@ describe('deployToAstro with a plan', () => {
     const { ports } = setup({ image: A, dags: A });
     const result = await deployToAstro({ ...req, dryRun: true }, ports);
     if (!('dryRun' in result)) throw new Error('not a dry run');
-    expect(result.plan.steps.map((s) => `${s.phase}:${s.action}`)).toEqual(['select:run', 'parse:run', 'build:skip', 'push:skip', 'upload:run', 'finalize:run']);
+    expect(result.plan.steps.map((s) => `${s.phase}:${s.action}`)).toEqual([
+      'select:run',
+      'parse:run',
+      'build:skip',
+      'push:skip',
+      'upload:run',
+      'finalize:run',
+    ]);
     expect(result.plan.steps.find((s) => s.phase === 'upload')).toMatchObject({ bytes: 1, digest: `sha256:${A}` });
   });
 });
 
 describe('git history since the deployed commit', () => {
   const git = (cwd: string, ...args: string[]) =>
-    execFileSync('git', args, { cwd, env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x' } })
+    execFileSync('git', args, {
+      cwd,
+      env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@x', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@x' },
+    })
       .toString()
       .trim();
 

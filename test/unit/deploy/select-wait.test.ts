@@ -7,7 +7,17 @@ import type { AstroControlPlane } from '../../../src/platform/astro/client.js';
 import type { Deployment } from '../../../src/platform/astro/schemas.js';
 
 const dep = (id: string, name: string, extra: Partial<Deployment> = {}) =>
-  ({ id, name, namespace: `ns-${id}`, organizationId: 'o', workspaceId: 'ws-1', status: 'HEALTHY', isDagDeployEnabled: true, createdAt: `2026-01-0${id.at(-1)}T00:00:00Z`, ...extra }) as Deployment;
+  ({
+    id,
+    name,
+    namespace: `ns-${id}`,
+    organizationId: 'o',
+    workspaceId: 'ws-1',
+    status: 'HEALTHY',
+    isDagDeployEnabled: true,
+    createdAt: `2026-01-0${id.at(-1)}T00:00:00Z`,
+    ...extra,
+  }) as Deployment;
 
 function plane(list: Deployment[]): AstroControlPlane {
   return {
@@ -21,28 +31,39 @@ function plane(list: Deployment[]): AstroControlPlane {
 }
 
 const input: SelectionInput = { organizationId: 'o', workspaceId: 'ws-1', prompt: false, autoSelect: false };
-const noTty = async (): Promise<Deployment> => { throw new NeedsInputError('no terminal', ['<deployment-id>', '--deployment-name']); };
+const noTty = async (): Promise<Deployment> => {
+  throw new NeedsInputError('no terminal', ['<deployment-id>', '--deployment-name']);
+};
 
 describe('chooseDeployment', () => {
   const list = [dep('d2', 'staging'), dep('d1', 'prod'), dep('d3', 'prod')];
 
   it('uses the id, and says so when a name was given too', async () => {
     const notices: string[] = [];
-    const chosen = await chooseDeployment({ ...input, deploymentId: 'd2', deploymentName: 'prod' }, { controlPlane: plane(list), choose: noTty, notice: (m) => notices.push(m) });
+    const chosen = await chooseDeployment(
+      { ...input, deploymentId: 'd2', deploymentName: 'prod' },
+      { controlPlane: plane(list), choose: noTty, notice: (m) => notices.push(m) },
+    );
     expect(chosen.id).toBe('d2');
     expect(notices[0]).toMatch(/The Deployment ID d2 will be used/);
   });
 
   it('finds by name, warns on duplicates, refuses unknown names', async () => {
     const notices: string[] = [];
-    expect((await chooseDeployment({ ...input, deploymentName: 'prod' }, { controlPlane: plane(list), choose: noTty, notice: (m) => notices.push(m) })).id).toBe('d1');
+    expect(
+      (await chooseDeployment({ ...input, deploymentName: 'prod' }, { controlPlane: plane(list), choose: noTty, notice: (m) => notices.push(m) })).id,
+    ).toBe('d1');
     expect(notices).toContain('More than one Deployment with the name prod was found');
-    await expect(chooseDeployment({ ...input, deploymentName: 'nope' }, { controlPlane: plane(list), choose: noTty, notice: () => {} })).rejects.toThrow(/No Deployment with the name nope was found/);
+    await expect(chooseDeployment({ ...input, deploymentName: 'nope' }, { controlPlane: plane(list), choose: noTty, notice: () => {} })).rejects.toThrow(
+      /No Deployment with the name nope was found/,
+    );
   });
 
   it('uses the saved id unless --prompt', async () => {
     expect((await chooseDeployment({ ...input, savedDeploymentId: 'd3' }, { controlPlane: plane(list), choose: noTty, notice: () => {} })).id).toBe('d3');
-    await expect(chooseDeployment({ ...input, savedDeploymentId: 'd3', prompt: true }, { controlPlane: plane(list), choose: noTty, notice: () => {} })).rejects.toBeInstanceOf(NeedsInputError);
+    await expect(
+      chooseDeployment({ ...input, savedDeploymentId: 'd3', prompt: true }, { controlPlane: plane(list), choose: noTty, notice: () => {} }),
+    ).rejects.toBeInstanceOf(NeedsInputError);
   });
 
   it('takes the only Deployment for API tokens, and asks (or needs flags) otherwise', async () => {
@@ -51,13 +72,24 @@ describe('chooseDeployment', () => {
     const error = await chooseDeployment(input, { controlPlane: plane(one), choose: noTty, notice: () => {} }).catch((e: unknown) => e);
     expect((error as NeedsInputError).missing).toEqual(['<deployment-id>', '--deployment-name']);
     const offered: string[] = [];
-    await chooseDeployment(input, { controlPlane: plane(list), choose: async (_t, c) => { offered.push(...c.map((x) => x.value.id)); return c[0]!.value; }, notice: () => {} });
+    await chooseDeployment(input, {
+      controlPlane: plane(list),
+      choose: async (_t, c) => {
+        offered.push(...c.map((x) => x.value.id));
+        return c[0]!.value;
+      },
+      notice: () => {},
+    });
     expect(offered).toEqual(['d1', 'd2', 'd3']);
   });
 
   it('refuses a Deployment outside --workspace-id, and an unknown id', async () => {
-    await expect(chooseDeployment({ ...input, deploymentId: 'd1', workspaceFlag: 'ws-9' }, { controlPlane: plane(list), choose: noTty, notice: () => {} })).rejects.toThrow(/Invalid workspace id ws-9/);
-    await expect(chooseDeployment({ ...input, deploymentId: 'zz' }, { controlPlane: plane(list), choose: noTty, notice: () => {} })).rejects.toThrow(/Deployment zz was not found/);
+    await expect(
+      chooseDeployment({ ...input, deploymentId: 'd1', workspaceFlag: 'ws-9' }, { controlPlane: plane(list), choose: noTty, notice: () => {} }),
+    ).rejects.toThrow(/Invalid workspace id ws-9/);
+    await expect(chooseDeployment({ ...input, deploymentId: 'zz' }, { controlPlane: plane(list), choose: noTty, notice: () => {} })).rejects.toThrow(
+      /Deployment zz was not found/,
+    );
   });
 });
 
@@ -68,15 +100,25 @@ describe('pollUntilHealthy', () => {
   };
 
   it('waits through DEPLOYING and a stale HEALTHY until the deployed tag is live', async () => {
-    const outcome = await pollUntilHealthy(seq([{ status: 'HEALTHY', imageTag: 'old' }, { status: 'DEPLOYING', imageTag: 'new' }, { status: 'HEALTHY', imageTag: 'new' }]), {
-      timeoutMs: 10_000, intervalMs: 1, expect: { imageTag: 'new' },
-    });
+    const outcome = await pollUntilHealthy(
+      seq([
+        { status: 'HEALTHY', imageTag: 'old' },
+        { status: 'DEPLOYING', imageTag: 'new' },
+        { status: 'HEALTHY', imageTag: 'new' },
+      ]),
+      {
+        timeoutMs: 10_000,
+        intervalMs: 1,
+        expect: { imageTag: 'new' },
+      },
+    );
     expect(outcome.status).toBe('HEALTHY');
   });
 
   it('fails on UNHEALTHY with the reason', async () => {
-    await expect(pollUntilHealthy(seq([{ status: 'UNHEALTHY', statusReason: 'bundle is not a tar.gz' }]), { timeoutMs: 1000, intervalMs: 1, expect: {} }))
-      .rejects.toThrow(/UNHEALTHY after the deploy: bundle is not a tar.gz/);
+    await expect(
+      pollUntilHealthy(seq([{ status: 'UNHEALTHY', statusReason: 'bundle is not a tar.gz' }]), { timeoutMs: 1000, intervalMs: 1, expect: {} }),
+    ).rejects.toThrow(/UNHEALTHY after the deploy: bundle is not a tar.gz/);
   });
 
   it('says at once that another deploy replaced this one, instead of waiting out --wait-time', async () => {
@@ -123,13 +165,21 @@ describe('pollUntilHealthy', () => {
 
   it('times out with the message users know', async () => {
     let t = 0;
-    await expect(pollUntilHealthy(seq([{ status: 'DEPLOYING' }]), { timeoutMs: 50, intervalMs: 1, expect: {}, now: () => (t += 10) }))
-      .rejects.toThrow(/timed out waiting for the Deployment to enter a Healthy state/);
+    await expect(pollUntilHealthy(seq([{ status: 'DEPLOYING' }]), { timeoutMs: 50, intervalMs: 1, expect: {}, now: () => (t += 10) })).rejects.toThrow(
+      /timed out waiting for the Deployment to enter a Healthy state/,
+    );
   });
 });
 
 describe('parseDuration', () => {
-  it.each([['300s', 300_000], ['5m', 300_000], ['1h30m', 5_400_000], ['90', 90_000], ['1.5s', 1500], ['250ms', 250]])('%s', (text, ms) => {
+  it.each([
+    ['300s', 300_000],
+    ['5m', 300_000],
+    ['1h30m', 5_400_000],
+    ['90', 90_000],
+    ['1.5s', 1500],
+    ['250ms', 250],
+  ])('%s', (text, ms) => {
     expect(parseDuration(text)).toBe(ms);
   });
   it.each(['', 'abc', '5x', '5m junk', '-5s'])('refuses %j', (text) => expect(parseDuration(text)).toBeUndefined());

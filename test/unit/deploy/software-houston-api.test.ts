@@ -91,9 +91,13 @@ describe('createSoftwareDeployApi', () => {
   });
 
   it('reads feature flags, and takes the top-level booleans of platforms without them', async () => {
-    const modern = createSoftwareDeployApi(fakeClient(() => ({ appConfig: { featureFlags: { byoUpdateRegistryEnabled: true, dagOnlyDeployment: 'yes' } } })).client);
+    const modern = createSoftwareDeployApi(
+      fakeClient(() => ({ appConfig: { featureFlags: { byoUpdateRegistryEnabled: true, dagOnlyDeployment: 'yes' } } })).client,
+    );
     expect((await modern.appConfig({}, '1.0.0')).flags).toMatchObject({ byoUpdateRegistryEnabled: true, dagOnlyDeployment: false });
-    const old = createSoftwareDeployApi(fakeClient(() => ({ appConfig: { version: '0.25.3', nfsMountDagDeployment: true, hardDeleteDeployment: true } })).client);
+    const old = createSoftwareDeployApi(
+      fakeClient(() => ({ appConfig: { version: '0.25.3', nfsMountDagDeployment: true, hardDeleteDeployment: true } })).client,
+    );
     expect((await old.appConfig({}, '0.25.3')).flags).toMatchObject({ nfsMountDagDeployment: true, hardDeleteDeployment: true, dagOnlyDeployment: false });
   });
 

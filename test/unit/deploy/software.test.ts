@@ -89,12 +89,7 @@ interface Setup {
 }
 
 function harness(setup: Setup = {}) {
-  const list = setup.deployments ?? [
-    deployment('img', 'image'),
-    deployment('dag', 'dag_deploy'),
-    deployment('nfs', 'volume'),
-    deployment('git', 'git_sync'),
-  ];
+  const list = setup.deployments ?? [deployment('img', 'image'), deployment('dag', 'dag_deploy'), deployment('nfs', 'volume'), deployment('git', 'git_sync')];
   const calls: string[] = [];
   const events: DeployEvent[] = [];
   const updates: { update: ImageUpdate; version: string }[] = [];
@@ -223,7 +218,12 @@ describe('default registry', () => {
     });
     expect(h.updates).toEqual([]);
     expect(h.calls).toEqual(['version', 'workspace', 'list', 'deployment', 'appConfig', 'parse', 'build', 'push']);
-    expect(result).toMatchObject({ releaseName: 'rel-img', dagDeploymentType: 'image', image: { registry: 'default', pushedAs: 'registry.example.com/rel-img/airflow:deploy-7' }, dags: { delivery: 'image' } });
+    expect(result).toMatchObject({
+      releaseName: 'rel-img',
+      dagDeploymentType: 'image',
+      image: { registry: 'default', pushedAs: 'registry.example.com/rel-img/airflow:deploy-7' },
+      dags: { delivery: 'image' },
+    });
     expect(notices(h.events)).toContain('Deploying: rel-img');
   });
 
@@ -276,7 +276,9 @@ describe('custom registry', () => {
     const result = await deployToSoftware(request({ deploymentId: 'img' }), h.ports);
     const remoteRef = `custom.example.com:5000/team/airflow:rel-img-deploy-${utcMinute(NOW)}`;
     expect(utcMinute(NOW)).toBe('2025-06-07T08-09');
-    expect(h.pushes).toEqual([{ localRef: 'rel-img/airflow:latest', remoteRef, auth: { username: 'robot', password: 'pw', serveraddress: 'custom.example.com:5000' } }]);
+    expect(h.pushes).toEqual([
+      { localRef: 'rel-img/airflow:latest', remoteRef, auth: { username: 'robot', password: 'pw', serveraddress: 'custom.example.com:5000' } },
+    ]);
     expect(h.updates).toEqual([{ update: { releaseName: 'rel-img', image: remoteRef, runtimeVersion: '3.1-8', airflowVersion: '3.1.8' }, version: '1.0.0' }]);
     expect(h.calls.slice(-3)).toEqual(['credentials', 'push', 'update']);
     expect(result.image).toMatchObject({ registry: 'custom', pushedAs: remoteRef, updatedTo: remoteRef });
@@ -301,7 +303,9 @@ describe('custom registry', () => {
   it('warns and pushes without credentials when the user never logged in to the registry', async () => {
     const h = harness(byo);
     await deployToSoftware(request({ deploymentId: 'img' }), h.ports);
-    expect(warnings(h.events)).toContain('Not able to login to the private registry, please use `docker login custom.example.com:5000` to manually login to the registry');
+    expect(warnings(h.events)).toContain(
+      'Not able to login to the private registry, please use `docker login custom.example.com:5000` to manually login to the registry',
+    );
     expect(h.pushes[0]!.auth).toEqual({ username: '', password: '', serveraddress: 'custom.example.com:5000' });
   });
 
@@ -366,8 +370,12 @@ describe('--dags', () => {
 
   it('checks the cluster switch first, with the setting names of the platform version', async () => {
     const v1 = await failure(deployToSoftware(request({ deploymentId: 'nfs', mode: 'dags' }), harness({ flags: { dagOnlyDeployment: false } }).ports));
-    expect(v1.message).toBe('to perform this operation, set both deployments.dagOnlyDeployment and deployments.configureDagDeployment to true in your APC cluster');
-    const v2 = await failure(deployToSoftware(request({ deploymentId: 'dag', mode: 'dags' }), harness({ version: '2.0.1', flags: { dagOnlyDeployment: false } }).ports));
+    expect(v1.message).toBe(
+      'to perform this operation, set both deployments.dagOnlyDeployment and deployments.configureDagDeployment to true in your APC cluster',
+    );
+    const v2 = await failure(
+      deployToSoftware(request({ deploymentId: 'dag', mode: 'dags' }), harness({ version: '2.0.1', flags: { dagOnlyDeployment: false } }).ports),
+    );
     expect(v2.message).toContain('deployments.deployMechanisms.dagOnlyDeployment.enabled');
   });
 

@@ -15,7 +15,10 @@ describe('colour from the environment', () => {
     [{ CLICOLOR_FORCE: '1' }, { noColor: false, forceColor: true }],
     [{ CLICOLOR_FORCE: '0' }, { noColor: true, forceColor: false }],
     // As in Astronomer's CLI, a forced colour wins over CLICOLOR=0.
-    [{ CLICOLOR: '0', CLICOLOR_FORCE: '1' }, { noColor: false, forceColor: true }],
+    [
+      { CLICOLOR: '0', CLICOLOR_FORCE: '1' },
+      { noColor: false, forceColor: true },
+    ],
   ])('%o gives %o', (env, expected) => {
     expect(readEnv(env)).toMatchObject(expected);
   });
@@ -42,7 +45,7 @@ describe('BUILD_SECRET_INPUT', () => {
     expect(readEnv({}).buildSecretInput).toEqual([]);
   });
 
-  it('holds one secret per line, trimmed, blank lines dropped (as Astronomer\'s CLI splits it)', () => {
+  it("holds one secret per line, trimmed, blank lines dropped (as Astronomer's CLI splits it)", () => {
     const input = '  id=pip,src=/run/pip.conf \n\n\tid=token,env=GH_TOKEN\r\n   \n';
     expect(readEnv({ BUILD_SECRET_INPUT: input }).buildSecretInput).toEqual(['id=pip,src=/run/pip.conf', 'id=token,env=GH_TOKEN']);
   });

@@ -56,7 +56,12 @@ describe('buildProjectImage', () => {
       labels = request.labels;
       return originalBuild({ ...request, labels: { ...request.labels, [RUNTIME_VERSION_LABEL]: '3.1-8' } });
     };
-    const built = await buildProjectImage(engine, { projectDir: project, tag: 'ns/airflow:latest', labels: { [DESCRIPTION_LABEL]: 'd' }, onProgress: (e) => events.push(e) });
+    const built = await buildProjectImage(engine, {
+      projectDir: project,
+      tag: 'ns/airflow:latest',
+      labels: { [DESCRIPTION_LABEL]: 'd' },
+      onProgress: (e) => events.push(e),
+    });
     expect(platform).toBe('linux/amd64');
     expect(labels).toEqual({ [DESCRIPTION_LABEL]: 'd' });
     expect(engine.contextBytes).toBeGreaterThan(0);
@@ -81,7 +86,10 @@ describe('buildProjectImage', () => {
       { stream: 'Step 1/3 : FROM base\n' },
       { stream: 'Step 2/3 : RUN pip install nope\n' },
       { stream: 'ERROR: No matching distribution found for nope\n' },
-      { error: "The command '/bin/sh -c pip install nope' returned a non-zero code: 1", errorDetail: { code: 1, message: "The command '/bin/sh -c pip install nope' returned a non-zero code: 1" } },
+      {
+        error: "The command '/bin/sh -c pip install nope' returned a non-zero code: 1",
+        errorDetail: { code: 1, message: "The command '/bin/sh -c pip install nope' returned a non-zero code: 1" },
+      },
     ];
     const error = await buildProjectImage(engine, { projectDir: project, tag: 't:1' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ImageBuildError);

@@ -54,7 +54,10 @@ describe('connectEngine', () => {
     const engine = await fakeEngine('podman');
     const debug: string[] = [];
     const client = await connectEngine({ raw: { HOME: '/nonexistent', DOCKER_HOST: `unix://${engine.socketPath}` } }, { debug: (m) => debug.push(m) });
-    expect(debug).toEqual([`Docker engine at unix://${engine.socketPath} (chosen by DOCKER_HOST)`, `The engine at unix://${engine.socketPath} says it is Podman.`]);
+    expect(debug).toEqual([
+      `Docker engine at unix://${engine.socketPath} (chosen by DOCKER_HOST)`,
+      `The engine at unix://${engine.socketPath} says it is Podman.`,
+    ]);
     expect(engine.requests).toEqual(['GET /version']);
 
     // Build secrets on Podman are refused before the build request is sent.
@@ -69,7 +72,9 @@ describe('connectEngine', () => {
       () => expect.fail('connected to a missing socket'),
       (e: unknown) => e as Error & { nextStep?: string },
     );
-    expect(error.message).toBe(`No Docker engine answers at unix://${missing}: ${missing} does not exist — start Docker, or point DOCKER_HOST or \`docker context use\` at the engine you use.`);
+    expect(error.message).toBe(
+      `No Docker engine answers at unix://${missing}: ${missing} does not exist — start Docker, or point DOCKER_HOST or \`docker context use\` at the engine you use.`,
+    );
     expect(error.nextStep).toBe('astro chose this engine because of DOCKER_HOST.');
   });
 });

@@ -42,7 +42,14 @@ async function readTar(stream: NodeJS.ReadableStream): Promise<TarEntry[]> {
         chunks.push(c as Buffer);
       });
       body.on('end', () => {
-        entries.push({ name: header.name, type: header.type, mode: header.mode, uid: header.uid, gid: header.gid, content: Buffer.concat(chunks).toString('utf8') });
+        entries.push({
+          name: header.name,
+          type: header.type,
+          mode: header.mode,
+          uid: header.uid,
+          gid: header.gid,
+          content: Buffer.concat(chunks).toString('utf8'),
+        });
         next();
       });
     });
@@ -122,7 +129,11 @@ describe('createBuildContext', () => {
       for (const entry of await fs.readdir(dir, { recursive: true })) {
         const file = path.join(dir, entry);
         const stat = await fs.lstat(file);
-        const hash = stat.isFile() ? createHash('sha256').update(await fs.readFile(file)).digest('hex') : 'dir';
+        const hash = stat.isFile()
+          ? createHash('sha256')
+              .update(await fs.readFile(file))
+              .digest('hex')
+          : 'dir';
         out.push(`${entry} ${hash} ${stat.mtimeMs} ${stat.mode}`);
       }
       return out.sort();

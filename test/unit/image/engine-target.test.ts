@@ -81,7 +81,12 @@ describe('resolveEngineTarget: DOCKER_HOST', () => {
 
   it('reads ca.pem, cert.pem and key.pem from DOCKER_CERT_PATH when DOCKER_TLS_VERIFY is set', async () => {
     const target = await resolve({ DOCKER_HOST: 'tcp://127.0.0.1:2376', DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: '/certs' }, CERTS);
-    expect(endpointOf(target)).toEqual({ kind: 'tcp', host: '127.0.0.1', port: 2376, tls: { verify: true, ca: Buffer.from('CA'), cert: Buffer.from('CERT'), key: Buffer.from('KEY') } });
+    expect(endpointOf(target)).toEqual({
+      kind: 'tcp',
+      host: '127.0.0.1',
+      port: 2376,
+      tls: { verify: true, ca: Buffer.from('CA'), cert: Buffer.from('CERT'), key: Buffer.from('KEY') },
+    });
     expect(target.tls).toMatchObject({ verify: true, material: 'DOCKER_CERT_PATH=/certs', check: 'check DOCKER_CERT_PATH (/certs)' });
     expect(describeEngineTarget(target)).toBe('Docker engine at tcp://127.0.0.1:2376, TLS verified with DOCKER_CERT_PATH=/certs (chosen by DOCKER_HOST)');
   });
@@ -139,16 +144,28 @@ describe('resolveEngineTarget: DOCKER_HOST', () => {
 
 describe('resolveEngineTarget: Docker contexts', () => {
   it('uses DOCKER_CONTEXT with the endpoint and TLS files Docker stored for it', async () => {
-    const files = contextFiles('ci', { Host: 'tcp://127.0.0.1:2376', SkipTLSVerify: false }, { 'ca.pem': 'CTX-CA', 'cert.pem': 'CTX-CERT', 'key.pem': 'CTX-KEY' });
+    const files = contextFiles(
+      'ci',
+      { Host: 'tcp://127.0.0.1:2376', SkipTLSVerify: false },
+      { 'ca.pem': 'CTX-CA', 'cert.pem': 'CTX-CERT', 'key.pem': 'CTX-KEY' },
+    );
     const target = await resolve({ DOCKER_CONTEXT: 'ci' }, files);
     expect(target).toMatchObject({ endpoint: 'tcp://127.0.0.1:2376', reason: 'DOCKER_CONTEXT=ci', transport: 'tcp' });
-    expect(endpointOf(target)).toEqual({ kind: 'tcp', host: '127.0.0.1', port: 2376, tls: { verify: true, ca: Buffer.from('CTX-CA'), cert: Buffer.from('CTX-CERT'), key: Buffer.from('CTX-KEY') } });
+    expect(endpointOf(target)).toEqual({
+      kind: 'tcp',
+      host: '127.0.0.1',
+      port: 2376,
+      tls: { verify: true, ca: Buffer.from('CTX-CA'), cert: Buffer.from('CTX-CERT'), key: Buffer.from('CTX-KEY') },
+    });
     expect(target.tls?.verify).toBe(true);
     expect(target.tls?.check).toContain('Docker context ci');
   });
 
   it('uses currentContext from $DOCKER_CONFIG/config.json', async () => {
-    const files = { '/cfg/config.json': JSON.stringify({ auths: {}, currentContext: 'remote' }), ...contextFiles('remote', { Host: 'tcp://r:2375' }, {}, '/cfg') };
+    const files = {
+      '/cfg/config.json': JSON.stringify({ auths: {}, currentContext: 'remote' }),
+      ...contextFiles('remote', { Host: 'tcp://r:2375' }, {}, '/cfg'),
+    };
     const target = await resolve({ DOCKER_CONFIG: '/cfg' }, files);
     expect(target).toMatchObject({ endpoint: 'tcp://r:2375', reason: 'currentContext remote in /cfg/config.json' });
     expect(endpointOf(target)).toEqual({ kind: 'tcp', host: 'r', port: 2375 });
@@ -245,7 +262,12 @@ describe('resolveEngineTarget: Podman', () => {
   });
 
   it("prefers root's rootful socket, and names every place it looked when none exists", async () => {
-    const rootful = await resolveEngineTarget({ env: { XDG_RUNTIME_DIR: '/run/user/0' }, containerBinary: 'Podman', uid: 0, fs: memoryFs({}, ['/run/podman/podman.sock', '/run/user/0/podman/podman.sock']) });
+    const rootful = await resolveEngineTarget({
+      env: { XDG_RUNTIME_DIR: '/run/user/0' },
+      containerBinary: 'Podman',
+      uid: 0,
+      fs: memoryFs({}, ['/run/podman/podman.sock', '/run/user/0/podman/podman.sock']),
+    });
     expect(rootful.endpoint).toBe('unix:///run/podman/podman.sock');
     const none = await resolveEngineTarget({ env: {}, containerBinary: 'podman', uid: 1000, fs: memoryFs({}) });
     expect(none.endpoint).toBe('unix:///run/user/1000/podman/podman.sock');
@@ -340,16 +362,20 @@ describe('describeEngineError', () => {
 
   it('explains a plain-HTTP request to a TLS port', async () => {
     const target = await resolve({ DOCKER_HOST: 'tcp://h:2376' });
-    expect(describeEngineError(target, Object.assign(new Error('(HTTP code 400) bad parameter'), { statusCode: 400 })).message).toContain('the engine expects TLS');
+    expect(describeEngineError(target, Object.assign(new Error('(HTTP code 400) bad parameter'), { statusCode: 400 })).message).toContain(
+      'the engine expects TLS',
+    );
   });
 
-  it("sorts what the system ssh said into login, host key, sshd and remote docker failures", async () => {
+  it('sorts what the system ssh said into login, host key, sshd and remote docker failures', async () => {
     const target = await resolve({ DOCKER_HOST: 'ssh://root@h:2222' }, { '/home/u/.ssh/id_ed25519': 'K' });
     const said = (line: string) => describeEngineError(target, new SshDialError(line)).message;
     expect(said('root@h: Permission denied (publickey).')).toBe(
       "No Docker engine answers at ssh://root@h:2222: ssh refused the login of root@h:2222 (root@h: Permission denied (publickey).) — check the keys ssh offers (/home/u/.ssh/id_ed25519): a public key must be in root's authorized_keys on h.",
     );
-    expect(said('Host key verification failed.')).toContain('check that its host key is in /home/u/.ssh/known_hosts or /etc/ssh/ssh_known_hosts: connect once with `ssh -p 2222 root@h`');
+    expect(said('Host key verification failed.')).toContain(
+      'check that its host key is in /home/u/.ssh/known_hosts or /etc/ssh/ssh_known_hosts: connect once with `ssh -p 2222 root@h`',
+    );
     expect(said('ssh: connect to host h port 2222: Connection refused')).toContain('connection refused — check that sshd listens on h:2222');
     expect(said('bash: line 1: docker: command not found')).toContain('`docker system dial-stdio` works for root on h');
     expect(describeEngineError(target, errno('ECONNRESET')).message).toContain('the ssh session to h:2222 ended before the engine answered');

@@ -31,7 +31,12 @@ function field(number: number, value: Buffer | number): Buffer {
 
 describe('readJsonMessages', () => {
   it('splits messages across chunk boundaries and keeps non-JSON lines as text', async () => {
-    const chunks = ['{"stream":"Step 1/2 : FROM', ' x\\n"}\r\n{"status":"Pushing","id":"a","progressDetail":{"current":1,"total":2}}\n', 'not json\n', '{"error":"boom","errorDetail":{"message":"boom"}}'];
+    const chunks = [
+      '{"stream":"Step 1/2 : FROM',
+      ' x\\n"}\r\n{"status":"Pushing","id":"a","progressDetail":{"current":1,"total":2}}\n',
+      'not json\n',
+      '{"error":"boom","errorDetail":{"message":"boom"}}',
+    ];
     expect(await collect(readJsonMessages(Readable.from(chunks)))).toEqual([
       { stream: 'Step 1/2 : FROM x\n' },
       { status: 'Pushing', id: 'a', progressDetail: { current: 1, total: 2 } },
@@ -99,7 +104,10 @@ describe('createDockerEngine over a socket', () => {
     server = undefined;
   });
 
-  async function fakeDaemon(handler: http.RequestListener, onUpgrade?: (req: http.IncomingMessage, socket: import('node:stream').Duplex) => void): Promise<string> {
+  async function fakeDaemon(
+    handler: http.RequestListener,
+    onUpgrade?: (req: http.IncomingMessage, socket: import('node:stream').Duplex) => void,
+  ): Promise<string> {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'astro-engine-unit-'));
     const socketPath = path.join(dir, 'docker.sock');
     server = http.createServer(handler);
@@ -121,15 +129,21 @@ describe('createDockerEngine over a socket', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as { port: number }).port;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
-    const refused = await createDockerEngine({ kind: 'tcp', host: '127.0.0.1', port }).ping().catch((e: unknown) => e);
+    const refused = await createDockerEngine({ kind: 'tcp', host: '127.0.0.1', port })
+      .ping()
+      .catch((e: unknown) => e);
     expect((refused as UserError).message).toBe(`Cannot connect to the Docker engine at tcp://127.0.0.1:${port}: nothing answers (ECONNREFUSED).`);
 
     const plain = http.createServer((_req, res) => res.end('{}'));
     await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
     const plainPort = (plain.address() as { port: number }).port;
     try {
-      const tls = await createDockerEngine({ kind: 'tcp', host: '127.0.0.1', port: plainPort, tls: { verify: true } }).ping().catch((e: unknown) => e);
-      expect((tls as UserError).message).toMatch(new RegExp(`^Cannot connect to the Docker engine at tcp://127\\.0\\.0\\.1:${plainPort}: TLS handshake failed: `));
+      const tls = await createDockerEngine({ kind: 'tcp', host: '127.0.0.1', port: plainPort, tls: { verify: true } })
+        .ping()
+        .catch((e: unknown) => e);
+      expect((tls as UserError).message).toMatch(
+        new RegExp(`^Cannot connect to the Docker engine at tcp://127\\.0\\.0\\.1:${plainPort}: TLS handshake failed: `),
+      );
       expect((tls as UserError).nextStep).toContain('DOCKER_CERT_PATH');
     } finally {
       plain.closeAllConnections();
@@ -146,31 +160,38 @@ describe('createDockerEngine over a socket', () => {
       head.writeUInt32BE(body.length, 4);
       return Buffer.concat([head, body]);
     };
-    const socketPath = await fakeDaemon((req, res) => {
-      calls.push(`${req.method} ${req.url}`);
-      if (req.url === '/containers/create') {
-        res.writeHead(201, { 'content-type': 'application/json' });
-        res.end('{"Id":"c1"}');
-      } else if (req.url?.endsWith('/wait')) {
-        res.end('{"StatusCode":3}');
-      } else {
-        res.writeHead(204);
-        res.end();
-      }
-    }, (req, socket) => {
-      calls.push(`UPGRADE ${req.url} ${req.headers.upgrade}`);
-      socket.write('HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n');
-      const both = Buffer.concat([frame(1, 'out 1\n'), frame(2, 'err 1\n'), frame(1, 'out 2\n')]);
-      // Split mid-frame: the reader must put frames back together.
-      socket.write(both.subarray(0, 11));
-      setTimeout(() => socket.end(both.subarray(11)), 10);
-    });
+    const socketPath = await fakeDaemon(
+      (req, res) => {
+        calls.push(`${req.method} ${req.url}`);
+        if (req.url === '/containers/create') {
+          res.writeHead(201, { 'content-type': 'application/json' });
+          res.end('{"Id":"c1"}');
+        } else if (req.url?.endsWith('/wait')) {
+          res.end('{"StatusCode":3}');
+        } else {
+          res.writeHead(204);
+          res.end();
+        }
+      },
+      (req, socket) => {
+        calls.push(`UPGRADE ${req.url} ${req.headers.upgrade}`);
+        socket.write('HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n');
+        const both = Buffer.concat([frame(1, 'out 1\n'), frame(2, 'err 1\n'), frame(1, 'out 2\n')]);
+        // Split mid-frame: the reader must put frames back together.
+        socket.write(both.subarray(0, 11));
+        setTimeout(() => socket.end(both.subarray(11)), 10);
+      },
+    );
     const engine = createDockerEngine({ socketPath });
     const container = await engine.createContainer({ Image: 'img', Cmd: ['true'], Env: [] });
     const stream = await container.attach();
     let out = '';
     let err = '';
-    demuxStream(stream, (t) => (out += t), (t) => (err += t));
+    demuxStream(
+      stream,
+      (t) => (out += t),
+      (t) => (err += t),
+    );
     const ended = new Promise((resolve) => stream.once('end', resolve));
     await container.start();
     expect(await container.wait()).toEqual({ StatusCode: 3 });

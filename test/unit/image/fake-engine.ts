@@ -66,7 +66,6 @@ export class FakeEngine implements ImageEngine {
   async createContainer(): Promise<never> {
     throw new Error('the fake engine runs no containers');
   }
-
 }
 
 export function image(tag: string, labels: Record<string, string> = {}, platform = { os: 'linux', architecture: 'amd64' }): ImageDetails {

@@ -131,7 +131,9 @@ describe('pushImage', () => {
 
   it('says so when the local image does not exist', async () => {
     const engine = new FakeEngine();
-    await expect(pushImage(engine, { localRef: LOCAL, remoteRef: REMOTE, auth: AUTH })).rejects.toThrow(`The image '${LOCAL}' is not in the local Docker engine`);
+    await expect(pushImage(engine, { localRef: LOCAL, remoteRef: REMOTE, auth: AUTH })).rejects.toThrow(
+      `The image '${LOCAL}' is not in the local Docker engine`,
+    );
     expect(engine.calls.some((c) => c.startsWith('push'))).toBe(false);
   });
 

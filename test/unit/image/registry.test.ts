@@ -22,10 +22,20 @@ beforeAll(async () => {
       res.writeHead(401, { 'www-authenticate': `Bearer realm="http://${host}/token",service="test-registry",scope="repository:org/airflow:pull"` }).end();
       return;
     }
-    const send = (body: unknown, headers: Record<string, string> = {}) => res.writeHead(200, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
-    if (url.pathname === '/v2/org/airflow/manifests/single') return send({ mediaType: 'x', config: { digest: 'sha256:cfg' } }, { 'docker-content-digest': 'sha256:single' });
+    const send = (body: unknown, headers: Record<string, string> = {}) =>
+      res.writeHead(200, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+    if (url.pathname === '/v2/org/airflow/manifests/single')
+      return send({ mediaType: 'x', config: { digest: 'sha256:cfg' } }, { 'docker-content-digest': 'sha256:single' });
     if (url.pathname === '/v2/org/airflow/manifests/multi') {
-      return send({ manifests: [{ digest: 'sha256:arm', platform: { os: 'linux', architecture: 'arm64' } }, { digest: 'sha256:amd', platform: { os: 'linux', architecture: 'amd64' } }] }, { 'docker-content-digest': 'sha256:index' });
+      return send(
+        {
+          manifests: [
+            { digest: 'sha256:arm', platform: { os: 'linux', architecture: 'arm64' } },
+            { digest: 'sha256:amd', platform: { os: 'linux', architecture: 'amd64' } },
+          ],
+        },
+        { 'docker-content-digest': 'sha256:index' },
+      );
     }
     if (url.pathname === '/v2/org/airflow/manifests/sha256:amd') return send({ config: { digest: 'sha256:cfg' } });
     if (url.pathname === '/v2/org/airflow/blobs/sha256:cfg') return send({ config: { Labels: { a: 'b' } } });
@@ -38,11 +48,16 @@ beforeAll(async () => {
 afterAll(() => server.close());
 
 describe('inspectPushedImage', () => {
-  it('answers the Bearer challenge for a pull scope only, and returns the tag\'s digest and the image labels', async () => {
+  it("answers the Bearer challenge for a pull scope only, and returns the tag's digest and the image labels", async () => {
     seen.length = 0;
     const image = await inspectPushedImage({ repository: `${host}/org/airflow`, tag: 'single', auth: { username: 'cli', password: 'secret' } });
     expect(image).toEqual({ digest: 'sha256:single', labels: { a: 'b' } });
-    expect(seen).toEqual(['GET /v2/org/airflow/manifests/single', 'GET /token?repository:org/airflow:pull', 'GET /v2/org/airflow/manifests/single', 'GET /v2/org/airflow/blobs/sha256:cfg']);
+    expect(seen).toEqual([
+      'GET /v2/org/airflow/manifests/single',
+      'GET /token?repository:org/airflow:pull',
+      'GET /v2/org/airflow/manifests/single',
+      'GET /v2/org/airflow/blobs/sha256:cfg',
+    ]);
     expect(seen.every((s) => s.startsWith('GET '))).toBe(true);
   });
 
@@ -53,6 +68,8 @@ describe('inspectPushedImage', () => {
 
   it('says undefined for a tag the registry does not have, and throws when the token is refused', async () => {
     expect(await inspectPushedImage({ repository: `${host}/org/airflow`, tag: 'gone', auth: { username: 'cli', password: 'secret' } })).toBeUndefined();
-    await expect(inspectPushedImage({ repository: `${host}/org/airflow`, tag: 'single', auth: { username: 'cli', password: 'wrong' } })).rejects.toThrow(/token service answered 401/);
+    await expect(inspectPushedImage({ repository: `${host}/org/airflow`, tag: 'single', auth: { username: 'cli', password: 'wrong' } })).rejects.toThrow(
+      /token service answered 401/,
+    );
   });
 });

@@ -62,16 +62,37 @@ describe('snapshotTree', () => {
 
 describe('ParseCache state', () => {
   const hello: HelloMessage = {
-    type: 'hello', protocol: 1, python: '3.11', airflowVersion: '3.1.8', airflowHome: '/p', dagsFolder: '/p/dags', pluginsFolder: null,
-    safeMode: true, ignoreSyntax: 'glob', projectReadOnly: true, rootReadOnly: true, dbCreated: false, startupMs: 1, deps: { files: [], dirs: [] },
+    type: 'hello',
+    protocol: 1,
+    python: '3.11',
+    airflowVersion: '3.1.8',
+    airflowHome: '/p',
+    dagsFolder: '/p/dags',
+    pluginsFolder: null,
+    safeMode: true,
+    ignoreSyntax: 'glob',
+    projectReadOnly: true,
+    rootReadOnly: true,
+    dbCreated: false,
+    startupMs: 1,
+    deps: { files: [], dirs: [] },
   };
 
   it('reuses a file result only while what its import read is unchanged', async () => {
     const dag = write('dags/a.py', 'dag');
     const settings = write('include/settings.json', '{"a": 1}');
     const message: FileMessage = {
-      type: 'file', path: dag, relPath: 'dags/a.py', durationMs: 1, output: '', outputDropped: 0, status: 'parsed', errors: [],
-      dags: [], warnings: [], deps: { files: [settings, path.join(dir, 'include', 'absent.json')], dirs: [path.join(dir, 'include')] },
+      type: 'file',
+      path: dag,
+      relPath: 'dags/a.py',
+      durationMs: 1,
+      output: '',
+      outputDropped: 0,
+      status: 'parsed',
+      errors: [],
+      dags: [],
+      warnings: [],
+      deps: { files: [settings, path.join(dir, 'include', 'absent.json')], dirs: [path.join(dir, 'include')] },
     };
     const listing: ListingMessage = { type: 'listing', files: [{ path: dag, relPath: 'dags/a.py' }], skipped: [], unreadable: [] };
     const identity = (p: string) => p;

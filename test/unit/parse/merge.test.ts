@@ -3,7 +3,11 @@ import { duplicateDagMessage, mergeResults, parseExceptions, type FileOutcome } 
 import type { FileMessage, ListingMessage } from '../../../src/parse/schema.js';
 
 const home = '/p';
-function message(rel: string, dags: { id: string; origin?: string; fileloc?: string }[], errors: { rel: string; text: string; kind?: 'import' | 'timeout' | 'crash'; line?: number }[] = []): FileMessage {
+function message(
+  rel: string,
+  dags: { id: string; origin?: string; fileloc?: string }[],
+  errors: { rel: string; text: string; kind?: 'import' | 'timeout' | 'crash'; line?: number }[] = [],
+): FileMessage {
   return {
     type: 'file',
     path: `${home}/${rel}`,
@@ -13,30 +17,28 @@ function message(rel: string, dags: { id: string; origin?: string; fileloc?: str
     outputDropped: 0,
     status: 'parsed',
     errors: errors.map((e) => ({ path: `${home}/${e.rel}`, relPath: e.rel, message: e.text, kind: e.kind ?? 'import', ...(e.line ? { line: e.line } : {}) })),
-    dags: dags.map((d) => ({ dagId: d.id, fileloc: d.fileloc ?? `${home}/${rel}`, relFileloc: (d.fileloc ?? `${home}/${rel}`).slice(home.length + 1), origin: d.origin ?? null })),
+    dags: dags.map((d) => ({
+      dagId: d.id,
+      fileloc: d.fileloc ?? `${home}/${rel}`,
+      relFileloc: (d.fileloc ?? `${home}/${rel}`).slice(home.length + 1),
+      origin: d.origin ?? null,
+    })),
     warnings: [],
   };
 }
 
-function run(
-  messages: FileMessage[],
-  exceptions = new Set<string>(),
-  skipped: ListingMessage['skipped'] = [],
-  unreadable: ListingMessage['unreadable'] = [],
-) {
+function run(messages: FileMessage[], exceptions = new Set<string>(), skipped: ListingMessage['skipped'] = [], unreadable: ListingMessage['unreadable'] = []) {
   const listing: ListingMessage = { type: 'listing', files: messages.map((m) => ({ path: m.path, relPath: m.relPath })), skipped, unreadable };
   const outcomes = new Map<string, FileOutcome>(messages.map((m) => [m.path, { message: m, cached: false }]));
   return mergeResults(listing, outcomes, exceptions);
 }
 
 describe('mergeResults', () => {
-  it('reports a duplicate DAG id on the file bagged second, with DagBag\'s message', () => {
+  it("reports a duplicate DAG id on the file bagged second, with DagBag's message", () => {
     const [first, second] = run([message('dags/b.py', [{ id: 'x' }]), message('dags/a.py', [{ id: 'x' }, { id: 'y' }])]);
     expect(first).toMatchObject({ path: 'dags/b.py', status: 'ok', dagIds: ['x'] });
     expect(second).toMatchObject({ path: 'dags/a.py', status: 'error', dagIds: ['y'] });
-    expect(second?.errors).toEqual([
-      { path: 'dags/a.py', kind: 'duplicate', message: duplicateDagMessage('x', '/p/dags/a.py', '/p/dags/b.py') },
-    ]);
+    expect(second?.errors).toEqual([{ path: 'dags/a.py', kind: 'duplicate', message: duplicateDagMessage('x', '/p/dags/a.py', '/p/dags/b.py') }]);
     expect(second?.errors[0]?.message).toBe('AirflowDagDuplicatedIdException: Ignoring DAG x from /p/dags/a.py - also found in /p/dags/b.py');
   });
 
@@ -56,10 +58,14 @@ describe('mergeResults', () => {
     const results = run(
       [
         message('dags/broken.py', [], [{ rel: 'dags/broken.py', text: 'ValueError: x', line: 3 }]),
-        message('dags/pack.zip', [], [
-          { rel: 'dags/pack.zip/one.py', text: 'KeyError: 1' },
-          { rel: 'dags/pack.zip/two.py', text: 'KeyError: 2' },
-        ]),
+        message(
+          'dags/pack.zip',
+          [],
+          [
+            { rel: 'dags/pack.zip/one.py', text: 'KeyError: 1' },
+            { rel: 'dags/pack.zip/two.py', text: 'KeyError: 2' },
+          ],
+        ),
       ],
       exceptions,
     );

@@ -16,12 +16,21 @@ const summary: ParseReport['summary'] = {
   airflowVersion: '3.1.8',
   dagsFolder: 'dags',
   exceptionsFile: '.astro/dag_integrity_exceptions.txt',
-  sandbox: { network: 'none', projectReadOnly: true, projectView: 'overlay', pidsLimit: 1024, hostFilesystem: 'read-only', memoryLimitMb: 2048, importTimeoutSeconds: null },
+  sandbox: {
+    network: 'none',
+    projectReadOnly: true,
+    projectView: 'overlay',
+    pidsLimit: 1024,
+    hostFilesystem: 'read-only',
+    memoryLimitMb: 2048,
+    importTimeoutSeconds: null,
+  },
 };
 
 describe('headline', () => {
   it('picks the exception line of a traceback, even with lines after it', () => {
-    const timeout = 'Traceback (most recent call last):\n  File "x.py", line 3\nairflow.exceptions.AirflowTaskTimeout: DagBag import timeout\nPlease take a look\n* https://docs, PID: 12';
+    const timeout =
+      'Traceback (most recent call last):\n  File "x.py", line 3\nairflow.exceptions.AirflowTaskTimeout: DagBag import timeout\nPlease take a look\n* https://docs, PID: 12';
     expect(headline(timeout)).toBe('airflow.exceptions.AirflowTaskTimeout: DagBag import timeout');
     expect(headline('  File "x.py", line 4\n    with DAG()\n        ^\nSyntaxError: expected \':\'')).toBe("SyntaxError: expected ':'");
     expect(headline('The import of dags/x.py ended its process (exit code 3)')).toBe('The import of dags/x.py ended its process (exit code 3)');
@@ -38,12 +47,24 @@ describe('renderParseReport', () => {
   it('prints a line per failing error with file and line, then the count', () => {
     const report: ParseReport = {
       files: [
-        { path: 'dags/a.py', status: 'error', dagIds: [], errors: [{ path: 'dags/a.py', line: 7, kind: 'import', message: 'Traceback\nValueError: boom' }], exempted: false, warnings: [], durationMs: 1, cached: false },
+        {
+          path: 'dags/a.py',
+          status: 'error',
+          dagIds: [],
+          errors: [{ path: 'dags/a.py', line: 7, kind: 'import', message: 'Traceback\nValueError: boom' }],
+          exempted: false,
+          warnings: [],
+          durationMs: 1,
+          cached: false,
+        },
         { path: 'dags/b.py', status: 'ok', dagIds: ['b'], errors: [], exempted: false, warnings: [], durationMs: 1, cached: false },
       ],
       summary: { ...summary, passed: false, failed: 1 },
     };
-    expect(renderParseReport(report).split('\n')).toEqual(['✘ dags/a.py:7: ValueError: boom', '1 of 2 DAG files failed to import (2 DAG files, 2 DAGs, 1 unchanged, 1.2s)']);
+    expect(renderParseReport(report).split('\n')).toEqual([
+      '✘ dags/a.py:7: ValueError: boom',
+      '1 of 2 DAG files failed to import (2 DAG files, 2 DAGs, 1 unchanged, 1.2s)',
+    ]);
     expect(renderParseReport(report, { verbose: true })).toContain('    Traceback');
   });
 

@@ -29,28 +29,53 @@ describe('retry', () => {
     );
     expect(value).toBe('ok');
     expect(seen).toEqual([1, 2, 3]);
-    expect(waits).toEqual([{ attempt: 2, reason: 'fail 1' }, { attempt: 3, reason: 'fail 2' }]);
+    expect(waits).toEqual([
+      { attempt: 2, reason: 'fail 1' },
+      { attempt: 3, reason: 'fail 2' },
+    ]);
   });
 
   it('throws the last error as it was once the attempts run out, and at once when classify says no', async () => {
     let calls = 0;
     const last = new Error('last');
-    await expect(retry(async () => { calls++; throw last; }, { policy: fast, classify: retryAll })).rejects.toBe(last);
+    await expect(
+      retry(
+        async () => {
+          calls++;
+          throw last;
+        },
+        { policy: fast, classify: retryAll },
+      ),
+    ).rejects.toBe(last);
     expect(calls).toBe(4);
     calls = 0;
     const fatal = new Error('fatal');
-    await expect(retry(async () => { calls++; throw fatal; }, { policy: fast, classify: () => ({ retry: false }) })).rejects.toBe(fatal);
+    await expect(
+      retry(
+        async () => {
+          calls++;
+          throw fatal;
+        },
+        { policy: fast, classify: () => ({ retry: false }) },
+      ),
+    ).rejects.toBe(fatal);
     expect(calls).toBe(1);
   });
 
   it('waits at least what Retry-After asks (bounded), even above the backoff', async () => {
     const delays: number[] = [];
     let n = 0;
-    await retry(async () => { if (n++ === 0) throw new Error('429'); return 1; }, {
-      policy: fast,
-      classify: () => ({ retry: true, reason: '429', retryAfterMs: 40 }),
-      onRetry: ({ delayMs }) => delays.push(delayMs),
-    });
+    await retry(
+      async () => {
+        if (n++ === 0) throw new Error('429');
+        return 1;
+      },
+      {
+        policy: fast,
+        classify: () => ({ retry: true, reason: '429', retryAfterMs: 40 }),
+        onRetry: ({ delayMs }) => delays.push(delayMs),
+      },
+    );
     expect(delays).toEqual([40]);
   });
 
@@ -59,10 +84,14 @@ describe('retry', () => {
     let n = 0;
     const value = await retry(
       (_attempt, signal) =>
-        n++ === 0
-          ? new Promise<string>((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('aborted'))))
-          : Promise.resolve('second'),
-      { policy: { ...fast, attemptTimeoutMs: 20 }, classify: (e) => { errors.push(e); return { retry: true, reason: 't' }; } },
+        n++ === 0 ? new Promise<string>((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('aborted')))) : Promise.resolve('second'),
+      {
+        policy: { ...fast, attemptTimeoutMs: 20 },
+        classify: (e) => {
+          errors.push(e);
+          return { retry: true, reason: 't' };
+        },
+      },
     );
     expect(value).toBe('second');
     expect(errors[0]).toBeInstanceOf(AttemptTimeoutError);
@@ -81,13 +110,18 @@ describe('retry', () => {
     await expect(during).rejects.toMatchObject({ signal: 'SIGTERM' });
 
     const second = new AbortController();
-    const waiting = retry(async () => { throw new Error('x'); }, {
-      policy: { ...fast, baseDelayMs: 10_000, maxDelayMs: 10_000 },
-      signal: second.signal,
-      classify: retryAll,
-      onRetry: () => setTimeout(() => second.abort('SIGINT'), 5),
-      interruptedMessage: 'stopped while waiting',
-    });
+    const waiting = retry(
+      async () => {
+        throw new Error('x');
+      },
+      {
+        policy: { ...fast, baseDelayMs: 10_000, maxDelayMs: 10_000 },
+        signal: second.signal,
+        classify: retryAll,
+        onRetry: () => setTimeout(() => second.abort('SIGINT'), 5),
+        interruptedMessage: 'stopped while waiting',
+      },
+    );
     const error = await waiting.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InterruptedError);
     expect(error).toMatchObject({ signal: 'SIGINT', message: 'stopped while waiting' });

@@ -34,13 +34,7 @@ const loadConfig = () => AstroConfig.load(configPaths(home, home));
 
 /** Every token the platform issued or accepted, and every password used, must never be printed. */
 function expectNoSecrets(run: CliRun, extra: string[] = []): void {
-  const secrets = [
-    ...fake.validTokens,
-    ...fake.refreshTokens.keys(),
-    ...fake.houston.tokens,
-    ...fake.houston.users.values(),
-    ...extra,
-  ];
+  const secrets = [...fake.validTokens, ...fake.refreshTokens.keys(), ...fake.houston.tokens, ...fake.houston.users.values(), ...extra];
   expect(secrets.length).toBeGreaterThan(0);
   for (const secret of secrets) {
     expect(run.stdout).not.toContain(secret);

@@ -56,9 +56,15 @@ describe('astro config', () => {
     expect((await run(['config', 'get', 'context'])).stdout).toBe('context: localhost\n');
   });
 
-  it('set takes every key of Astronomer\'s config, in the project or with -g, and keeps unknown keys in the file', async () => {
+  it("set takes every key of Astronomer's config, in the project or with -g, and keeps unknown keys in the file", async () => {
     await fs.appendFile(globalFile(), 'somebody_elses:\n  key: [1, 2]\n');
-    for (const [key, value] of [['postgres.user', 'airflow'], ['api-server.port', '8081'], ['dev.mode', 'standalone'], ['cloud.api.token', 'abc'], ['cosmos_boost.pre_deploy', 'true']]) {
+    for (const [key, value] of [
+      ['postgres.user', 'airflow'],
+      ['api-server.port', '8081'],
+      ['dev.mode', 'standalone'],
+      ['cloud.api.token', 'abc'],
+      ['cosmos_boost.pre_deploy', 'true'],
+    ]) {
       const set = await run(['config', 'set', '-g', key!, value!]);
       expect(set.code, set.stderr).toBe(0);
       expect((await run(['config', 'get', key!, '-g'])).stdout).toBe(`${key}: ${value}\n`);
@@ -73,7 +79,7 @@ describe('astro config', () => {
     expect(parse(await fs.readFile(projectFile(), 'utf8'))).toEqual({ project: { name: 'demo' }, show_warnings: 'false', webserver: { port: '8082' } });
   });
 
-  it('set refuses what Astronomer\'s CLI validates, and unknown keys, with exit 2', async () => {
+  it("set refuses what Astronomer's CLI validates, and unknown keys, with exit 2", async () => {
     const mode = await run(['config', 'set', '-g', 'dev.mode', 'podman']);
     expect(mode.code).toBe(2);
     expect(mode.stderr).toContain('dev.mode must be "docker" or "standalone"');
@@ -122,7 +128,7 @@ describe('astro context', () => {
     expect(doc.context).toBe('');
   });
 
-  it('delete takes Go\'s --force=true', async () => {
+  it("delete takes Go's --force=true", async () => {
     expect((await run(['context', 'delete', 'localhost', '--force=true'])).code).toBe(0);
     expect(parse(await fs.readFile(globalFile(), 'utf8')).contexts.localhost).toBeUndefined();
     const bad = await run(['context', 'delete', 'astronomer.io', '--force=yes']);
@@ -134,7 +140,11 @@ describe('astro context', () => {
 describe('astro deployment', () => {
   it('answers to de, deployments and ls (the command runs: it needs a login, not other words)', async () => {
     await fs.writeFile(globalFile(), 'context: ""\n');
-    for (const argv of [['de', 'ls'], ['deployments', 'list'], ['deployment', 'ls', '--all=true']]) {
+    for (const argv of [
+      ['de', 'ls'],
+      ['deployments', 'list'],
+      ['deployment', 'ls', '--all=true'],
+    ]) {
       const result = await run(argv);
       expect(result.code, `${argv.join(' ')}: ${result.stderr}`).toBe(1);
       expect(result.stderr).toContain('no context set');
@@ -142,7 +152,7 @@ describe('astro deployment', () => {
   });
 });
 
-describe('global flags in Go\'s form', () => {
+describe("global flags in Go's form", () => {
   it('--json=true and --verbose=false', async () => {
     const json = await run(['--json=true', 'config', 'get', 'postgres.port', '--verbose=false']);
     expect(json.code).toBe(0);

@@ -17,12 +17,22 @@ describe('parseDockerfile: the first stage', () => {
   it.each([
     ['plain', 'FROM astrocrpublic.azurecr.io/runtime:3.1-8\n', 'astrocrpublic.azurecr.io/runtime:3.1-8', 1],
     ['lower-case keyword', 'from quay.io/astronomer/astro-runtime:12.5.0\n', 'quay.io/astronomer/astro-runtime:12.5.0', 1],
-    ['leading blank lines and comments', '\n# my project\n\n   # indented comment\nFROM astrocrpublic.azurecr.io/runtime:3.1-8\n', 'astrocrpublic.azurecr.io/runtime:3.1-8', 5],
+    [
+      'leading blank lines and comments',
+      '\n# my project\n\n   # indented comment\nFROM astrocrpublic.azurecr.io/runtime:3.1-8\n',
+      'astrocrpublic.azurecr.io/runtime:3.1-8',
+      5,
+    ],
     ['indented FROM', '   FROM astrocrpublic.azurecr.io/runtime:3.1-8', 'astrocrpublic.azurecr.io/runtime:3.1-8', 1],
     ['CRLF line endings', '# c\r\nFROM astrocrpublic.azurecr.io/runtime:3.1-8\r\nRUN true\r\n', 'astrocrpublic.azurecr.io/runtime:3.1-8', 2],
     ['byte order mark', '\uFEFFFROM astrocrpublic.azurecr.io/runtime:3.1-8', 'astrocrpublic.azurecr.io/runtime:3.1-8', 1],
     ['continuation', 'FROM \\\n  astrocrpublic.azurecr.io/runtime:3.1-8\n', 'astrocrpublic.azurecr.io/runtime:3.1-8', 1],
-    ['continuation with trailing spaces and a comment inside', 'FROM \\  \n# a comment\n\n  astrocrpublic.azurecr.io/runtime:3.1-8 \\\n  AS runtime\n', 'astrocrpublic.azurecr.io/runtime:3.1-8', 1],
+    [
+      'continuation with trailing spaces and a comment inside',
+      'FROM \\  \n# a comment\n\n  astrocrpublic.azurecr.io/runtime:3.1-8 \\\n  AS runtime\n',
+      'astrocrpublic.azurecr.io/runtime:3.1-8',
+      1,
+    ],
     ['registry with port', 'FROM localhost:5000/runtime:3.1-8', 'localhost:5000/runtime:3.1-8', 1],
     ['digest', `FROM astrocrpublic.azurecr.io/runtime:3.1-8@${digest}`, `astrocrpublic.azurecr.io/runtime:3.1-8@${digest}`, 1],
   ])('%s', (_name, content, image, line) => {
@@ -77,18 +87,48 @@ describe('ARG substitution in FROM', () => {
     ['whole image', 'ARG BASE=astrocrpublic.azurecr.io/runtime:3.1-8\nFROM ${BASE}', undefined, 'astrocrpublic.azurecr.io/runtime:3.1-8'],
     ['quoted default', 'ARG TAG="3.1-8"\nFROM astrocrpublic.azurecr.io/runtime:${TAG}', undefined, 'astrocrpublic.azurecr.io/runtime:3.1-8'],
     ['single-quoted default', "ARG TAG='3.1-8'\nFROM astrocrpublic.azurecr.io/runtime:${TAG}", undefined, 'astrocrpublic.azurecr.io/runtime:3.1-8'],
-    ['several on one line', 'ARG REPO=astrocrpublic.azurecr.io/runtime VERSION=3.1-8\nFROM ${REPO}:${VERSION}', undefined, 'astrocrpublic.azurecr.io/runtime:3.1-8'],
-    ['default referencing an earlier ARG', 'ARG V=3.1-8\nARG T=${V}-base\nFROM astrocrpublic.azurecr.io/runtime:${T}', undefined, 'astrocrpublic.azurecr.io/runtime:3.1-8-base'],
-    ['--build-arg overrides the default', 'ARG TAG=3.1-8\nFROM astrocrpublic.azurecr.io/runtime:${TAG}', { TAG: '3.1-9' }, 'astrocrpublic.azurecr.io/runtime:3.1-9'],
-    ['--build-arg fills an ARG without default', 'ARG TAG\nFROM astrocrpublic.azurecr.io/runtime:${TAG}', { TAG: '3.2-1' }, 'astrocrpublic.azurecr.io/runtime:3.2-1'],
+    [
+      'several on one line',
+      'ARG REPO=astrocrpublic.azurecr.io/runtime VERSION=3.1-8\nFROM ${REPO}:${VERSION}',
+      undefined,
+      'astrocrpublic.azurecr.io/runtime:3.1-8',
+    ],
+    [
+      'default referencing an earlier ARG',
+      'ARG V=3.1-8\nARG T=${V}-base\nFROM astrocrpublic.azurecr.io/runtime:${T}',
+      undefined,
+      'astrocrpublic.azurecr.io/runtime:3.1-8-base',
+    ],
+    [
+      '--build-arg overrides the default',
+      'ARG TAG=3.1-8\nFROM astrocrpublic.azurecr.io/runtime:${TAG}',
+      { TAG: '3.1-9' },
+      'astrocrpublic.azurecr.io/runtime:3.1-9',
+    ],
+    [
+      '--build-arg fills an ARG without default',
+      'ARG TAG\nFROM astrocrpublic.azurecr.io/runtime:${TAG}',
+      { TAG: '3.2-1' },
+      'astrocrpublic.azurecr.io/runtime:3.2-1',
+    ],
     ['--build-arg for an undeclared ARG is ignored', 'FROM astrocrpublic.azurecr.io/runtime:3.1-8', { TAG: '9.9-9' }, 'astrocrpublic.azurecr.io/runtime:3.1-8'],
     [':- default when unset', 'ARG TAG\nFROM astrocrpublic.azurecr.io/runtime:${TAG:-3.1-8}', undefined, 'astrocrpublic.azurecr.io/runtime:3.1-8'],
     [':- default when empty', 'ARG TAG=\nFROM astrocrpublic.azurecr.io/runtime:${TAG:-3.1-8}', undefined, 'astrocrpublic.azurecr.io/runtime:3.1-8'],
     ['- keeps an empty value', 'ARG SUFFIX=\nFROM astrocrpublic.azurecr.io/runtime:3.1-8${SUFFIX-base}', undefined, 'astrocrpublic.azurecr.io/runtime:3.1-8'],
-    [':+ alternative when set', 'ARG BASE=1\nFROM astrocrpublic.azurecr.io/runtime:3.1-8${BASE:+-base}', undefined, 'astrocrpublic.azurecr.io/runtime:3.1-8-base'],
+    [
+      ':+ alternative when set',
+      'ARG BASE=1\nFROM astrocrpublic.azurecr.io/runtime:3.1-8${BASE:+-base}',
+      undefined,
+      'astrocrpublic.azurecr.io/runtime:3.1-8-base',
+    ],
     [':+ nothing when unset', 'ARG BASE\nFROM astrocrpublic.azurecr.io/runtime:3.1-8${BASE:+-base}', undefined, 'astrocrpublic.azurecr.io/runtime:3.1-8'],
     ['nested default', 'ARG V=3.1-8\nFROM astrocrpublic.azurecr.io/runtime:${TAG:-${V}}', undefined, 'astrocrpublic.azurecr.io/runtime:3.1-8'],
-    ['ARGs after FROM do not apply to FROM', 'ARG TAG=3.1-8\nFROM astrocrpublic.azurecr.io/runtime:${TAG}\nARG TAG=0.0-0', undefined, 'astrocrpublic.azurecr.io/runtime:3.1-8'],
+    [
+      'ARGs after FROM do not apply to FROM',
+      'ARG TAG=3.1-8\nFROM astrocrpublic.azurecr.io/runtime:${TAG}\nARG TAG=0.0-0',
+      undefined,
+      'astrocrpublic.azurecr.io/runtime:3.1-8',
+    ],
   ])('%s', (_name, content, buildArgs, image) => {
     const base = baseOf(content, buildArgs);
     expect(base.image).toBe(image);
@@ -101,7 +141,7 @@ describe('ARG substitution in FROM', () => {
   });
 
   it('keeps escaped and single-quoted dollars literal', () => {
-    const parsed = parseDockerfile("ARG A=\\$B C='$B' D=\"\\$B\" E=\"$F\"\nARG F=f\nFROM x");
+    const parsed = parseDockerfile('ARG A=\\$B C=\'$B\' D="\\$B" E="$F"\nARG F=f\nFROM x');
     expect(parsed.globalArgs).toEqual({ A: '$B', C: '$B', D: '$B', E: '', F: 'f' });
   });
 
@@ -180,7 +220,11 @@ describe('errors name the file and line', () => {
     ['bad stage name', 'FROM x AS 1stage', /'1stage' is not a valid stage name/],
     ['unset ARG makes it empty', 'ARG BASE\nFROM ${BASE}', /^Dockerfile:2: FROM \$\{BASE\} expands to an empty image name: ARG BASE has no value$/],
     ['undeclared ARG makes it empty', 'FROM $BASE', /expands to an empty image name: ARG BASE has no value/],
-    ['unset ARG leaves an invalid tag', 'ARG TAG\nFROM astrocrpublic.azurecr.io/runtime:${TAG}', /^Dockerfile:2: FROM names an invalid image 'astrocrpublic.azurecr.io\/runtime:' \(from 'astrocrpublic.azurecr.io\/runtime:\$\{TAG\}'\): .*ARG TAG has no value/],
+    [
+      'unset ARG leaves an invalid tag',
+      'ARG TAG\nFROM astrocrpublic.azurecr.io/runtime:${TAG}',
+      /^Dockerfile:2: FROM names an invalid image 'astrocrpublic.azurecr.io\/runtime:' \(from 'astrocrpublic.azurecr.io\/runtime:\$\{TAG\}'\): .*ARG TAG has no value/,
+    ],
     ['upper-case repository', 'FROM Quay.io/Astronomer/Astro-Runtime:12.5.0', /^Dockerfile:1: FROM names an invalid image .*lowercase/],
     ['unclosed brace', 'ARG A=1\nFROM ${A', /Dockerfile:2: missing '}'/],
     ['unsupported modifier', 'ARG A=1\nFROM ${A#x}', /the substitution modifier '#x'/],

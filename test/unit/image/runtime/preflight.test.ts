@@ -68,9 +68,7 @@ describe('preflightRuntimeImage: before any build', () => {
   });
 
   it('explains a wrong tag that came from an ARG', () => {
-    const error = thrownBy(() =>
-      preflightRuntimeImage({ dockerfile: parseDockerfile('ARG TAG=3.1-8-slim\nFROM astrocrpublic.azurecr.io/runtime:${TAG}') }),
-    );
+    const error = thrownBy(() => preflightRuntimeImage({ dockerfile: parseDockerfile('ARG TAG=3.1-8-slim\nFROM astrocrpublic.azurecr.io/runtime:${TAG}') }));
     expect(error.message).toMatch(/^Dockerfile:2: The Astro Runtime image 'astrocrpublic.azurecr.io\/runtime:3.1-8-slim' is not valid/);
     expect(error.nextStep).toBe(
       'Line 2 of Dockerfile reads FROM astrocrpublic.azurecr.io/runtime:${TAG}, which expands to astrocrpublic.azurecr.io/runtime:3.1-8-slim; change it (or the ARG values) so that it names astrocrpublic.azurecr.io/runtime:3.1-8.',
@@ -84,18 +82,14 @@ describe('preflightRuntimeImage: before any build', () => {
   });
 
   it('catches a wrong Runtime tag in any stage, not only the deployed one', () => {
-    const dockerfile = parseDockerfile(
-      'FROM quay.io/astronomer/astro-runtime:3.1-8 AS deps\nRUN true\nFROM astrocrpublic.azurecr.io/runtime:3.1-8\n',
-    );
+    const dockerfile = parseDockerfile('FROM quay.io/astronomer/astro-runtime:3.1-8 AS deps\nRUN true\nFROM astrocrpublic.azurecr.io/runtime:3.1-8\n');
     const error = thrownBy(() => preflightRuntimeImage({ dockerfile, feed }));
     expect(error.message).toMatch(/^Dockerfile:1: /);
     expect((error as RuntimeImageError).correctedImage).toBe('astrocrpublic.azurecr.io/runtime:3.1-8');
   });
 
   it('follows stage links to the image the deployed stage is built on', () => {
-    const dockerfile = parseDockerfile(
-      'FROM python:3.12-slim AS build\nFROM astrocrpublic.azurecr.io/runtime:3.1-9 AS rt\nFROM rt\nCOPY --from=build /x /x\n',
-    );
+    const dockerfile = parseDockerfile('FROM python:3.12-slim AS build\nFROM astrocrpublic.azurecr.io/runtime:3.1-9 AS rt\nFROM rt\nCOPY --from=build /x /x\n');
     const result = preflightRuntimeImage({ dockerfile, feed, deployment: deploymentAt('3.1-8') });
     expect(result.stage.line).toBe(2);
     expect(result.expectedVersion).toBe('3.1-9');
@@ -107,9 +101,7 @@ describe('preflightRuntimeImage: before any build', () => {
     const error = thrownBy(() =>
       preflightRuntimeImage({ dockerfile: parseDockerfile('FROM astrocrpublic.azurecr.io/runtime:3.1-8'), feed, deployment: deploymentAt('3.1-9') }),
     );
-    expect(error.message).toBe(
-      'Cannot deploy a downgraded Astro Runtime version. Modify your Astro Runtime version to 3.1-9 or higher in your Dockerfile',
-    );
+    expect(error.message).toBe('Cannot deploy a downgraded Astro Runtime version. Modify your Astro Runtime version to 3.1-9 or higher in your Dockerfile');
   });
 
   it('refuses a pinned unsupported version before building', () => {
@@ -196,9 +188,7 @@ describe('preflightRuntimeImage: before any build', () => {
   });
 
   it('refuses a deployed stage pinned to arm64', () => {
-    const error = thrownBy(() =>
-      preflightRuntimeImage({ dockerfile: parseDockerfile('FROM --platform=linux/arm64 astrocrpublic.azurecr.io/runtime:3.1-8') }),
-    );
+    const error = thrownBy(() => preflightRuntimeImage({ dockerfile: parseDockerfile('FROM --platform=linux/arm64 astrocrpublic.azurecr.io/runtime:3.1-8') }));
     expect(error.message).toMatch(/Astro runs linux\/amd64 images only/);
   });
 

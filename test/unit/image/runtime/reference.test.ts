@@ -1,12 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { UserError } from '../../../../src/errors.js';
-import {
-  canonicalName,
-  formatImageReference,
-  parseImageReference,
-  tryParseImageReference,
-} from '../../../../src/image/runtime/reference.js';
+import { canonicalName, formatImageReference, parseImageReference, tryParseImageReference } from '../../../../src/image/runtime/reference.js';
 
 const digest = `sha256:${'a1'.repeat(32)}`;
 

@@ -86,7 +86,11 @@ describe('checkDeploymentRuntimeVersion (reference 7.4 steps 2-5)', () => {
     ['supported compares equal across spellings', '12.5', '12.5.0', ['12.5.0']],
   ])('accepts: %s', (_name, image, deployment, options) => {
     expect(() =>
-      checkDeploymentRuntimeVersion({ imageVersion: image, ...(deployment === undefined ? {} : { deploymentVersion: deployment }), supportedVersions: options }),
+      checkDeploymentRuntimeVersion({
+        imageVersion: image,
+        ...(deployment === undefined ? {} : { deploymentVersion: deployment }),
+        supportedVersions: options,
+      }),
     ).not.toThrow();
   });
 
@@ -130,9 +134,7 @@ describe('checkDeploymentRuntimeVersion (reference 7.4 steps 2-5)', () => {
     ['11.99.0', '3.0-7'],
     ['4.2.6', '3.0-1'],
   ])('refuses Airflow 2 -> 3 from %s', (deployment, image) => {
-    const error = thrownBy(() =>
-      checkDeploymentRuntimeVersion({ imageVersion: image, deploymentVersion: deployment, supportedVersions: [image, deployment] }),
-    );
+    const error = thrownBy(() => checkDeploymentRuntimeVersion({ imageVersion: image, deploymentVersion: deployment, supportedVersions: [image, deployment] }));
     expect(error.message).toBe(AIRFLOW3_UPGRADE_MESSAGE);
     expect(error.message).toBe('Can only upgrade deployment from Airflow 2 to Airflow 3 with deployment at Astro Runtime 12.0.0 or higher');
     expect(error.nextStep).toContain(deployment);
@@ -229,9 +231,7 @@ describe('checkStagePlatform', () => {
 
   it('refuses a stage pinned to arm64 and shows the fixed line', () => {
     const error = thrownBy(() => checkStagePlatform(stageOf('\nFROM --platform=linux/arm64 astrocrpublic.azurecr.io/runtime:3.1-8'), 'Dockerfile'));
-    expect(error.message).toBe(
-      'Dockerfile:2: FROM --platform=linux/arm64 builds an image for linux/arm64, but Astro runs linux/amd64 images only.',
-    );
+    expect(error.message).toBe('Dockerfile:2: FROM --platform=linux/arm64 builds an image for linux/arm64, but Astro runs linux/amd64 images only.');
     expect(error.nextStep).toBe(
       'Remove --platform from that FROM line or set it to linux/amd64: FROM --platform=linux/amd64 astrocrpublic.azurecr.io/runtime:3.1-8',
     );

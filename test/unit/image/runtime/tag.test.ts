@@ -68,7 +68,11 @@ const seedExamples: Array<[string, string, Expected]> = [
   ['Airflow 2 all segments', '12.5.0-ubi9-python-3.11-slim-base', af2('12.5.0', { os: 'ubi9', python: '3.11', slim: true, base: true })],
   // The order Astronomer's CLI examples use for slim (accepted, kept as written).
   ['slim before Python (Astronomer CLI examples)', '13.7.0-slim-python-3.12', af2('13.7.0', { slim: true, python: '3.12', slimBeforePython: true })],
-  ['slim before Python, base', '13.7.0-ubi9-slim-python-3.12-base', af2('13.7.0', { os: 'ubi9', slim: true, python: '3.12', base: true, slimBeforePython: true })],
+  [
+    'slim before Python, base',
+    '13.7.0-ubi9-slim-python-3.12-base',
+    af2('13.7.0', { os: 'ubi9', slim: true, python: '3.12', base: true, slimBeforePython: true }),
+  ],
   // Pre-releases (reference 7.3's 3.1-1-rc1).
   ['Airflow 3 pre-release', '3.1-1-rc1', af3('3.1-1-rc1')],
   ['Airflow 3 pre-release base', '3.1-1-rc1-base', af3('3.1-1-rc1', { base: true })],
@@ -258,19 +262,54 @@ describe('classifyBaseImage', () => {
 
   /** [image, corrected image, problem pattern] */
   it.each([
-    ['Airflow 3 tag on the Airflow 2 registry', `${AIRFLOW2_RUNTIME_REPOSITORY}:3.1-8`, `${AIRFLOW3_RUNTIME_REPOSITORY}:3.1-8`, /published only at astrocrpublic/],
-    ['Airflow 3 floating tag on the Airflow 2 registry', `${AIRFLOW2_RUNTIME_REPOSITORY}:3.1-base`, `${AIRFLOW3_RUNTIME_REPOSITORY}:3.1-base`, /published only at/],
-    ['wrong path on the new registry', 'astrocrpublic.azurecr.io/astro-runtime:3.1-8', `${AIRFLOW3_RUNTIME_REPOSITORY}:3.1-8`, /not an Astro Runtime repository/],
+    [
+      'Airflow 3 tag on the Airflow 2 registry',
+      `${AIRFLOW2_RUNTIME_REPOSITORY}:3.1-8`,
+      `${AIRFLOW3_RUNTIME_REPOSITORY}:3.1-8`,
+      /published only at astrocrpublic/,
+    ],
+    [
+      'Airflow 3 floating tag on the Airflow 2 registry',
+      `${AIRFLOW2_RUNTIME_REPOSITORY}:3.1-base`,
+      `${AIRFLOW3_RUNTIME_REPOSITORY}:3.1-base`,
+      /published only at/,
+    ],
+    [
+      'wrong path on the new registry',
+      'astrocrpublic.azurecr.io/astro-runtime:3.1-8',
+      `${AIRFLOW3_RUNTIME_REPOSITORY}:3.1-8`,
+      /not an Astro Runtime repository/,
+    ],
     ['misspelled path on the new registry', 'astrocrpublic.azurecr.io/runtim:3.1-8', `${AIRFLOW3_RUNTIME_REPOSITORY}:3.1-8`, /not an Astro Runtime repository/],
-    ['quay path on the new registry', 'astrocrpublic.azurecr.io/astronomer/astro-runtime:3.1-8', `${AIRFLOW3_RUNTIME_REPOSITORY}:3.1-8`, /not an Astro Runtime repository/],
+    [
+      'quay path on the new registry',
+      'astrocrpublic.azurecr.io/astronomer/astro-runtime:3.1-8',
+      `${AIRFLOW3_RUNTIME_REPOSITORY}:3.1-8`,
+      /not an Astro Runtime repository/,
+    ],
     ['wrong path on quay', 'quay.io/astronomer/astro-runtimes:12.5.0', `${AIRFLOW2_RUNTIME_REPOSITORY}:12.5.0`, /not an Astro Runtime repository/],
     ['quay runtime path', 'quay.io/astronomer/runtime:12.5.0', `${AIRFLOW2_RUNTIME_REPOSITORY}:12.5.0`, /not an Astro Runtime repository/],
     ['misspelled host', 'quay.oi/astronomer/astro-runtime:12.5.0', `${AIRFLOW2_RUNTIME_REPOSITORY}:12.5.0`, /not an Astro Runtime repository/],
     ['no tag', AIRFLOW3_RUNTIME_REPOSITORY, `${AIRFLOW3_RUNTIME_REPOSITORY}:3.2-1`, /no tag, so Docker would look for 'latest'/],
     ['no tag on quay gets the latest Airflow 2 version', AIRFLOW2_RUNTIME_REPOSITORY, `${AIRFLOW2_RUNTIME_REPOSITORY}:13.1.0`, /no tag/],
-    ['wrong tag and registry together', `${AIRFLOW2_RUNTIME_REPOSITORY}:3.1-8-slim`, `${AIRFLOW3_RUNTIME_REPOSITORY}:3.1-8`, /-slim exists only for Airflow 2[\s\S]*published only at/],
-    ['a corrected tag drops a digest that belonged to the wrong tag', `${AIRFLOW3_RUNTIME_REPOSITORY}:3.1-8-slim@${digest}`, `${AIRFLOW3_RUNTIME_REPOSITORY}:3.1-8`, /-slim/],
-    ['a correct tag keeps its digest when only the registry changes', `${AIRFLOW2_RUNTIME_REPOSITORY}:3.1-8@${digest}`, `${AIRFLOW3_RUNTIME_REPOSITORY}:3.1-8@${digest}`, /published only at/],
+    [
+      'wrong tag and registry together',
+      `${AIRFLOW2_RUNTIME_REPOSITORY}:3.1-8-slim`,
+      `${AIRFLOW3_RUNTIME_REPOSITORY}:3.1-8`,
+      /-slim exists only for Airflow 2[\s\S]*published only at/,
+    ],
+    [
+      'a corrected tag drops a digest that belonged to the wrong tag',
+      `${AIRFLOW3_RUNTIME_REPOSITORY}:3.1-8-slim@${digest}`,
+      `${AIRFLOW3_RUNTIME_REPOSITORY}:3.1-8`,
+      /-slim/,
+    ],
+    [
+      'a correct tag keeps its digest when only the registry changes',
+      `${AIRFLOW2_RUNTIME_REPOSITORY}:3.1-8@${digest}`,
+      `${AIRFLOW3_RUNTIME_REPOSITORY}:3.1-8@${digest}`,
+      /published only at/,
+    ],
   ])('%s', (_name, image, corrected, problem) => {
     let thrown: unknown;
     try {
