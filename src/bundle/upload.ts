@@ -375,6 +375,7 @@ export function createSasBlockBlobTarget(sasUrl: string): BlockBlobTarget {
         url,
         { method: 'PUT', agent, signal, headers: { 'x-ms-version': BLOB_API_VERSION, 'content-length': String(body.length), ...headers } },
         (response) => {
+          answered = true;
           const chunks: Buffer[] = [];
           response.on('data', (chunk: Buffer) => chunks.push(chunk));
           response.on('error', (error) => reject(networkFailure(error)));
@@ -382,9 +383,17 @@ export function createSasBlockBlobTarget(sasUrl: string): BlockBlobTarget {
             if (response.statusCode === 201) return resolve(response);
             reject(statusFailure(response, Buffer.concat(chunks).toString('utf8')));
           });
+          // A connection cut in the middle of the answer may end the stream with neither 'end' nor 'error'.
+          response.on('close', () => {
+            if (!response.complete) reject(connectionCut());
+          });
         },
       );
+      let answered = false;
       request.on('error', (error) => reject(signal.aborted ? error : networkFailure(error)));
+      request.on('close', () => {
+        if (!answered) reject(signal.aborted ? signal.reason : connectionCut());
+      });
       request.end(body, () => onBytes?.(body.length));
     });
   const versionOf = (response: http.IncomingMessage) => {
@@ -403,6 +412,11 @@ export function createSasBlockBlobTarget(sasUrl: string): BlockBlobTarget {
       return versionOf(await put(withQuery({ comp: 'blocklist' }), Buffer.from(xml, 'utf8'), { 'content-type': 'application/xml' }, options));
     },
   };
+}
+
+/** The connection closed before a whole answer arrived: a reset, retried like one. */
+function connectionCut(): BlobRequestError {
+  return new BlobRequestError('the connection closed before the answer was complete', { code: 'ECONNRESET' });
 }
 
 /** No answer arrived: the socket error code decides retrying. The URL (with the SAS signature) is never kept. */

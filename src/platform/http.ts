@@ -55,9 +55,12 @@ export const nodeFetch: FetchPort = (input, init) =>
           response.on('data', (chunk: Buffer) => chunks.push(chunk));
           response.on('end', () => done(Buffer.concat(chunks).toString('utf8')));
           response.on('error', (error) => broke(new TypeError('terminated', { cause: error })));
-          response.on('aborted', () =>
-            broke(new TypeError('terminated', { cause: Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }) })),
-          );
+          const cut = () => broke(new TypeError('terminated', { cause: Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }) }));
+          response.on('aborted', cut);
+          // A connection cut in the middle of the answer may end the stream with neither 'end' nor 'error'.
+          response.on('close', () => {
+            if (!response.complete) cut();
+          });
         });
         text.catch(() => undefined);
         resolve({

@@ -165,7 +165,7 @@ const rows: Row[] = [
     id: 'Docker engine not running',
     argv: [DAG_ON],
     setup: async () => ({ env: { DOCKER_HOST: `unix://${path.join(os.tmpdir(), 'astro-faults-no-docker.sock')}` } }),
-    message: /Cannot connect to the Docker engine/,
+    message: /No Docker engine answers at unix:\/\/.*astro-faults-no-docker\.sock/,
   },
   {
     id: 'Astro API down',

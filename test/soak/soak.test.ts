@@ -1,14 +1,22 @@
-// Soak: 50 consecutive DAG-only deploys and 10 image deploys against the local platform, each with a fault drawn at
+// Soak (`npm run test:soak`, not part of `npm test` yet: see the note below): 50 consecutive DAG-only deploys and 10 image deploys against the local platform, each with a fault drawn at
 // random (seeded, so a failure can be replayed) in front of the API, the registry or the blob store. After every
 // deploy the platform's state is checked against what the CLI said: a deploy that exited 0 runs on the Deployment
 // exactly as reported; a refusal is clear and left nothing half-deployed. Nothing may be lost or misleading.
+//
+// Open: with this seed, deploy #13 (a blob Put Blob whose request is reset half-way by the fault proxy) hangs in the
+// bed although the same cut against a bare server fails at once and is retried; until that is understood the soak
+// stays out of `npm test` (ASTRO_SOAK_LOG=<file> shows where a run stands).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DAG_ON, startFaultBed, type FaultBed } from '../../faults/bed.js';
-import type { FaultRule } from '../../faults/proxy.js';
+import { DAG_ON, startFaultBed, type FaultBed } from '../faults/bed.js';
+import type { FaultRule } from '../faults/proxy.js';
 
 let bed: FaultBed;
 const SKIP_PARSE = { ASTRONOMER_SKIP_PARSE: 'true' };
 const SEED = Number(process.env.ASTRO_SOAK_SEED ?? 20261201);
+const DAG_DEPLOYS = Number(process.env.ASTRO_SOAK_DAG_DEPLOYS ?? 50);
+const IMAGE_DEPLOYS = Number(process.env.ASTRO_SOAK_IMAGE_DEPLOYS ?? 10);
+/** Seconds each soak deploy took, by fault: where a slow run spends its time. */
+const durations: string[] = [];
 
 /** mulberry32: a small seeded PRNG, so a run's faults can be replayed with ASTRO_SOAK_SEED. */
 function prng(seed: number): () => number {
@@ -67,7 +75,11 @@ async function soakOnce(index: number, fault: Fault | undefined, mode: '--dags' 
   const id = `soak ${mode} #${index}: ${fault?.name ?? 'no fault'}`;
   const c = await bed.begin(id, 'soak', 'survived', { deploymentId: DAG_ON, project });
   if (fault) bed[fault.proxy].add(fault.rule);
+  const started = performance.now();
+  // Where a hung deploy stands (the test's own output only comes at its end).
+  if (process.env.ASTRO_SOAK_LOG) (await import('node:fs')).appendFileSync(process.env.ASTRO_SOAK_LOG, `start ${id}\n`);
   const run = await bed.deploy([DAG_ON, mode, '--json'], { cwd: project.dir, env: SKIP_PARSE });
+  durations.push(`${((performance.now() - started) / 1000).toFixed(1)}s ${fault?.name ?? 'no fault'}`);
   const verdict = run.code === 0 ? await c.survived(run) : await c.refused(run, { message: /./, code: 1, json: true });
   outcomes[verdict.outcome] = (outcomes[verdict.outcome] ?? 0) + 1;
   expect(verdict.outcome, `${id}\n${verdict.detail}\n--- stderr ---\n${run.stderr}`).not.toBe('lost');
@@ -88,27 +100,27 @@ afterEach(() => {
 });
 
 afterAll(async () => {
-  if (bed) console.log(`soak (seed ${SEED}): ${JSON.stringify(outcomes)}; fault suite figures: ${await bed.stop()}`);
+  if (bed) console.log(`soak (seed ${SEED}): ${JSON.stringify(outcomes)}\n  ${durations.join('\n  ')}\nfault suite figures: ${await bed.stop()}`);
 });
 
 describe(`soak with random faults (seed ${SEED})`, () => {
   it('50 consecutive DAG-only deploys: each survives or is refused clearly, and the platform records what the CLI said', async () => {
     const random = prng(SEED);
-    for (let i = 1; i <= 50; i++) {
+    for (let i = 1; i <= DAG_DEPLOYS; i++) {
       // One deploy in five runs without a fault: the platform must still take every clean deploy.
       const fault = random() < 0.2 ? undefined : DAG_FAULTS[Math.floor(random() * DAG_FAULTS.length)];
       await soakOnce(i, fault, '--dags');
       bed.resetFaults();
     }
     expect(outcomes.survived).toBeGreaterThan(0);
-  });
+  }, 1_200_000);
 
   it('10 consecutive image deploys: the same, with faults on the registry too', async () => {
     const random = prng(SEED + 1);
-    for (let i = 1; i <= 10; i++) {
+    for (let i = 1; i <= IMAGE_DEPLOYS; i++) {
       const fault = random() < 0.2 ? undefined : IMAGE_FAULTS[Math.floor(random() * IMAGE_FAULTS.length)];
       await soakOnce(i, fault, '--image');
       bed.resetFaults();
     }
-  });
+  }, 900_000);
 });
