@@ -6,6 +6,7 @@ import type { AstroConfig } from '../../config/store.js';
 import type { AstroEnv } from '../../env.js';
 import { UsageError, UserError } from '../../errors.js';
 import { checkEnvFile } from '../env-file.js';
+import { NOT_AN_ASTRO_PROJECT } from '../../parse/project.js';
 import type { DeployPlan } from '../../deploy/astro/plan.js';
 
 export interface DeployFlags {
@@ -44,9 +45,6 @@ const UNCOMMITTED_CHANGES = 'Project directory has uncommitted changes, use `ast
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
-
-const NOT_A_PROJECT =
-  'this is not an Astro project directory.\nChange to another directory or run astro dev init to turn your working directory into an Astro project';
 
 /** Flag combinations Astronomer's CLI refuses, refused the same way (but as usage errors, exit 2). */
 export function validateDeployFlags(flags: DeployFlags): void {
@@ -170,7 +168,7 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
         () => false,
       );
       const dagsOnlyFromPath = flags.dags && flags.dagsPath !== undefined && !flags.pytest && !flags.test;
-      if (!isProject && !flags.imageName && !dagsOnlyFromPath) throw new UserError(NOT_A_PROJECT);
+      if (!isProject && !flags.imageName && !dagsOnlyFromPath) throw new UserError(NOT_AN_ASTRO_PROJECT);
       if (isProject) await checkEnvFile(projectDir, flags.env);
       // Like Astronomer's CLI, uncommitted changes stop a deploy unless forced (but ours exits 1: nothing was deployed).
       if (!flags.force && !flags.dryRun) {

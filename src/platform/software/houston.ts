@@ -36,9 +36,6 @@ export interface HoustonClient {
   request<T>(query: string, variables: Record<string, unknown> | undefined, schema: z.ZodType<T>, signal?: AbortSignal): Promise<T>;
 }
 
-/** Houston calls: the same policy as the REST API's. */
-export const HOUSTON_RETRY: RetryPolicy = DEFAULT_RETRY;
-
 export function createHoustonClient(options: HoustonClientOptions): HoustonClient {
   return {
     async request(query, variables, schema, signal) {
@@ -52,7 +49,7 @@ export function createHoustonClient(options: HoustonClientOptions): HoustonClien
       let data: unknown;
       try {
         const answer = await retry(() => client.rawRequest({ query, variables, signal }), {
-          policy: options.retry ?? HOUSTON_RETRY,
+          policy: options.retry ?? DEFAULT_RETRY,
           signal,
           classify: (error) => {
             if (error instanceof ClientError) {
