@@ -13,6 +13,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { AstroError, UserError } from '../errors.js';
 import { throwIfAborted } from '../util/retry.js';
+import type { GeneratedBundleFile } from './monitoring.js';
 
 /** Enough for any real DAGs folder; a bigger one almost always holds data that belongs in include/. */
 export const DEFAULT_MAX_BUNDLE_SOURCE_BYTES = 256 * 1024 * 1024;
@@ -30,6 +31,8 @@ export interface CreateDagBundleOptions {
   maxSourceBytes?: number;
   /** Bytes read from the files, then bytes of tar compressed, as they advance (large bundles only report by chunk). */
   onProgress?: (event: BundleProgress) => void;
+  /** Files the bundle carries beyond the folder's (e.g. the Hybrid monitoring DAG); one replaces a folder file of its path. */
+  generated?: GeneratedBundleFile[];
 }
 
 export interface BundleProgress {
@@ -43,9 +46,9 @@ export interface DagBundle {
   /** The gzip-compressed tar. */
   data: Buffer;
   bytes: number;
-  /** Files and symlinks in the bundle. */
+  /** Files and symlinks in the bundle, generated files included. */
   fileCount: number;
-  /** Entries whose file name matches the reference's `.py` pattern; 0 means "no DAGs found". */
+  /** The folder's entries whose file name matches the reference's `.py` pattern; 0 means "no DAGs found". */
   dagFileCount: number;
   /** Hex SHA-256 of `data`. */
   sha256: string;
@@ -58,6 +61,8 @@ interface WalkedEntry {
   linkname?: string;
   /** For symlinks to folders: the real path of that folder. */
   folderTarget?: string;
+  /** A generated file: its bytes, not read from the folder. */
+  content?: Buffer;
 }
 
 export async function createDagBundle(options: CreateDagBundleOptions): Promise<DagBundle> {
@@ -70,6 +75,12 @@ export async function createDagBundle(options: CreateDagBundleOptions): Promise<
   const entries: WalkedEntry[] = [];
   await walk(root, '', options.sourceDir, entries, signal);
   refuseFolderLinkCycles(root, options.sourceDir, entries);
+  const folderDagFileCount = countDagFiles(entries);
+  for (const file of options.generated ?? []) {
+    const at = entries.findIndex((e) => e.rel === file.rel);
+    if (at >= 0) entries.splice(at, 1);
+    entries.push({ rel: file.rel, content: file.content });
+  }
   entries.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
 
   const data = await pack(root, options.sourceDir, entries, prefix, maxSourceBytes, signal, options.onProgress ?? (() => undefined));
@@ -77,9 +88,14 @@ export async function createDagBundle(options: CreateDagBundleOptions): Promise<
     data,
     bytes: data.length,
     fileCount: entries.length,
-    dagFileCount: entries.filter((e) => DAG_FILE_PATTERN.test(path.posix.basename(e.rel))).length,
+    // The user's files decide whether the folder is empty: a generated DAG does not make it a DAG folder.
+    dagFileCount: folderDagFileCount,
     sha256: createHash('sha256').update(data).digest('hex'),
   };
+}
+
+function countDagFiles(entries: WalkedEntry[]): number {
+  return entries.filter((e) => DAG_FILE_PATTERN.test(path.posix.basename(e.rel))).length;
 }
 
 function normalisePrefix(prefix: string): string {
@@ -286,6 +302,10 @@ async function pack(
   for (const entry of entries) {
     const abs = path.join(root, entry.rel);
     const name = prefix === '' ? entry.rel : `${prefix}/${entry.rel}`;
+    if (entry.content !== undefined) {
+      tar.entry({ name, type: 'file', size: entry.content.length, mode: 0o644, mtime: new Date(), uid: 0, gid: 0 }, entry.content);
+      continue;
+    }
     if (entry.linkname !== undefined) {
       const stat = lstatOrRefuse(abs, shownRoot, entry.rel);
       tar.entry({ name, type: 'symlink', linkname: entry.linkname, size: 0, mode: stat.mode, mtime: stat.mtime, uid: stat.uid, gid: stat.gid });

@@ -13,6 +13,7 @@ import type { AstroControlPlane } from '../../platform/astro/client.js';
 import type { CreateDeployRequest, Deploy, Deployment, DeployType } from '../../platform/astro/schemas.js';
 import { COMMIT_LABEL, DESCRIPTION_LABEL, IMAGE_INPUTS_LABEL } from '../../image/labels.js';
 import type { PushedImage } from '../../image/registry.js';
+import { MONITORING_DAG_FILE, monitoringDag, needsMonitoringDag, type GeneratedBundleFile } from '../../bundle/monitoring.js';
 import type { GitInfo } from '../kernel/git.js';
 import { localSteps, type CommonDeployRequest, type DagBundle, type LocalDeployPorts } from '../kernel/local.js';
 import { comparePart, decide, describeWithContent, isDagFile, type PartComparison, type RecordedContent } from '../kernel/plan.js';
@@ -110,6 +111,11 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
   let deploymentId: string | undefined;
   /** Asked for while the Deployment is looked up, when its id is known up front: one round trip less for the plan. */
   let deploysTask: Promise<Deploy[]> | undefined;
+  /** What the bundle carries beyond the DAGs folder: Hybrid Deployments are watched through a monitoring DAG. */
+  const generatedFiles = (deployment: Deployment): GeneratedBundleFile[] | undefined =>
+    needsMonitoringDag({ deploymentType: deployment.type, organizationProduct: session.organizationProduct })
+      ? [monitoringDag(deployment.runtimeVersion)]
+      : undefined;
 
   try {
     return await run();
@@ -146,7 +152,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
         ? planPorts.imageInputs({ excludeDags: dagDeploy, buildSecrets: req.buildSecrets, signal })
         : Promise.resolve(undefined);
     imageInputsTask.catch(() => undefined);
-    const bundle = dagDeploy && req.mode !== 'image' ? await steps.pack() : undefined;
+    const bundle = dagDeploy && req.mode !== 'image' ? await steps.pack(generatedFiles(deployment)) : undefined;
     const plan = await runner.run('plan', async () => {
       const [imageInputs, dagsDigest, deployed] = await Promise.all([
         imageInputsTask,
@@ -282,7 +288,9 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     reached.dags.ships = shipsBundle;
 
     // The DAG bundle is built first: it tells us whether there are DAGs at all, and must exist before the SAS URL does.
-    const bundle = shipsBundle ? (planned?.bundle ? await steps.confirmBundle(planned.bundle) : await steps.bundle()) : undefined;
+    const generated = shipsBundle ? generatedFiles(deployment) : undefined;
+    const bundle = shipsBundle ? (planned?.bundle ? await steps.confirmBundle(planned.bundle) : await steps.bundle(generated)) : undefined;
+    if (generated) notice(`Hybrid Deployment: the DAG bundle also carries ${MONITORING_DAG_FILE}, the DAG Astronomer watches its workers with.`);
 
     // Unlike Astronomer's CLI, DAG-only deploys are parsed too: our parse takes seconds, a broken DAG takes a Deployment down.
     const shouldParse = steps.shouldParse(shipsBundle || (shipsImage && !dagDeploy && !req.imageName));

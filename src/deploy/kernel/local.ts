@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { NeedsInputError, UserError } from '../../errors.js';
 import { escapeLine } from '../../ui/escape.js';
+import type { GeneratedBundleFile } from '../../bundle/monitoring.js';
 import type { DeployEvent, PhaseRunner } from './phases.js';
 
 /** The part of a deploy request that Astro and Software deploys read from the same flags and settings. */
@@ -100,8 +101,11 @@ export interface LocalDeployPorts {
     push: (input: { localRef: string; remoteRef: string; auth: RegistryCredentials; signal: AbortSignal }) => Promise<{ digest?: string }>;
   };
   bundle: {
-    /** `prefix`: the folder every entry sits in (`dags`, or '' for --no-dags-base-dir). */
-    create: (input: { sourceDir: string; prefix: string; signal: AbortSignal }) => Promise<DagBundle>;
+    /**
+     * `prefix`: the folder every entry sits in (`dags`, or '' for --no-dags-base-dir); `generated`: files the bundle
+     * carries beyond the folder's (the Hybrid monitoring DAG).
+     */
+    create: (input: { sourceDir: string; prefix: string; generated?: GeneratedBundleFile[]; signal: AbortSignal }) => Promise<DagBundle>;
   };
   /** Content digests and git history for the deploy plan; without it every deploy ships as asked (no plan). */
   plan?: PlanPorts;
@@ -131,9 +135,9 @@ export const SKIP_PARSE_NOTICE = 'Skipping parsing dags due to skip parse being 
 export interface LocalSteps {
   dagsDir: string;
   /** Packs the DAGs (a phase), and asks before shipping an empty bundle. */
-  bundle(): Promise<DagBundle>;
+  bundle(generated?: GeneratedBundleFile[]): Promise<DagBundle>;
   /** Packs the DAGs (a phase) without asking: for the plan, which may ship nothing. */
-  pack(): Promise<DagBundle>;
+  pack(generated?: GeneratedBundleFile[]): Promise<DagBundle>;
   /** Asks before shipping an empty bundle (no DAG files). */
   confirmBundle(bundle: DagBundle): Promise<DagBundle>;
   /** Whether DAGs that ship get parsed, with the notice when a setting skips it. A prebuilt image's DAGs are its own. */
@@ -156,9 +160,9 @@ export function localSteps(
   const dagsDir = path.resolve(req.projectDir, req.dagsPath ?? 'dags');
   const notice = (message: string) => ports.emit({ type: 'notice', message });
   const warn = (message: string) => ports.emit({ type: 'warning', message });
-  const pack = async (): Promise<DagBundle> => {
+  const pack = async (generated?: GeneratedBundleFile[]): Promise<DagBundle> => {
     const prefix = req.dagsBaseDir === false ? '' : 'dags';
-    return runner.run('bundle', () => ports.bundle.create({ sourceDir: dagsDir, prefix, signal }));
+    return runner.run('bundle', () => ports.bundle.create({ sourceDir: dagsDir, prefix, signal, ...(generated?.length ? { generated } : {}) }));
   };
   const confirmBundle = async (bundle: DagBundle): Promise<DagBundle> => {
     if (bundle.dagFileCount === 0) {
@@ -169,7 +173,7 @@ export function localSteps(
 
   return {
     dagsDir,
-    bundle: async () => confirmBundle(await pack()),
+    bundle: async (generated) => confirmBundle(await pack(generated)),
     pack,
     confirmBundle,
     shouldParse(shipsDags) {

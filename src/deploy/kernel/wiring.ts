@@ -179,9 +179,9 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
     },
 
     bundle: {
-      create: async ({ sourceDir, prefix }) => {
+      create: async ({ sourceDir, prefix, generated }) => {
         const { createDagBundle } = await import('../../bundle/tarball.js');
-        const bundle = await createDagBundle({ sourceDir, prefix, signal });
+        const bundle = await createDagBundle({ sourceDir, prefix, signal, ...(generated ? { generated } : {}) });
         return { data: bundle.data, bytes: bundle.bytes, dagFileCount: bundle.dagFileCount, fileCount: bundle.fileCount };
       },
     },

@@ -139,6 +139,30 @@ describe('astro deploy against the local platform', () => {
     expect(record).toMatchObject({ type: 'IMAGE_AND_DAG', dagTarballVersion: doc.dags.version });
   });
 
+  it("adds the monitoring DAG to a Hybrid Deployment's bundle only, without touching the project", async () => {
+    const HYBRID = 'cldephybrid00000000000000';
+    const dir = await project();
+    const before = await snapshot(dir);
+    const hybrid = await deploy([HYBRID, '--dags', '--json'], { cwd: dir, tokenId: 'cltokorgnebula00000000000' });
+    expect(hybrid.code, hybrid.stderr).toBe(0);
+    expect(hybrid.stderr).toContain('astronomer_monitoring_dag.py');
+    const doc = JSON.parse(hybrid.stdout);
+    // The user's two DAGs are what "DAG files" counts; the bundle carries a third.
+    expect(doc).toMatchObject({ deploymentId: HYBRID, type: 'DAG_ONLY', dags: { dagFiles: 2 } });
+    const deploys = (await platformState()).deploys as { id: string; dagBundleFiles?: string[]; status?: string }[];
+    const record = deploys.find((d) => d.id === doc.deployId)!;
+    expect(record.status).toBe('DEPLOYED');
+    expect(record.dagBundleFiles).toContain('dags/astronomer_monitoring_dag.py');
+    expect(record.dagBundleFiles).toEqual(expect.arrayContaining(['dags/example_astronauts.py', 'dags/example_etl.py']));
+    expect(await snapshot(dir)).toEqual(before);
+
+    const dedicated = await deploy([DAG_ON, '--dags', '--json'], { cwd: dir });
+    expect(dedicated.code, dedicated.stderr).toBe(0);
+    const other = (await platformState()).deploys.find((d) => d.id === JSON.parse(dedicated.stdout).deployId) as { dagBundleFiles?: string[] };
+    expect(other.dagBundleFiles).not.toContain('dags/astronomer_monitoring_dag.py');
+    expect(dedicated.stderr).not.toContain('astronomer_monitoring_dag.py');
+  });
+
   it('refuses a project with uncommitted changes unless -f (exit 1, nothing created), and deploys --dags-path from outside a project', async () => {
     const { execFileSync } = await import('node:child_process');
     const dir = await project();

@@ -150,6 +150,32 @@ describe('createDagBundle contents', () => {
     await expectUserError(createDagBundle({ sourceDir: dags, prefix: '../escape' }), /not a plain folder name/);
   });
 
+  it('carries generated files under the prefix, sorted in, replacing a folder file of the same path, without counting them as DAGs', async () => {
+    await write('a_dag.py', 'pass\n');
+    await write('z.py', 'user version\n');
+    const generated = [
+      { rel: 'm_generated.py', content: Buffer.from('generated\n') },
+      { rel: 'z.py', content: Buffer.from('generated z\n') },
+    ];
+    const before = await fs.readdir(dags);
+    const bundle = await createDagBundle({ sourceDir: dags, generated });
+    const entries = await list(bundle.data);
+    expect(entries.map((e) => e.name)).toEqual(['dags/a_dag.py', 'dags/m_generated.py', 'dags/z.py']);
+    expect(entries.find((e) => e.name === 'dags/m_generated.py')).toMatchObject({ type: 'file', mode: 0o644, content: 'generated\n' });
+    expect(entries.find((e) => e.name === 'dags/z.py')!.content).toBe('generated z\n');
+    expect(bundle.fileCount).toBe(3);
+    // The folder's own DAG files decide "no DAGs found": a, z (the user's z.py is still a DAG file of theirs).
+    expect(bundle.dagFileCount).toBe(2);
+    expect(await fs.readdir(dags)).toEqual(before);
+    expect((await list((await createDagBundle({ sourceDir: dags, prefix: '', generated })).data)).map((e) => e.name)).toContain('m_generated.py');
+  });
+
+  it('an empty folder with a generated file still has no DAGs of its own', async () => {
+    const bundle = await createDagBundle({ sourceDir: dags, generated: [{ rel: 'gen.py', content: Buffer.from('x = 1\n') }] });
+    expect((await list(bundle.data)).map((e) => e.name)).toEqual(['dags/gen.py']);
+    expect(bundle.dagFileCount).toBe(0);
+  });
+
   it('bundles an empty folder as a valid empty archive with no DAGs', async () => {
     const bundle = await createDagBundle({ sourceDir: dags });
     expect(await list(bundle.data)).toEqual([]);
