@@ -15,7 +15,8 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
-          include: ['test/integration/**/*.test.ts'],
+          // The soak (test/soak/) is one more file of this project: one file at a time, against its own fault bed.
+          include: ['test/integration/**/*.test.ts', 'test/soak/**/*.test.ts'],
           globalSetup: ['test/integration/global-setup.ts'],
           maxWorkers: 1,
           fileParallelism: false,

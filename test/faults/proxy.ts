@@ -457,21 +457,33 @@ export class FaultProxy {
 
     let body: Readable = req;
     if (how.throttle) body = body.pipe(throttle(how.throttle));
+    // A cut drops both connections once the part before it has been written to the upstream. Dropped at once, a cut on
+    // a new upstream connection (no kept-alive one in the agent's pool) only cancels the connect: the upstream never
+    // sees the request, and a cut meant to come half-way is a reset before the request.
+    const upstreamGone = new Promise<void>((resolve) => upstreamReq.once('close', () => resolve()));
+    let lastWrite: Promise<void> = Promise.resolve();
+    /** Resolves once every byte the sink let through is written to the upstream's socket, or the upstream is gone. */
+    const allSent = (): Promise<void> =>
+      Promise.race([upstreamGone, sink.readableLength > 0 ? new Promise<void>((resolve) => sink.once('data', () => resolve())).then(allSent) : lastWrite]);
     const sink: Transform = countingCut(
       how.cutRequestAfter,
       (n) => (entry.requestBytes += n),
       () => {
         cut = true;
-        upstreamReq.destroy();
-        dropClient();
+        void allSent().then(() => {
+          upstreamReq.destroy();
+          dropClient();
+        });
       },
     );
     body.pipe(sink);
     sink.on('data', (chunk: Buffer) => {
-      if (!upstreamReq.write(chunk)) {
-        sink.pause();
-        upstreamReq.once('drain', () => sink.resume());
-      }
+      lastWrite = new Promise<void>((resolve) => {
+        if (!upstreamReq.write(chunk, () => resolve())) {
+          sink.pause();
+          upstreamReq.once('drain', () => sink.resume());
+        }
+      });
     });
     sink.on('end', () => {
       if (cut) return;
@@ -572,7 +584,7 @@ function countingCut(limit: number | undefined, count: (n: number) => void, onCu
         count(part.length);
         done = true;
         if (part.length > 0) this.push(part);
-        // Give the part a moment to reach the other side before the connection drops.
+        // After the part has gone on its way (the request side also waits until it is written to the upstream).
         setImmediate(onCut);
         return callback();
       }

@@ -359,6 +359,16 @@ const blob: Case[] = [
     expect: 'survived',
   },
   {
+    // The soak's deploy #13 (seed 20261201): the local platform's blob endpoint held the blob's commit lock for the cut
+    // request until Azurite gave up on its body (5 minutes), so every retry ran into the per-try timeout.
+    id: 'small bundle Put Blob reset mid-body: retried at once',
+    proxy: 'blob',
+    mode: '--dags',
+    rules: [{ match: { method: 'PUT' }, action: { reset: 'mid-body' } }],
+    expect: 'survived',
+    wire: (e) => expect(e.filter((x) => x.method === 'PUT').map((x) => x.fault ?? x.status)).toEqual(['reset-mid-body', 201]),
+  },
+  {
     id: 'small bundle Put Blob answered 500: retried',
     proxy: 'blob',
     mode: '--dags',

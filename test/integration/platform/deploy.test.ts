@@ -3,6 +3,7 @@
  * (token auth), real SAS uploads into Azurite through the version-issuing proxy, and finalize checking both.
  */
 import { BlockBlobClient } from '@azure/storage-blob';
+import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTinyImage, dagBundle, ids, pushImage, removeDir, removeImage, sampleDag, startTestStack, waitFor, type TestStack } from './helpers.js';
 
@@ -351,6 +352,28 @@ describe('SAS upload URLs', () => {
     expect(
       (await t.api('/_platform/requests?listener=blob-proxy')).json.requests.every((r: any) => r.query.sig === undefined || r.query.sig === '[redacted]'),
     ).toBe(true);
+  });
+
+  it('drops a Put Blob its client cut half-way, as Azure does: the next upload of that blob is not held up', async () => {
+    const deploy = (await createDeploy(ids.depDagOn, 'DAG_ONLY')).json;
+    const data = await dagBundle({ 'dags/cut.py': sampleDag });
+    const since = (await t.api('/_platform/requests?listener=blob-proxy')).json.lastSeq;
+    const blobRequests = async () => (await t.api(`/_platform/requests?listener=blob-proxy&since=${since}`)).json.requests as { error?: string }[];
+    // Half the body, then the connection drops (a reset on the way): a commit, so it took the blob's lock.
+    const cut = httpRequest(new URL(deploy.dagsUploadUrl), {
+      method: 'PUT',
+      agent: false,
+      headers: { 'x-ms-version': '2023-11-03', 'x-ms-blob-type': 'BlockBlob', 'content-length': String(data.length) },
+    });
+    cut.on('error', () => undefined);
+    cut.write(data.subarray(0, data.length >> 1));
+    await waitFor('the cut Put Blob to reach the blob proxy', async () => (await blobRequests())[0]);
+    cut.destroy();
+    // Its request to Azurite goes with it (Azurite would wait minutes for the rest of the body), and the lock is free.
+    const dropped = await waitFor('the blob proxy to drop the cut Put Blob', async () => (await blobRequests())[0]?.error);
+    expect(dropped).toMatch(/closed the connection before its request was complete/);
+    const result = await upload(deploy.dagsUploadUrl, data);
+    expect(result._response.status).toBe(201);
   });
 });
 

@@ -28,20 +28,34 @@ export function createBlobProxy(platform: Platform, requests: RequestLog): Serve
     const previous = locks.get(key) ?? Promise.resolve();
     const next = previous.catch(() => undefined).then(task);
     locks.set(key, next);
-    void next.finally(() => {
+    const unlock = () => {
       if (locks.get(key) === next) locks.delete(key);
-    });
+    };
+    // Not next.finally(): its copy of a failure would be a second, unhandled rejection (the caller handles `next`).
+    next.then(unlock, unlock);
     return next;
   };
 
+  /**
+   * Sends the client's request on to Azurite. A client that goes away before its whole request arrived (a connection
+   * reset half-way) takes the request to Azurite with it, as a cut request is dropped by Azure Storage: otherwise
+   * Azurite waits for the rest of the body until its own request timeout (5 minutes), and a commit holds its blob's
+   * lock all that time, so every later upload of that blob waits behind it.
+   */
   const forward = (req: IncomingMessage, url: URL): Promise<{ status: number; headers: IncomingMessage['headers']; upstream: IncomingMessage }> =>
     new Promise((resolve, reject) => {
+      const gone = () => new Error('the client closed the connection before its request was complete');
+      // Waited for the lock of its blob while the client went away.
+      if (req.destroyed && !req.complete) return reject(gone());
       const target = new URL(platform.blobStore().azuriteUrl);
       const headers = { ...req.headers, host: target.host };
       const upstreamReq = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: url.pathname + url.search, headers }, (upstream) =>
         resolve({ status: upstream.statusCode ?? 502, headers: upstream.headers, upstream }),
       );
       upstreamReq.on('error', reject);
+      req.on('close', () => {
+        if (!req.complete) upstreamReq.destroy(gone());
+      });
       req.pipe(upstreamReq);
     });
 
