@@ -3,7 +3,7 @@
  * the Astro API does not return with a deploy. Authenticates the way `docker pull` does: the registry's Bearer
  * challenge, answered by its token realm with the same credentials a push uses, for a pull scope only.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 const MANIFEST_TYPES = [
   'application/vnd.docker.distribution.manifest.v2+json',
