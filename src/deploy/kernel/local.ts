@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { NeedsInputError, UserError } from '../../errors.js';
 import { escapeLine } from '../../ui/escape.js';
-import type { DeployEvent, PhaseRunner } from './phases.js';
+import type { DeployEvent, EarlyPhase, PhaseRunner } from './phases.js';
 
 /** The part of a deploy request that Astro and Software deploys read from the same flags and settings. */
 export interface CommonDeployRequest {
@@ -134,6 +134,8 @@ export interface LocalSteps {
   bundle(): Promise<DagBundle>;
   /** Packs the DAGs (a phase) without asking: for the plan, which may ship nothing. */
   pack(): Promise<DagBundle>;
+  /** Starts packing the DAGs before the deploy knows it ships them (an early phase: adopt or drop it). */
+  packEarly(): EarlyPhase<DagBundle>;
   /** Asks before shipping an empty bundle (no DAG files). */
   confirmBundle(bundle: DagBundle): Promise<DagBundle>;
   /** Whether DAGs that ship get parsed, with the notice when a setting skips it. A prebuilt image's DAGs are its own. */
@@ -156,10 +158,8 @@ export function localSteps(
   const dagsDir = path.resolve(req.projectDir, req.dagsPath ?? 'dags');
   const notice = (message: string) => ports.emit({ type: 'notice', message });
   const warn = (message: string) => ports.emit({ type: 'warning', message });
-  const pack = async (): Promise<DagBundle> => {
-    const prefix = req.dagsBaseDir === false ? '' : 'dags';
-    return runner.run('bundle', () => ports.bundle.create({ sourceDir: dagsDir, prefix, signal }));
-  };
+  const prefix = req.dagsBaseDir === false ? '' : 'dags';
+  const pack = async (): Promise<DagBundle> => runner.run('bundle', () => ports.bundle.create({ sourceDir: dagsDir, prefix, signal }));
   const confirmBundle = async (bundle: DagBundle): Promise<DagBundle> => {
     if (bundle.dagFileCount === 0) {
       await confirmEmptyDags({ force: req.force, showWarnings: req.showWarnings, cancelMessage: options.emptyDagsCancelMessage }, ports.confirm);
@@ -171,6 +171,7 @@ export function localSteps(
     dagsDir,
     bundle: async () => confirmBundle(await pack()),
     pack,
+    packEarly: () => runner.early('bundle', (early) => ports.bundle.create({ sourceDir: dagsDir, prefix, signal: early })),
     confirmBundle,
     shouldParse(shipsDags) {
       if (!shipsDags) return false;
