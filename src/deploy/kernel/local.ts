@@ -59,6 +59,8 @@ export interface DagBundle {
   dagFileCount: number;
   /** Files and symlinks in the bundle, DAG files or not. */
   fileCount?: number;
+  /** The content digest, when the packer computed it (else the plan reads the tar back). */
+  contentDigest?: string;
 }
 
 export interface RegistryCredentials {
