@@ -57,6 +57,9 @@ export default tseslint.config(
       'no-restricted-syntax': [
         'error',
         { selector: "MemberExpression[object.name='process'][property.name='env']", message: 'read environment variables in src/env.ts only' },
+        // `import { z }` is zod's namespace object, which keeps all of zod and its locales in the bundle (755 KB to
+        // compile on every start); `import * as z` lets esbuild keep what is used (199 KB).
+        { selector: "ImportDeclaration[source.value='zod'] > ImportSpecifier", message: "import zod as a namespace: import * as z from 'zod'" },
       ],
     },
   },

@@ -1,11 +1,56 @@
 #!/usr/bin/env node
 // The only place that exits the process: run main(), turn signals into cancellation, and set the exit code.
+import fs from 'node:fs';
 import module from 'node:module';
+import path from 'node:path';
+import vm from 'node:vm';
+import { fileURLToPath } from 'node:url';
 
-// V8's code cache for our modules (Node 22.1+; older Node has no such call and compiles on every start): module
-// compilation is the largest part of start-up after Node's own. Enabled before the CLI's modules load.
+// V8's compile cache for external modules loaded later (Node 22.1+; older Node has no such call).
 module.enableCompileCache?.();
-const { main, reportCrash } = await import('../dist/bundle/main.js');
+const { main, reportCrash } = loadCli();
+
+/**
+ * Compiles dist/bundle/main.cjs with a V8 code cache: module compilation was the largest part of start-up after
+ * Node's own, and Node 20 caches no compiled code. The cache is per command (each compiles different functions),
+ * in dist/bundle/code-cache/ beside the code it was made from (a build clears it), keyed by Node's version and the
+ * bundle's size and time; V8 rejects one that does not fit. Missing or rejected, it is written when the command
+ * ends; a folder we cannot write to means no cache, nothing else.
+ */
+function loadCli() {
+  const file = fileURLToPath(new URL('../dist/bundle/main.cjs', import.meta.url));
+  // ASCII only (scripts/bundle.mjs checks): Latin-1 is the cheapest way to a V8 string.
+  const source = fs.readFileSync(file, 'latin1');
+  const { size, mtimeMs } = fs.statSync(file);
+  const command = process.argv.slice(2).find((arg) => !arg.startsWith('-')) ?? 'help';
+  const key = `${/^[a-z]{1,24}$/.test(command) ? command : 'other'}-${process.version}-${process.arch}-${size}-${Math.trunc(mtimeMs)}`;
+  const cacheFile = path.join(path.dirname(file), 'code-cache', `${key}.v8`);
+  let cachedData;
+  try {
+    cachedData = fs.readFileSync(cacheFile);
+  } catch {
+    // none yet
+  }
+  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname, __import) {${source}\n})`, {
+    filename: file,
+    cachedData,
+  });
+  if (cachedData === undefined || script.cachedDataRejected) {
+    process.once('exit', () => {
+      try {
+        fs.mkdirSync(path.dirname(cacheFile), { recursive: true });
+        const temp = `${cacheFile}.${process.pid}.tmp`;
+        fs.writeFileSync(temp, script.createCachedData());
+        fs.renameSync(temp, cacheFile);
+      } catch {
+        // read-only install, full disk: start-up stays as it was
+      }
+    });
+  }
+  const cli = { exports: {} };
+  script.runInThisContext()(cli.exports, module.createRequire(file), cli, file, path.dirname(file), (specifier) => import(specifier));
+  return cli.exports;
+}
 
 // `astro ... | head`: a closed pipe is the reader's choice, not an error.
 for (const stream of [process.stdout, process.stderr]) {

@@ -19,8 +19,6 @@ export interface AstroAccessDeps {
   /** Messages users know, e.g. "Using an Astro API Token". */
   notice?: (message: string) => void;
   warn?: (message: string) => void;
-  /** Details for --verbose; never carries a credential. */
-  debug?: (message: string) => void;
   fetch?: FetchPort;
   now?: () => Date;
   signal?: AbortSignal;
@@ -49,16 +47,7 @@ export async function openAstroSession(config: AstroConfig, env: AstroEnv, deps:
     fetch: deps.fetch,
   });
 
-  let session = resolved;
-  if (session.source === 'api-token' && !session.organizationProduct) {
-    // The product is not a claim of API tokens; Astronomer's CLI reads it from the organization list.
-    try {
-      const organizations = await client.listOrganizations(deps.signal);
-      const product = (organizations.find((o) => o.id === session.organizationId) ?? organizations[0])?.product;
-      if (product) session = { ...session, organizationProduct: product };
-    } catch (error) {
-      deps.debug?.(`Could not read the organization product: ${(error as Error).message}`);
-    }
-  }
-  return { session, client };
+  // No organization list for API tokens (Astronomer's CLI reads the organization product from it): nothing that
+  // opens a session reads the product, and Hybrid Deployments are told apart by their own `type`.
+  return { session: resolved, client };
 }

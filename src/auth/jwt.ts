@@ -1,5 +1,5 @@
 /** Reads JWT claims without verifying the signature: the platform verifies; we only need to know what a token says. */
-import { z } from 'zod';
+import * as z from 'zod';
 
 const claimsSchema = z.looseObject({
   sub: z.string().optional(),

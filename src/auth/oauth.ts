@@ -1,7 +1,7 @@
 /**
  * The OAuth endpoints behind an Astro domain: auth-config, token (code, refresh, client credentials), userinfo.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { UserError } from '../errors.js';
 import { ApiError, type FetchAnswer, type FetchPort } from '../platform/http.js';
 import { authConfigSchema, type AuthConfig } from '../platform/astro/schemas.js';

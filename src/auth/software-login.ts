@@ -2,7 +2,7 @@
  * Logging in to Astronomer Software (Houston): a token given on the command line, username and password
  * (`createToken`), or an OAuth token the user copies from the Software UI. The raw token is stored.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { UserError } from '../errors.js';
 import type { AstroConfig } from '../config/store.js';
 import type { FetchPort } from '../platform/http.js';

@@ -2,7 +2,7 @@
  * The config file format of Astronomer's CLI (viper YAML): lower-case keys, scalars often written as strings
  * ("true", "443"), contexts keyed by domain with dots replaced by underscores. Unknown keys are kept as they are.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 const scalar = z.union([z.string(), z.boolean(), z.number()]);
 

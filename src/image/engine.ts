@@ -13,7 +13,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
-import { z } from 'zod';
+import * as z from 'zod';
 import { UserError } from '../errors.js';
 import { createBuildkitTranslator, openBuildkitSession, type BuildkitSession } from './engine/buildkit.js';
 import { readJsonMessages, splitRepositoryTag, encodeRegistryAuth, type BuildSecret, type EngineMessage, type RegistryAuth } from './engine/messages.js';

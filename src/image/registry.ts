@@ -1,9 +1,11 @@
 /**
  * Read-only registry calls (Docker Registry HTTP API v2): the manifest digest and the labels of a pushed image, which
  * the Astro API does not return with a deploy. Authenticates the way `docker pull` does: the registry's Bearer
- * challenge, answered by its token realm with the same credentials a push uses, for a pull scope only.
+ * challenge, answered by its token realm with the same credentials a push uses, for a pull scope only. Requests go
+ * through the API clients' node:http fetch (kept-alive connections; the global fetch compiles undici first).
  */
-import { z } from 'zod';
+import * as z from 'zod';
+import { nodeFetch, type FetchAnswer, type FetchPort } from '../platform/http.js';
 
 const MANIFEST_TYPES = [
   'application/vnd.docker.distribution.manifest.v2+json',
@@ -44,7 +46,11 @@ export async function inspectPushedImage(input: {
   tag: string;
   auth: { username: string; password: string };
   signal?: AbortSignal;
+  fetch?: FetchPort;
 }): Promise<PushedImage | undefined> {
+  const fetch = input.fetch ?? nodeFetch;
+  const ok = (res: FetchAnswer) => res.status >= 200 && res.status < 300;
+  const json = async (res: FetchAnswer): Promise<unknown> => JSON.parse(await res.text());
   const slash = input.repository.indexOf('/');
   const host = input.repository.slice(0, slash);
   const name = input.repository.slice(slash + 1);
@@ -52,7 +58,7 @@ export async function inspectPushedImage(input: {
   const base = `${local ? 'http' : 'https'}://${host}/v2/${name}`;
   let bearer: string | undefined;
 
-  const get = async (url: string, accept?: string): Promise<Response> => {
+  const get = async (url: string, accept?: string): Promise<FetchAnswer> => {
     const headers: Record<string, string> = accept ? { accept } : {};
     if (bearer) headers.authorization = `Bearer ${bearer}`;
     let res = await fetch(url, { headers, signal: input.signal });
@@ -62,9 +68,9 @@ export async function inspectPushedImage(input: {
       if (challenge.service) realm.searchParams.set('service', challenge.service);
       realm.searchParams.set('scope', `repository:${name}:pull`);
       const basic = Buffer.from(`${input.auth.username}:${input.auth.password}`).toString('base64');
-      const tokenRes = await fetch(realm, { headers: { authorization: `Basic ${basic}` }, signal: input.signal });
-      if (!tokenRes.ok) throw new Error(`the registry's token service answered ${tokenRes.status}`);
-      const parsed = tokenSchema.parse(await tokenRes.json());
+      const tokenRes = await fetch(realm.href, { headers: { authorization: `Basic ${basic}` }, signal: input.signal });
+      if (!ok(tokenRes)) throw new Error(`the registry's token service answered ${tokenRes.status}`);
+      const parsed = tokenSchema.parse(await json(tokenRes));
       bearer = parsed.token ?? parsed.access_token;
       if (!bearer) throw new Error("the registry's token service sent no token");
       res = await fetch(url, { headers: { ...headers, authorization: `Bearer ${bearer}` }, signal: input.signal });
@@ -74,20 +80,20 @@ export async function inspectPushedImage(input: {
 
   const top = await get(`${base}/manifests/${encodeURIComponent(input.tag)}`, MANIFEST_TYPES);
   if (top.status === 404) return undefined;
-  if (!top.ok) throw new Error(`the registry answered ${top.status} for ${input.repository}:${input.tag}`);
+  if (!ok(top)) throw new Error(`the registry answered ${top.status} for ${input.repository}:${input.tag}`);
   const digest = top.headers.get('docker-content-digest');
   if (!digest) throw new Error('the registry sent no Docker-Content-Digest');
-  let manifest = manifestSchema.parse(await top.json());
+  let manifest = manifestSchema.parse(await json(top));
   if (manifest.manifests) {
     const amd64 = manifest.manifests.find((m) => m.platform?.os === 'linux' && m.platform.architecture === 'amd64') ?? manifest.manifests[0];
     if (!amd64) return { digest, labels: {} };
     const inner = await get(`${base}/manifests/${amd64.digest}`, MANIFEST_TYPES);
-    if (!inner.ok) throw new Error(`the registry answered ${inner.status} for ${amd64.digest}`);
-    manifest = manifestSchema.parse(await inner.json());
+    if (!ok(inner)) throw new Error(`the registry answered ${inner.status} for ${amd64.digest}`);
+    manifest = manifestSchema.parse(await json(inner));
   }
   if (!manifest.config) return { digest, labels: {} };
   const blob = await get(`${base}/blobs/${manifest.config.digest}`);
-  if (!blob.ok) throw new Error(`the registry answered ${blob.status} for the image config`);
-  const config = configSchema.parse(await blob.json());
+  if (!ok(blob)) throw new Error(`the registry answered ${blob.status} for the image config`);
+  const config = configSchema.parse(await json(blob));
   return { digest, labels: config.config?.Labels ?? {} };
 }

@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { readJsonFile, writeJsonFileAtomic } from './files.js';
 import { fileMessage, helloMessage, listingMessage, type FileMessage, type HelloMessage, type ListingMessage } from './schema.js';
 

@@ -2,7 +2,7 @@
  * Shapes at the two boundaries of the parse engine: the JSON lines the Python harness writes on its result channel
  * (python/astro_parse/supervisor.py), and the ParseReport the engine returns.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const HARNESS_PROTOCOL = 1;
 

@@ -151,6 +151,15 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
       const { out, env, cwd, signal, loadConfig } = ctx();
       validateDeployFlags(flags);
       if (flags.forceUpgradeToAf3) out.warn('--force-upgrade-to-af3 is no longer needed for Airflow 2 to Airflow 3 upgrades; it has no effect.');
+      const projectDir = cwd;
+      // `git` and the config files are read while the modules below load; their verdicts are taken in order further down.
+      const uncommittedTask =
+        !flags.force && !flags.dryRun
+          ? import('../../deploy/kernel/git.js').then(({ hasUncommittedChanges }) => hasUncommittedChanges(projectDir, env.raw))
+          : Promise.resolve(false);
+      const configTask = loadConfig();
+      uncommittedTask.catch(() => undefined);
+      configTask.catch(() => undefined);
       const [{ parseDuration }, { resolveAstroSession }, { platformOf, deploymentViewUrl }] = await Promise.all([
         import('../../deploy/astro/wait.js'),
         import('../../auth/session.js'),
@@ -161,7 +170,6 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
         waitMs = parseDuration(flags.waitTime ?? '5m');
         if (waitMs === undefined || waitMs <= 0) throw new UsageError(`--wait-time: "${flags.waitTime}" is not a duration (e.g. 300s, 5m, 1h).`);
       }
-      const projectDir = cwd;
       // Like Astronomer's CLI: a prebuilt image, or DAGs from --dags-path alone, need no project around them.
       const isProject = await fs.stat(path.join(projectDir, '.astro', 'config.yaml')).then(
         (s) => s.isFile(),
@@ -171,12 +179,9 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
       if (!isProject && !flags.imageName && !dagsOnlyFromPath) throw new UserError(NOT_AN_ASTRO_PROJECT);
       if (isProject) await checkEnvFile(projectDir, flags.env);
       // Like Astronomer's CLI, uncommitted changes stop a deploy unless forced (but ours exits 1: nothing was deployed).
-      if (!flags.force && !flags.dryRun) {
-        const { hasUncommittedChanges } = await import('../../deploy/kernel/git.js');
-        if (await hasUncommittedChanges(projectDir, env.raw)) throw new UserError(UNCOMMITTED_CHANGES);
-      }
+      if (await uncommittedTask) throw new UserError(UNCOMMITTED_CHANGES);
 
-      const config = await loadConfig();
+      const config = await configTask;
       const domain = config.currentDomain(env.domain);
       const ciCredentials = env.apiToken !== undefined || (env.apiKeyId !== undefined && env.apiKeySecret !== undefined);
       if (platformOf(domain, { localPlatform: config.get('local.platform'), apiToken: ciCredentials }) === 'software') {

@@ -25,7 +25,6 @@ export function registerDeployment(program: Command, ctx: () => CommandContext):
         addSecret: (s) => out.addSecret(s),
         notice: (m) => out.info(m),
         warn: (m) => out.warn(m),
-        debug: (m) => out.debug(m),
         signal,
       });
       const workspaceId = flags.all ? undefined : (flags.workspaceId ?? session.workspaceId);

@@ -15,11 +15,11 @@ import { COMMIT_LABEL, DESCRIPTION_LABEL, IMAGE_INPUTS_LABEL } from '../../image
 import type { PushedImage } from '../../image/registry.js';
 import { MONITORING_DAG_FILE, monitoringDag, needsMonitoringDag, type GeneratedBundleFile } from '../../bundle/monitoring.js';
 import type { GitInfo } from '../kernel/git.js';
-import { localSteps, type CommonDeployRequest, type DagBundle, type LocalDeployPorts } from '../kernel/local.js';
+import { localSteps, type CommonDeployRequest, type DagBundle, type LocalDeployPorts, type PlanPorts } from '../kernel/local.js';
 import { comparePart, decide, describeWithContent, isDagFile, type PartComparison, type RecordedContent } from '../kernel/plan.js';
-import { PhaseRunner, settleBoth, type Timings } from '../kernel/phases.js';
+import { PhaseRunner, settleBoth, type EarlyPhase, type Timings } from '../kernel/phases.js';
 import { explainFailure, interruptedDeploy, newReached } from '../kernel/reached.js';
-import { DEPLOYS_LOOKED_AT, planSteps, readDeployed, type DeployedState, type DeployPlan, type LocalContent } from './plan.js';
+import { planSteps, prefetchDeployed, readDeployed, type DeployedState, type DeployPlan, type LocalContent, type PrefetchedDeployed } from './plan.js';
 import { chooseDeployment } from './select.js';
 import { pollUntilHealthy } from './wait.js';
 
@@ -109,17 +109,37 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
   const notice = (message: string) => ports.emit({ type: 'notice', message });
   const warn = (notices: string[]) => notices.forEach((message) => ports.emit({ type: 'warning', message }));
   let deploymentId: string | undefined;
-  /** Asked for while the Deployment is looked up, when its id is known up front: one round trip less for the plan. */
-  let deploysTask: Promise<Deploy[]> | undefined;
+  /**
+   * Asked for while the Deployment is looked up, when its id is known up front: the plan's reads of the platform
+   * and the registry (GETs), and the local reads (DAG bundle, image inputs) that need nothing from the platform.
+   */
+  let prefetched: PrefetchedDeployed | undefined;
+  let earlyBundle: EarlyPhase<DagBundle> | undefined;
+  let earlyImageInputs: ReturnType<PlanPorts['imageInputs']> | undefined;
   /** What the bundle carries beyond the DAGs folder: Hybrid Deployments are watched through a monitoring DAG. */
   const generatedFiles = (deployment: Deployment): GeneratedBundleFile[] | undefined =>
     needsMonitoringDag({ deploymentType: deployment.type, organizationProduct: session.organizationProduct })
       ? [monitoringDag(deployment.runtimeVersion)]
       : undefined;
+  /** The DAG bundle: the one packed early if there is one and nothing is generated, else packed now. */
+  const packBundle = (generated: GeneratedBundleFile[] | undefined): Promise<DagBundle> => {
+    const early = earlyBundle;
+    earlyBundle = undefined;
+    if (early && !generated) return early.adopt();
+    early?.drop();
+    return steps.pack(generated);
+  };
+  const dropEarlyBundle = () => {
+    earlyBundle?.drop();
+    earlyBundle = undefined;
+  };
 
   try {
-    return await run();
+    const outcome = await run();
+    runner.dropEarly();
+    return outcome;
   } catch (error) {
+    runner.dropEarly();
     if (signal.aborted) {
       await settleFinalize();
       throw interruptedDeploy(signal, runner, reached, error);
@@ -146,13 +166,14 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     const planPorts = ports.plan;
     if (!planPorts || (req.imageName && !req.dryRun)) return undefined;
     const dagDeploy = deployment.isDagDeployEnabled;
-    // The image inputs are read while the DAGs are packed: both only read the project.
+    // The image inputs are read while the DAGs are packed: both only read the project. Those read early assumed DAG
+    // deploys (dags/ left out of the image).
     const imageInputsTask =
       req.mode !== 'dags' && !req.imageName
-        ? planPorts.imageInputs({ excludeDags: dagDeploy, buildSecrets: req.buildSecrets, signal })
+        ? ((dagDeploy ? earlyImageInputs : undefined) ?? planPorts.imageInputs({ excludeDags: dagDeploy, buildSecrets: req.buildSecrets, signal }))
         : Promise.resolve(undefined);
     imageInputsTask.catch(() => undefined);
-    const bundle = dagDeploy && req.mode !== 'image' ? await steps.pack(generatedFiles(deployment)) : undefined;
+    const bundle = dagDeploy && req.mode !== 'image' ? await packBundle(generatedFiles(deployment)) : undefined;
     const plan = await runner.run('plan', async () => {
       const [imageInputs, dagsDigest, deployed] = await Promise.all([
         imageInputsTask,
@@ -163,7 +184,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
               session.organizationId,
               deployment,
               signal,
-              deployment.id === req.deploymentId ? deploysTask : undefined,
+              deployment.id === req.deploymentId ? prefetched : undefined,
               ports.registry
                 ? { inspect: (repository, tag) => ports.registry!.inspect(repository, tag, signal), alwaysInspect: req.dryRun === true }
                 : undefined,
@@ -226,10 +247,26 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
 
   async function run(): Promise<AstroDeployOutcome> {
     if (!req.imageName && req.mode !== 'dags') ports.plan?.prepare?.();
-    if (ports.plan && controlPlane.listDeploys && req.deploymentId && !req.imageName && (req.mode === 'full' || req.dryRun)) {
-      deploysTask = controlPlane.listDeploys(session.organizationId, req.deploymentId, DEPLOYS_LOOKED_AT, signal);
-      deploysTask.catch(() => undefined);
+    const known = req.deploymentId;
+    if (ports.plan && known && !req.imageName && (req.mode === 'full' || req.dryRun)) {
+      prefetched = prefetchDeployed(
+        controlPlane,
+        session.organizationId,
+        known,
+        signal,
+        ports.registry ? { inspect: (repository, tag) => ports.registry!.inspect(repository, tag, signal), alwaysInspect: req.dryRun === true } : undefined,
+      );
+      // Most Deployments have DAG deploys on: the image inputs without dags/ (read again if this one has them off).
+      if (req.mode === 'full') earlyImageInputs = ports.plan.imageInputs({ excludeDags: true, buildSecrets: req.buildSecrets, signal });
+      earlyImageInputs?.catch(() => undefined);
     }
+    // Only the Deployment says whether it takes a DAG bundle; when it is named up front, the DAGs are packed while
+    // it is looked up, and dropped if it does not take them.
+    if (known && req.mode !== 'image') earlyBundle = steps.packEarly();
+    // Git metadata goes into the deploy's description: read while the rest happens (a dry run creates no deploy).
+    const gitTask = req.gitMetadata && !req.imageName && !req.dryRun ? ports.git(req.projectDir) : undefined;
+    gitTask?.catch(() => undefined);
+
     const deployment = await runner.run('select', () =>
       chooseDeployment(
         {
@@ -253,6 +290,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
       });
     }
     const dagDeploy = deployment.isDagDeployEnabled;
+    if (!dagDeploy) dropEarlyBundle();
     if ((req.mode === 'dags' || req.mode === 'image') && !dagDeploy) {
       throw new UserError(
         `DAG-only deploys are not enabled for this Deployment. Run 'astro deployment update ${deployment.id} --dag-deploy enable' to enable DAG-only deploys`,
@@ -264,6 +302,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     const plan = planned?.plan;
     const summary = { deploymentId: deployment.id, deploymentName: deployment.name, workspaceId: deployment.workspaceId, status: deployment.status };
     if (req.dryRun) {
+      dropEarlyBundle();
       if (!plan) throw new UserError('--dry-run cannot plan this deploy: there is nothing to compare it with.');
       return { dryRun: true, ...summary, plan, timings: runner.timings };
     }
@@ -286,10 +325,14 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     const shipsBundle = dagDeploy && type !== 'IMAGE_ONLY';
     reached.image.ships = shipsImage;
     reached.dags.ships = shipsBundle;
+    if (!shipsBundle) dropEarlyBundle();
+    // What the image is checked against, asked for now that it is known to ship; used after the local checks.
+    const optionsTask = shipsImage ? controlPlane.getDeploymentOptions(session.organizationId, signal) : undefined;
+    optionsTask?.catch(() => undefined);
 
     // The DAG bundle is built first: it tells us whether there are DAGs at all, and must exist before the SAS URL does.
     const generated = shipsBundle ? generatedFiles(deployment) : undefined;
-    const bundle = shipsBundle ? (planned?.bundle ? await steps.confirmBundle(planned.bundle) : await steps.bundle(generated)) : undefined;
+    const bundle = shipsBundle ? await steps.confirmBundle(planned?.bundle ?? (await packBundle(generated))) : undefined;
     if (generated) notice(`Hybrid Deployment: the DAG bundle also carries ${MONITORING_DAG_FILE}, the DAG Astronomer watches its workers with.`);
 
     // Unlike Astronomer's CLI, DAG-only deploys are parsed too: our parse takes seconds, a broken DAG takes a Deployment down.
@@ -299,14 +342,14 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     const checkNow = location === 'host' || !shipsImage;
     if (checkNow) await steps.checks(shouldParse);
 
-    const git = req.gitMetadata && !req.imageName ? await ports.git(req.projectDir) : undefined;
+    const git = await gitTask;
     if (git?.skippedBecause && git.metadata === undefined && git.headSubject !== undefined) notice(git.skippedBecause);
     const description = req.description ?? git?.headSubject ?? '';
 
     let localRef: string | undefined;
     let runtimeVersion: string | undefined;
-    if (shipsImage) {
-      const options = await controlPlane.getDeploymentOptions(session.organizationId, signal);
+    if (optionsTask) {
+      const options = await optionsTask;
       const supported = options.runtimeReleases.map((r) => r.version);
       let preflight: { expectedVersion?: string; fromImage?: string } = {};
       if (!req.imageName) {

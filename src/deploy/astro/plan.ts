@@ -30,6 +30,54 @@ function part(deploy: Deploy, which: 'image' | 'dags'): DeployedPart {
   };
 }
 
+/** The newest finished deploy that shipped an image: the one whose image the Deployment runs, unless rolled back. */
+function newestImageDeploy(deploys: Deploy[]): Deploy | undefined {
+  return deploys.find((d) => d.status === 'DEPLOYED' && d.type !== 'DAG_ONLY');
+}
+
+/** What the registry said about a deploy's pushed image; `image` undefined when it could not say. */
+interface Inspection {
+  deployId: string;
+  image: PushedImage | undefined;
+}
+
+/** Reads for the plan, asked for before the Deployment's own answer arrives (when its id is given up front). */
+export interface PrefetchedDeployed {
+  deploys: Promise<Deploy[]>;
+  /**
+   * The registry's digest and labels of the newest image deploy's image, asked for as soon as the list arrives when
+   * readDeployed would ask (no recorded image digest, or `alwaysInspect`). Used when the Deployment still runs it.
+   */
+  inspection?: Promise<Inspection | undefined>;
+}
+
+type RegistryInspect = { inspect: (repository: string, tag: string) => Promise<PushedImage | undefined>; alwaysInspect: boolean };
+
+/**
+ * Starts the plan's reads of a Deployment named up front: its deploy list, then, without waiting for anything else,
+ * the registry read the plan would make of the image it traces. GETs only; failures surface where they are used.
+ */
+export function prefetchDeployed(
+  controlPlane: AstroControlPlane,
+  organizationId: string,
+  deploymentId: string,
+  signal: AbortSignal,
+  registry?: RegistryInspect,
+): PrefetchedDeployed | undefined {
+  if (!controlPlane.listDeploys) return undefined;
+  const deploys = controlPlane.listDeploys(organizationId, deploymentId, DEPLOYS_LOOKED_AT, signal);
+  deploys.catch(() => undefined);
+  if (!registry) return { deploys };
+  const inspection = deploys.then(async (list): Promise<Inspection | undefined> => {
+    const deploy = newestImageDeploy(list);
+    if (!deploy?.imageRepository || !deploy.imageTag) return undefined;
+    if (!registry.alwaysInspect && readContentTrailer(deploy.description)?.image) return undefined;
+    return { deployId: deploy.id, image: await registry.inspect(deploy.imageRepository, deploy.imageTag).catch(() => undefined) };
+  });
+  inspection.catch(() => undefined);
+  return { deploys, inspection };
+}
+
 /**
  * The deploys behind what the Deployment runs: the newest finished deploy that shipped an image, if the Deployment
  * still runs its tag; the newest that shipped a bundle, if it still runs its version. Anything else (a rollback, a
@@ -40,23 +88,25 @@ export async function readDeployed(
   organizationId: string,
   deployment: Deployment,
   signal: AbortSignal,
-  /** The same list, already asked for (by the id the user gave, which must be this Deployment's). */
-  prefetched?: Promise<Deploy[]>,
+  /** The same reads, already asked for (by the id the user gave, which must be this Deployment's). */
+  prefetched?: PrefetchedDeployed,
   /**
    * The registry's digest and labels of a pushed image: read when the description kept no image digest (the image's
    * own label may), or always when `alwaysInspect` (a dry run shows the digest). A failed read is no answer.
    */
-  registry?: { inspect: (repository: string, tag: string) => Promise<PushedImage | undefined>; alwaysInspect: boolean },
+  registry?: RegistryInspect,
 ): Promise<DeployedState> {
   if (!controlPlane.listDeploys) return {};
-  const listed = prefetched ?? controlPlane.listDeploys(organizationId, deployment.id, DEPLOYS_LOOKED_AT, signal);
+  const listed = prefetched?.deploys ?? controlPlane.listDeploys(organizationId, deployment.id, DEPLOYS_LOOKED_AT, signal);
   const deploys = (await listed).filter((d) => d.status === 'DEPLOYED');
-  const imageDeploy = deploys.find((d) => d.type !== 'DAG_ONLY');
+  const imageDeploy = newestImageDeploy(deploys);
   const dagsDeploy = deploys.find((d) => d.type !== 'IMAGE_ONLY' && d.dagTarballVersion);
   const state: DeployedState = {};
   if (imageDeploy && deployment.imageTag && imageDeploy.imageTag === deployment.imageTag) state.image = part(imageDeploy, 'image');
   if (state.image && imageDeploy?.imageRepository && registry && (registry.alwaysInspect || !state.image.recorded)) {
-    const pushed = await registry.inspect(imageDeploy.imageRepository, imageDeploy.imageTag).catch(() => undefined);
+    const early = await prefetched?.inspection?.catch(() => undefined);
+    const pushed =
+      early?.deployId === imageDeploy.id ? early.image : await registry.inspect(imageDeploy.imageRepository, imageDeploy.imageTag).catch(() => undefined);
     if (pushed) {
       state.image.imageDigest = pushed.digest;
       const label = /^sha256:([0-9a-f]{64})$/.exec(pushed.labels[IMAGE_INPUTS_LABEL] ?? '')?.[1];

@@ -32,17 +32,20 @@ const GITHUB_REMOTE = /github\.com[:/]([^/]+)\/(.+?)(?:\.git)?\/?$/;
 export async function readGitInfo(projectDir: string, hostEnv: Readonly<Record<string, string | undefined>>): Promise<GitInfo> {
   const top = await git(projectDir, ['rev-parse', '--show-toplevel'], hostEnv);
   if (!top) return { skippedBecause: 'Skipping Git metadata: the project is not in a git repository' };
-  const sha = await git(projectDir, ['rev-parse', 'HEAD'], hostEnv);
+  // The rest at once (each is its own process; one after the other they took 5-10 ms apiece), judged in order.
+  const [head, status, remote, branch] = await Promise.all([
+    git(projectDir, ['log', '-1', '--format=%H%n%an%n%s'], hostEnv),
+    git(projectDir, ['status', '--porcelain', '--untracked-files=no'], hostEnv),
+    git(projectDir, ['remote', 'get-url', 'origin'], hostEnv),
+    git(projectDir, ['rev-parse', '--abbrev-ref', 'HEAD'], hostEnv),
+  ]);
+  const [sha, authorName, subjectLine] = head?.split('\n') ?? [];
   if (!sha) return { skippedBecause: 'Skipping Git metadata: the repository has no commits yet' };
-  const subject = (await git(projectDir, ['log', '-1', '--format=%s'], hostEnv))?.slice(0, 72);
-  const status = await git(projectDir, ['status', '--porcelain', '--untracked-files=no'], hostEnv);
+  const subject = (subjectLine ?? '').slice(0, 72);
   if (status === undefined || status !== '') {
     return { headSubject: subject, skippedBecause: 'Local repository has uncommitted changes, skipping Git metadata retrieval' };
   }
-  const remote = await git(projectDir, ['remote', 'get-url', 'origin'], hostEnv);
   if (!remote) return { headSubject: subject, skippedBecause: 'Skipping Git metadata: the repository has no origin remote' };
-  const branch = await git(projectDir, ['rev-parse', '--abbrev-ref', 'HEAD'], hostEnv);
-  const authorName = await git(projectDir, ['log', '-1', '--format=%an'], hostEnv);
   const relative = path.relative(top, path.resolve(projectDir)).split(path.sep).join('/');
   const base = {
     commitSha: sha,

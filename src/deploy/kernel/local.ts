@@ -8,7 +8,7 @@ import path from 'node:path';
 import { NeedsInputError, UserError } from '../../errors.js';
 import { escapeLine } from '../../ui/escape.js';
 import type { GeneratedBundleFile } from '../../bundle/monitoring.js';
-import type { DeployEvent, PhaseRunner } from './phases.js';
+import type { DeployEvent, EarlyPhase, PhaseRunner } from './phases.js';
 
 /** The part of a deploy request that Astro and Software deploys read from the same flags and settings. */
 export interface CommonDeployRequest {
@@ -60,6 +60,8 @@ export interface DagBundle {
   dagFileCount: number;
   /** Files and symlinks in the bundle, DAG files or not. */
   fileCount?: number;
+  /** The content digest, when the packer computed it (else the plan reads the tar back). */
+  contentDigest?: string;
 }
 
 export interface RegistryCredentials {
@@ -138,6 +140,8 @@ export interface LocalSteps {
   bundle(generated?: GeneratedBundleFile[]): Promise<DagBundle>;
   /** Packs the DAGs (a phase) without asking: for the plan, which may ship nothing. */
   pack(generated?: GeneratedBundleFile[]): Promise<DagBundle>;
+  /** Starts packing the DAGs (without generated files) before the deploy knows it ships them (an early phase: adopt or drop it). */
+  packEarly(): EarlyPhase<DagBundle>;
   /** Asks before shipping an empty bundle (no DAG files). */
   confirmBundle(bundle: DagBundle): Promise<DagBundle>;
   /** Whether DAGs that ship get parsed, with the notice when a setting skips it. A prebuilt image's DAGs are its own. */
@@ -160,10 +164,9 @@ export function localSteps(
   const dagsDir = path.resolve(req.projectDir, req.dagsPath ?? 'dags');
   const notice = (message: string) => ports.emit({ type: 'notice', message });
   const warn = (message: string) => ports.emit({ type: 'warning', message });
-  const pack = async (generated?: GeneratedBundleFile[]): Promise<DagBundle> => {
-    const prefix = req.dagsBaseDir === false ? '' : 'dags';
-    return runner.run('bundle', () => ports.bundle.create({ sourceDir: dagsDir, prefix, signal, ...(generated?.length ? { generated } : {}) }));
-  };
+  const prefix = req.dagsBaseDir === false ? '' : 'dags';
+  const pack = async (generated?: GeneratedBundleFile[]): Promise<DagBundle> =>
+    runner.run('bundle', () => ports.bundle.create({ sourceDir: dagsDir, prefix, signal, ...(generated?.length ? { generated } : {}) }));
   const confirmBundle = async (bundle: DagBundle): Promise<DagBundle> => {
     if (bundle.dagFileCount === 0) {
       await confirmEmptyDags({ force: req.force, showWarnings: req.showWarnings, cancelMessage: options.emptyDagsCancelMessage }, ports.confirm);
@@ -175,6 +178,7 @@ export function localSteps(
     dagsDir,
     bundle: async (generated) => confirmBundle(await pack(generated)),
     pack,
+    packEarly: () => runner.early('bundle', (early) => ports.bundle.create({ sourceDir: dagsDir, prefix, signal: early })),
     confirmBundle,
     shouldParse(shipsDags) {
       if (!shipsDags) return false;

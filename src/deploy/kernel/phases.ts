@@ -17,11 +17,22 @@ export type DeployEvent =
 
 export type Timings = Partial<Record<Phase, number>>;
 
+/** Work started early by `PhaseRunner.early`, until the deploy knows whether it needs it. */
+export interface EarlyPhase<T> {
+  /** Needed: reported done (or failed, rethrowing) once it settles; its result. */
+  adopt(): Promise<T>;
+  /** Not needed: aborted if still running, reported skipped; its result or failure is dropped. */
+  drop(): void;
+}
+
 export class PhaseRunner {
   readonly timings: Timings = {};
-  private readonly inFlight = new Set<Phase>();
+  /** Phases running now, counted (a dropped early phase may wind down while the same phase runs again). */
+  private readonly inFlight = new Map<Phase, number>();
   private lastStarted: Phase = 'select';
   private atAbort: Phase[] | undefined;
+  /** Early phases neither adopted nor dropped yet (see `early`). */
+  private readonly pending = new Set<() => void>();
 
   constructor(
     private readonly emit: (event: DeployEvent) => void,
@@ -29,7 +40,7 @@ export class PhaseRunner {
     private readonly now: () => number = Date.now,
   ) {
     const snapshot = () => {
-      this.atAbort = this.inFlight.size > 0 ? [...this.inFlight] : [this.lastStarted];
+      this.atAbort = this.running();
     };
     if (signal.aborted) snapshot();
     else signal.addEventListener('abort', snapshot, { once: true });
@@ -37,8 +48,7 @@ export class PhaseRunner {
 
   async run<T>(name: Phase, work: () => Promise<T>, label?: string): Promise<T> {
     throwIfAborted(this.signal);
-    this.inFlight.add(name);
-    this.lastStarted = name;
+    const release = this.enter(name);
     const start = this.now();
     this.emit({ type: 'phase', phase: name, state: 'start', ...(label ? { label } : {}) });
     try {
@@ -50,13 +60,89 @@ export class PhaseRunner {
       throw error;
     } finally {
       this.timings[name] = (this.timings[name] ?? 0) + (this.now() - start);
-      this.inFlight.delete(name);
+      release();
     }
+  }
+
+  /** Marks a phase in flight; the returned function ends that (once). */
+  private enter(name: Phase): () => void {
+    this.inFlight.set(name, (this.inFlight.get(name) ?? 0) + 1);
+    this.lastStarted = name;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.inFlight.get(name) ?? 1) - 1;
+      if (left > 0) this.inFlight.set(name, left);
+      else this.inFlight.delete(name);
+    };
+  }
+
+  private running(): Phase[] {
+    return this.inFlight.size > 0 ? [...this.inFlight.keys()] : [this.lastStarted];
+  }
+
+  /**
+   * Starts local work before it is known to be needed (the DAG bundle while the Deployment is looked up). It is
+   * reported as started at once and counts as in flight while it runs; what it came to is reported only once the
+   * deploy decides: `adopt` reports it done (or failed, rethrowing) and returns its result, `drop` aborts it and
+   * reports it skipped, swallowing its failure. Its timing counts only when adopted, and is the work's own duration.
+   */
+  early<T>(name: Phase, work: (signal: AbortSignal) => Promise<T>, label?: string): EarlyPhase<T> {
+    throwIfAborted(this.signal);
+    const own = new AbortController();
+    const signal = AbortSignal.any([this.signal, own.signal]);
+    const release = this.enter(name);
+    const start = this.now();
+    this.emit({ type: 'phase', phase: name, state: 'start', ...(label ? { label } : {}) });
+    let tookMs = 0;
+    const settled: Promise<{ ok: true; value: T } | { ok: false; error: unknown }> = (async () => {
+      try {
+        return { ok: true as const, value: await work(signal) };
+      } catch (error) {
+        return { ok: false as const, error };
+      } finally {
+        tookMs = this.now() - start;
+        release();
+      }
+    })();
+    let decided = false;
+    // Dropped work is no longer part of the deploy: skipped at once, while its abort winds it down.
+    const drop = () => {
+      if (decided) return;
+      decided = true;
+      own.abort();
+      release();
+      this.emit({ type: 'phase', phase: name, state: 'skipped' });
+    };
+    this.pending.add(drop);
+    return {
+      adopt: async () => {
+        if (decided) throw new Error(`the early ${name} phase was already adopted or dropped`);
+        decided = true;
+        this.pending.delete(drop);
+        const outcome = await settled;
+        this.timings[name] = (this.timings[name] ?? 0) + tookMs;
+        this.emit({ type: 'phase', phase: name, state: outcome.ok ? 'done' : 'failed' });
+        if (!outcome.ok) throw outcome.error;
+        return outcome.value;
+      },
+      drop: () => {
+        this.pending.delete(drop);
+        drop();
+      },
+    };
+  }
+
+  /** Drops every early phase not adopted yet: the deploy ended (or failed) without needing them. */
+  dropEarly(): void {
+    for (const drop of [...this.pending]) drop();
+    this.pending.clear();
   }
 
   /** The phases running when the signal fired (the last one started, if none was): what an interruption names. */
   interruptedDuring(): Phase[] {
-    return this.atAbort ?? (this.inFlight.size > 0 ? [...this.inFlight] : [this.lastStarted]);
+    return this.atAbort ?? this.running();
   }
 }
 

@@ -169,6 +169,7 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
         };
       },
       dagsDigest: async (bundle) => {
+        if (bundle.contentDigest) return bundle.contentDigest;
         const { dagBundleDigest } = await import('./digest.js');
         return (await dagBundleDigest(bundle.data)).digest;
       },
@@ -182,7 +183,7 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
       create: async ({ sourceDir, prefix, generated }) => {
         const { createDagBundle } = await import('../../bundle/tarball.js');
         const bundle = await createDagBundle({ sourceDir, prefix, signal, ...(generated ? { generated } : {}) });
-        return { data: bundle.data, bytes: bundle.bytes, dagFileCount: bundle.dagFileCount, fileCount: bundle.fileCount };
+        return { data: bundle.data, bytes: bundle.bytes, dagFileCount: bundle.dagFileCount, fileCount: bundle.fileCount, contentDigest: bundle.contentDigest };
       },
     },
   };

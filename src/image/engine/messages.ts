@@ -1,7 +1,7 @@
 /**
  * What the engine's build and push streams carry, and the small encodings the engine API needs.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { tryParseImageReference } from '../runtime/reference.js';
 
 export interface RegistryAuth {

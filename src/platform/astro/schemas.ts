@@ -1,5 +1,5 @@
 /** Shapes of the Astro REST v1 answers astro reads (extra fields are kept, missing optional ones tolerated). */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const deploymentStatusSchema = z.enum(['CREATING', 'DEPLOYING', 'HEALTHY', 'HIBERNATING', 'UNHEALTHY', 'UNKNOWN']);
 export type DeploymentStatus = z.infer<typeof deploymentStatusSchema>;

@@ -2,7 +2,7 @@
  * The Houston operations `astro deploy` needs, each sent in the shape the platform's version understands and each
  * answer checked with a schema. The deploy service sees only the `SoftwareDeployApi` port.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { HoustonClient } from './houston.js';
 import {
   APP_CONFIG_QUERIES,

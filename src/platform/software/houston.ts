@@ -2,7 +2,7 @@
  * A small client for Houston, the GraphQL API of Astronomer Software. graphql-request is loaded only when a
  * Software command runs, so Astro commands never pay for it.
  */
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { ApiError, DEFAULT_RETRY, type FetchPort } from '../http.js';
 import { isRetryableNetworkError, isRetryableStatus, networkErrorCode, parseRetryAfter, retry, type RetryPolicy } from '../../util/retry.js';
 

@@ -1,5 +1,6 @@
 // What `npm install -g .` / `npx astro` get: the package must carry the built CLI and the parse harness.
 import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 describe('the npm package', () => {
@@ -10,9 +11,16 @@ describe('the npm package', () => {
       files: { path: string }[];
     }[];
     const files = packed[0]!.files.map((f) => f.path);
-    expect(files).toEqual(expect.arrayContaining(['bin/astro.js', 'dist/bundle/main.js', 'python/astro_parse/supervisor.py', 'package.json']));
+    expect(files).toEqual(expect.arrayContaining(['bin/astro.js', 'dist/bundle/main.cjs', 'python/astro_parse/supervisor.py', 'package.json']));
     expect(files.some((f) => f.startsWith('test/') || f.startsWith('src/'))).toBe(false);
     const version = execFileSync(process.execPath, ['bin/astro.js', 'version'], { encoding: 'utf8' });
     expect(version).toMatch(/^Astro CLI Version: \d+\.\d+\.\d+/);
+    // The run above left its code cache beside the bundle; it is this machine's, not the package's.
+    const cached = readdirSync('dist/bundle/code-cache');
+    expect(cached.some((f) => f.startsWith('version-'))).toBe(true);
+    const again = JSON.parse(
+      execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }),
+    ) as { files: { path: string }[] }[];
+    expect(again[0]!.files.filter((f) => f.path.includes('code-cache'))).toEqual([]);
   });
 });

@@ -9,6 +9,7 @@ import { extract } from 'tar-stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createDagBundle } from '../../../src/bundle/tarball.js';
 import { InterruptedError, UserError } from '../../../src/errors.js';
+import { dagBundleDigest } from '../../../src/deploy/kernel/digest.js';
 
 interface Entry {
   name: string;
@@ -200,6 +201,15 @@ describe('createDagBundle contents', () => {
     const two = await createDagBundle({ sourceDir: dags });
     expect(two.sha256).toBe(one.sha256);
     expect(two.data.equals(one.data)).toBe(true);
+  });
+
+  it('carries the content digest the plan would read back from the tar, files and links included', async () => {
+    await write('a.py', 'dag = 1\n');
+    await write('bin/run.sh', '#!/bin/sh\n', 0o755);
+    await write(`${'deep/'.repeat(30)}dag.py`, 'pass\n');
+    await fs.symlink('a.py', path.join(dags, 'alias.py'));
+    const bundle = await createDagBundle({ sourceDir: dags });
+    expect(bundle.contentDigest).toBe((await dagBundleDigest(bundle.data)).digest);
   });
 
   it('keeps UTF-8 names and long paths intact', async () => {

@@ -137,8 +137,9 @@ describe('deployToAstro', () => {
     const { ports, calls, bodies } = setup(deployment());
     const result = await deployToAstro(base, ports);
     expect(calls).toEqual([
-      'get',
+      // The Deployment is named up front: its DAGs are packed while it is looked up.
       'bundle',
+      'get',
       'parse',
       'preflight',
       'build:excludeDags=true',
@@ -158,9 +159,11 @@ describe('deployToAstro', () => {
   });
 
   it('ships the DAGs inside the image when DAG deploys are off', async () => {
-    const { ports, calls, bodies } = setup(deployment({ isDagDeployEnabled: false }));
+    const { ports, calls, bodies, events } = setup(deployment({ isDagDeployEnabled: false }));
     await deployToAstro(base, ports);
-    expect(calls).not.toContain('bundle');
+    // Packed while the Deployment was looked up, then dropped: it does not take a bundle.
+    expect(events).toContain('bundle:skipped');
+    expect(events).not.toContain('bundle:done');
     expect(calls).not.toContain('upload');
     expect(calls).toContain('build:excludeDags=false');
     expect(calls).toContain('parse');
@@ -178,7 +181,7 @@ describe('deployToAstro', () => {
   it('deploys DAGs only with --dags: no build, parse still runs', async () => {
     const { ports, calls, bodies } = setup(deployment());
     await deployToAstro({ ...base, mode: 'dags' }, ports);
-    expect(calls).toEqual(['get', 'bundle', 'parse', 'create:DAG_ONLY', 'upload', 'finalize']);
+    expect(calls).toEqual(['bundle', 'get', 'parse', 'create:DAG_ONLY', 'upload', 'finalize']);
     expect(bodies.finalize).toEqual({ dagTarballVersion: 'v-1' });
   });
 
@@ -204,12 +207,70 @@ describe('deployToAstro', () => {
   });
 
   it('--image-name without DAG deploys: the image carries its own DAGs, so nothing of the project is parsed or uploaded', async () => {
-    const { ports, calls } = setup(deployment({ isDagDeployEnabled: false }));
+    const { ports, calls, events } = setup(deployment({ isDagDeployEnabled: false }));
     await deployToAstro({ ...base, imageName: 'my-image:1' }, ports);
     expect(calls).toContain('create:IMAGE_AND_DAG');
     expect(calls).not.toContain('parse');
-    expect(calls).not.toContain('bundle');
+    expect(events).toContain('bundle:skipped');
     expect(calls).not.toContain('upload');
+  });
+
+  it('packs the DAGs while the Deployment is looked up when its id is given; after the lookup when it is chosen', async () => {
+    const named = setup(deployment());
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    const getDeployment = named.ports.controlPlane.getDeployment;
+    named.ports.controlPlane.getDeployment = async (...args) => {
+      await answered;
+      return getDeployment(...args);
+    };
+    const pending = deployToAstro({ ...base, mode: 'dags' }, named.ports);
+    await new Promise((resolve) => setImmediate(resolve));
+    // Both in flight: the bundle finished while the lookup still waits for its answer.
+    expect(named.calls).toEqual(['bundle']);
+    answer();
+    const result = await pending;
+    expect(result).toMatchObject({ type: 'DAG_ONLY', dags: { version: 'v-1' } });
+    expect(named.events.filter((e) => e.startsWith('bundle:'))).toEqual(['bundle:start', 'bundle:done']);
+    expect(result.timings.bundle).toBeGreaterThanOrEqual(0);
+
+    const chosen = setup(deployment());
+    await deployToAstro({ ...base, mode: 'dags', deploymentId: undefined, deploymentName: 'prod' }, chosen.ports);
+    expect(chosen.calls).toEqual(['list', 'bundle', 'parse', 'create:DAG_ONLY', 'upload', 'finalize']);
+  });
+
+  it('an early bundle that fails does not stop a deploy that ships no bundle, and stops one that does', async () => {
+    const broken = { create: async () => Promise.reject(new UserError('bundle validation failed: symlink dags/x points outside')) };
+    const off = setup(deployment({ isDagDeployEnabled: false }));
+    off.ports.bundle = { ...off.ports.bundle, ...broken };
+    await expect(deployToAstro(base, off.ports)).resolves.toMatchObject({ type: 'IMAGE_AND_DAG' });
+    expect(off.events).toContain('bundle:skipped');
+
+    const on = setup(deployment());
+    on.ports.bundle = { ...on.ports.bundle, ...broken };
+    await expect(deployToAstro(base, on.ports)).rejects.toThrow(/symlink dags\/x points outside/);
+    expect(on.events).toContain('bundle:failed');
+    expect(on.calls.some((c) => c.startsWith('create'))).toBe(false);
+  });
+
+  it('names the lookup and the early bundle when interrupted while both run, and drops the bundle', async () => {
+    const ctx = setup(deployment());
+    let looking!: () => void;
+    const lookingUp = new Promise<void>((resolve) => (looking = resolve));
+    const untilAborted = (signal: AbortSignal | undefined) =>
+      new Promise<never>((_resolve, reject) => signal?.addEventListener('abort', () => reject(new Error('aborted')), { once: true }));
+    ctx.ports.bundle.create = async ({ signal }) => untilAborted(signal);
+    ctx.ports.controlPlane.getDeployment = async (_o, _d, signal) => {
+      looking();
+      return untilAborted(signal);
+    };
+    const pending = deployToAstro({ ...base, mode: 'dags' }, ctx.ports).catch((e: unknown) => e);
+    await lookingUp;
+    ctx.controller.abort('SIGINT');
+    const error = (await pending) as InterruptedError;
+    expect(error).toBeInstanceOf(InterruptedError);
+    expect(error.message).toMatch(/during (bundle and select|select and bundle)\. Nothing reached the platform/);
+    expect(ctx.events).toContain('bundle:skipped');
   });
 
   it('--image: an image-only deploy, without the DAGs', async () => {

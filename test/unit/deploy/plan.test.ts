@@ -7,7 +7,7 @@ import tarStream from 'tar-stream';
 import { NeedsInputError } from '../../../src/errors.js';
 import { createDagBundle } from '../../../src/bundle/tarball.js';
 import { deployToAstro, type DeployPorts, type DeployRequest } from '../../../src/deploy/astro/deploy.js';
-import { readDeployed } from '../../../src/deploy/astro/plan.js';
+import { prefetchDeployed, readDeployed } from '../../../src/deploy/astro/plan.js';
 import { buildSecretIds, contextDigest, dagBundleDigest, imageInputsDigest, tarContentDigest } from '../../../src/deploy/kernel/digest.js';
 import { createContextFilter, listBuildContext, readDockerignore } from '../../../src/image/context.js';
 import { changedFilesSince } from '../../../src/deploy/kernel/git.js';
@@ -356,6 +356,52 @@ describe('the running image, read from the registry', () => {
     const bare = { inspect: async () => ({ digest: 'sha256:feed', labels: { 'io.astronomer.deploy.image-inputs': 'sha256:short' } }), alwaysInspect: false };
     const b = await readDeployed(controlPlaneWith([untraced], deploymentOf()), 'org-1', deploymentOf(), signal, undefined, bare);
     expect(b.image).toEqual({ deployId: 'deploy-1', at: '2026-01-01T00:00:00Z', imageDigest: 'sha256:feed' });
+  });
+});
+
+describe('the plan reads of a Deployment named up front', () => {
+  const signal = new AbortController().signal;
+  const untraced = { ...imageDeploy, description: 'edited' };
+  it('asks the registry as soon as the deploy list arrives, and readDeployed uses that answer instead of asking again', async () => {
+    const asked: string[] = [];
+    let answer!: (image: { digest: string; labels: Record<string, string> }) => void;
+    const registry = {
+      inspect: (repository: string, tag: string) => {
+        asked.push(`${repository}:${tag}`);
+        return new Promise<{ digest: string; labels: Record<string, string> }>((resolve) => (answer = resolve));
+      },
+      alwaysInspect: false,
+    };
+    const calls: string[] = [];
+    const controlPlane = controlPlaneWith([untraced], deploymentOf(), calls);
+    const prefetched = prefetchDeployed(controlPlane, 'org-1', 'dep-1', signal, registry)!;
+    await prefetched.deploys;
+    await new Promise((resolve) => setImmediate(resolve));
+    // Before the Deployment's answer or the plan: the registry is already being asked.
+    expect(asked).toEqual(['r:tag-1']);
+    answer({ digest: 'sha256:feed', labels: { 'io.astronomer.deploy.image-inputs': `sha256:${B}` } });
+    const state = await readDeployed(controlPlane, 'org-1', deploymentOf(), signal, prefetched, registry);
+    expect(asked).toEqual(['r:tag-1']);
+    expect(calls).toEqual(['list-deploys']);
+    expect(state.image).toMatchObject({ recorded: B.slice(0, 32), recordedIn: 'image label', imageDigest: 'sha256:feed' });
+  });
+
+  it('does not ask the registry when the description recorded the digest, nor uses an answer for an image the Deployment no longer runs', async () => {
+    const asked: string[] = [];
+    const registry = {
+      inspect: async (repository: string, tag: string) => {
+        asked.push(`${repository}:${tag}`);
+        return { digest: 'sha256:feed', labels: {} };
+      },
+      alwaysInspect: false,
+    };
+    const traced = prefetchDeployed(controlPlaneWith([imageDeploy], deploymentOf()), 'org-1', 'dep-1', signal, registry)!;
+    expect(await traced.inspection).toBeUndefined();
+    expect(asked).toEqual([]);
+    const rolledBack = deploymentOf({ imageTag: 'tag-0' });
+    const moved = prefetchDeployed(controlPlaneWith([untraced], rolledBack), 'org-1', 'dep-1', signal, registry)!;
+    const state = await readDeployed(controlPlaneWith([untraced], rolledBack), 'org-1', rolledBack, signal, moved, registry);
+    expect(state.image).toBeUndefined();
   });
 });
 
