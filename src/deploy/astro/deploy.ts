@@ -264,8 +264,14 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     // it is looked up, and dropped if it does not take them.
     if (known && req.mode !== 'image') earlyBundle = steps.packEarly();
     // Git metadata goes into the deploy's description: read while the rest happens (a dry run creates no deploy).
-    const gitTask = req.gitMetadata && !req.imageName && !req.dryRun ? ports.git(req.projectDir) : undefined;
-    gitTask?.catch(() => undefined);
+    // When the plan may find nothing to deploy, only once it found something (until then the build or the parse).
+    const readGit = () => {
+      const task = req.gitMetadata && !req.imageName && !req.dryRun ? ports.git(req.projectDir) : undefined;
+      task?.catch(() => undefined);
+      return task;
+    };
+    const mayBeNoop = ports.plan !== undefined && req.mode === 'full' && !req.imageName;
+    let gitTask = mayBeNoop ? undefined : readGit();
 
     const deployment = await runner.run('select', () =>
       chooseDeployment(
@@ -310,6 +316,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
       const latest = plan.deployed.latest!;
       return { noop: true, ...summary, deployId: latest.deployId, ...(latest.at ? { deployedAt: latest.at } : {}), plan, timings: runner.timings };
     }
+    gitTask ??= readGit();
     if (plan?.decision.automatic) {
       notice(
         `Only DAGs changed since deploy ${plan.deployed.latest?.deployId} (${plan.image.basis === 'git' ? 'git history' : 'content digests'}): deploying the DAGs only (DAG_ONLY).`,

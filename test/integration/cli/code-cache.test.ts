@@ -45,7 +45,10 @@ describe('the code cache of bin/astro.js', () => {
 
   it('a damaged cache is rejected by V8 and written again; the command runs as without one', async () => {
     const expected = astro('version');
-    const file = path.join(cacheDir, (await fs.readdir(cacheDir)).find((f) => f.startsWith('version-'))!);
+    const file = path.join(
+      cacheDir,
+      (await fs.readdir(cacheDir)).find((f) => f.startsWith('version-'))!,
+    );
     await fs.writeFile(file, 'not a code cache');
     expect(astro('version')).toEqual(expected);
     expect((await fs.stat(file)).size).toBeGreaterThan(1000);

@@ -108,7 +108,10 @@ function setup(dep: Deployment, tweak: Partial<DeployPorts> = {}) {
         return { notices: [], version: input.label ?? '' };
       },
     },
-    git: async () => ({ skippedBecause: 'not a repo' }),
+    git: async () => {
+      calls.push('git');
+      return { skippedBecause: 'not a repo' };
+    },
     saveDeploymentId: async (id) => {
       calls.push(`save:${id}`);
     },
@@ -137,8 +140,9 @@ describe('deployToAstro', () => {
     const { ports, calls, bodies } = setup(deployment());
     const result = await deployToAstro(base, ports);
     expect(calls).toEqual([
-      // The Deployment is named up front: its DAGs are packed while it is looked up.
+      // The Deployment is named up front: its DAGs are packed and git read while it is looked up.
       'bundle',
+      'git',
       'get',
       'parse',
       'preflight',
@@ -181,7 +185,7 @@ describe('deployToAstro', () => {
   it('deploys DAGs only with --dags: no build, parse still runs', async () => {
     const { ports, calls, bodies } = setup(deployment());
     await deployToAstro({ ...base, mode: 'dags' }, ports);
-    expect(calls).toEqual(['bundle', 'get', 'parse', 'create:DAG_ONLY', 'upload', 'finalize']);
+    expect(calls).toEqual(['bundle', 'git', 'get', 'parse', 'create:DAG_ONLY', 'upload', 'finalize']);
     expect(bodies.finalize).toEqual({ dagTarballVersion: 'v-1' });
   });
 
@@ -227,7 +231,7 @@ describe('deployToAstro', () => {
     const pending = deployToAstro({ ...base, mode: 'dags' }, named.ports);
     await new Promise((resolve) => setImmediate(resolve));
     // Both in flight: the bundle finished while the lookup still waits for its answer.
-    expect(named.calls).toEqual(['bundle']);
+    expect(named.calls).toEqual(['bundle', 'git']);
     answer();
     const result = await pending;
     expect(result).toMatchObject({ type: 'DAG_ONLY', dags: { version: 'v-1' } });
@@ -236,7 +240,7 @@ describe('deployToAstro', () => {
 
     const chosen = setup(deployment());
     await deployToAstro({ ...base, mode: 'dags', deploymentId: undefined, deploymentName: 'prod' }, chosen.ports);
-    expect(chosen.calls).toEqual(['list', 'bundle', 'parse', 'create:DAG_ONLY', 'upload', 'finalize']);
+    expect(chosen.calls).toEqual(['git', 'list', 'bundle', 'parse', 'create:DAG_ONLY', 'upload', 'finalize']);
   });
 
   it('an early bundle that fails does not stop a deploy that ships no bundle, and stops one that does', async () => {

@@ -458,7 +458,10 @@ describe('deployToAstro with a plan', () => {
         preflight: async () => ({ notices: [], expectedVersion: '3.1-8' }),
         checkImage: async () => ({ notices: [], version: '3.1-8' }),
       },
-      git: async () => ({ skippedBecause: 'not a repo' }),
+      git: async () => {
+        calls.push('git');
+        return { skippedBecause: 'not a repo' };
+      },
       saveDeploymentId: async () => {
         calls.push('save');
       },
@@ -487,6 +490,8 @@ describe('deployToAstro with a plan', () => {
     const result = await deployToAstro({ ...req, save: true }, ports);
     expect(result).toMatchObject({ noop: true, deployId: 'deploy-2', deployedAt: '2026-01-02T00:00:00Z', plan: { decision: { action: 'noop' } } });
     expect(writes(calls)).toEqual(['save']);
+    // Git metadata is for the deploy's description: a no-op creates none, so git is not asked.
+    expect(calls).not.toContain('git');
   });
 
   it('deploys DAGs only when only the bundle changed, saying so once, and records the new bundle digest', async () => {
@@ -494,6 +499,7 @@ describe('deployToAstro with a plan', () => {
     const result = await deployToAstro(req, ports);
     expect(result).toMatchObject({ type: 'DAG_ONLY' });
     expect(writes(calls)).toEqual(['parse', 'create:DAG_ONLY', 'upload', 'finalize']);
+    expect(calls.indexOf('git')).toBeLessThan(calls.indexOf('parse'));
     expect(calls.filter((c) => c === 'bundle')).toHaveLength(1);
     expect(calls).toContain(`description:msg\n\n${contentTrailer({ dags: A })}`);
     expect(events.filter((e) => e.includes('Only DAGs changed'))).toHaveLength(1);
