@@ -47,16 +47,10 @@ function writeSize(block: Buffer, size: number): void {
   }
 }
 
-interface HeaderFields {
-  name: string;
+/** A header block's fields: an entry's, with the typeflag it is written with and the ustar prefix of a long name. */
+interface HeaderFields extends Omit<TarEntry, 'type'> {
   prefix?: string;
   typeflag: string;
-  size: number;
-  mode: number;
-  mtime: Date;
-  uid: number;
-  gid: number;
-  linkname?: string;
 }
 
 function header(fields: HeaderFields): Buffer {
