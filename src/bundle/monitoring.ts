@@ -24,29 +24,22 @@ export function needsMonitoringDag(input: { deploymentType?: string; organizatio
   return input.deploymentType === 'HYBRID' && input.organizationProduct !== 'HOSTED';
 }
 
-/** Where BashOperator lives: Airflow 3 moved it to the standard provider that Runtime 3 images ship. */
-const BASH_OPERATOR_IMPORT: Record<string, string> = {
-  '2': 'from airflow.operators.bash import BashOperator',
-  '3': 'from airflow.providers.standard.operators.bash import BashOperator',
-};
-
-const DAG_IMPORT: Record<string, string> = {
-  '2': 'from airflow import DAG',
-  '3': 'from airflow.sdk import DAG',
+/** The imports of each Airflow major: Airflow 3 has DAG in its SDK and BashOperator in the standard provider Runtime 3 ships. */
+const IMPORTS: Record<string, { dag: string; bash: string }> = {
+  '2': { dag: 'from airflow import DAG', bash: 'from airflow.operators.bash import BashOperator' },
+  '3': { dag: 'from airflow.sdk import DAG', bash: 'from airflow.providers.standard.operators.bash import BashOperator' },
 };
 
 /** The monitoring DAG for a Deployment on `runtimeVersion` (its Airflow major decides the imports). */
 export function monitoringDag(runtimeVersion: string): GeneratedBundleFile {
-  const major = airflowMajorForRuntimeVersion(runtimeVersion);
-  const dagImport = DAG_IMPORT[major];
-  const bashImport = BASH_OPERATOR_IMPORT[major];
-  if (!dagImport || !bashImport) {
+  const imports = IMPORTS[airflowMajorForRuntimeVersion(runtimeVersion)];
+  if (!imports) {
     throw new UserError(
       `This Hybrid Deployment runs Runtime "${runtimeVersion}", which is no Airflow 2 or 3 version, so its monitoring DAG cannot be added to the DAG bundle.`,
       { nextStep: "Check the Deployment's Runtime version in the Astro UI, or run `astro deployment inspect` to see it." },
     );
   }
-  return { rel: MONITORING_DAG_FILE, content: Buffer.from(monitoringDagSource(dagImport, bashImport), 'utf8') };
+  return { rel: MONITORING_DAG_FILE, content: Buffer.from(monitoringDagSource(imports.dag, imports.bash), 'utf8') };
 }
 
 function monitoringDagSource(dagImport: string, bashImport: string): string {

@@ -162,7 +162,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
    * The plan: local content digests (the DAG bundle is packed here, and reused if it ships) and, for a full deploy or
    * a dry run, what the Deployment runs now. None without plan ports, or for a prebuilt image (nothing to digest).
    */
-  async function makePlan(deployment: Deployment): Promise<{ plan: DeployPlan; bundle?: DagBundle } | undefined> {
+  async function makePlan(deployment: Deployment, generated: GeneratedBundleFile[] | undefined): Promise<{ plan: DeployPlan; bundle?: DagBundle } | undefined> {
     const planPorts = ports.plan;
     if (!planPorts || (req.imageName && !req.dryRun)) return undefined;
     const dagDeploy = deployment.isDagDeployEnabled;
@@ -173,7 +173,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
         ? ((dagDeploy ? earlyImageInputs : undefined) ?? planPorts.imageInputs({ excludeDags: dagDeploy, buildSecrets: req.buildSecrets, signal }))
         : Promise.resolve(undefined);
     imageInputsTask.catch(() => undefined);
-    const bundle = dagDeploy && req.mode !== 'image' ? await packBundle(generatedFiles(deployment)) : undefined;
+    const bundle = dagDeploy && req.mode !== 'image' ? await packBundle(generated) : undefined;
     const plan = await runner.run('plan', async () => {
       const [imageInputs, dagsDigest, deployed] = await Promise.all([
         imageInputsTask,
@@ -304,7 +304,9 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     }
     if (req.save && !req.dryRun) await ports.saveDeploymentId(deployment.id);
 
-    const planned = await makePlan(deployment);
+    /** What the bundle carries beyond the DAGs folder, decided once for the plan and the deploy. */
+    const generated = dagDeploy && req.mode !== 'image' ? generatedFiles(deployment) : undefined;
+    const planned = await makePlan(deployment, generated);
     const plan = planned?.plan;
     const summary = { deploymentId: deployment.id, deploymentName: deployment.name, workspaceId: deployment.workspaceId, status: deployment.status };
     if (req.dryRun) {
@@ -338,9 +340,8 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     optionsTask?.catch(() => undefined);
 
     // The DAG bundle is built first: it tells us whether there are DAGs at all, and must exist before the SAS URL does.
-    const generated = shipsBundle ? generatedFiles(deployment) : undefined;
     const bundle = shipsBundle ? await steps.confirmBundle(planned?.bundle ?? (await packBundle(generated))) : undefined;
-    if (generated) notice(`Hybrid Deployment: the DAG bundle also carries ${MONITORING_DAG_FILE}, the DAG Astronomer watches its workers with.`);
+    if (bundle && generated) notice(`Hybrid Deployment: the DAG bundle also carries ${MONITORING_DAG_FILE}, the DAG Astronomer watches its workers with.`);
 
     // Unlike Astronomer's CLI, DAG-only deploys are parsed too: our parse takes seconds, a broken DAG takes a Deployment down.
     const shouldParse = steps.shouldParse(shipsBundle || (shipsImage && !dagDeploy && !req.imageName));
