@@ -25,6 +25,7 @@ socket=$dir/podman.sock
 pid_file=$dir/service.pid
 log=$dir/service.log
 registries_conf=$dir/registries.conf
+containers_conf=$dir/containers.conf
 
 print_env() {
   engine_env_line DOCKER_HOST "unix://$socket"
@@ -40,6 +41,32 @@ podman_args() {
     --cgroup-manager cgroupfs --events-backend file
 }
 
+# containers.conf giving containers the hard open-files and processes limits of process $1 ("self": this shell).
+ulimits_conf() {
+  local limits=/proc/$1/limits nofile nproc
+  nofile=$(awk '/^Max open files/ {print $5}' "$limits")
+  nproc=$(awk '/^Max processes/ {print $4}' "$limits")
+  [[ $nofile != unlimited ]] || nofile=-1
+  [[ $nproc != unlimited ]] || nproc=-1
+  printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n' "$nofile" "$nofile" "$nproc" "$nproc"
+}
+
+# Whether service $1 was started with our containers.conf (a service started by an older copy of this script was not).
+reads_containers_conf() {
+  tr '\0' '\n' <"/proc/$1/environ" | grep -qxF "CONTAINERS_CONF=$containers_conf"
+}
+
+start_service() {
+  rm -f "$socket"
+  local -a args
+  mapfile -t args < <(podman_args)
+  engine_say "starting podman system service on $socket (log: $log)"
+  CONTAINERS_REGISTRIES_CONF=$registries_conf CONTAINERS_CONF=$containers_conf engine_start_detached "$log" \
+    podman "${args[@]}" system service --time=0 "unix://$socket"
+  printf '%s\n' "$engine_started_pid" >"$pid_file"
+  engine_wait_until "$engine_started_pid" 60 "$log" answers || exit 1
+}
+
 start() {
   [[ $EUID -eq 0 ]] || engine_die "starting a rootful podman service needs root"
   engine_apt_install podman
@@ -49,7 +76,7 @@ start() {
   flock 8
   # The test registries listen on ephemeral ports of 127.0.0.1 without TLS (the local platform's as localhost:PORT);
   # Podman, unlike dockerd, does not treat loopback registries as insecure by itself.
-  # The service reads it once, at start: a changed file means a restart.
+  # The service reads its configuration once, at start: a changed file means a restart.
   local conf stale=false
   conf=$(printf '[[registry]]\nprefix = "%s"\nlocation = "%s"\ninsecure = true\n\n' 127.0.0.1 127.0.0.1 localhost localhost)
   if [[ ! -f $registries_conf || $(<"$registries_conf") != "$conf" ]]; then
@@ -57,19 +84,23 @@ start() {
     stale=true
   fi
   local pid
-  if pid=$(engine_live_pid "$pid_file" podman) && [[ $stale == false ]] && answers >/dev/null 2>&1; then
+  if pid=$(engine_live_pid "$pid_file" podman) && [[ $stale == false ]] && reads_containers_conf "$pid" && answers >/dev/null 2>&1; then
     engine_say "podman service $pid answers on $socket"
   else
     [[ -z ${pid:-} ]] || engine_stop_pid "$pid" "podman service"
-    rm -f "$socket"
-    local -a args
-    mapfile -t args < <(podman_args)
-    engine_say "starting podman system service on $socket (log: $log)"
-    CONTAINERS_REGISTRIES_CONF=$registries_conf engine_start_detached "$log" \
-      podman "${args[@]}" system service --time=0 "unix://$socket"
+    [[ -f $containers_conf ]] || ulimits_conf self >"$containers_conf"
+    start_service
     pid=$engine_started_pid
-    printf '%s\n' "$pid" >"$pid_file"
-    engine_wait_until "$pid" 60 "$log" answers || exit 1
+  fi
+  # Rootful Podman gives each container the highest open-files and processes limits the kernel allows, which only a
+  # root with CAP_SYS_RESOURCE may set: in a container or VM without it every container start fails ("error setting
+  # rlimits"). Containers get the service's own hard limits instead (read once it runs: Podman adjusts its own at
+  # start), which are always allowed.
+  conf=$(ulimits_conf "$pid")
+  if [[ $(cat "$containers_conf" 2>/dev/null) != "$conf" ]]; then
+    printf '%s\n' "$conf" >"$containers_conf"
+    engine_stop_pid "$pid" "podman service"
+    start_service
   fi
   engine_copy_image "$image" "$main_host" "unix://$socket"
   print_env

@@ -7,7 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
-import { demuxStream, type ImageEngine } from '../image/engine.js';
+import { demuxStream, EngineHttpError, type ImageEngine } from '../image/engine.js';
+import { sleep } from '../util/retry.js';
 
 /** Processes and threads a sandbox container may hold at once. */
 export const CONTAINER_PIDS_LIMIT = 1024;
@@ -108,23 +109,40 @@ export async function imageConfig(docker: DockerClient, image: string): Promise<
   return { id: info.id, env: info.env };
 }
 
-export async function runSandboxedContainer(run: ContainerRun): Promise<ContainerExit> {
-  const container = await run.docker.createContainer({
-    Image: run.image,
-    Cmd: withProjectCopy(run.cmd),
-    Env: Object.entries(run.env).map(([name, value]) => `${name}=${value}`),
-    WorkingDir: CONTAINER_PROJECT_ROOT,
-    Labels: { 'dev.astro-deploy-cli.sandbox': 'parse' },
-    HostConfig: {
-      NetworkMode: 'none',
-      Memory: run.memoryBytes,
-      MemorySwap: run.memoryBytes,
-      PidsLimit: CONTAINER_PIDS_LIMIT,
-      CapDrop: ['ALL'],
-      SecurityOpt: ['no-new-privileges'],
-      Binds: [...projectBinds(run.projectDir), ...(run.binds ?? [])],
-    },
+/**
+ * An engine that answers but will not create or start the container (e.g. runc refusing the resource limits the
+ * engine asked for): its own words, naming it, as a user error rather than a crash.
+ */
+function cannotStart(run: ContainerRun, error: unknown): unknown {
+  if (!(error instanceof EngineHttpError)) return error;
+  return new UserError(`The engine at ${run.docker.where} could not start a container of ${run.image}: ${error.message}`, {
+    nextStep: `Check that this engine runs containers of that image (docker run --rm ${run.image} true), then try again.`,
+    cause: error,
   });
+}
+
+export async function runSandboxedContainer(run: ContainerRun): Promise<ContainerExit> {
+  const refused = (error: unknown): never => {
+    throw cannotStart(run, error);
+  };
+  const container = await run.docker
+    .createContainer({
+      Image: run.image,
+      Cmd: withProjectCopy(run.cmd),
+      Env: Object.entries(run.env).map(([name, value]) => `${name}=${value}`),
+      WorkingDir: CONTAINER_PROJECT_ROOT,
+      Labels: { 'dev.astro-deploy-cli.sandbox': 'parse' },
+      HostConfig: {
+        NetworkMode: 'none',
+        Memory: run.memoryBytes,
+        MemorySwap: run.memoryBytes,
+        PidsLimit: CONTAINER_PIDS_LIMIT,
+        CapDrop: ['ALL'],
+        SecurityOpt: ['no-new-privileges'],
+        Binds: [...projectBinds(run.projectDir), ...(run.binds ?? [])],
+      },
+    })
+    .catch(refused);
   let aborted = false;
   let timedOut = false;
   const kill = () => {
@@ -136,7 +154,7 @@ export async function runSandboxedContainer(run: ContainerRun): Promise<Containe
   };
   let timer: NodeJS.Timeout | undefined;
   try {
-    const stream = await container.attach();
+    const stream = await container.attach().catch(refused);
     demuxStream(
       stream,
       (text) => run.onStdout?.(text),
@@ -149,7 +167,7 @@ export async function runSandboxedContainer(run: ContainerRun): Promise<Containe
     });
     run.signal?.addEventListener('abort', onAbort, { once: true });
     if (run.signal?.aborted) onAbort();
-    await container.start();
+    await container.start().catch(refused);
     if (run.timeLimitMs !== undefined) {
       timer = setTimeout(() => {
         timedOut = true;
@@ -157,7 +175,7 @@ export async function runSandboxedContainer(run: ContainerRun): Promise<Containe
       }, run.timeLimitMs);
     }
     const result = await container.wait();
-    await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 2000))]);
+    await Promise.race([ended, sleep(2000)]);
     return { exitCode: result.StatusCode, aborted, timedOut };
   } finally {
     if (timer !== undefined) clearTimeout(timer);

@@ -222,4 +222,37 @@ describe('astro deploy through every reach path', () => {
     const containers = await imageEvents(tls.ENGINE_TLS_SOCKET!, since, 'container');
     expect(containers.map((e) => e.action)).toEqual(expect.arrayContaining(['create', 'start', 'die']));
   });
+
+  it('parses and runs pytest inside the Runtime image on Podman (container.binary podman), in Podman’s containers only', async () => {
+    const runtimeDir = await tempDir('astro-engines-e2e-xdg-');
+    await fs.mkdir(path.join(runtimeDir, 'podman'));
+    await fs.symlink(podman.ENGINE_PODMAN_SOCKET!, path.join(runtimeDir, 'podman', 'podman.sock'));
+    const home = await astroHome('container:\n  binary: podman\n');
+    const dir = await project();
+    await fs.writeFile(path.join(dir, 'tests', 'test_fails.py'), 'def test_fails():\n    assert 1 == 2, "the sandbox ran this"\n');
+    const env = { XDG_RUNTIME_DIR: runtimeDir };
+    const since = Math.floor(Date.now() / 1000) - 1;
+
+    const parse = await astro(['dev', 'parse', '--image-name', provisioned().RUNTIME_IMAGE, '--json', '--verbose'], { cwd: dir, astroHome: home, env });
+    expect(parse.code, parse.stderr).toBe(0);
+    expect(parse.stderr).toContain('Podman engine at unix://');
+    const report = JSON.parse(parse.stdout) as { summary: { mode: string; passed: boolean }; files: { path: string; dagIds: string[] }[] };
+    expect(report.summary).toMatchObject({ mode: 'image', passed: true });
+    expect(report.files.flatMap((f) => f.dagIds).length).toBeGreaterThan(0);
+
+    const passes = await astro(['dev', 'pytest', 'tests/test_example.py', '--image-name', provisioned().RUNTIME_IMAGE], { cwd: dir, astroHome: home, env });
+    expect(passes.code, passes.stderr).toBe(0);
+    expect(passes.stdout + passes.stderr).toMatch(/\b2 passed\b/);
+    const fails = await astro(['dev', 'pytest', 'tests/test_fails.py', '--image-name', provisioned().RUNTIME_IMAGE], { cwd: dir, astroHome: home, env });
+    expect(fails.code).toBe(1);
+    expect(fails.stdout + fails.stderr).toContain('the sandbox ran this');
+
+    // Three sandbox containers ran on Podman, none on the main engine.
+    // Podman records events after answering (see recordedPushesOf): wait up to 20 s for the third start.
+    const podmanStarts = async () => (await imageEvents(podman.ENGINE_PODMAN_SOCKET!, since, 'container')).filter((e) => e.action === 'start');
+    const deadline = Date.now() + 20_000;
+    while ((await podmanStarts()).length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 250));
+    expect((await podmanStarts()).length).toBeGreaterThanOrEqual(3);
+    expect((await imageEvents(MAIN_SOCKET, since, 'container')).filter((e) => e.action === 'start')).toEqual([]);
+  });
 });
