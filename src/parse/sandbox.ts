@@ -21,6 +21,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../errors.js';
+import { sleep } from '../util/retry.js';
 
 export interface SandboxSpec {
   /** Shown at its own path as a copy-on-write view; the working directory. */
@@ -222,7 +223,7 @@ export function hostSandbox(options: { isolate: boolean } = { isolate: true }): 
             break;
           } catch (error) {
             if ((error as NodeJS.ErrnoException).code !== 'EBUSY') break;
-            await new Promise((resolve) => setTimeout(resolve, 50));
+            await sleep(50);
           }
         }
         const read = (name: string) => {
