@@ -129,6 +129,20 @@ describe('astro deploy against the local platform', () => {
     expect(prebuilt.stderr).toContain('Skipping building image...');
   });
 
+  it('--no-cache builds every step again; without it a rebuild takes its steps from the build cache', async () => {
+    const dir = await project();
+    const cachedLines = (stderr: string) => stderr.split('\n').filter((line) => /Using cache|\bCACHED\b/.test(line));
+    const first = await deploy([DAG_ON, '--image', '--force', '--verbose'], { cwd: dir });
+    expect(first.code, first.stderr).toBe(0);
+    const warm = await deploy([DAG_ON, '--image', '--force', '--verbose'], { cwd: dir });
+    expect(warm.code, warm.stderr).toBe(0);
+    expect(cachedLines(warm.stderr).length).toBeGreaterThan(0);
+    const cold = await deploy([DAG_ON, '--image', '--force', '--verbose', '--no-cache'], { cwd: dir });
+    expect(cold.code, cold.stderr).toBe(0);
+    expect(cachedLines(cold.stderr)).toEqual([]);
+    expect(cold.stderr).toMatch(/Step \d+\/\d+|\[\d+\/\d+\]/);
+  });
+
   it("--image-name on a Deployment with DAG deploys on ships dags/ beside the image, as Astronomer's CLI does", async () => {
     const dir = await project();
     const run = await deploy([DAG_ON, '--image-name', provisioned().RUNTIME_IMAGE, '--json'], { cwd: dir });
@@ -202,6 +216,38 @@ describe('astro deploy against the local platform', () => {
 
     const forced = await deploy([DAG_ON, '--dags', '--force'], { cwd: dir });
     expect(forced.code, forced.stderr).toBe(0);
+    expect(await createDeployCount(DAG_ON)).toBe(creates + 1);
+  });
+
+  // The Runtime image's layout: the project root is importable, so DAGs import from include/ and plugins/. The parse
+  // gate must pass such a project on the host (a Python with Airflow) and in the image (none on the host).
+  it.each([
+    { mode: 'host', python: () => provisioned().AIRFLOW_PYTHON },
+    { mode: 'image', python: () => '/nonexistent/python' },
+  ])('passes the parse gate ($mode mode) for DAGs importing from include/ and plugins/, and stops on a missing include module', async ({ python }) => {
+    const layout = path.resolve('fixtures/parse/layout');
+    const dir = await project(async (d) => {
+      // include/ and plugins/ modules, and the project's .env that include/util.py reads (as the Runtime image applies it).
+      for (const part of ['include', 'plugins', '.env']) await fs.cp(path.join(layout, part), path.join(d, part), { recursive: true });
+      for (const dag of ['from_include.py', 'from_plugins.py', 'reads_include_file.py']) {
+        await fs.copyFile(path.join(layout, 'dags', dag), path.join(d, 'dags', dag));
+      }
+    });
+    const env = { ASTRO_PARSE_PYTHON: python() };
+    const creates = await createDeployCount(DAG_ON);
+    const run = await deploy([DAG_ON, '--dags', '--json'], { cwd: dir, env });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain('No errors detected in your DAGs');
+    const doc = JSON.parse(run.stdout);
+    expect(doc).toMatchObject({ type: 'DAG_ONLY', dags: { dagFiles: 5 }, timings: { parse: expect.any(Number) } });
+    expect(await createDeployCount(DAG_ON)).toBe(creates + 1);
+
+    // The same gate refuses a DAG whose include/ module does not exist: the pass above is the layout's, not a skip.
+    await fs.copyFile(path.join(layout, 'dags', 'missing_include.py'), path.join(dir, 'dags', 'missing_include.py'));
+    const missing = await deploy([DAG_ON, '--dags'], { cwd: dir, env });
+    expect(missing.code, missing.stderr).toBe(1);
+    expect(missing.stderr).toContain('dags/missing_include.py');
+    expect(missing.stderr).toMatch(/No module named 'include\.not_there'/);
     expect(await createDeployCount(DAG_ON)).toBe(creates + 1);
   });
 

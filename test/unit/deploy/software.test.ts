@@ -94,7 +94,7 @@ function harness(setup: Setup = {}) {
   const events: DeployEvent[] = [];
   const updates: { update: ImageUpdate; version: string }[] = [];
   const pushes: { localRef: string; remoteRef: string; auth: Record<string, string> }[] = [];
-  const builds: { localRef: string; excludeDags: boolean; labels: Record<string, string> }[] = [];
+  const builds: { localRef: string; excludeDags: boolean; labels: Record<string, string>; noCache?: true }[] = [];
   const uploads: { url: string; description: string; bytes: number }[] = [];
   const questions: string[] = [];
   const controller = new AbortController();
@@ -143,7 +143,7 @@ function harness(setup: Setup = {}) {
     image: {
       build: async (input) => {
         step('build');
-        builds.push({ localRef: input.localRef, excludeDags: input.excludeDags, labels: input.labels });
+        builds.push({ localRef: input.localRef, excludeDags: input.excludeDags, labels: input.labels, ...(input.noCache ? { noCache: true as const } : {}) });
         return { runtimeVersion: labels['io.astronomer.docker.runtime.version'], labels };
       },
       inspectPrebuilt: async () => (step('inspect'), { runtimeVersion: labels['io.astronomer.docker.runtime.version'], labels }),
@@ -225,6 +225,13 @@ describe('default registry', () => {
       dags: { delivery: 'image' },
     });
     expect(notices(h.events)).toContain('Deploying: rel-img');
+  });
+
+  it('builds without the build cache with --no-cache', async () => {
+    const h = harness();
+    await deployToSoftware(request({ deploymentId: 'img', noCache: true }), h.ports);
+    expect(h.builds).toHaveLength(1);
+    expect(h.builds[0]).toMatchObject({ localRef: 'rel-img/airflow:latest', noCache: true });
   });
 
   it('uses registry.<domain> on platforms older than 1.0.0, and refuses a 1.0.0+ Deployment without a registry URL', async () => {
