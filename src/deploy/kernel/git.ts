@@ -3,6 +3,7 @@
  * dirty, when there is no origin remote, or when the project is not in a repository.
  */
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { GitMetadata } from '../../platform/astro/schemas.js';
@@ -19,6 +20,26 @@ async function git(cwd: string, args: string[], hostEnv: Readonly<Record<string,
   }
 }
 
+/**
+ * Whether git could see a repository here without being asked: a `.git` in the folder or one above it. Starting git
+ * costs a process (5-10 ms each, and a deploy asks several questions); a project that no `.git` above it marks is
+ * not in a repository, and git is not started for it. Where the environment points git elsewhere (GIT_DIR,
+ * GIT_WORK_TREE), only git can tell.
+ */
+export function mayBeInRepository(dir: string, hostEnv: Readonly<Record<string, string | undefined>>): boolean {
+  if (hostEnv.GIT_DIR || hostEnv.GIT_WORK_TREE) return true;
+  for (let current = path.resolve(dir); ; current = path.dirname(current)) {
+    // A file (worktrees, submodules) or a folder; anything there that we cannot see through counts as one.
+    try {
+      fs.lstatSync(path.join(current, '.git'));
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return true;
+    }
+    if (path.dirname(current) === current) return false;
+  }
+}
+
 export interface GitInfo {
   metadata?: GitMetadata;
   /** First line of the HEAD commit message, at most 72 characters. */
@@ -30,7 +51,7 @@ export interface GitInfo {
 const GITHUB_REMOTE = /github\.com[:/]([^/]+)\/(.+?)(?:\.git)?\/?$/;
 
 export async function readGitInfo(projectDir: string, hostEnv: Readonly<Record<string, string | undefined>>): Promise<GitInfo> {
-  const top = await git(projectDir, ['rev-parse', '--show-toplevel'], hostEnv);
+  const top = mayBeInRepository(projectDir, hostEnv) ? await git(projectDir, ['rev-parse', '--show-toplevel'], hostEnv) : undefined;
   if (!top) return { skippedBecause: 'Skipping Git metadata: the project is not in a git repository' };
   // The rest at once (each is its own process; one after the other they took 5-10 ms apiece), judged in order.
   const [head, status, remote, branch] = await Promise.all([
@@ -65,7 +86,7 @@ export async function readGitInfo(projectDir: string, hostEnv: Readonly<Record<s
  * counts as changed. Outside a repository there is nothing to commit.
  */
 export async function hasUncommittedChanges(projectDir: string, hostEnv: Readonly<Record<string, string | undefined>>): Promise<boolean> {
-  if ((await git(projectDir, ['rev-parse', '--is-inside-work-tree'], hostEnv)) !== 'true') return false;
+  if (!mayBeInRepository(projectDir, hostEnv) || (await git(projectDir, ['rev-parse', '--is-inside-work-tree'], hostEnv)) !== 'true') return false;
   // Only the project's own files count: a deploy of one folder of a larger repository is not held up by the rest.
   return (await git(projectDir, ['diff', '--quiet', 'HEAD', '--', '.'], hostEnv)) === undefined;
 }
@@ -80,7 +101,7 @@ export async function changedFilesSince(
   commit: string,
   hostEnv: Readonly<Record<string, string | undefined>>,
 ): Promise<string[] | undefined> {
-  if (!/^[0-9a-f]{7,64}$/i.test(commit)) return undefined;
+  if (!/^[0-9a-f]{7,64}$/i.test(commit) || !mayBeInRepository(projectDir, hostEnv)) return undefined;
   if ((await git(projectDir, ['rev-parse', '--is-inside-work-tree'], hostEnv)) !== 'true') return undefined;
   if ((await git(projectDir, ['cat-file', '-e', `${commit}^{commit}`], hostEnv)) === undefined) return undefined;
   const changed = await git(projectDir, ['diff', '--name-only', '--relative', '--no-renames', commit, '--', '.'], hostEnv);

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { hasUncommittedChanges, readGitInfo } from '../../../src/deploy/kernel/git.js';
+import { changedFilesSince, hasUncommittedChanges, mayBeInRepository, readGitInfo } from '../../../src/deploy/kernel/git.js';
 
 let dir: string;
 const hostEnv = {
@@ -80,5 +80,59 @@ describe('readGitInfo', () => {
       skippedBecause: 'Local repository has uncommitted changes, skipping Git metadata retrieval',
     });
     expect(await hasUncommittedChanges(project, hostEnv)).toBe(true);
+  });
+});
+
+describe('git is started only where a repository may be', () => {
+  /** A `git` first on PATH that logs each start, then runs the real one. */
+  async function countingGit(): Promise<{ env: Record<string, string | undefined>; starts: () => Promise<string[]> }> {
+    const bin = path.join(dir, 'bin');
+    const log = path.join(dir, 'git-starts.log');
+    const real = execFileSync('sh', ['-c', 'command -v git'], { encoding: 'utf8' }).trim();
+    await fs.mkdir(bin);
+    await fs.writeFile(path.join(bin, 'git'), `#!/bin/sh\necho "$*" >> '${log}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
+    return {
+      env: { ...hostEnv, PATH: `${bin}:${process.env.PATH}` },
+      starts: () =>
+        fs.readFile(log, 'utf8').then(
+          (t) => t.split('\n').filter(Boolean),
+          () => [],
+        ),
+    };
+  }
+
+  it('no .git above the project: not in a repository, and git is never started', async () => {
+    const project = path.join(dir, 'project');
+    await fs.mkdir(project);
+    const { env, starts } = await countingGit();
+    expect(mayBeInRepository(project, env)).toBe(false);
+    expect(await readGitInfo(project, env)).toEqual({ skippedBecause: 'Skipping Git metadata: the project is not in a git repository' });
+    expect(await hasUncommittedChanges(project, env)).toBe(false);
+    expect(await changedFilesSince(project, 'a'.repeat(40), env)).toBeUndefined();
+    expect(await starts()).toEqual([]);
+  });
+
+  it('a .git folder or file above the project, or GIT_DIR set: git is asked', async () => {
+    const project = await repoWithProject();
+    const { env, starts } = await countingGit();
+    expect(mayBeInRepository(path.join(project, 'dags'), env)).toBe(true);
+    expect((await readGitInfo(project, env)).headSubject).toBe('Add the first DAG');
+    expect((await starts()).length).toBeGreaterThan(0);
+
+    // A worktree's .git is a file.
+    const elsewhere = path.join(dir, 'elsewhere');
+    await fs.mkdir(elsewhere);
+    await fs.writeFile(path.join(elsewhere, '.git'), 'gitdir: /nowhere\n');
+    expect(mayBeInRepository(elsewhere, env)).toBe(true);
+
+    // The environment points git at a repository the folder does not hold: only git can tell, and it says so.
+    const outside = await fs.mkdtemp(path.join(os.tmpdir(), 'astro-git-outside-'));
+    try {
+      const viaEnv = { ...env, GIT_DIR: path.join(dir, '.git'), GIT_WORK_TREE: dir };
+      expect(mayBeInRepository(outside, viaEnv)).toBe(true);
+      expect((await readGitInfo(outside, viaEnv)).skippedBecause).not.toBe('Skipping Git metadata: the project is not in a git repository');
+    } finally {
+      await fs.rm(outside, { recursive: true, force: true });
+    }
   });
 });
