@@ -91,4 +91,6 @@ export default tseslint.config(
     files: ['test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.mjs', 'bench/**/*.mjs', 'bin/**/*.js', '*.js', '*.ts'],
     rules: { '@typescript-eslint/no-require-imports': 'off', 'no-control-regex': 'off', 'preserve-caught-error': 'off' },
   },
+  // bin/ is CommonJS (bin/package.json): a CommonJS entry point starts faster than an ES module.
+  { files: ['bin/**/*.js'], languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', __dirname: 'readonly' } } },
 );
