@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import * as z from 'zod';
-import { readJsonFile, writeJsonFileAtomic } from './files.js';
+import { readJsonFile, writeJsonFileAtomic } from '../util/json-file.js';
 import { fileMessage, helloMessage, listingMessage, type FileMessage, type HelloMessage, type ListingMessage } from './schema.js';
 
 export const CACHE_FORMAT = 2;

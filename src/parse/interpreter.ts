@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import * as z from 'zod';
 import { UserError } from '../errors.js';
-import { readJsonFile, writeJsonFileAtomic } from './files.js';
+import { readJsonFile, writeJsonFileAtomic } from '../util/json-file.js';
 
 export interface InterpreterChoice {
   /** As given or found (not resolved), for messages. */

@@ -1,4 +1,4 @@
-/** Small JSON file helpers for the parse cache: reads validate (a corrupt file reads as absent), writes are atomic. */
+/** Small JSON files in astro's cache: reads validate (a corrupt or foreign file reads as absent), writes are atomic. */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
