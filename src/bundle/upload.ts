@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { BugError, UserError } from '../errors.js';
+import { usingPreconnected } from '../util/preconnect.js';
 import { AttemptTimeoutError, parseRetryAfter, retry, throwIfAborted } from '../util/retry.js';
 
 export const DEFAULT_BLOCK_SIZE = 1024 * 1024;
@@ -358,12 +359,14 @@ const BLOB_API_VERSION = '2023-11-03';
 /**
  * The three Blob REST calls as plain HTTP requests to the SAS URL. The Azure SDK does the same through about 300
  * modules that take 130-180 ms to load on a busy machine, longer than a small bundle's upload itself; retries and
- * timeouts are ours either way (uploadDagBundle). One keep-alive agent per upload, so blocks reuse connections.
+ * timeouts are ours either way (uploadDagBundle). One keep-alive agent per upload, so blocks reuse connections, and
+ * the first may use one opened before the upload URL was known (util/preconnect.ts).
  */
 export function createSasBlockBlobTarget(sasUrl: string): BlockBlobTarget {
   const base = new URL(sasUrl);
   const secure = base.protocol === 'https:';
-  const agent = secure ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+  // The first request may go over a connection opened before the URL was known (preconnect, by the deploy).
+  const agent = secure ? usingPreconnected(new https.Agent({ keepAlive: true }), 'https:') : usingPreconnected(new http.Agent({ keepAlive: true }), 'http:');
   const withQuery = (extra: Record<string, string>) => {
     const url = new URL(base);
     for (const [key, value] of Object.entries(extra)) url.searchParams.set(key, value);

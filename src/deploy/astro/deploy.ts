@@ -36,7 +36,10 @@ export interface DeployPorts extends LocalDeployPorts {
   session: AstroSession;
   controlPlane: AstroControlPlane;
   bundle: LocalDeployPorts['bundle'] & {
-    upload: (input: { sasUrl: string; data: Buffer; signal: AbortSignal }) => Promise<{ versionId: string }>;
+    /** `deploymentId`: whose bundle this is (where it went is remembered for the next deploy's prepareUpload). */
+    upload: (input: { sasUrl: string; data: Buffer; signal: AbortSignal; deploymentId?: string }) => Promise<{ versionId: string }>;
+    /** The bundle will ship: open a connection to where this Deployment's last bundle went. Returns at once. */
+    prepareUpload?: (deploymentId: string) => void;
   };
   runtime: {
     /** Before the build: the Dockerfile's Runtime image must be valid and suit the Deployment. Returns notices. */
@@ -263,6 +266,8 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     // Only the Deployment says whether it takes a DAG bundle; when it is named up front, the DAGs are packed while
     // it is looked up, and dropped if it does not take them.
     if (known && req.mode !== 'image') earlyBundle = steps.packEarly();
+    // A DAG-only deploy uploads a bundle: the blob store's handshakes happen while the Deployment is looked up.
+    if (known && req.mode === 'dags' && !req.dryRun) ports.bundle.prepareUpload?.(known);
     // Git metadata goes into the deploy's description: read while the rest happens (a dry run creates no deploy).
     // When the plan may find nothing to deploy, only once it found something (until then the build or the parse).
     const readGit = () => {
@@ -335,6 +340,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     reached.image.ships = shipsImage;
     reached.dags.ships = shipsBundle;
     if (!shipsBundle) dropEarlyBundle();
+    else ports.bundle.prepareUpload?.(deployment.id);
     // What the image is checked against, asked for now that it is known to ship; used after the local checks.
     const optionsTask = shipsImage ? controlPlane.getDeploymentOptions(session.organizationId, signal) : undefined;
     optionsTask?.catch(() => undefined);
@@ -419,7 +425,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     const uploadTask = bundle
       ? runner.run('upload', async () => {
           if (!created.dagsUploadUrl) throw new UserError('The platform did not give a DAG upload URL for a Deployment with DAG deploys enabled.');
-          const uploaded = await ports.bundle.upload({ sasUrl: created.dagsUploadUrl, data: bundle.data, signal });
+          const uploaded = await ports.bundle.upload({ sasUrl: created.dagsUploadUrl, data: bundle.data, signal, deploymentId: deployment.id });
           reached.dags.sent = true;
           return uploaded;
         })

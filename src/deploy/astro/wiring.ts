@@ -42,6 +42,7 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
     return loaded.feed;
   });
   const runtimeOf = (deployment: Deployment, supported: string[]) => ({ runtimeVersion: deployment.runtimeVersion, supportedVersions: supported });
+  const preconnected = new Set<string>();
 
   return {
     session,
@@ -51,11 +52,11 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
 
     bundle: {
       ...local.bundle,
-      upload: async ({ sasUrl, data }) => {
+      upload: async ({ sasUrl, data, deploymentId }) => {
         const signature = new URL(sasUrl).searchParams.get('sig');
         if (signature) out.addSecret(signature);
-        const { uploadDagBundle } = await import('../../bundle/upload.js');
-        return uploadDagBundle({
+        const [{ uploadDagBundle }, { rememberUploadOrigin }] = await Promise.all([import('../../bundle/upload.js'), import('../../bundle/upload-origin.js')]);
+        const uploaded = await uploadDagBundle({
           sasUrl,
           data,
           signal,
@@ -64,6 +65,15 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
             if (e.type === 'retry') emit({ type: 'warning', message: `Upload: ${e.reason}; retrying` });
           },
         });
+        if (deploymentId !== undefined) await rememberUploadOrigin(env.cacheDir, deploymentId, sasUrl);
+        return uploaded;
+      },
+      prepareUpload: (deploymentId) => {
+        if (preconnected.has(deploymentId)) return;
+        preconnected.add(deploymentId);
+        import('../../bundle/upload-origin.js')
+          .then(({ preconnectUpload }) => preconnectUpload(env.cacheDir, deploymentId))
+          .catch((error: unknown) => out.debug(`No early connection to the blob store: ${String(error)}`));
       },
     },
 

@@ -243,6 +243,43 @@ describe('deployToAstro', () => {
     expect(chosen.calls).toEqual(['git', 'list', 'bundle', 'parse', 'create:DAG_ONLY', 'upload', 'finalize']);
   });
 
+  it('opens the blob store connection as soon as a bundle is known to ship, and tells the upload whose bundle it is', async () => {
+    const withPrepare = (dep: Deployment) => {
+      const s = setup(dep);
+      s.ports.bundle = {
+        ...s.ports.bundle,
+        prepareUpload: (id) => s.calls.push(`prepare-upload:${id}`),
+        upload: async (input) => {
+          s.calls.push(`upload:${input.deploymentId}`);
+          return { versionId: 'v-1' };
+        },
+      };
+      return s;
+    };
+    // --dags to a named Deployment: while it is looked up, before anything else answers.
+    const dags = withPrepare(deployment());
+    await deployToAstro({ ...base, mode: 'dags' }, dags.ports);
+    expect(dags.calls.slice(0, 2)).toEqual(['bundle', 'prepare-upload:dep-1']);
+    expect(dags.calls).toContain('upload:dep-1');
+    // A chosen Deployment, a full deploy: once the bundle is known to ship, before the build and the create.
+    const full = withPrepare(deployment());
+    await deployToAstro({ ...base, deploymentId: undefined, deploymentName: 'prod' }, full.ports);
+    const at = (call: string) => full.calls.findIndex((c) => c.startsWith(call));
+    expect(at('prepare-upload:dep-1')).toBeGreaterThan(at('list'));
+    expect(at('prepare-upload:dep-1')).toBeLessThan(at('build'));
+    expect(at('prepare-upload:dep-1')).toBeLessThan(at('create'));
+    expect(full.calls.filter((c) => c.startsWith('prepare-upload'))).toHaveLength(1);
+    // No bundle ships: no connection.
+    for (const [dep, mode] of [
+      [deployment(), 'image'],
+      [deployment({ isDagDeployEnabled: false }), 'full'],
+    ] as const) {
+      const none = withPrepare(dep);
+      await deployToAstro({ ...base, mode }, none.ports);
+      expect(none.calls.filter((c) => c.startsWith('prepare-upload') || c.startsWith('upload'))).toEqual([]);
+    }
+  });
+
   it('an early bundle that fails does not stop a deploy that ships no bundle, and stops one that does', async () => {
     const broken = { create: async () => Promise.reject(new UserError('bundle validation failed: symlink dags/x points outside')) };
     const off = setup(deployment({ isDagDeployEnabled: false }));

@@ -1,0 +1,66 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import type net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { preconnectUpload, rememberUploadOrigin } from '../../../src/bundle/upload-origin.js';
+import { waitingConnections } from '../../../src/util/preconnect.js';
+
+let cacheDir: string;
+beforeEach(() => {
+  cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'astro-upload-origin-'));
+});
+afterEach(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
+
+const file = () => path.join(cacheDir, 'upload-origins.json');
+
+describe('where a Deployment uploaded last time', () => {
+  it('keeps the origin only (never the path or the SAS token), per Deployment, and rewrites only on a change', async () => {
+    await rememberUploadOrigin(cacheDir, 'dep-a', 'https://acct.blob.core.windows.net/container/dags.tar.gz?sv=2023&sig=SECRET');
+    const text = fs.readFileSync(file(), 'utf8');
+    expect(text).not.toContain('SECRET');
+    expect(text).not.toContain('container');
+    expect(JSON.parse(text)).toEqual({ 'dep-a': 'https://acct.blob.core.windows.net:443' });
+    const before = fs.statSync(file()).mtimeMs;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await rememberUploadOrigin(cacheDir, 'dep-a', 'https://acct.blob.core.windows.net/other?sig=X');
+    expect(fs.statSync(file()).mtimeMs).toBe(before);
+    await rememberUploadOrigin(cacheDir, 'dep-b', 'http://127.0.0.1:10000/devstoreaccount1/c/b?sig=Y');
+    expect(JSON.parse(fs.readFileSync(file(), 'utf8'))).toEqual({
+      'dep-a': 'https://acct.blob.core.windows.net:443',
+      'dep-b': 'http://127.0.0.1:10000',
+    });
+  });
+
+  it('opens a connection to the remembered origin; nothing for an unknown Deployment or a corrupt or foreign file', async () => {
+    const server = http.createServer((_req, res) => res.end());
+    let connections = 0;
+    server.on('connection', () => connections++);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as net.AddressInfo;
+      await rememberUploadOrigin(cacheDir, 'dep-a', `http://127.0.0.1:${port}/c/b?sig=Z`);
+      await preconnectUpload(cacheDir, 'dep-unknown');
+      expect(waitingConnections()).not.toContain(`http://127.0.0.1:${port}`);
+      await preconnectUpload(cacheDir, 'dep-a');
+      expect(waitingConnections()).toContain(`http://127.0.0.1:${port}`);
+      for (let i = 0; i < 200 && connections === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(connections).toBe(1);
+
+      for (const bad of ['{not json', JSON.stringify({ 'dep-c': 'file:///etc/passwd' }), JSON.stringify({ 'dep-c': 'http://h/p?sig=1' })]) {
+        fs.writeFileSync(file(), bad);
+        await expect(preconnectUpload(cacheDir, 'dep-c')).resolves.toBeUndefined();
+        expect(waitingConnections().filter((o) => o.startsWith('file:') || o.startsWith('http://h:'))).toEqual([]);
+      }
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('a cache folder it cannot write to is no error', async () => {
+    fs.writeFileSync(path.join(cacheDir, 'blocked'), '');
+    await expect(rememberUploadOrigin(path.join(cacheDir, 'blocked'), 'dep-a', 'http://127.0.0.1:1/x')).resolves.toBeUndefined();
+  });
+});
