@@ -5,6 +5,7 @@
 import { UserError } from '../../errors.js';
 import type { AstroControlPlane } from '../../platform/astro/client.js';
 import type { Deployment } from '../../platform/astro/schemas.js';
+import { byString } from '../../util/compare.js';
 
 export interface SelectionInput {
   organizationId: string;
@@ -72,7 +73,7 @@ export async function chooseDeployment(input: SelectionInput, ports: SelectionPo
       deployment = listed[0]!;
       notice(`Only one Deployment was found. Using the following Deployment by default: ${deployment.name} (${deployment.id})`);
     } else {
-      const sorted = [...listed].sort((a, b) => (a.createdAt ?? '').localeCompare(b.createdAt ?? ''));
+      const sorted = [...listed].sort((a, b) => byString(a.createdAt ?? '', b.createdAt ?? ''));
       deployment = await ports.choose(
         'Select a Deployment',
         sorted.map((d) => ({ label: `${d.name}  ${d.namespace}  ${d.id}  DAG deploy ${d.isDagDeployEnabled ? 'enabled' : 'disabled'}`, value: d })),
