@@ -53,10 +53,17 @@ function loadCli() {
   return cli.exports;
 }
 
+/** Set once the command has an outcome, or is being ended on purpose (a closed pipe, a second signal, a crash). */
+let ended = false;
+const exit = (code) => {
+  ended = true;
+  process.exit(code);
+};
+
 // `astro ... | head`: a closed pipe is the reader's choice, not an error.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (error) => {
-    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    if (error.code === 'EPIPE') exit(process.exitCode ?? 0);
     throw error;
   });
 }
@@ -66,7 +73,7 @@ let signals = 0;
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {
     signals += 1;
-    if (signals > 1) process.exit(signal === 'SIGINT' ? 130 : 143);
+    if (signals > 1) exit(signal === 'SIGINT' ? 130 : 143);
     controller.abort(signal);
   });
 }
@@ -76,11 +83,20 @@ let crashed = false;
 const crash = (error) => {
   if (crashed) return;
   crashed = true;
-  process.exit(reportCrash(error, process.argv.slice(2)));
+  exit(reportCrash(error, process.argv.slice(2)));
 };
 process.on('uncaughtException', crash);
 process.on('unhandledRejection', crash);
 
+// Node ended an ES-module entry point whose work stopped unfinished (a promise nothing would ever settle) with exit
+// code 13; a CommonJS one would end it as a success. It is the bug it is, reported as any other.
+process.on('exit', () => {
+  if (ended) return;
+  ended = true;
+  process.exitCode = reportCrash(new Error('the command stopped before it finished: nothing was left to wait for'), process.argv.slice(2));
+});
+
 main(process.argv.slice(2), { signal: controller.signal }).then((code) => {
+  ended = true;
   process.exitCode = code;
 }, crash);

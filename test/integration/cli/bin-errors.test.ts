@@ -96,3 +96,26 @@ describe('an error that escapes every handler', () => {
     expect(result.stderr).toBe('Error: Unexpected error: boom \\x1b[2J\nThis is a bug in astro. Rerun with --verbose and report the output.\n');
   });
 });
+
+describe('a command whose work stops unfinished', () => {
+  it('is reported as a bug with exit 1, never as a success', async () => {
+    // bin/astro.js over a bundle whose main() waits on a promise nothing settles, with nothing else to wait for: an
+    // ES-module entry point ended such a run with exit 13, a CommonJS one would end it with 0.
+    const install = await fs.mkdtemp(path.join(root, 'stub-'));
+    await fs.mkdir(path.join(install, 'bin'));
+    await fs.mkdir(path.join(install, 'dist', 'bundle'), { recursive: true });
+    for (const name of ['astro.js', 'package.json']) await fs.copyFile(path.resolve('bin', name), path.join(install, 'bin', name));
+    await fs.writeFile(
+      path.join(install, 'dist', 'bundle', 'main.cjs'),
+      'exports.main = () => new Promise(() => {});\nexports.reportCrash = (error) => { process.stderr.write(`bug: ${error.message}\\n`); return 1; };\n',
+    );
+    const result = await run(process.execPath, [path.join(install, 'bin', 'astro.js'), 'deploy'], root);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe('bug: the command stopped before it finished: nothing was left to wait for\n');
+
+    // The same bin over a main() that finishes: its own code, nothing reported.
+    await fs.writeFile(path.join(install, 'dist', 'bundle', 'main.cjs'), 'exports.main = async () => 4;\nexports.reportCrash = () => 99;\n');
+    const done = await run(process.execPath, [path.join(install, 'bin', 'astro.js'), 'deploy'], root);
+    expect(done).toEqual({ code: 4, stdout: '', stderr: '' });
+  });
+});
