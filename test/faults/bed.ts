@@ -610,7 +610,8 @@ export async function buildCli(): Promise<string> {
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`bundling the CLI failed:\n${output}`))));
   });
-  await fs.copyFile(path.join(repoRoot, 'bin', 'astro.js'), path.join(builtCli, 'bin', 'astro.js'));
+  // bin/package.json too: it makes bin/astro.js CommonJS under a package.json that says ES modules.
+  await fs.cp(path.join(repoRoot, 'bin'), path.join(builtCli, 'bin'), { recursive: true });
   await fs.copyFile(path.join(repoRoot, 'package.json'), path.join(builtCli, 'package.json'));
   for (const link of ['node_modules', 'python']) {
     const at = path.join(builtCli, link);
@@ -623,6 +624,7 @@ async function newestSourceChange(): Promise<number> {
   let newest = 0;
   const files = [
     path.join(repoRoot, 'bin', 'astro.js'),
+    path.join(repoRoot, 'bin', 'package.json'),
     path.join(repoRoot, 'package.json'),
     path.join(repoRoot, 'tsconfig.json'),
     path.join(repoRoot, 'scripts', 'bundle.mjs'),

@@ -14,7 +14,8 @@ beforeAll(async () => {
   pkg = await fs.mkdtemp(path.join(os.tmpdir(), 'astro-code-cache-'));
   await fs.mkdir(path.join(pkg, 'bin'));
   await fs.mkdir(path.join(pkg, 'dist', 'bundle'), { recursive: true });
-  await fs.copyFile(path.resolve('bin/astro.js'), path.join(pkg, 'bin', 'astro.js'));
+  // bin/package.json makes bin/astro.js CommonJS in a package whose own package.json says ES modules.
+  await fs.cp(path.resolve('bin'), path.join(pkg, 'bin'), { recursive: true });
   await fs.copyFile(path.resolve('dist/bundle/main.cjs'), path.join(pkg, 'dist', 'bundle', 'main.cjs'));
   await fs.copyFile(path.resolve('package.json'), path.join(pkg, 'package.json'));
   for (const link of ['node_modules', 'python']) await fs.symlink(path.resolve(link), path.join(pkg, link));
