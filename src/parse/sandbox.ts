@@ -22,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../errors.js';
 import { sleep } from '../util/retry.js';
+import { harnessParentDir } from './harness.js';
 
 export interface SandboxSpec {
   /** Shown at its own path as a copy-on-write view; the working directory. */
@@ -49,7 +50,7 @@ export interface SandboxReport {
 
 export interface HostSandbox {
   network: 'none' | 'host';
-  /** Wraps a command line so that it runs inside the sandbox. */
+  /** Wraps a Python command line so that it runs inside the sandbox (the interpreter also builds the sandbox). */
   wrap(command: string, args: string[], spec: SandboxSpec): { command: string; args: string[] };
   /** After the wrapped command ended: what the sandbox was, and its leftovers cleaned up. */
   finish(spec: SandboxSpec): Promise<SandboxReport>;
@@ -74,92 +75,14 @@ const UNSHARE_ARGS = [
   'private',
 ];
 
-// Runs as the first process of the new namespaces, as root there, before anything of the command runs.
-//   sh -c SCRIPT astro-sandbox <project> <scratch> <shared> <cgroup or -> <pids max> <hide...> -- <reveal...> -- <command> <args>...
-const CONFINE_AND_EXEC = String.raw`
-fail() { echo "astro sandbox: $*" >&2; exit 97; }
-project=$1 scratch=$2 shared=$3 cgroup=$4 pids=$5; shift 5
-hide=; while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do hide="$hide$1
-"; shift; done; shift
-reveal=; while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do reveal="$reveal$1
-"; shift; done; shift
-meta=$scratch/meta root=$scratch/root layers=$scratch/layers
-mkdir -p "$meta" "$root" "$layers" || fail "cannot create $scratch"
-if [ "$cgroup" != - ] && mkdir "$cgroup" 2>/dev/null; then
-  echo "$pids" > "$cgroup/pids.max" && echo 0 > "$cgroup/cgroup.procs" && echo "$pids" > "$meta/pids"
-fi
-IFS='
-'
-mount -t tmpfs -o mode=700 astro-layers "$layers" || fail "cannot mount a tmpfs"
-mount --rbind / "$root" || fail "cannot bind the root filesystem"
-for d in /tmp /var/tmp /run; do
-  [ -d "$root$d" ] && [ ! -L "$root$d" ] && { mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root$d" || fail "cannot mount $d"; }
-done
-mount -t tmpfs -o mode=755,nosuid tmpfs "$root/dev" || fail "cannot mount /dev"
-for n in null zero full random urandom tty; do
-  touch "$root/dev/$n" && mount --bind "/dev/$n" "$root/dev/$n" || fail "cannot bind /dev/$n"
-done
-mkdir "$root/dev/shm" "$root/dev/pts" && mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/dev/shm" || fail "cannot mount /dev/shm"
-ln -s /proc/self/fd "$root/dev/fd"; ln -s /proc/self/fd/0 "$root/dev/stdin"
-ln -s /proc/self/fd/1 "$root/dev/stdout"; ln -s /proc/self/fd/2 "$root/dev/stderr"
-for h in $hide; do
-  [ -d "$root$h" ] && [ ! -L "$root$h" ] || continue
-  mount -t tmpfs -o mode=755,size=64k,nosuid,nodev tmpfs "$root$h" || fail "cannot hide $h"
-done
-for r in $reveal; do
-  [ -e "$r" ] || continue
-  [ -d "$root$r" ] && [ -n "$(ls -A "$root$r" 2>/dev/null)" ] && continue
-  mkdir -p "$root$r" 2>/dev/null
-  mount --rbind "$r" "$root$r" || fail "cannot show $r"
-done
-mkdir -p "$root$project" "$root$shared" || fail "cannot create $project in the sandbox"
-mount --bind "$shared" "$root$shared" || fail "cannot bind $shared"
-mkdir -p "$layers/upper" "$layers/work"
-if mount -t overlay overlay -o "lowerdir=$project,upperdir=$layers/upper,workdir=$layers/work" "$root$project" 2>/dev/null; then
-  echo overlay > "$meta/view"
-else
-  mkdir -p "$layers/copy" && cp -a "$project/." "$layers/copy/" && mount --bind "$layers/copy" "$root$project" ||
-    fail "cannot make a private view of $project"
-  echo copy > "$meta/view"
-fi
-mount -t proc -o nosuid,nodev,noexec proc "$root/proc" || fail "cannot mount /proc"
-# As container engines do: what in /proc could change the machine is read-only, what describes its memory hidden.
-for p in sys sysrq-trigger irq bus fs; do
-  [ -e "$root/proc/$p" ] && mount --bind "$root/proc/$p" "$root/proc/$p" 2>/dev/null &&
-    mount -o remount,bind,ro "$root/proc/$p" 2>/dev/null
-done
-for p in kcore keys timer_list sched_debug; do
-  [ -f "$root/proc/$p" ] && mount --bind /dev/null "$root/proc/$p" 2>/dev/null
-done
-writable="$root/tmp
-$root/var/tmp
-$root/run
-$root/dev/shm
-$root$project
-$root$shared
-$root/proc"
-for m in $(awk '{print $5}' /proc/self/mountinfo); do
-  case "$m" in "$root"|"$root"/*) ;; *) continue ;; esac
-  case "$m" in *\\*) continue ;; "$root"/proc/*|"$root"/dev/?*) continue ;; esac
-  case "
-$writable
-" in *"
-$m
-"*) continue ;; esac
-  mount -o remount,bind,ro "$m" 2>/dev/null
-done
-mkdir "$root/tmp/.old-root" && cd "$root" && pivot_root . tmp/.old-root || fail "cannot enter the sandbox root"
-umount -l /tmp/.old-root && rmdir /tmp/.old-root || fail "cannot detach the host root"
-cd "$project" || fail "cannot enter $project"
-unset IFS
-exec setpriv --no-new-privs --inh-caps=-all --bounding-set=-all -- "$@"
-`;
+/** Builds the sandbox's root and enters it, as the first process of the new namespaces (python/astro_parse/confine.py). */
+const CONFINE = path.join(harnessParentDir(), 'astro_parse', 'confine.py');
 
 let probed: boolean | undefined;
 
 function namespacesWork(): boolean {
   if (probed === undefined) {
-    const result = spawnSync('unshare', [...UNSHARE_ARGS, '--', '/bin/sh', '-c', 'command -v setpriv >/dev/null && command -v pivot_root >/dev/null'], {
+    const result = spawnSync('unshare', [...UNSHARE_ARGS, '--', '/bin/sh', '-c', 'command -v setpriv >/dev/null'], {
       stdio: 'ignore',
       timeout: 5000,
     });
@@ -195,10 +118,11 @@ export function hostSandbox(options: { isolate: boolean } = { isolate: true }): 
           args: [
             ...UNSHARE_ARGS,
             '--',
-            '/bin/sh',
-            '-c',
-            CONFINE_AND_EXEC,
-            'astro-sandbox',
+            // The command's own interpreter, isolated (-I: no PYTHON* variables, no user site; -S: no site-packages).
+            command,
+            '-I',
+            '-S',
+            CONFINE,
             spec.projectDir,
             spec.scratch,
             spec.shared,
