@@ -10,7 +10,7 @@ function confine(fn: string, ...args: unknown[]): unknown {
     'from astro_parse import confine',
     `print(json.dumps(getattr(confine, ${JSON.stringify(fn)})(*json.loads(sys.argv[1]))))`,
   ].join('\n');
-  return JSON.parse(execFileSync('python3', ['-I', '-S', '-c', code, JSON.stringify(args)], { encoding: 'utf8' }));
+  return JSON.parse(execFileSync('python3', ['-I', '-S', '-B', '-c', code, JSON.stringify(args)], { encoding: 'utf8' }));
 }
 
 describe('confine.py', () => {
