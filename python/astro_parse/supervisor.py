@@ -301,7 +301,9 @@ def main(argv):
             settings.engine.dispose()
         except Exception:
             pass
-        gc.collect()
+        # Everything the imports made, garbage included, is frozen: a worker's collector never scans it (nor copies its
+        # pages on write). No collection first: it took 150-200 ms with Airflow 3 loaded, and freed only memory the
+        # workers share with us and never touch (a cold parse of 200 DAGs 1913 -> 1715 ms, Airflow 2 1306 -> 1120).
         gc.freeze()
         mark = time.monotonic()
         scheduler = Scheduler(config, channel, context, airflow_home)
