@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -19,6 +19,12 @@ describe('confine.py', () => {
     expect(confine('unescape_mountinfo', '/plain/path')).toBe('/plain/path');
     // A backslash not followed by three digits is itself.
     expect(confine('unescape_mountinfo', '/odd\\04')).toBe('/odd\\04');
+  });
+
+  it('a step it did not foresee still ends as a set-up failure: exit 97 and one line, never a traceback', () => {
+    const run = spawnSync('python3', ['-I', '-S', '-B', path.resolve('python/astro_parse/confine.py'), 'too', 'few'], { encoding: 'utf8' });
+    expect(run.status).toBe(97);
+    expect(run.stderr).toMatch(/^astro sandbox: ValueError: [^\n]+\n$/);
   });
 
   it('splits its arguments into the hidden folders, the shown ones and the command', () => {
