@@ -18,17 +18,21 @@ function originsFile(cacheDir: string): string {
   return path.join(cacheDir, 'upload-origins.json');
 }
 
-/** Opens a connection to where this Deployment's last bundle went, if astro remembers it. Never fails. */
-export async function preconnectUpload(cacheDir: string, deploymentId: string): Promise<void> {
+/** Opens a connection to where this Deployment's last bundle went, if astro remembers it, and returns that origin. */
+export async function preconnectUpload(cacheDir: string, deploymentId: string): Promise<string | undefined> {
   const known = await readJsonFile(originsFile(cacheDir), origins);
   const origin = known?.[deploymentId];
   if (origin !== undefined) preconnect(origin);
+  return origin;
 }
 
-/** Remembers where this Deployment's bundle went (only when it changed). Never fails: it is only a speed-up. */
-export async function rememberUploadOrigin(cacheDir: string, deploymentId: string, uploadUrl: string): Promise<void> {
+/**
+ * Remembers where this Deployment's bundle went, when it changed. `remembered`: what preconnectUpload found for it
+ * this run (the file is not read again when the bundle went there). Never fails: it is only a speed-up.
+ */
+export async function rememberUploadOrigin(cacheDir: string, deploymentId: string, uploadUrl: string, remembered?: string): Promise<void> {
   const origin = connectionOrigin(uploadUrl);
-  if (origin === undefined) return;
+  if (origin === undefined || origin === remembered) return;
   const file = originsFile(cacheDir);
   const known = (await readJsonFile(file, origins)) ?? {};
   if (known[deploymentId] === origin) return;

@@ -42,7 +42,8 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
     return loaded.feed;
   });
   const runtimeOf = (deployment: Deployment, supported: string[]) => ({ runtimeVersion: deployment.runtimeVersion, supportedVersions: supported });
-  const preconnected = new Set<string>();
+  /** Per Deployment: the origin its last bundle went to, as read for prepareUpload. */
+  const preconnected = new Map<string, Promise<string | undefined>>();
 
   return {
     session,
@@ -65,15 +66,18 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
             if (e.type === 'retry') emit({ type: 'warning', message: `Upload: ${e.reason}; retrying` });
           },
         });
-        if (deploymentId !== undefined) await rememberUploadOrigin(env.cacheDir, deploymentId, sasUrl);
+        if (deploymentId !== undefined) await rememberUploadOrigin(env.cacheDir, deploymentId, sasUrl, await preconnected.get(deploymentId));
         return uploaded;
       },
       prepareUpload: (deploymentId) => {
         if (preconnected.has(deploymentId)) return;
-        preconnected.add(deploymentId);
-        import('../../bundle/upload-origin.js')
+        const origin = import('../../bundle/upload-origin.js')
           .then(({ preconnectUpload }) => preconnectUpload(env.cacheDir, deploymentId))
-          .catch((error: unknown) => out.debug(`No early connection to the blob store: ${String(error)}`));
+          .catch((error: unknown) => {
+            out.debug(`No early connection to the blob store: ${String(error)}`);
+            return undefined;
+          });
+        preconnected.set(deploymentId, origin);
       },
     },
 

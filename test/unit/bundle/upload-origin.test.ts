@@ -59,6 +59,20 @@ describe('where a Deployment uploaded last time', () => {
     }
   });
 
+  it('says what it found, and the file is not read again when the bundle went where it said', async () => {
+    await rememberUploadOrigin(cacheDir, 'dep-a', 'http://127.0.0.1:1/c/b?sig=1');
+    const found = await preconnectUpload(cacheDir, 'dep-a');
+    expect(found).toBe('http://127.0.0.1:1');
+    expect(await preconnectUpload(cacheDir, 'dep-unknown')).toBeUndefined();
+    // Unreadable now: had it been read again, the unchanged origin would have been written back over it.
+    fs.writeFileSync(file(), '{not json');
+    await rememberUploadOrigin(cacheDir, 'dep-a', 'http://127.0.0.1:1/other?sig=2', found);
+    expect(fs.readFileSync(file(), 'utf8')).toBe('{not json');
+    // Somewhere else this time: written.
+    await rememberUploadOrigin(cacheDir, 'dep-a', 'http://127.0.0.1:2/c/b?sig=3', found);
+    expect(JSON.parse(fs.readFileSync(file(), 'utf8'))).toEqual({ 'dep-a': 'http://127.0.0.1:2' });
+  });
+
   it('a cache folder it cannot write to is no error', async () => {
     fs.writeFileSync(path.join(cacheDir, 'blocked'), '');
     await expect(rememberUploadOrigin(path.join(cacheDir, 'blocked'), 'dep-a', 'http://127.0.0.1:1/x')).resolves.toBeUndefined();
