@@ -11,7 +11,7 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../platform/stack.js';
 import { provisioned } from '../../helpers/provisioned.js';
-import { imageEvents, MAIN_SOCKET, startEngine } from './engines.js';
+import { imageEvents, MAIN_SOCKET, recordedEvents, startEngine, type ImageEvent } from './engines.js';
 
 const DAG_ON = 'cldepdagon000000000000000';
 const BIN = path.resolve('bin/astro.js');
@@ -93,24 +93,20 @@ async function deployThrough(env: Record<string, string | undefined>, config = '
   return { run, tag: doc.image.tag, since };
 }
 
-/** Pushes of `:tag` the engine behind `socketPath` recorded since `since` (Docker names the reference in the id, Podman in the name). */
-async function pushesOf(socketPath: string, since: number, tag: string): Promise<string[]> {
+/** Pushes of `:tag` among an engine's events (Docker names the reference in the id, Podman in the name). */
+function pushesIn(events: ImageEvent[], tag: string): string[] {
   const ofTag = (ref: string | undefined) => ref !== undefined && ref.endsWith(`:${tag}`);
-  return (await imageEvents(socketPath, since)).filter((e) => e.action === 'push' && (ofTag(e.id) || ofTag(e.name))).map((e) => e.name ?? e.id);
+  return events.filter((e) => e.action === 'push' && (ofTag(e.id) || ofTag(e.name))).map((e) => e.name ?? e.id);
 }
 
-/**
- * The pushes of `:tag` once the engine has recorded one, within 20 s. Podman writes image events from a goroutine fed
- * by libimage's event channel, after the API call has answered: right after a deploy its log may not have the push
- * yet (seen in CI). Docker records it before answering, so there this returns at once.
- */
+/** Pushes of `:tag` the engine behind `socketPath` recorded since `since`, as its log stands now. */
+async function pushesOf(socketPath: string, since: number, tag: string): Promise<string[]> {
+  return pushesIn(await imageEvents(socketPath, since), tag);
+}
+
+/** The same, once the engine has recorded one (recordedEvents). */
 async function recordedPushesOf(socketPath: string, since: number, tag: string): Promise<string[]> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const pushes = await pushesOf(socketPath, since, tag);
-    if (pushes.length > 0 || Date.now() > deadline) return pushes;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
+  return pushesIn(await recordedEvents(socketPath, since, (events) => pushesIn(events, tag).length > 0), tag);
 }
 
 /** The build, on the engine behind `socketPath`, of an image labelled with the Runtime version (a `tag` event). */
@@ -247,12 +243,10 @@ describe('astro deploy through every reach path', () => {
     expect(fails.code).toBe(1);
     expect(fails.stdout + fails.stderr).toContain('the sandbox ran this');
 
-    // Three sandbox containers ran on Podman, none on the main engine.
-    // Podman records events after answering (see recordedPushesOf): wait up to 20 s for the third start.
-    const podmanStarts = async () => (await imageEvents(podman.ENGINE_PODMAN_SOCKET!, since, 'container')).filter((e) => e.action === 'start');
-    const deadline = Date.now() + 20_000;
-    while ((await podmanStarts()).length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 250));
-    expect((await podmanStarts()).length).toBeGreaterThanOrEqual(3);
+    // Three sandbox containers ran on Podman, none on the main engine (Podman records them after answering).
+    const starts = (events: ImageEvent[]) => events.filter((e) => e.action === 'start');
+    const onPodman = await recordedEvents(podman.ENGINE_PODMAN_SOCKET!, since, (events) => starts(events).length >= 3, 'container');
+    expect(starts(onPodman).length).toBeGreaterThanOrEqual(3);
     expect((await imageEvents(MAIN_SOCKET, since, 'container')).filter((e) => e.action === 'start')).toEqual([]);
   });
 });

@@ -124,6 +124,25 @@ export async function imageEvents(socketPath: string, since: number, type: 'imag
     .map((e) => ({ action: e.Action, id: e.id, ...(e.Actor?.Attributes?.name ? { name: e.Actor.Attributes.name } : {}) }));
 }
 
+/**
+ * The engine's events since `since` once `enough` says they are all there, or as they are after 20 s. Podman writes
+ * its events from a goroutine fed by libimage's event channel, after the API call has answered: right after a push or
+ * a container start its log may not have it yet (seen in CI). Docker records them before answering: at once there.
+ */
+export async function recordedEvents(
+  socketPath: string,
+  since: number,
+  enough: (events: ImageEvent[]) => boolean,
+  type: 'image' | 'container' = 'image',
+): Promise<ImageEvent[]> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const events = await imageEvents(socketPath, since, type);
+    if (enough(events) || Date.now() > deadline) return events;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
 async function streamText(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream as AsyncIterable<Buffer | string>) chunks.push(Buffer.from(chunk));

@@ -7,7 +7,7 @@ import { engineFor } from '../../../src/image/connect.js';
 import { resolveEngineTarget } from '../../../src/image/engine-target.js';
 import { nodeEngineFs, pingUnixSocket } from '../../../src/image/engine-target-node.js';
 import { fetchImageConfig, startTestRegistry, type TestRegistry } from '../image/registry.js';
-import { buildTinyImage, clientFor, engineHasTag, failure, imageEvents, MAIN_SOCKET, pushImage, removeTag, startEngine } from './engines.js';
+import { buildTinyImage, clientFor, engineHasTag, failure, MAIN_SOCKET, pushImage, recordedEvents, removeTag, startEngine } from './engines.js';
 
 let engine: Record<string, string>;
 let registry: TestRegistry;
@@ -39,7 +39,7 @@ describe('Podman', () => {
 
     expect(await engineHasTag(engine.ENGINE_PODMAN_SOCKET!, image.tag)).toBe(true);
     expect(await engineHasTag(MAIN_SOCKET, image.tag)).toBe(false);
-    const events = await imageEvents(engine.ENGINE_PODMAN_SOCKET!, since);
+    const events = await recordedEvents(engine.ENGINE_PODMAN_SOCKET!, since, (all) => all.some((e) => e.action === 'push'));
     expect(events.map((e) => e.action)).toContain('push');
     const pushed = await fetchImageConfig(registry, 'engine-podman', image.tag.split(':').pop()!);
     expect(pushed.config.config?.Labels?.['dev.astro-deploy-cli.engine-test']).toBe(image.marker);
