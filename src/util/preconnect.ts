@@ -15,9 +15,14 @@ function defaultPort(protocol: string): number {
   return protocol === 'https:' ? 443 : 80;
 }
 
+/** A URL's host without the brackets of an IPv6 address, as sockets take it. */
+function bareHost(host: string): string {
+  return host.replace(/^\[(.*)\]$/, '$1');
+}
+
 /** `scheme://host:port`, the port always written, an IPv6 address in brackets: a URL preconnect() takes back. */
 function originKey(protocol: string, host: string, port: number | string | null | undefined): string {
-  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  const bare = bareHost(host).toLowerCase();
   return `${protocol}//${bare.includes(':') ? `[${bare}]` : bare}:${Number(port || defaultPort(protocol))}`;
 }
 
@@ -38,7 +43,7 @@ export function preconnect(url: string): void {
   const key = connectionOrigin(url);
   if (key === undefined || waiting.has(key)) return;
   const { protocol, hostname, port } = new URL(url);
-  const host = hostname.replace(/^\[(.*)\]$/, '$1');
+  const host = bareHost(hostname);
   const options = { host, port: Number(port || defaultPort(protocol)) };
   // As https.Agent does: the name for SNI and the certificate check, never an IP address.
   const socket = protocol === 'https:' ? tls.connect({ ...options, servername: net.isIP(host) ? '' : host }) : net.connect(options);
