@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { BugError, UsageError, UserError } from '../errors.js';
-import { imageConfig, imageLayoutDefaults, runSandboxedContainer, type DockerClient } from './container.js';
+import type { DockerClient } from './container.js';
 import { parseEnvFile } from './envFile.js';
 import { findInterpreter, interpreterIdentity } from './interpreter.js';
 import { hostSandbox, makeRunDirs, SANDBOX_SETUP_FAILED, sandboxSetupError, sandboxSpec } from './sandbox.js';
@@ -64,6 +64,8 @@ export async function runPytest(options: PytestOptions, ports: PytestPorts = {})
   if (options.image !== undefined) {
     const docker = ports.docker;
     if (docker === undefined) throw new BugError('runPytest needs a Docker client to run inside an image.');
+    // Loaded only here: pytest on the host loads no Docker engine code.
+    const { imageConfig, imageLayoutDefaults, runSandboxedContainer } = await import('./container.js');
     const image = await imageConfig(docker, options.image);
     const env = {
       ...imageLayoutDefaults(buildDagEnvironment({ mode: 'image', hostEnv: options.hostEnv, envFile }), image.env),

@@ -7,16 +7,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { BugError } from '../errors.js';
-import {
-  CONTAINER_PIDS_LIMIT,
-  CONTAINER_PROJECT_ROOT,
-  containerPathToHost,
-  hostPathToContainer,
-  imageConfig,
-  imageLayoutDefaults,
-  runSandboxedContainer,
-  type DockerClient,
-} from './container.js';
+import type { DockerClient } from './container.js';
 import type { EnvFileEntry } from './envFile.js';
 import { HARNESS_BOOT, harnessParentDir, MessageReader, TailBuffer, type HarnessConfig } from './harness.js';
 import { runHarnessOnHost, type HarnessExit } from './hostRunner.js';
@@ -177,6 +168,9 @@ async function saveTemplate(made: string, target: string): Promise<void> {
 export async function imageRunner(options: RunnerOptions, projectDir: string, envFile: EnvFileEntry[], docker: DockerClient | undefined): Promise<Runner> {
   const image = options.image as string;
   if (docker === undefined) throw new BugError('runParse needs a Docker client to parse inside an image.');
+  // Loaded here, not with the module: a host-mode parse loads no Docker engine code.
+  const { CONTAINER_PIDS_LIMIT, CONTAINER_PROJECT_ROOT, containerPathToHost, hostPathToContainer, imageConfig, imageLayoutDefaults, runSandboxedContainer } =
+    await import('./container.js');
   const { id, env: imageEnv } = await imageConfig(docker, image);
   const dagEnv = withTimeout(imageLayoutDefaults(buildDagEnvironment({ mode: 'image', hostEnv: options.hostEnv, envFile }), imageEnv), options.timeoutSeconds);
   return {
