@@ -3,7 +3,8 @@
 // `--help`, `deploy --dags` of the example project and of 1,000 DAG files, and a full image deploy with a warm build
 // cache; then the deploy rows again with 25 ms each way in front of the API, the registry and the blob store
 // (bench/scripts/peer-platform.ts). Beside each total: the median per-phase timings of ours (--json timings) and the
-// requests each CLI made on that path (the platform's request log). Targets: <= 1.0x, and <= 0.8x on the WAN rows.
+// requests each CLI made on that path (the platform's request log), and Node's bare start (`node -e 0`) timed in the
+// same loop, with ours less it against theirs. Targets: <= 1.0x, and <= 0.8x on the WAN rows.
 // Requires `npm run build` and a provisioned machine (Docker engine, registry, Azurite, the stand-in Runtime image).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -64,23 +65,37 @@ function runOnce(side: Side): { ms: number; stdout: string } {
   return { ms, stdout: result.stdout };
 }
 
-/** Both CLIs, alternating; ours with --json where it deploys, for its phase timings. */
+/**
+ * Node's start on its own (`node -e 0`, same environment), timed in the same loop: the part of ours that no code of
+ * ours can remove. Ours less this, against theirs, is how far the rest of ours is from theirs.
+ */
+const nodeAlone = (env: NodeJS.ProcessEnv): Side => ({ command: process.execPath, args: ['-e', '0'], env });
+
+/** Both CLIs and Node's bare start, alternating; ours with --json where it deploys, for its phase timings. */
 function interleave(name: string, theirs: Side, ours: Side, target: number, details: string[]): Comparison {
+  const bare = nodeAlone(ours.env);
   runOnce(theirs);
   runOnce(ours);
+  runOnce(bare);
   const t: number[] = [];
   const o: number[] = [];
+  const n: number[] = [];
   const phases = new Map<string, number[]>();
   for (let i = 0; i < RUNS; i++) {
     t.push(runOnce(theirs).ms);
     const run = runOnce(ours);
     o.push(run.ms);
+    n.push(runOnce(bare).ms);
     if (ours.args.includes('--json')) {
       const timings = (JSON.parse(run.stdout) as { timings?: Record<string, number> }).timings ?? {};
       for (const [phase, ms] of Object.entries(timings)) phases.set(phase, [...(phases.get(phase) ?? []), ms]);
     }
   }
   if (phases.size > 0) details.unshift(`ours by phase (medians): ${[...phases].map(([p, ms]) => `${p} ${median(ms).toFixed(0)} ms`).join(', ')}`);
+  const rest = median(o) - median(n);
+  details.push(
+    `Node's bare start (node -e 0) ${median(n).toFixed(1)} ms = ${(median(n) / median(t)).toFixed(2)}x theirs; ours less it ${rest.toFixed(1)} ms = ${(rest / median(t)).toFixed(2)}x theirs`,
+  );
   const ratio = median(o) / median(t);
   return {
     name,
