@@ -93,10 +93,7 @@ export async function hostRunner(options: RunnerOptions, projectDir: string, env
   const identity = await interpreterIdentity(choice.python, cacheRoot, { PATH: dagEnv.PATH ?? '/usr/bin:/bin' });
   let sandbox: HostSandbox | undefined;
   const getSandbox = () => (sandbox ??= hostSandbox({ isolate: options.noSandbox !== true }));
-  const inProject = (p: string) => {
-    const rel = path.relative(projectDir, p);
-    return rel.startsWith('..') || path.isAbsolute(rel) ? null : p;
-  };
+  const inProject = projectPathMapper(projectDir);
   return {
     mode: 'host',
     identity: identity.identity,
@@ -152,6 +149,23 @@ export async function hostRunner(options: RunnerOptions, projectDir: string, env
         await fs.rm(dirs.scratch, { recursive: true, force: true }).catch(() => undefined);
       }
     },
+  };
+}
+
+/**
+ * Host mode's harness-to-host path mapping: a path inside the project is itself, anything else null. Called for every
+ * file and every recorded dependency of a warm run (thousands of times for a large project), so a normalised
+ * absolute path is decided by its prefix; anything else (`.` or `..` segments, doubled or trailing slashes, relative)
+ * goes through path.relative, which the prefix test agrees with on every path it takes. `projectDir` is resolved.
+ */
+export function projectPathMapper(projectDir: string): (p: string) => string | null {
+  const prefix = projectDir.endsWith(path.sep) ? projectDir : projectDir + path.sep;
+  return (p) => {
+    if (path.isAbsolute(p) && !p.includes(`${path.sep}.`) && !p.includes(`${path.sep}${path.sep}`) && !p.endsWith(path.sep)) {
+      return p === projectDir || p.startsWith(prefix) ? p : null;
+    }
+    const rel = path.relative(projectDir, p);
+    return rel.startsWith('..') || path.isAbsolute(rel) ? null : p;
   };
 }
 
