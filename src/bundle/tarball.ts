@@ -15,6 +15,7 @@ import { AstroError, UserError } from '../errors.js';
 import { throwIfAborted } from '../util/retry.js';
 import type { GeneratedBundleFile } from './monitoring.js';
 import { TarWriter } from './tar.js';
+import { isInside } from '../util/paths.js';
 
 /** Enough for any real DAGs folder; a bigger one almost always holds data that belongs in include/. */
 export const DEFAULT_MAX_BUNDLE_SOURCE_BYTES = 256 * 1024 * 1024;
@@ -185,11 +186,6 @@ function describeSpecialFile(dirent: fs.Dirent<Buffer>): string {
   if (dirent.isCharacterDevice()) return 'a character device';
   if (dirent.isBlockDevice()) return 'a block device';
   return 'a special file';
-}
-
-function isInside(root: string, target: string): boolean {
-  const rel = path.relative(root, target);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
 /**

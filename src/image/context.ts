@@ -12,6 +12,7 @@ import dockerignoreModule from '@balena/dockerignore';
 import tarFs from 'tar-fs';
 import tarStream from 'tar-stream';
 import { UserError } from '../errors.js';
+import { relativeInside } from '../util/paths.js';
 
 export interface BuildContextOptions {
   /** Leave the top-level `dags/` folder out entirely (the Deployment receives DAGs through DAG-only deploys). */
@@ -156,8 +157,8 @@ export async function createBuildContext(projectDir: string, options: BuildConte
   const root = path.resolve(projectDir);
   const dockerfile = options.dockerfile ?? 'Dockerfile';
   const dockerfilePath = path.resolve(root, dockerfile);
-  const relativeDockerfile = path.relative(root, dockerfilePath);
-  if (relativeDockerfile.startsWith('..') || path.isAbsolute(relativeDockerfile)) {
+  const relativeDockerfile = relativeInside(root, dockerfilePath);
+  if (relativeDockerfile === undefined) {
     throw new UserError(`The Dockerfile ${dockerfilePath} is outside the project directory ${root}.`);
   }
   try {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { UserError } from '../errors.js';
 import { demuxStream, EngineHttpError, type ImageEngine } from '../image/engine.js';
 import { sleep } from '../util/retry.js';
+import { relativeInside } from '../util/paths.js';
 
 /** Processes and threads a sandbox container may hold at once. */
 export const CONTAINER_PIDS_LIMIT = 1024;
@@ -78,8 +79,8 @@ export function containerPathToHost(projectDir: string, containerPath: string): 
 }
 
 export function hostPathToContainer(projectDir: string, hostPath: string): string | null {
-  const rel = path.relative(projectDir, hostPath);
-  if (rel.startsWith('..') || path.isAbsolute(rel)) return null;
+  const rel = relativeInside(projectDir, hostPath);
+  if (rel === undefined) return null;
   const top = rel.split(path.sep)[0];
   if (!PROJECT_DIRS.includes(top as (typeof PROJECT_DIRS)[number])) return null;
   return `${CONTAINER_PROJECT_ROOT}/${rel.split(path.sep).join('/')}`;

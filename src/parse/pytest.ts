@@ -12,6 +12,7 @@ import { parseEnvFile } from './envFile.js';
 import { findInterpreter, interpreterIdentity } from './interpreter.js';
 import { hostSandbox, makeRunDirs, SANDBOX_SETUP_FAILED, sandboxSetupError, sandboxSpec } from './sandbox.js';
 import { airflowStateEnvironment, buildDagEnvironment, projectConfigFile, runtimeLayoutDefaults } from './sandboxEnv.js';
+import { relativeInside } from '../util/paths.js';
 
 export interface PytestOptions {
   projectDir: string;
@@ -126,8 +127,8 @@ export async function runPytest(options: PytestOptions, ports: PytestPorts = {})
 /** pytest runs from the project root in both modes, so the target is given relative to it. */
 function testTarget(projectDir: string, target: string): string {
   const absolute = path.resolve(projectDir, target);
-  const rel = path.relative(projectDir, absolute);
-  if (rel.startsWith('..') || path.isAbsolute(rel)) {
+  const rel = relativeInside(projectDir, absolute);
+  if (rel === undefined) {
     throw new UsageError(`The test path ${target} is outside the project ${projectDir}.`);
   }
   return rel === '' ? '.' : rel.split(path.sep).join('/');

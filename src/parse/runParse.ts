@@ -15,6 +15,7 @@ import { mergeResults, parseExceptions, type FileOutcome } from './merge.js';
 import { hostRunner, imageRunner, SILENCE_LIMIT_MS, type Runner } from './runners.js';
 import { SANDBOX_SETUP_FAILED, sandboxSetupError, type SandboxReport } from './sandbox.js';
 import { parseReport, type FileMessage, type HelloMessage, type ListingMessage, type ParseReport } from './schema.js';
+import { relativeInside } from '../util/paths.js';
 
 export interface ParseOptions {
   /** The Astro project (its root is AIRFLOW_HOME for the DAGs, as in Runtime images). */
@@ -295,6 +296,6 @@ async function readEnvFile(projectDir: string, envFile: string | undefined, host
 }
 
 function relativeToProject(projectDir: string, p: string): string {
-  const rel = path.relative(projectDir, p);
-  return rel.startsWith('..') || path.isAbsolute(rel) ? p : rel === '' ? '.' : rel;
+  const rel = relativeInside(projectDir, p);
+  return rel === undefined ? p : rel === '' ? '.' : rel;
 }

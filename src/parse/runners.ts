@@ -15,6 +15,7 @@ import { findInterpreter, interpreterIdentity } from './interpreter.js';
 import { hostSandbox, makeRunDirs, sandboxSpec, type HostSandbox, type SandboxReport } from './sandbox.js';
 import { airflowStateEnvironment, buildDagEnvironment, projectConfigFile, runtimeLayoutDefaults } from './sandboxEnv.js';
 import type { HarnessMessage } from './schema.js';
+import { isInside } from '../util/paths.js';
 
 export const SILENCE_LIMIT_MS = 10 * 60 * 1000;
 const CONTAINER_OUT = '/astro-parse-out';
@@ -164,8 +165,7 @@ export function projectPathMapper(projectDir: string): (p: string) => string | n
     if (path.isAbsolute(p) && !p.includes(`${path.sep}.`) && !p.includes(`${path.sep}${path.sep}`) && !p.endsWith(path.sep)) {
       return p === projectDir || p.startsWith(prefix) ? p : null;
     }
-    const rel = path.relative(projectDir, p);
-    return rel.startsWith('..') || path.isAbsolute(rel) ? null : p;
+    return isInside(projectDir, p) ? p : null;
   };
 }
 

@@ -23,6 +23,7 @@ import path from 'node:path';
 import { UserError } from '../errors.js';
 import { sleep } from '../util/retry.js';
 import { harnessParentDir } from './harness.js';
+import { isInside } from '../util/paths.js';
 
 export interface SandboxSpec {
   /** Shown at its own path as a copy-on-write view; the working directory. */
@@ -204,16 +205,10 @@ export function hiddenDirectories(input: {
     } catch {
       continue;
     }
-    if (real === '/' || isWithin(input.scratch, real)) continue;
+    if (real === '/' || isInside(real, input.scratch)) continue;
     for (const p of new Set([path.resolve(candidate), real])) if (!out.includes(p)) out.push(p);
   }
   return out;
-}
-
-/** `inner` is `outer` or lies below it. */
-export function isWithin(inner: string, outer: string): boolean {
-  const rel = path.relative(outer, inner);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
 /** The directories of one sandboxed run: `scratch` on the host, `shared` (state, HOME) shown inside. */
@@ -255,7 +250,7 @@ export function sandboxSpec(input: {
     hide,
     // Showing a directory that holds a hidden one would show that one again: such a path is not shown (the
     // interpreter then fails to start, which is better than a home directory in view).
-    reveal: input.reveal.filter((r) => path.isAbsolute(r) && !hide.some((h) => isWithin(h, r))),
+    reveal: input.reveal.filter((r) => path.isAbsolute(r) && !hide.some((h) => isInside(r, h))),
     pidsMax: input.pidsMax ?? DEFAULT_PIDS_MAX,
   };
 }

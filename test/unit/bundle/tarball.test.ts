@@ -277,6 +277,16 @@ describe('createDagBundle symlinks', () => {
     expect(error.message).toContain(path.join(project, 'secret.txt'));
   });
 
+  it('keeps a link into a folder whose name starts with two dots (inside the folder, not above it)', async () => {
+    await write('..data/shared.py', 'X = 1\n');
+    await fs.symlink('..data/shared.py', path.join(dags, 'link.py'));
+    const entries = await list((await createDagBundle({ sourceDir: dags })).data);
+    expect(entries.map((e) => [e.name, e.type, e.linkname ?? null])).toEqual([
+      ['dags/..data/shared.py', 'file', null],
+      ['dags/link.py', 'symlink', '..data/shared.py'],
+    ]);
+  });
+
   it('refuses a dangling link', async () => {
     await fs.symlink('missing.py', path.join(dags, 'dangling.py'));
     await expectUserError(createDagBundle({ sourceDir: dags }), /symlink .*dangling\.py points to missing\.py, which does not exist/);

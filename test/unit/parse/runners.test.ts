@@ -2,10 +2,10 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { projectPathMapper } from '../../../src/parse/runners.js';
 
-/** The mapping as it was written before the prefix test: path.relative decides. */
+/** The mapping without the prefix test: path.relative decides (out of the project means a leading `..` segment). */
 function byRelative(projectDir: string, p: string): string | null {
   const rel = path.relative(projectDir, p);
-  return rel.startsWith('..') || path.isAbsolute(rel) ? null : p;
+  return rel.split(path.sep)[0] === '..' || path.isAbsolute(rel) ? null : p;
 }
 
 const PATHS = [
@@ -26,6 +26,8 @@ const PATHS = [
   '/work/proj/dags/',
   '/work/proj/.env',
   '/work/proj/..hidden/x.py',
+  '/work/proj/..',
+  '/work/proj/dags/..x',
   '/work/proj/dags/.airflowignore',
   'dags/a.py',
   '../proj/dags/a.py',
@@ -41,6 +43,8 @@ describe('projectPathMapper (host mode: harness path -> host path)', () => {
     expect(inProject('/work/proj2')).toBeNull();
     expect(inProject('/work/proj/dags/../../etc/passwd')).toBeNull();
     expect(inProject('/etc/passwd')).toBeNull();
+    // A name that starts with two dots is inside (a file in a folder named ..data).
+    expect(inProject('/work/proj/..data/x.py')).toBe('/work/proj/..data/x.py');
   });
 
   it('agrees with path.relative on every path, for a project anywhere (the root included)', () => {

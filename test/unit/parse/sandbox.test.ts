@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { hiddenDirectories, isWithin, sandboxSpec } from '../../../src/parse/sandbox.js';
+import { hiddenDirectories, sandboxSpec } from '../../../src/parse/sandbox.js';
 
 const base = fs.mkdtempSync(path.join(os.tmpdir(), 'astro-sandbox-unit-'));
 afterAll(() => fs.rmSync(base, { recursive: true, force: true }));
@@ -47,15 +47,6 @@ describe('hiddenDirectories', () => {
     fs.symlinkSync(target, link);
     const hidden = hiddenDirectories({ hostEnv: { HOME: link }, homeDir: '/nonexistent', cacheDir: '', scratch: path.join(base, 's') });
     expect(hidden).toEqual([link, target]);
-  });
-});
-
-describe('isWithin', () => {
-  it('is true for the directory itself and what lies below it only', () => {
-    expect(isWithin('/a/b', '/a')).toBe(true);
-    expect(isWithin('/a', '/a')).toBe(true);
-    expect(isWithin('/ab', '/a')).toBe(false);
-    expect(isWithin('/a', '/a/b')).toBe(false);
   });
 });
 
