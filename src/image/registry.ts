@@ -37,6 +37,19 @@ function challengeOf(header: string | null): Record<string, string> | undefined 
   return out.realm ? out : undefined;
 }
 
+/** `host/name` of a repository, and the origin its registry is read from (plain http for a local one only). */
+function splitRepository(repository: string): { host: string; name: string; origin: string } {
+  const slash = repository.indexOf('/');
+  const host = repository.slice(0, slash);
+  const local = /^(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/.test(host);
+  return { host, name: repository.slice(slash + 1), origin: `${local ? 'http' : 'https'}://${host}` };
+}
+
+/** The origin (scheme, host, port) inspectPushedImage reads `repository` from. */
+export function registryOrigin(repository: string): string {
+  return splitRepository(repository).origin;
+}
+
 /**
  * The digest and labels of `repository:tag` (repository with its registry host). Undefined when the registry has
  * no such image; throws on anything else, for the caller to treat as "not known".
@@ -51,11 +64,8 @@ export async function inspectPushedImage(input: {
   const fetch = input.fetch ?? nodeFetch;
   const ok = (res: FetchAnswer) => res.status >= 200 && res.status < 300;
   const json = async (res: FetchAnswer): Promise<unknown> => JSON.parse(await res.text());
-  const slash = input.repository.indexOf('/');
-  const host = input.repository.slice(0, slash);
-  const name = input.repository.slice(slash + 1);
-  const local = /^(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/.test(host);
-  const base = `${local ? 'http' : 'https'}://${host}/v2/${name}`;
+  const { name, origin } = splitRepository(input.repository);
+  const base = `${origin}/v2/${name}`;
   let bearer: string | undefined;
 
   const get = async (url: string, accept?: string): Promise<FetchAnswer> => {

@@ -7,6 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type * as z from 'zod';
 import { UserError } from '../errors.js';
+import { usingPreconnected } from '../util/preconnect.js';
 import { isRetryableNetworkError, isRetryableStatus, networkErrorCode, parseRetryAfter, retry, type RetryPolicy, type RetryVerdict } from '../util/retry.js';
 
 /** API calls: five attempts, from a quarter second up to eight. */
@@ -25,7 +26,11 @@ export type FetchPort = (input: string, init: RequestInit) => Promise<FetchAnswe
 // with TLS). Idle sockets do not keep the process alive (the agent unrefs them), and are closed after 4 s (undici's
 // default too), before a server with Node's default keep-alive timeout (5 s) closes one under a request: a POST on a
 // socket closed under it could not be sent again safely.
-const agents = { http: new http.Agent({ keepAlive: true, timeout: 4_000 }), https: new https.Agent({ keepAlive: true, timeout: 4_000 }) };
+// A connection opened early (util/preconnect.ts: the registry's, while a deploy's reads start) is taken first.
+const agents = {
+  http: usingPreconnected(new http.Agent({ keepAlive: true, timeout: 4_000 }), 'http:'),
+  https: usingPreconnected(new https.Agent({ keepAlive: true, timeout: 4_000 }), 'https:'),
+};
 
 /** undici's wording for a connection closed before the answer, which the clients' messages and retries know. */
 function closedEarly(error: NodeJS.ErrnoException): Error {

@@ -59,8 +59,12 @@ export interface DeployPorts extends LocalDeployPorts {
     }) => Promise<{ notices: string[]; version: string }>;
   };
   git: (projectDir: string) => Promise<GitInfo>;
-  /** Read-only registry calls for the plan: the digest and labels of the image a deploy pushed. */
-  registry?: { inspect: (repository: string, tag: string, signal: AbortSignal) => Promise<PushedImage | undefined> };
+  /** Read-only registry calls for the plan: the digest and labels of the image a deploy pushed (to a Deployment). */
+  registry?: {
+    inspect: (repository: string, tag: string, signal: AbortSignal, deploymentId: string) => Promise<PushedImage | undefined>;
+    /** The plan may read this Deployment's registry: open a connection to where it was read last time. Returns at once. */
+    prepare?: (deploymentId: string) => void;
+  };
 }
 
 export interface DeployResult {
@@ -189,7 +193,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
               signal,
               deployment.id === req.deploymentId ? prefetched : undefined,
               ports.registry
-                ? { inspect: (repository, tag) => ports.registry!.inspect(repository, tag, signal), alwaysInspect: req.dryRun === true }
+                ? { inspect: (repository, tag) => ports.registry!.inspect(repository, tag, signal, deployment.id), alwaysInspect: req.dryRun === true }
                 : undefined,
             )
           : ({} as DeployedState),
@@ -257,8 +261,11 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
         session.organizationId,
         known,
         signal,
-        ports.registry ? { inspect: (repository, tag) => ports.registry!.inspect(repository, tag, signal), alwaysInspect: req.dryRun === true } : undefined,
+        ports.registry
+          ? { inspect: (repository, tag) => ports.registry!.inspect(repository, tag, signal, known), alwaysInspect: req.dryRun === true }
+          : undefined,
       );
+      ports.registry?.prepare?.(known);
       // Most Deployments have DAG deploys on: the image inputs without dags/ (read again if this one has them off).
       if (req.mode === 'full') earlyImageInputs = ports.plan.imageInputs({ excludeDags: true, buildSecrets: req.buildSecrets, signal });
       earlyImageInputs?.catch(() => undefined);

@@ -9,6 +9,7 @@ import { createAstroClient } from '../../platform/astro/client.js';
 import type { Deployment } from '../../platform/astro/schemas.js';
 import { cliVersion } from '../../version.js';
 import { once } from '../../util/once.js';
+import { preconnectRemembered, rememberOrigin } from '../../util/remembered-origins.js';
 import { readGitInfo } from '../kernel/git.js';
 import { createLocalPorts, type LocalWiringInput } from '../kernel/wiring.js';
 import type { DeployPorts } from './deploy.js';
@@ -42,6 +43,9 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
     return loaded.feed;
   });
   const runtimeOf = (deployment: Deployment, supported: string[]) => ({ runtimeVersion: deployment.runtimeVersion, supportedVersions: supported });
+  /** Per Deployment: where its registry was read last time (util/remembered-origins.ts), as read for prepare. */
+  const registryOriginsFile = path.join(env.cacheDir, 'registry-origins.json');
+  const registryPreconnected = new Map<string, Promise<string | undefined>>();
   /** Per Deployment: the origin its last bundle went to, as read for prepareUpload. */
   const preconnected = new Map<string, Promise<string | undefined>>();
 
@@ -112,9 +116,18 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
     git: (dir) => readGitInfo(dir, env.raw),
 
     registry: {
-      inspect: async (repository, tag, registrySignal) => {
-        const { inspectPushedImage } = await import('../../image/registry.js');
-        return inspectPushedImage({ repository, tag, auth: { username: 'cli', password: session.token }, signal: registrySignal });
+      inspect: async (repository, tag, registrySignal, deploymentId) => {
+        const { inspectPushedImage, registryOrigin } = await import('../../image/registry.js');
+        const image = await inspectPushedImage({ repository, tag, auth: { username: 'cli', password: session.token }, signal: registrySignal });
+        await rememberOrigin(registryOriginsFile, deploymentId, registryOrigin(repository), await registryPreconnected.get(deploymentId));
+        return image;
+      },
+      prepare: (deploymentId) => {
+        if (!registryPreconnected.has(deploymentId))
+          registryPreconnected.set(
+            deploymentId,
+            preconnectRemembered(registryOriginsFile, deploymentId).catch(() => undefined),
+          );
       },
     },
   };

@@ -44,8 +44,8 @@ async function freshHome(): Promise<string> {
   return home;
 }
 
-async function deploy(argv: string[], cwd: string) {
-  const home = await freshHome();
+async function deploy(argv: string[], cwd: string, reuseHome?: string) {
+  const home = reuseHome ?? (await freshHome());
   const token = stack.tokens.apiTokens.find((x) => x.id === 'cltokwsdataplatform000000')!.token;
   return runCli(['deploy', ...argv], {
     cwd,
@@ -260,12 +260,8 @@ describe('the deploy plan', () => {
     });
   });
 
-  it("reads the image inputs digest from the running image's label when the description lost it and there is no git", async () => {
-    const dir = await project();
-    await fs.writeFile(path.join(dir, 'include', 'label.txt'), 'a change of its own\n');
-    const first = await deploy([DAG_OFF, '--json'], dir);
-    expect(first.code, first.stderr).toBe(0);
-    const deployId = JSON.parse(first.stdout).deployId as string;
+  /** Rewrites a deploy's description, as a deploy by another tool would have it: no digests of ours. */
+  async function forgetDigests(deployId: string): Promise<void> {
     const token = stack.tokens.apiTokens.find((x) => x.id === 'cltokwsdataplatform000000')!.token;
     const org = stack.platform.organizationOf(stack.platform.seed.deployments.find((d) => d.id === DAG_OFF)!);
     const edited = await fetch(`${stack.endpoints.platform.url}/v1/organizations/${org}/deployments/${DAG_OFF}/deploys/${deployId}`, {
@@ -274,11 +270,40 @@ describe('the deploy plan', () => {
       body: JSON.stringify({ description: 'edited by hand' }),
     });
     expect(edited.status).toBe(200);
+  }
+
+  it("reads the image inputs digest from the running image's label when the description lost it and there is no git", async () => {
+    const dir = await project();
+    await fs.writeFile(path.join(dir, 'include', 'label.txt'), 'a change of its own\n');
+    const first = await deploy([DAG_OFF, '--json'], dir);
+    expect(first.code, first.stderr).toBe(0);
+    await forgetDigests(JSON.parse(first.stdout).deployId as string);
     const run = await deploy([DAG_OFF, '--json'], dir);
     expect(run.code, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({
       noop: true,
       plan: { image: { basis: 'content', state: 'unchanged' }, deployed: { image: { recordedIn: 'image label' } } },
     });
+  });
+
+  it("remembers where a Deployment's registry was read (its origin only) and reads it again through the connection opened early", async () => {
+    const dir = await project();
+    await fs.writeFile(path.join(dir, 'include', 'origin.txt'), 'another change of its own\n');
+    const home = await freshHome();
+    const first = await deploy([DAG_OFF, '--json'], dir, home);
+    expect(first.code, first.stderr).toBe(0);
+    const deployed = JSON.parse(first.stdout) as { deployId: string; image: { repository: string } };
+    await forgetDigests(deployed.deployId);
+    const file = path.join(home, 'cache', 'registry-origins.json');
+    // This plan reads the registry: where it went is kept, as scheme, host and port, nothing else.
+    const second = await deploy([DAG_OFF, '--json'], dir, home);
+    expect(second.code, second.stderr).toBe(0);
+    expect(JSON.parse(second.stdout)).toMatchObject({ noop: true, plan: { deployed: { image: { recordedIn: 'image label' } } } });
+    const host = deployed.image.repository.split('/')[0]!;
+    expect(JSON.parse(await fs.readFile(file, 'utf8'))).toEqual({ [DAG_OFF]: `http://${host}` });
+    // The next plan opens that connection while the deploy list is asked for, and reads the same answer through it.
+    const third = await deploy([DAG_OFF, '--json'], dir, home);
+    expect(third.code, third.stderr).toBe(0);
+    expect(JSON.parse(third.stdout)).toMatchObject({ noop: true, plan: { deployed: { image: { recordedIn: 'image label' } } } });
   });
 });

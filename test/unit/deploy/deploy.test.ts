@@ -280,6 +280,33 @@ describe('deployToAstro', () => {
     }
   });
 
+  it("opens a connection to the Deployment's registry as the plan's reads start: full deploys to a named Deployment only", async () => {
+    const plan = {
+      imageInputs: async () => ({ digest: 'd'.repeat(64), contextBytes: 1, contextFiles: 1 }),
+      dagsDigest: async () => 'e'.repeat(64),
+      changedFiles: async () => undefined,
+    };
+    const withRegistry = () => {
+      const s = setup(deployment(), { plan });
+      s.ports.registry = { inspect: async () => undefined, prepare: (id) => s.calls.push(`prepare-registry:${id}`) };
+      return s;
+    };
+    const full = withRegistry();
+    await deployToAstro(base, full.ports);
+    expect(full.calls.filter((c) => c.startsWith('prepare-registry'))).toEqual(['prepare-registry:dep-1']);
+    expect(full.calls.indexOf('prepare-registry:dep-1')).toBeLessThan(full.calls.indexOf('get'));
+    // Nothing of the registry is read for these: no connection.
+    for (const req of [
+      { ...base, mode: 'dags' as const },
+      { ...base, imageName: 'my-image:1' },
+      { ...base, deploymentId: undefined, deploymentName: 'prod' },
+    ]) {
+      const none = withRegistry();
+      await deployToAstro(req, none.ports);
+      expect(none.calls.filter((c) => c.startsWith('prepare-registry'))).toEqual([]);
+    }
+  });
+
   it('an early bundle that fails does not stop a deploy that ships no bundle, and stops one that does', async () => {
     const broken = { create: async () => Promise.reject(new UserError('bundle validation failed: symlink dags/x points outside')) };
     const off = setup(deployment({ isDagDeployEnabled: false }));

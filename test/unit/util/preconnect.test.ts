@@ -6,6 +6,7 @@ import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { nodeFetch } from '../../../src/platform/http.js';
 import { connectionOrigin, preconnect, usingPreconnected, waitingConnections } from '../../../src/util/preconnect.js';
 import { ensureTlsIdentity } from '../../platform/keys.js';
 
@@ -49,6 +50,18 @@ afterEach(async () => {
 });
 
 describe('preconnect', () => {
+  it("the API clients' fetch (the registry's reads go through it) takes the connection opened before it", async () => {
+    const s = await countingServer();
+    closers.push(s.close);
+    preconnect(s.url);
+    await until(() => s.connections() === 1);
+    const answer = await nodeFetch(s.url, {});
+    expect(answer.status).toBe(200);
+    expect(await answer.text()).toBe('ok');
+    expect(s.connections()).toBe(1);
+    expect(waitingConnections()).toEqual([]);
+  });
+
   it('the first request to the origin goes over the connection opened before it', async () => {
     const s = await countingServer();
     closers.push(s.close);

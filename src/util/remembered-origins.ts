@@ -1,0 +1,36 @@
+/**
+ * Where a request went last time, per key (a Deployment's bundle upload, its registry), kept in a small JSON file in
+ * astro's cache: only the origin (scheme, host and port), never a path, a query or a credential. Opening a connection
+ * there early (preconnect.ts) saves the request that follows its handshakes (a TCP round trip, and TLS's for https);
+ * a wrong guess costs one unused connection.
+ */
+import * as z from 'zod';
+import { readJsonFile, writeJsonFileAtomic } from './json-file.js';
+import { connectionOrigin, preconnect } from './preconnect.js';
+
+/** Keys remembered at most per file; beyond it the file starts again (it is a guess, not a record). */
+const MAX_REMEMBERED = 200;
+
+const origins = z.record(z.string(), z.string().regex(/^https?:\/\/[^/?#\s]+$/));
+
+/** Opens a connection to the origin remembered for `key` in `file`, if any, and returns that origin. */
+export async function preconnectRemembered(file: string, key: string): Promise<string | undefined> {
+  const known = await readJsonFile(file, origins);
+  const origin = known?.[key];
+  if (origin !== undefined) preconnect(origin);
+  return origin;
+}
+
+/**
+ * Remembers the origin of `url` for `key`, when it changed. `remembered`: what preconnectRemembered found for it this
+ * run (the file is not read again when the request went there). Never fails: it is only a speed-up.
+ */
+export async function rememberOrigin(file: string, key: string, url: string, remembered?: string): Promise<void> {
+  const origin = connectionOrigin(url);
+  if (origin === undefined || origin === remembered) return;
+  const known = (await readJsonFile(file, origins)) ?? {};
+  if (known[key] === origin) return;
+  const next = Object.keys(known).length >= MAX_REMEMBERED ? {} : known;
+  next[key] = origin;
+  await writeJsonFileAtomic(file, next).catch(() => undefined);
+}
