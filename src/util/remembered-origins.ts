@@ -34,3 +34,28 @@ export async function rememberOrigin(file: string, key: string, url: string, rem
   next[key] = origin;
   await writeJsonFileAtomic(file, next).catch(() => undefined);
 }
+
+/** One file's remembered origins for one run: each key's early connection opened once, and what it found kept. */
+export interface RememberedOrigins {
+  /** Opens a connection to where `key`'s request went last time, if remembered. Returns at once; once per key. */
+  prepare(key: string): void;
+  /** Remembers where `key`'s request went (`url`), when it is not where prepare found it. Never fails. */
+  remember(key: string, url: string): Promise<void>;
+}
+
+export function rememberedOrigins(file: string, onError: (error: unknown) => void = () => undefined): RememberedOrigins {
+  const found = new Map<string, Promise<string | undefined>>();
+  return {
+    prepare: (key) => {
+      if (found.has(key)) return;
+      found.set(
+        key,
+        preconnectRemembered(file, key).catch((error: unknown) => {
+          onError(error);
+          return undefined;
+        }),
+      );
+    },
+    remember: async (key, url) => rememberOrigin(file, key, url, await found.get(key)),
+  };
+}

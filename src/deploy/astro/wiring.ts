@@ -9,7 +9,7 @@ import { createAstroClient } from '../../platform/astro/client.js';
 import type { Deployment } from '../../platform/astro/schemas.js';
 import { cliVersion } from '../../version.js';
 import { once } from '../../util/once.js';
-import { preconnectRemembered, rememberOrigin } from '../../util/remembered-origins.js';
+import { rememberedOrigins } from '../../util/remembered-origins.js';
 import { readGitInfo } from '../kernel/git.js';
 import { createLocalPorts, type LocalWiringInput } from '../kernel/wiring.js';
 import type { DeployPorts } from './deploy.js';
@@ -43,11 +43,11 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
     return loaded.feed;
   });
   const runtimeOf = (deployment: Deployment, supported: string[]) => ({ runtimeVersion: deployment.runtimeVersion, supportedVersions: supported });
-  /** Per Deployment: where its registry was read last time (util/remembered-origins.ts), as read for prepare. */
-  const registryOriginsFile = path.join(env.cacheDir, 'registry-origins.json');
-  const registryPreconnected = new Map<string, Promise<string | undefined>>();
-  /** Per Deployment: the origin its last bundle went to, as read for prepareUpload. */
-  const preconnected = new Map<string, Promise<string | undefined>>();
+  /** Per Deployment: where its last bundle went, and where its registry was read (util/remembered-origins.ts). */
+  const uploadOrigins = rememberedOrigins(path.join(env.cacheDir, 'upload-origins.json'), (error) =>
+    out.debug(`No early connection to the blob store: ${String(error)}`),
+  );
+  const registryOrigins = rememberedOrigins(path.join(env.cacheDir, 'registry-origins.json'));
 
   return {
     session,
@@ -60,7 +60,7 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
       upload: async ({ sasUrl, data, deploymentId }) => {
         const signature = new URL(sasUrl).searchParams.get('sig');
         if (signature) out.addSecret(signature);
-        const [{ uploadDagBundle }, { rememberUploadOrigin }] = await Promise.all([import('../../bundle/upload.js'), import('../../bundle/upload-origin.js')]);
+        const { uploadDagBundle } = await import('../../bundle/upload.js');
         const uploaded = await uploadDagBundle({
           sasUrl,
           data,
@@ -70,19 +70,10 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
             if (e.type === 'retry') emit({ type: 'warning', message: `Upload: ${e.reason}; retrying` });
           },
         });
-        if (deploymentId !== undefined) await rememberUploadOrigin(env.cacheDir, deploymentId, sasUrl, await preconnected.get(deploymentId));
+        if (deploymentId !== undefined) await uploadOrigins.remember(deploymentId, sasUrl);
         return uploaded;
       },
-      prepareUpload: (deploymentId) => {
-        if (preconnected.has(deploymentId)) return;
-        const origin = import('../../bundle/upload-origin.js')
-          .then(({ preconnectUpload }) => preconnectUpload(env.cacheDir, deploymentId))
-          .catch((error: unknown) => {
-            out.debug(`No early connection to the blob store: ${String(error)}`);
-            return undefined;
-          });
-        preconnected.set(deploymentId, origin);
-      },
+      prepareUpload: (deploymentId) => uploadOrigins.prepare(deploymentId),
     },
 
     runtime: {
@@ -119,16 +110,10 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
       inspect: async (repository, tag, registrySignal, deploymentId) => {
         const { inspectPushedImage, registryOrigin } = await import('../../image/registry.js');
         const image = await inspectPushedImage({ repository, tag, auth: { username: 'cli', password: session.token }, signal: registrySignal });
-        await rememberOrigin(registryOriginsFile, deploymentId, registryOrigin(repository), await registryPreconnected.get(deploymentId));
+        await registryOrigins.remember(deploymentId, registryOrigin(repository));
         return image;
       },
-      prepare: (deploymentId) => {
-        if (!registryPreconnected.has(deploymentId))
-          registryPreconnected.set(
-            deploymentId,
-            preconnectRemembered(registryOriginsFile, deploymentId).catch(() => undefined),
-          );
-      },
+      prepare: (deploymentId) => registryOrigins.prepare(deploymentId),
     },
   };
 }

@@ -4,8 +4,8 @@ import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { preconnectUpload, rememberUploadOrigin } from '../../../src/bundle/upload-origin.js';
 import { waitingConnections } from '../../../src/util/preconnect.js';
+import { preconnectRemembered, rememberedOrigins, rememberOrigin } from '../../../src/util/remembered-origins.js';
 
 let cacheDir: string;
 beforeEach(() => {
@@ -14,6 +14,10 @@ beforeEach(() => {
 afterEach(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
 
 const file = () => path.join(cacheDir, 'upload-origins.json');
+// As the deploy uses them for the blob store (the registry's are the same, in registry-origins.json).
+const preconnectUpload = (dir: string, deploymentId: string) => preconnectRemembered(path.join(dir, 'upload-origins.json'), deploymentId);
+const rememberUploadOrigin = (dir: string, deploymentId: string, url: string, remembered?: string) =>
+  rememberOrigin(path.join(dir, 'upload-origins.json'), deploymentId, url, remembered);
 
 describe('where a Deployment uploaded last time', () => {
   it('keeps the origin only (never the path or the SAS token), per Deployment, and rewrites only on a change', async () => {
@@ -71,6 +75,33 @@ describe('where a Deployment uploaded last time', () => {
     // Somewhere else this time: written.
     await rememberUploadOrigin(cacheDir, 'dep-a', 'http://127.0.0.1:2/c/b?sig=3', found);
     expect(JSON.parse(fs.readFileSync(file(), 'utf8'))).toEqual({ 'dep-a': 'http://127.0.0.1:2' });
+  });
+
+  it("one run's origins: each key's connection opened once, and what it found is what remember compares with", async () => {
+    const server = http.createServer((_req, res) => res.end());
+    let connections = 0;
+    server.on('connection', () => connections++);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as net.AddressInfo;
+      await rememberUploadOrigin(cacheDir, 'dep-a', `http://127.0.0.1:${port}/c/b?sig=1`);
+      const origins = rememberedOrigins(file());
+      origins.prepare('dep-a');
+      origins.prepare('dep-a');
+      for (let i = 0; i < 200 && connections === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(connections).toBe(1);
+      // Unreadable now: had remember read it again, the unchanged origin would have been written back over it.
+      fs.writeFileSync(file(), '{not json');
+      await origins.remember('dep-a', `http://127.0.0.1:${port}/other?sig=2`);
+      expect(fs.readFileSync(file(), 'utf8')).toBe('{not json');
+      // A key prepare never saw: the file decides, and the new origin is written.
+      await origins.remember('dep-b', 'http://127.0.0.1:3/c?sig=3');
+      expect(JSON.parse(fs.readFileSync(file(), 'utf8'))).toEqual({ 'dep-b': 'http://127.0.0.1:3' });
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it('a cache folder it cannot write to is no error', async () => {
