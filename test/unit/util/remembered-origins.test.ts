@@ -19,6 +19,22 @@ const preconnectUpload = (dir: string, deploymentId: string) => preconnectRememb
 const rememberUploadOrigin = (dir: string, deploymentId: string, url: string, remembered?: string) =>
   rememberOrigin(path.join(dir, 'upload-origins.json'), deploymentId, url, remembered);
 
+/** A server that counts the connections it accepted. */
+async function countingServer() {
+  const server = http.createServer((_req, res) => res.end());
+  let connections = 0;
+  server.on('connection', () => connections++);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    connections: () => connections,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
 describe('where a Deployment uploaded last time', () => {
   it('keeps the origin only (never the path or the SAS token), per Deployment, and rewrites only on a change', async () => {
     await rememberUploadOrigin(cacheDir, 'dep-a', 'https://acct.blob.core.windows.net/container/dags.tar.gz?sv=2023&sig=SECRET');
@@ -38,19 +54,15 @@ describe('where a Deployment uploaded last time', () => {
   });
 
   it('opens a connection to the remembered origin; nothing for an unknown Deployment or a corrupt or foreign file', async () => {
-    const server = http.createServer((_req, res) => res.end());
-    let connections = 0;
-    server.on('connection', () => connections++);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port, connections, close } = await countingServer();
     try {
-      const { port } = server.address() as net.AddressInfo;
       await rememberUploadOrigin(cacheDir, 'dep-a', `http://127.0.0.1:${port}/c/b?sig=Z`);
       await preconnectUpload(cacheDir, 'dep-unknown');
       expect(waitingConnections()).not.toContain(`http://127.0.0.1:${port}`);
       await preconnectUpload(cacheDir, 'dep-a');
       expect(waitingConnections()).toContain(`http://127.0.0.1:${port}`);
-      for (let i = 0; i < 200 && connections === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
-      expect(connections).toBe(1);
+      for (let i = 0; i < 200 && connections() === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(connections()).toBe(1);
 
       for (const bad of ['{not json', JSON.stringify({ 'dep-c': 'file:///etc/passwd' }), JSON.stringify({ 'dep-c': 'http://h/p?sig=1' })]) {
         fs.writeFileSync(file(), bad);
@@ -58,8 +70,7 @@ describe('where a Deployment uploaded last time', () => {
         expect(waitingConnections().filter((o) => o.startsWith('file:') || o.startsWith('http://h:'))).toEqual([]);
       }
     } finally {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await close();
     }
   });
 
@@ -78,19 +89,15 @@ describe('where a Deployment uploaded last time', () => {
   });
 
   it("one run's origins: each key's connection opened once, and what it found is what remember compares with", async () => {
-    const server = http.createServer((_req, res) => res.end());
-    let connections = 0;
-    server.on('connection', () => connections++);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port, connections, close } = await countingServer();
     try {
-      const { port } = server.address() as net.AddressInfo;
       await rememberUploadOrigin(cacheDir, 'dep-a', `http://127.0.0.1:${port}/c/b?sig=1`);
       const origins = rememberedOrigins(file());
       origins.prepare('dep-a');
       origins.prepare('dep-a');
-      for (let i = 0; i < 200 && connections === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      for (let i = 0; i < 200 && connections() === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
       await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(connections).toBe(1);
+      expect(connections()).toBe(1);
       // Unreadable now: had remember read it again, the unchanged origin would have been written back over it.
       fs.writeFileSync(file(), '{not json');
       await origins.remember('dep-a', `http://127.0.0.1:${port}/other?sig=2`);
@@ -99,8 +106,7 @@ describe('where a Deployment uploaded last time', () => {
       await origins.remember('dep-b', 'http://127.0.0.1:3/c?sig=3');
       expect(JSON.parse(fs.readFileSync(file(), 'utf8'))).toEqual({ 'dep-b': 'http://127.0.0.1:3' });
     } finally {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await close();
     }
   });
 
