@@ -30,6 +30,25 @@ export function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
+/**
+ * How long a server was busy answering one run's requests (the local platform logs when each arrived and was answered): each
+ * request from its arrival to its answer, overlapping ones counted once. No CLI can finish sooner than its own start
+ * plus this, whatever its code does, as long as it needs those requests.
+ */
+export function platformBusyMs(requests: readonly { startedAtMs?: number; finishedAtMs?: number }[]): number {
+  const spans = requests
+    .flatMap((r) => (r.startedAtMs !== undefined && r.finishedAtMs !== undefined ? [[r.startedAtMs, r.finishedAtMs] as const] : []))
+    .sort((a, b) => a[0] - b[0]);
+  let busy = 0;
+  let end = -Infinity;
+  for (const [from, to] of spans) {
+    if (to <= end) continue;
+    busy += to - Math.max(from, end);
+    end = to;
+  }
+  return busy;
+}
+
 function timeOnce(t: Timed): number {
   t.before?.();
   const start = process.hrtime.bigint();

@@ -122,6 +122,7 @@ export function createBlobProxy(platform: Platform, requests: RequestLog): Serve
     res.on('finish', () => {
       log.status = res.statusCode;
       log.durationMs = Math.round(performance.now() - started);
+      log.finishedAtMs = performance.timeOrigin + performance.now();
     });
     handle(req, res, url, log).catch((error: unknown) => {
       log.error = (error as Error).message;

@@ -40,6 +40,9 @@ export interface RequestLogEntry {
   body?: unknown;
   status?: number;
   durationMs?: number;
+  /** When the request arrived and when its answer was sent (epoch ms, sub-millisecond): how long the platform was busy with it. */
+  startedAtMs?: number;
+  finishedAtMs?: number;
   error?: string;
 }
 
@@ -90,6 +93,7 @@ export class RequestLog {
       listener,
       requestId: newRequestId(),
       at: new Date().toISOString(),
+      startedAtMs: performance.timeOrigin + performance.now(),
       method: req.method ?? 'GET',
       path: url.pathname,
       query: redactQuery(url.searchParams),
@@ -293,6 +297,7 @@ export function createListener(options: ListenerOptions): Server {
     res.on('finish', () => {
       log.status = res.statusCode;
       log.durationMs = Math.round(performance.now() - started);
+      log.finishedAtMs = performance.timeOrigin + performance.now();
     });
 
     const run = async () => {
