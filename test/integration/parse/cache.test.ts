@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runParse, type ParseOptions, type ParseProgressEvent } from '../../../src/parse/index.js';
-import { airflowPython, copyFixture, removeTempDirs, tempDir } from './helpers.js';
+import { airflowPython, copyFixture, expectValidReport, removeTempDirs, tempDir } from './helpers.js';
 
 const cacheDir = tempDir('astro-parse-cache-');
 let projectDir: string;
@@ -21,6 +21,7 @@ async function parse(extra: Partial<ParseOptions> = {}) {
     onProgress: (event) => events.push(event),
     ...extra,
   });
+  expectValidReport(report);
   const startedPython = events.some((e) => e.type === 'airflow-ready');
   const cachedPaths = report.files.filter((f) => f.cached).map((f) => f.path);
   return { report, events, startedPython, cachedPaths };

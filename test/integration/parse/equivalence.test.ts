@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runParse } from '../../../src/parse/index.js';
 import { generateBenchProject } from '../../../fixtures/parse/generate-bench-project.mjs';
-import { airflowPython, copyFixture, referenceDagBag, removeTempDirs, tempDir } from './helpers.js';
+import { airflowPython, copyFixture, expectValidReport, referenceDagBag, removeTempDirs, tempDir } from './helpers.js';
 
 const cacheDir = tempDir('astro-parse-cache-');
 afterAll(removeTempDirs);
@@ -18,6 +18,7 @@ function listTree(dir: string): string[] {
 async function compare(projectDir: string) {
   const before = listTree(projectDir);
   const ours = await runParse({ projectDir, python: airflowPython(), hostEnv: { PATH: process.env.PATH }, cacheDir, noCache: true });
+  expectValidReport(ours);
   // The parse writes nothing into the project: no __pycache__, no Airflow logs or database.
   expect(listTree(projectDir)).toEqual(before);
   const reference = await referenceDagBag(projectDir);

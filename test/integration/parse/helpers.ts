@@ -6,6 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
+import { expect } from 'vitest';
+import { parseReport, type ParseReport } from '../../../src/parse/index.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const fixturesDir = path.join(repoRoot, 'fixtures', 'parse');
@@ -185,4 +187,9 @@ export function probeHome(canary: string): ProbeHome {
 /** Every `ENCODED:<base64>` a probe printed, decoded (a secret printed encoded gets past plain redaction). */
 export function decodedOutput(text: string): string {
   return [...text.matchAll(/ENCODED:([A-Za-z0-9+/=]+)/g)].map((m) => Buffer.from(m[1] as string, 'base64').toString('latin1')).join('\n');
+}
+
+/** runParse builds its report without validating it again: the report must match its schema exactly (no key more or less). */
+export function expectValidReport(report: ParseReport): void {
+  expect(parseReport.parse(report)).toStrictEqual(report);
 }

@@ -7,7 +7,7 @@ import Docker from 'dockerode';
 import { createDockerEngine } from '../../../src/image/engine.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runParse, type ParseOptions, type ParseProgressEvent } from '../../../src/parse/index.js';
-import { airflowPython, copyFixture, dockerSocket, removeTempDirs, runtimeImage, tempDir } from './helpers.js';
+import { airflowPython, copyFixture, dockerSocket, expectValidReport, removeTempDirs, runtimeImage, tempDir } from './helpers.js';
 
 const docker = new Docker({ socketPath: dockerSocket() });
 const cacheDir = tempDir('astro-parse-cache-');
@@ -24,6 +24,7 @@ async function parseInImage(projectDir: string, extra: Partial<ParseOptions> = {
     { projectDir, image: runtimeImage(), hostEnv: { PATH: process.env.PATH }, cacheDir, onProgress: (e) => events.push(e), ...extra },
     { docker: createDockerEngine({ socketPath: dockerSocket() }) },
   );
+  expectValidReport(report);
   return { report, startedAirflow: events.some((e) => e.type === 'airflow-ready') };
 }
 
