@@ -10,6 +10,7 @@
  *   db/<identity>.db                an initialised Airflow metadata database to copy instead of re-creating it
  */
 import { createHash } from 'node:crypto';
+import fsSync, { type Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import * as z from 'zod';
@@ -47,19 +48,21 @@ export class ContentHasher {
     this.dirty = false;
   }
 
-  /** sha256 of the file's content, or null when it does not exist (absence is a state worth remembering too). */
+  /**
+   * sha256 of the file's content, or null when it does not exist (absence is a state worth remembering too). The
+   * stat is synchronous (metadata, from the kernel's caches: a promise per stat cost more than the stat); only a
+   * file whose stat changed is read.
+   */
   async hashFile(file: string): Promise<string | null> {
-    let stat;
+    let stat: Stats;
     try {
-      stat = await fs.stat(file);
+      stat = fsSync.statSync(file);
     } catch {
       return null;
     }
     if (!stat.isFile()) return stat.isDirectory() ? 'directory' : 'other';
-    const known = this.memo[file];
-    if (known !== undefined && known.size === stat.size && known.mtimeMs === stat.mtimeMs && known.ctimeMs === stat.ctimeMs && known.ino === stat.ino) {
-      return known.hash;
-    }
+    const known = this.remembered(file, stat);
+    if (known !== undefined) return known;
     let content: Buffer;
     try {
       content = await fs.readFile(file);
@@ -74,10 +77,27 @@ export class ContentHasher {
     return hash;
   }
 
+  /** The remembered content hash of a file whose stat still matches, or undefined (changed, unknown, not a file). */
+  knownHash(file: string): string | undefined {
+    let stat: Stats;
+    try {
+      stat = fsSync.statSync(file);
+    } catch {
+      return undefined;
+    }
+    return stat.isFile() ? this.remembered(file, stat) : undefined;
+  }
+
+  private remembered(file: string, stat: Stats): string | undefined {
+    const known = this.memo[file];
+    const same = known !== undefined && known.size === stat.size && known.mtimeMs === stat.mtimeMs && known.ctimeMs === stat.ctimeMs && known.ino === stat.ino;
+    return same ? known.hash : undefined;
+  }
+
   /** Hash of a directory's sorted entry names (what an import's directory scan depends on), null when absent. */
   async hashDir(dir: string): Promise<string | null> {
     try {
-      const names = await fs.readdir(dir);
+      const names = fsSync.readdirSync(dir);
       return sha256(...names.sort());
     } catch {
       return null;
@@ -91,49 +111,54 @@ export interface TreeSnapshot {
   files: Map<string, string>;
 }
 
-/** A snapshot of everything that decides which files DagBag lists: every path and content below the folder. */
+/**
+ * A snapshot of everything that decides which files DagBag lists: every path and content below the folder. The
+ * walk and the stats are synchronous (metadata only, answered from the kernel's caches); only files whose stat
+ * changed are read, concurrently.
+ */
 export async function snapshotTree(root: string, hasher: ContentHasher): Promise<TreeSnapshot> {
   const files = new Map<string, string>();
+  const toRead: string[] = [];
   const seen = new Set<string>();
-  const walk = async (dir: string): Promise<void> => {
-    let real: string;
+  const walk = (dir: string): void => {
+    let entries: fsSync.Dirent[];
     try {
-      real = await fs.realpath(dir);
+      const real = fsSync.realpathSync(dir);
+      if (seen.has(real)) return;
+      seen.add(real);
+      entries = fsSync.readdirSync(dir, { withFileTypes: true });
     } catch {
       return;
     }
-    if (seen.has(real)) return;
-    seen.add(real);
-    let entries;
-    try {
-      entries = await fs.readdir(dir, { withFileTypes: true });
-    } catch {
-      return;
+    for (const entry of entries) {
+      const full = path.join(dir, entry.name);
+      let isDir = entry.isDirectory();
+      let isFile = entry.isFile();
+      if (entry.isSymbolicLink()) {
+        try {
+          const target = fsSync.statSync(full);
+          isDir = target.isDirectory();
+          isFile = target.isFile();
+        } catch {
+          continue;
+        }
+      }
+      // Bytecode caches are written by every import and never hold DAG files.
+      if (isDir && entry.name !== '__pycache__') walk(full);
+      else if (isFile) {
+        const known = hasher.knownHash(full);
+        if (known !== undefined) files.set(full, known);
+        else toRead.push(full);
+      }
     }
-    await Promise.all(
-      entries.map(async (entry) => {
-        const full = path.join(dir, entry.name);
-        let isDir = entry.isDirectory();
-        let isFile = entry.isFile();
-        if (entry.isSymbolicLink()) {
-          try {
-            const target = await fs.stat(full);
-            isDir = target.isDirectory();
-            isFile = target.isFile();
-          } catch {
-            return;
-          }
-        }
-        // Bytecode caches are written by every import and never hold DAG files.
-        if (isDir && entry.name !== '__pycache__') await walk(full);
-        else if (isFile) {
-          const hash = await hasher.hashFile(full);
-          if (hash !== null) files.set(full, hash);
-        }
-      }),
-    );
   };
-  await walk(root);
+  walk(root);
+  await Promise.all(
+    toRead.map(async (file) => {
+      const hash = await hasher.hashFile(file);
+      if (hash !== null) files.set(file, hash);
+    }),
+  );
   const sorted = [...files.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return { key: sha256(root, ...sorted.map(([file, hash]) => `${file}\0${hash}`)), files };
 }
