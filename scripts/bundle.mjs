@@ -12,6 +12,9 @@ const outdir = at > 0 ? process.argv[at + 1] : 'dist/bundle';
 const outfile = path.join(outdir, 'main.cjs');
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+// The parse harness's version (a hash of python/astro_parse, which the package ships beside the bundle), computed by
+// the same code from tsc's output, once here instead of in every parse (src/parse/harness.ts).
+const { harnessVersion } = await import(new URL('../dist/parse/harness.js', import.meta.url).href);
 const BUNDLED = ['zod', 'commander', 'yaml', 'tar-stream', 'tar-fs', '@balena/dockerignore'];
 const external = Object.keys(pkg.dependencies).filter((name) => !BUNDLED.includes(name));
 
@@ -35,7 +38,7 @@ await build({
   // only when a command needs them.
   external,
   // Two modules find files beside themselves (package.json, the Python harness) from their own URL.
-  define: { 'import.meta.url': '__astroModuleUrl' },
+  define: { 'import.meta.url': '__astroModuleUrl', __ASTRO_HARNESS_VERSION__: JSON.stringify(harnessVersion()) },
   banner: { js: 'const __astroModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
 });
 

@@ -1,7 +1,8 @@
 // What `npm install -g .` / `npx astro` get: the package must carry the built CLI and the parse harness.
 import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { harnessVersion } from '../../../src/parse/harness.js';
 
 describe('the npm package', () => {
   it('contains the entry point, the build and the Python harness, and the bin runs', () => {
@@ -22,5 +23,12 @@ describe('the npm package', () => {
       execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }),
     ) as { files: { path: string }[] }[];
     expect(again[0]!.files.filter((f) => f.path.includes('code-cache'))).toEqual([]);
+  });
+
+  it('the bundle carries the version of the parse harness it ships beside', () => {
+    // harnessVersion() here hashes python/astro_parse as it is now; the bundle was built from the same files.
+    const bundle = readFileSync('dist/bundle/main.cjs', 'latin1');
+    expect(bundle).toContain(JSON.stringify(harnessVersion()));
+    expect(bundle).not.toContain('__ASTRO_HARNESS_VERSION__');
   });
 });
