@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Endpoints, SeedTokens } from '../test/platform/stack.js';
 import { provisioned } from '../test/helpers/provisioned.js';
-import { compare, type Comparison } from './lib.js';
+import { benchEnv, compare, type Comparison } from './lib.js';
 
 const DEPLOYMENT = 'cldepdagon000000000000000';
 
@@ -37,14 +37,13 @@ export default async function run(): Promise<Comparison[]> {
     fs.mkdirSync(path.join(home, '.astro'), { recursive: true });
     fs.writeFileSync(path.join(home, '.astro', 'config.yaml'), `context: localhost\nlocal:\n  core: ${stack.endpoints.platform.url}\n`);
     const token = stack.tokens.apiTokens.find((t) => t.id === 'cltokwsdataplatform000000')!.token;
-    const env = {
-      ...process.env,
+    const env = benchEnv({
       ASTRO_HOME: home,
       ASTRO_API_TOKEN: token,
       ASTRO_PARSE_PYTHON: provisioned().AIRFLOW_PYTHON,
       ASTRO_CACHE_DIR: path.join(work, 'cache'),
       NO_COLOR: '1',
-    };
+    });
     const astro = { command: process.execPath, args: [path.resolve('bin/astro.js'), 'deploy', DEPLOYMENT, '--dags'], options: { cwd: project, env } };
     // One deploy first: it fills the parse cache (a user's second deploy of the day) and gives us a SAS URL's shape.
     execFileSync(astro.command, astro.args, { ...astro.options, stdio: 'ignore' });

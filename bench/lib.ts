@@ -24,6 +24,18 @@ export interface Comparison {
   details?: string[];
 }
 
+/**
+ * The environment the benches run astro (and Node's bare start) in: this process's, less NODE_EXTRA_CA_CERTS. When
+ * it is set, Node 20 builds its TLS root store while it starts, before any code runs: about 38 ms of every start on
+ * the machines these benches ran on, where it named the system CA bundle. Most users do not set it, and nothing the
+ * benches run uses TLS. The peer bench times Node's bare start with it as well, so what it costs stays visible.
+ */
+export function benchEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  delete env.NODE_EXTRA_CA_CERTS;
+  return env;
+}
+
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { provisioned } from '../test/helpers/provisioned.js';
-import { median, platformBusyMs, type Comparison } from './lib.js';
+import { benchEnv, median, platformBusyMs, type Comparison } from './lib.js';
 import type { PeerPlatform } from './scripts/peer-platform.js';
 
 const DEPLOYMENT = 'cldepdagon000000000000000';
@@ -193,13 +193,10 @@ export default async function run(): Promise<Comparison[]> {
     execFileSync(process.execPath, [path.resolve('fixtures/parse/generate-bench-project.mjs'), generated, '1000'], { stdio: 'ignore' });
     fs.cpSync(path.join(generated, 'dags'), path.join(thousand, 'dags'), { recursive: true });
 
-    // NODE_EXTRA_CA_CERTS makes Node 20 build its TLS root store (its own roots and the file's) while it starts,
-    // before any code runs: about 38 ms of every start on the machines these benches ran on, where it named the
-    // system bundle. Most users do not set it, and nothing here uses TLS: both CLIs run without it (Go ignores it),
-    // and Node's bare start with it is timed beside the --help row, so what it costs stays visible.
-    const { NODE_EXTRA_CA_CERTS: extraCaCerts, ...inherited } = process.env;
-    const common = {
-      ...inherited,
+    // Both CLIs run without NODE_EXTRA_CA_CERTS (benchEnv; Go ignores it); Node's bare start with it is timed beside
+    // the --help row.
+    const extraCaCerts = process.env.NODE_EXTRA_CA_CERTS;
+    const common = benchEnv({
       ASTRONOMER_SKIP_PARSE: '1',
       NO_COLOR: '1',
       DOCKER_HOST: `unix://${provisioned().DOCKER_SOCKET}`,
@@ -207,7 +204,7 @@ export default async function run(): Promise<Comparison[]> {
       HTTPS_PROXY: 'http://127.0.0.1:9',
       NO_PROXY: 'localhost,127.0.0.1',
       ASTRO_TELEMETRY_DISABLED: '1',
-    };
+    });
     const bin = path.resolve('bin/astro.js');
     const help = interleave(
       'astro --help vs Astronomer CLI --help',

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Endpoints, SeedTokens } from '../test/platform/stack.js';
 import { provisioned } from '../test/helpers/provisioned.js';
-import { compare, type Comparison } from './lib.js';
+import { benchEnv, compare, type Comparison } from './lib.js';
 
 const DEPLOYMENT = 'cldepdagon000000000000000';
 
@@ -32,15 +32,14 @@ export default async function run(): Promise<Comparison> {
     const home = path.join(work, 'home');
     fs.mkdirSync(path.join(home, '.astro'), { recursive: true });
     fs.writeFileSync(path.join(home, '.astro', 'config.yaml'), `context: localhost\nlocal:\n  core: ${stack.endpoints.platform.url}\n`);
-    const env = {
-      ...process.env,
+    const env = benchEnv({
       ASTRO_HOME: home,
       ASTRO_API_TOKEN: stack.tokens.apiTokens.find((t) => t.id === 'cltokwsdataplatform000000')!.token,
       ASTRO_PARSE_PYTHON: provisioned().AIRFLOW_PYTHON,
       ASTRO_CACHE_DIR: path.join(work, 'cache'),
       DOCKER_HOST: `unix://${provisioned().DOCKER_SOCKET}`,
       NO_COLOR: '1',
-    };
+    });
     const astro = (extra: string[]) => ({
       command: process.execPath,
       args: [path.resolve('bin/astro.js'), 'deploy', DEPLOYMENT, ...extra],
