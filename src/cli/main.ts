@@ -8,6 +8,7 @@ import { interruptedBy } from '../util/retry.js';
 import { readEnv, type AstroEnv } from '../env.js';
 import { Output, type Streams } from '../ui/output.js';
 import { normalizeBooleanFlags } from './bool-flags.js';
+import { earlyApiConnection } from './api-origin.js';
 import { createCommandContext, type CommandContext } from './context.js';
 import { registerConfig } from './commands/config.js';
 import { registerContext } from './commands/context.js';
@@ -74,6 +75,9 @@ function applyToAll(command: Command, apply: (c: Command) => void): void {
 export async function main(argv: string[], options: MainOptions = {}): Promise<number> {
   const streams: Streams = options.streams ?? { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin };
   const env: AstroEnv = readEnv(options.env);
+  // First, before the command tree is even built: the connection a deploy's first request will take (api-origin.ts).
+  const apiOrigin = earlyApiConnection(argv, env);
+  await apiOrigin.started;
   // Read when a command starts, not here: `--help` works in a deleted directory, and a command there fails cleanly.
   const cwd = options.cwd;
   const signal = options.signal ?? new AbortController().signal;
@@ -106,7 +110,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       out = new Output(streams, { json: globals.json, verbose, noColor: env.noColor, forceColor: env.forceColor, ci: env.ci });
       if (env.apiToken) out.addSecret(env.apiToken);
       if (env.apiKeySecret) out.addSecret(env.apiKeySecret);
-      context = createCommandContext(out, env, cwd ?? workingDirectory(), signal);
+      context = createCommandContext(out, env, cwd ?? workingDirectory(), signal, apiOrigin);
     });
   });
 

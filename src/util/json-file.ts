@@ -1,5 +1,6 @@
 /** Small JSON files in astro's cache: reads validate (a corrupt or foreign file reads as absent), writes are atomic. */
 import { randomBytes } from 'node:crypto';
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type * as z from 'zod';
@@ -13,6 +14,16 @@ export async function readJsonFile<T extends z.ZodType>(file: string, schema: T)
   }
   try {
     const parsed = schema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** readJsonFile without waiting for the event loop: for a small file read before anything else can run. */
+export function readJsonFileSync<T extends z.ZodType>(file: string, schema: T): z.infer<T> | undefined {
+  try {
+    const parsed = schema.safeParse(JSON.parse(fsSync.readFileSync(file, 'utf8')));
     return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;

@@ -56,6 +56,30 @@ export function preconnect(url: string): void {
   waiting.set(key, socket);
 }
 
+/**
+ * Resolves once the connection waiting at `url`'s origin has its address and has sent its first handshake packet (or
+ * failed, or was taken), or after `capMs`. The name lookup answers only when the event loop turns, which a command's
+ * start-up (loading code, no waiting) does not let it do: a command that wants the handshake to overlap its start
+ * waits for this once, first.
+ */
+export function connectionStarted(url: string, capMs: number): Promise<void> {
+  const socket = waiting.get(connectionOrigin(url) ?? '');
+  if (socket === undefined || !socket.connecting) return Promise.resolve();
+  // An address needs no lookup: the packet leaves at the next tick (and no 'lookup' event comes). Not net.isIP: its
+  // IPv6 pattern costs milliseconds the first time it runs on a name.
+  if (/^(\d{1,3}\.){3}\d{1,3}$|:/.test(bareHost(new URL(url).hostname))) return new Promise((resolve) => setImmediate(resolve));
+  return new Promise<void>((resolve) => {
+    const events = ['lookup', 'connect', 'error', 'close'] as const;
+    const done = () => {
+      clearTimeout(timer);
+      for (const event of events) socket.off(event, done);
+      resolve();
+    };
+    const timer = setTimeout(done, capMs);
+    for (const event of events) socket.once(event, done);
+  });
+}
+
 /** The agent's first connection to a preconnected origin is the one waiting there; the rest it opens itself. */
 export function usingPreconnected<T extends http.Agent>(agent: T, protocol: 'http:' | 'https:'): T {
   const open = agent.createConnection.bind(agent);

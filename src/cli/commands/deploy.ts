@@ -193,6 +193,7 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
       out.addSecret(stored?.refreshtoken);
       const session = await resolveAstroSession(config, env, { notice: (m) => out.info(m), warn: (m) => out.warn(m), signal });
       out.addSecret(session.token);
+      await ctx().apiOrigin.remember(session.restBaseUrl);
       out.info(session.domain === 'astronomer.io' ? 'Authenticated to Astro \n' : `Authenticated to ${session.domain} \n`);
 
       const [{ deployToAstro }, { createDeployPorts }, { createDeployView }] = await Promise.all([
@@ -276,7 +277,7 @@ function printPlan(out: CommandContext['out'], plan: DeployPlan): void {
 async function deployToSoftwareContext(
   deploymentId: string | undefined,
   flags: DeployFlags,
-  { out, env, cwd, signal }: CommandContext,
+  { out, env, cwd, signal, apiOrigin }: CommandContext,
   config: AstroConfig,
   domain: string,
 ): Promise<void> {
@@ -297,6 +298,7 @@ async function deployToSoftwareContext(
     import('../deploy-view.js'),
   ]);
   const url = houstonUrl(domain, houstonSettings(config));
+  await apiOrigin.remember(url);
   out.info(`Authenticated to ${domain} \n`);
 
   const view = createDeployView(out);

@@ -27,6 +27,7 @@ export function registerDeployment(program: Command, ctx: () => CommandContext):
         warn: (m) => out.warn(m),
         signal,
       });
+      await ctx().apiOrigin.remember(session.restBaseUrl);
       const workspaceId = flags.all ? undefined : (flags.workspaceId ?? session.workspaceId);
       const deployments = await client.listDeployments(session.organizationId, workspaceId ? { workspaceIds: [workspaceId] } : {}, signal);
       const rows = deployments.map((d) => ({

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../platform/stack.js';
 import { runCli } from '../../helpers/cli.js';
 import { provisioned } from '../../helpers/provisioned.js';
+import { connectionOrigin } from '../../../src/util/preconnect.js';
 
 const DAG_ON = 'cldepdagon000000000000000';
 const DAG_OFF = 'cldepdagoff00000000000000';
@@ -305,5 +306,18 @@ describe('the deploy plan', () => {
     const third = await deploy([DAG_OFF, '--json'], dir, home);
     expect(third.code, third.stderr).toBe(0);
     expect(JSON.parse(third.stdout)).toMatchObject({ noop: true, plan: { deployed: { image: { recordedIn: 'image label' } } } });
+  });
+
+  it("remembers the API's origin under the config home, and the next deploy connects there as it starts", async () => {
+    const dir = await project();
+    const home = await freshHome();
+    const file = path.join(home, 'cache', 'api-origins.json');
+    const first = await deploy([DAG_ON, '--dags', '--json'], dir, home);
+    expect(first.code, first.stderr).toBe(0);
+    // Only the origin (scheme, host and port), under the config home it was used from.
+    expect(JSON.parse(await fs.readFile(file, 'utf8'))).toEqual({ [path.resolve(home)]: connectionOrigin(stack.endpoints.platform.url) });
+    const second = await deploy([DAG_ON, '--dags', '--json'], dir, home);
+    expect(second.code, second.stderr).toBe(0);
+    expect(JSON.parse(second.stdout)).toMatchObject({ type: 'DAG_ONLY', status: 'DEPLOYING' });
   });
 });

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { nodeFetch } from '../../../src/platform/http.js';
-import { connectionOrigin, preconnect, usingPreconnected, waitingConnections } from '../../../src/util/preconnect.js';
+import { connectionOrigin, connectionStarted, preconnect, usingPreconnected, waitingConnections } from '../../../src/util/preconnect.js';
 import { ensureTlsIdentity } from '../../platform/keys.js';
 
 /** A server that answers 200 and counts the connections it accepted. */
@@ -96,6 +96,25 @@ describe('preconnect', () => {
     expect(await get(a.url, agent)).toBe(200);
     expect(a.connections()).toBe(1);
     agent.destroy();
+  });
+
+  it('connectionStarted: resolves once the early connection has left (its name looked up), not at the cap', async () => {
+    const sockets: net.Socket[] = [];
+    const server = await countingServer((socket) => sockets.push(socket));
+    closers.push(async () => {
+      for (const socket of sockets) socket.destroy();
+      await server.close();
+    });
+    const { port } = server.server.address() as net.AddressInfo;
+    // A name (looked up first, then the handshake) and an address (no lookup): neither waits for the cap of a minute.
+    for (const url of [`http://localhost:${port}/by-name`, `http://127.0.0.1:${port}/by-address`]) {
+      preconnect(url);
+      expect(waitingConnections()).toContain(connectionOrigin(url));
+      await connectionStarted(url, 60_000);
+    }
+    await until(() => server.connections() === 2);
+    // Nothing waiting there: at once.
+    await connectionStarted('http://127.0.0.1:9/nothing-waits-here', 60_000);
   });
 
   it('a connection nobody takes does not keep the process alive, and a refused one is no error', () => {
