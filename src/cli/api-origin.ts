@@ -1,9 +1,10 @@
 /**
  * The platform's API, connected to early. A command whose first requests go to the API (a deploy, a Deployment
  * listing) opens a connection, as the CLI starts, to where its API requests went last time under the same config
- * home (Astro's REST API; Houston's GraphQL client sends through fetch, which would not take the connection); the handshakes (TCP, and TLS for https) then overlap loading the CLI, its config and the session instead of
+ * home. The handshakes (TCP, and TLS for https) then overlap loading the CLI, its config and the session instead of
  * delaying the first request: far from the platform, a round trip or two of every deploy. A wrong guess (another
- * context since) costs one connection nobody uses; only the origin is kept (remembered-origins.ts).
+ * context since) costs one connection nobody uses; only the origin is kept (remembered-origins.ts). Astro's REST API
+ * only: Houston's GraphQL client sends through fetch, which would never take the connection.
  */
 import path from 'node:path';
 import type { AstroEnv } from '../env.js';
