@@ -26,13 +26,23 @@ async function dockerFor(ctx: CommandContext, imageName: string | undefined, con
   return connectEngine(ctx.env, { containerBinary, signal: ctx.signal, debug: (m) => ctx.out.debug(m) });
 }
 
+/**
+ * The config, when the check may read it: the engine's binary (`container.binary`) for --image-name, `parse.python`
+ * when neither --python nor ASTRO_PARSE_PYTHON names the interpreter. Otherwise it is not read at all (its YAML took
+ * 6 ms of a warm parse), nor can a config file the command does not use stop it.
+ */
+async function checkConfig(c: CommandContext, flags: CheckFlags): Promise<AstroConfig | undefined> {
+  const needed = flags.imageName !== undefined || (flags.python === undefined && c.env.parsePython === undefined);
+  return needed ? c.loadConfig() : undefined;
+}
+
 /** Where dev parse and dev pytest run: the project, in an image or with a host Python, with the project's env file. */
-function checkTarget(c: CommandContext, flags: CheckFlags, config: AstroConfig) {
+function checkTarget(c: CommandContext, flags: CheckFlags, config: AstroConfig | undefined) {
   return {
     projectDir: c.cwd,
     image: flags.imageName,
     python: flags.python,
-    configuredPython: c.env.parsePython ?? (config.get('parse.python') || undefined),
+    configuredPython: c.env.parsePython ?? (config?.get('parse.python') || undefined),
     envFile: flags.env,
     hostEnv: c.env.raw,
     cacheDir: c.env.cacheDir,
@@ -61,7 +71,7 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
       const [{ runParse }, { renderParseReport }, config] = await Promise.all([
         import('../../parse/runParse.js'),
         import('../../parse/render.js'),
-        c.loadConfig(),
+        checkConfig(c, flags),
       ]);
       const spinner = await out.spinner('Checking your DAGs for errors…');
       let report;
@@ -75,7 +85,7 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
               if (e.type === 'listing') spinner.update(`Checking ${e.toParse} of ${e.files} DAG files for errors…`);
             },
           },
-          { docker: await dockerFor(c, flags.imageName, config.get('container.binary')) },
+          { docker: await dockerFor(c, flags.imageName, config?.get('container.binary')) },
         );
       } catch (error) {
         spinner.fail('Checking your DAGs for errors failed');
@@ -106,7 +116,7 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
       const { out, cwd, signal } = c;
       await (await import('../../parse/project.js')).assertAstroProject(cwd);
       await checkEnvFile(cwd, flags.env);
-      const [{ runPytest }, config] = await Promise.all([import('../../parse/pytest.js'), c.loadConfig()]);
+      const [{ runPytest }, config] = await Promise.all([import('../../parse/pytest.js'), checkConfig(c, flags)]);
       const result = await runPytest(
         {
           ...checkTarget(c, flags, config),
@@ -117,7 +127,7 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
           // Test output carries what DAG code printed: no control sequence of it reaches the terminal as such.
           onOutput: (chunk, stream) => (stream === 'stdout' && !out.json ? out.streams.stdout : out.streams.stderr).write(out.redact(chunk)),
         },
-        { docker: await dockerFor(c, flags.imageName, config.get('container.binary')) },
+        { docker: await dockerFor(c, flags.imageName, config?.get('container.binary')) },
       );
       out.setDocument({ passed: result.passed, exitCode: result.exitCode, mode: result.mode });
       if (!result.passed) {

@@ -36,6 +36,31 @@ describe('astro dev parse', () => {
     expect(report.files.find((f: { path: string }) => f.path === 'dags/syntax_error.py').status).toBe('error');
     expect(json.stdout + json.stderr).not.toContain('secret-token-that-must-not-leak');
   });
+
+  it('reads the config only when it may name the interpreter', async () => {
+    const home = await fs.mkdtemp(path.join(os.tmpdir(), 'astro-dev-home-'));
+    try {
+      await fs.mkdir(path.join(home, '.astro'));
+      const configFile = path.join(home, '.astro', 'config.yaml');
+      await fs.writeFile(configFile, 'contexts: [this is: not valid\n');
+      const cwd = path.resolve('fixtures/example-project');
+      // ASTRO_PARSE_PYTHON (or --python) names it: a config file the command does not use cannot stop it.
+      const named = await runCli(['dev', 'parse'], { cwd, env: { ...env(), ASTRO_HOME: home } });
+      expect(named.code, named.stderr).toBe(0);
+      const flag = await runCli(['dev', 'parse', '--python', provisioned().AIRFLOW_PYTHON], { cwd, env: { ASTRO_CACHE_DIR: cache, ASTRO_HOME: home } });
+      expect(flag.code, flag.stderr).toBe(0);
+      // Otherwise the config is read: a broken one says so, a good one's parse.python is used.
+      const unnamed = await runCli(['dev', 'parse'], { cwd, env: { ASTRO_CACHE_DIR: cache, ASTRO_HOME: home } });
+      expect(unnamed.code).not.toBe(0);
+      expect(unnamed.stderr).toContain(`The config file ${configFile} cannot be used`);
+      await fs.writeFile(configFile, `parse:\n  python: ${provisioned().AIRFLOW_PYTHON}\n`);
+      const configured = await runCli(['dev', 'parse'], { cwd, env: { ASTRO_CACHE_DIR: cache, ASTRO_HOME: home } });
+      expect(configured.code, configured.stderr).toBe(0);
+      expect(configured.stdout).toMatch(/^No errors detected in your DAGs/m);
+    } finally {
+      await fs.rm(home, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('astro dev pytest', () => {
