@@ -62,6 +62,17 @@ describe('Houston client', () => {
     expect(JSON.parse(seen!.body)).toMatchObject({ variables: { a: 'b' } });
   });
 
+  it("sends through the API clients' node:http fetch, never the global fetch (which compiles undici first)", async () => {
+    const url = await serve(() => ({ status: 200, body: JSON.stringify({ data: { workspaces: [] } }) }));
+    const original = globalThis.fetch;
+    globalThis.fetch = (() => Promise.reject(new Error('the global fetch was used'))) as typeof fetch;
+    try {
+      expect(await createHoustonClient({ url, token: 't' }).request('{ workspaces { id } }', undefined, schema)).toEqual({ workspaces: [] });
+    } finally {
+      globalThis.fetch = original;
+    }
+  });
+
   it('reports the first GraphQL error, never the variables (which may hold a password)', async () => {
     const url = await serve(() => ({ status: 200, body: JSON.stringify({ data: null, errors: [{ message: 'Invalid username or password' }] }) }));
     const error = (await createHoustonClient({ url })
