@@ -4,7 +4,7 @@
  * home. The handshakes (TCP, and TLS for https) then overlap loading the CLI, its config and the session instead of
  * delaying the first request: far from the platform, a round trip or two of every deploy. A wrong guess (another
  * context since) costs one connection nobody uses; only the origin is kept (remembered-origins.ts). Astro's REST API
- * only: Houston's GraphQL client sends through fetch, which would never take the connection.
+ * and Software's Houston alike: both clients send through nodeFetch, whose agents take the connection.
  */
 import path from 'node:path';
 import type { AstroEnv } from '../env.js';

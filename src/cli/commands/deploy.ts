@@ -277,7 +277,7 @@ function printPlan(out: CommandContext['out'], plan: DeployPlan): void {
 async function deployToSoftwareContext(
   deploymentId: string | undefined,
   flags: DeployFlags,
-  { out, env, cwd, signal }: CommandContext,
+  { out, env, cwd, signal, apiOrigin }: CommandContext,
   config: AstroConfig,
   domain: string,
 ): Promise<void> {
@@ -298,6 +298,7 @@ async function deployToSoftwareContext(
     import('../deploy-view.js'),
   ]);
   const url = houstonUrl(domain, houstonSettings(config));
+  await apiOrigin.remember(url);
   out.info(`Authenticated to ${domain} \n`);
 
   const view = createDeployView(out);

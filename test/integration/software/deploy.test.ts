@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../platform/stack.js';
+import { connectionOrigin } from '../../../src/util/preconnect.js';
 import { runCli } from '../../helpers/cli.js';
 import { provisioned } from '../../helpers/provisioned.js';
 
@@ -283,6 +284,9 @@ describe('astro deploy to Astronomer Software', () => {
     expect(doc.image).toBeUndefined();
     expect((await state()).software.dagUploads.at(-1)).toMatchObject({ releaseName: DAGS.release, description: 'Deployed via <astro deploy --dags>' });
     expect((await state()).registryPushes).toHaveLength(pushes);
+    // Houston's origin is kept for the next deploy's early connection, as Astro's API is.
+    const origins = JSON.parse(await fs.readFile(path.join(home, 'cache', 'api-origins.json'), 'utf8')) as Record<string, string>;
+    expect(origins[path.resolve(home)]).toBe(connectionOrigin(stack.endpoints.houston.graphqlUrl));
   });
 
   it('on a terminal, lists the workspace Deployments to choose from', async () => {
