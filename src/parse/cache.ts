@@ -61,8 +61,18 @@ export class ContentHasher {
       return null;
     }
     if (!stat.isFile()) return stat.isDirectory() ? 'directory' : 'other';
-    const known = this.remembered(file, stat);
-    if (known !== undefined) return known;
+    return this.rememberedHash(file, stat) ?? this.readHash(file, stat);
+  }
+
+  /** The content hash remembered for a regular file whose stat (`stat`, taken by the caller) still matches it. */
+  rememberedHash(file: string, stat: Stats): string | undefined {
+    const known = this.memo[file];
+    const same = known !== undefined && known.size === stat.size && known.mtimeMs === stat.mtimeMs && known.ctimeMs === stat.ctimeMs && known.ino === stat.ino;
+    return same ? known.hash : undefined;
+  }
+
+  /** Reads a regular file and hashes it, remembering the hash by `stat` unless the file changed too recently. */
+  async readHash(file: string, stat: Stats): Promise<string | null> {
     let content: Buffer;
     try {
       content = await fs.readFile(file);
@@ -75,23 +85,6 @@ export class ContentHasher {
       this.dirty = true;
     }
     return hash;
-  }
-
-  /** The remembered content hash of a file whose stat still matches, or undefined (changed, unknown, not a file). */
-  knownHash(file: string): string | undefined {
-    let stat: Stats;
-    try {
-      stat = fsSync.statSync(file);
-    } catch {
-      return undefined;
-    }
-    return stat.isFile() ? this.remembered(file, stat) : undefined;
-  }
-
-  private remembered(file: string, stat: Stats): string | undefined {
-    const known = this.memo[file];
-    const same = known !== undefined && known.size === stat.size && known.mtimeMs === stat.mtimeMs && known.ctimeMs === stat.ctimeMs && known.ino === stat.ino;
-    return same ? known.hash : undefined;
   }
 
   /** Hash of a directory's sorted entry names (what an import's directory scan depends on), null when absent. */
@@ -118,7 +111,7 @@ export interface TreeSnapshot {
  */
 export async function snapshotTree(root: string, hasher: ContentHasher): Promise<TreeSnapshot> {
   const files = new Map<string, string>();
-  const toRead: string[] = [];
+  const toRead: [string, Stats][] = [];
   const seen = new Set<string>();
   const walk = (dir: string): void => {
     let entries: fsSync.Dirent[];
@@ -132,30 +125,29 @@ export async function snapshotTree(root: string, hasher: ContentHasher): Promise
     }
     for (const entry of entries) {
       const full = path.join(dir, entry.name);
-      let isDir = entry.isDirectory();
-      let isFile = entry.isFile();
-      if (entry.isSymbolicLink()) {
+      // One stat per file (the link's target for a symlink, followed as Airflow does): the type and the memo's key.
+      let stat: Stats | undefined;
+      if (entry.isSymbolicLink() || entry.isFile()) {
         try {
-          const target = fsSync.statSync(full);
-          isDir = target.isDirectory();
-          isFile = target.isFile();
+          stat = fsSync.statSync(full);
         } catch {
           continue;
         }
       }
+      const isDir = stat ? stat.isDirectory() : entry.isDirectory();
       // Bytecode caches are written by every import and never hold DAG files.
       if (isDir && entry.name !== '__pycache__') walk(full);
-      else if (isFile) {
-        const known = hasher.knownHash(full);
+      else if (stat?.isFile()) {
+        const known = hasher.rememberedHash(full, stat);
         if (known !== undefined) files.set(full, known);
-        else toRead.push(full);
+        else toRead.push([full, stat]);
       }
     }
   };
   walk(root);
   await Promise.all(
-    toRead.map(async (file) => {
-      const hash = await hasher.hashFile(file);
+    toRead.map(async ([file, stat]) => {
+      const hash = await hasher.readHash(file, stat);
       if (hash !== null) files.set(file, hash);
     }),
   );
