@@ -5,13 +5,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type * as z from 'zod';
 
-export async function readJsonFile<T extends z.ZodType>(file: string, schema: T): Promise<z.infer<T> | undefined> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch {
-    return undefined;
-  }
+/** The file's text as `schema` describes it; undefined for anything else (not JSON, not that shape). */
+function parseJsonText<T extends z.ZodType>(text: string, schema: T): z.infer<T> | undefined {
   try {
     const parsed = schema.safeParse(JSON.parse(text));
     return parsed.success ? parsed.data : undefined;
@@ -20,14 +15,25 @@ export async function readJsonFile<T extends z.ZodType>(file: string, schema: T)
   }
 }
 
-/** readJsonFile without waiting for the event loop: for a small file read before anything else can run. */
-export function readJsonFileSync<T extends z.ZodType>(file: string, schema: T): z.infer<T> | undefined {
+export async function readJsonFile<T extends z.ZodType>(file: string, schema: T): Promise<z.infer<T> | undefined> {
+  let text: string;
   try {
-    const parsed = schema.safeParse(JSON.parse(fsSync.readFileSync(file, 'utf8')));
-    return parsed.success ? parsed.data : undefined;
+    text = await fs.readFile(file, 'utf8');
   } catch {
     return undefined;
   }
+  return parseJsonText(text, schema);
+}
+
+/** readJsonFile without waiting for the event loop: for a small file read before anything else can run. */
+export function readJsonFileSync<T extends z.ZodType>(file: string, schema: T): z.infer<T> | undefined {
+  let text: string;
+  try {
+    text = fsSync.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  return parseJsonText(text, schema);
 }
 
 export async function writeJsonFileAtomic(file: string, data: unknown): Promise<void> {
