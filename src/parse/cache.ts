@@ -14,7 +14,7 @@ import fsSync, { type Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import * as z from 'zod';
-import { readJsonFile, writeJsonFileAtomic } from '../util/json-file.js';
+import { readSealedJsonFile, writeSealedJsonFileAtomic } from '../util/json-file.js';
 import { fileMessage, helloMessage, listingMessage, type FileMessage, type HelloMessage, type ListingMessage } from './schema.js';
 
 export const CACHE_FORMAT = 2;
@@ -32,6 +32,16 @@ export function sha256(...parts: (string | Buffer)[]): string {
 const statEntry = z.object({ size: z.number(), mtimeMs: z.number(), ctimeMs: z.number(), ino: z.number(), hash: z.string() });
 const statMemo = z.record(z.string(), statEntry);
 
+/**
+ * The seals of the cache's two large files name the shape of their data (util/json-file.ts: a file sealed for the
+ * same shape is read without validating it again). Each is the sha256 of its schema's JSON Schema:
+ * test/unit/parse/cache-seal.test.ts computes them, and fails with the new value when a schema changes.
+ */
+export const SEAL_KEYS = {
+  stat: 'parse-stat:3533a5dab55239a985b7528aa5fadba57a54705df1618a0e48f12494928d2a65',
+  state: 'parse-state:94edd9b40e89e7414683b238b83332d87b9bcd610c2b53d2c1b87e973a8cc7c8',
+} as const;
+
 /** Content hashes of project files and directory listings, remembered by stat so unchanged files are not re-read. */
 export class ContentHasher {
   private memo: Record<string, z.infer<typeof statEntry>> = {};
@@ -40,11 +50,11 @@ export class ContentHasher {
   constructor(private readonly memoFile: string) {}
 
   async load(): Promise<void> {
-    this.memo = (await readJsonFile(this.memoFile, statMemo)) ?? {};
+    this.memo = (await readSealedJsonFile(this.memoFile, statMemo, SEAL_KEYS.stat)) ?? {};
   }
 
   async save(): Promise<void> {
-    if (this.dirty) await writeJsonFileAtomic(this.memoFile, this.memo);
+    if (this.dirty) await writeSealedJsonFileAtomic(this.memoFile, this.memo, SEAL_KEYS.stat);
     this.dirty = false;
   }
 
@@ -181,6 +191,9 @@ const runState = z.object({
 });
 export type RunState = z.infer<typeof runState>;
 
+/** The schemas of the sealed files, for the test that derives SEAL_KEYS from them. */
+export const sealedSchemas = { stat: statMemo, state: runState } as const;
+
 type ToHost = (harnessPath: string) => string | null;
 
 export class ParseCache {
@@ -201,7 +214,7 @@ export class ParseCache {
   }
 
   async loadState(): Promise<RunState | undefined> {
-    return readJsonFile(path.join(this.runDir, 'state.json'), runState);
+    return readSealedJsonFile(path.join(this.runDir, 'state.json'), runState, SEAL_KEYS.state);
   }
 
   /** Whether everything Airflow read from the project while starting is unchanged since that run. */
@@ -240,7 +253,7 @@ export class ParseCache {
       sandbox,
       files,
     };
-    await writeJsonFileAtomic(path.join(this.runDir, 'state.json'), state);
+    await writeSealedJsonFileAtomic(path.join(this.runDir, 'state.json'), state, SEAL_KEYS.state);
   }
 
   private async hashDependencies(deps: { files: string[]; dirs: string[] } | undefined, toHost: ToHost): Promise<Dependencies> {
