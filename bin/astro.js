@@ -7,9 +7,33 @@ const nodeModule = require('node:module');
 const path = require('node:path');
 const vm = require('node:vm');
 
-// V8's compile cache for external modules loaded later (Node 22.1+; older Node has no such call).
-nodeModule.enableCompileCache?.();
-const { main, reportCrash } = loadCli();
+const helpText = require('./help-text.js');
+
+const argv = process.argv.slice(2);
+const bundleFile = path.join(__dirname, '..', 'dist', 'bundle', 'main.cjs');
+const bundleStat = fs.statSync(bundleFile);
+/** Beside the bundle: what this machine made from it (V8 code caches, help texts). A build clears it. */
+const madeDir = path.join(path.dirname(bundleFile), 'code-cache');
+
+// `astro --help` and the like: the text recorded by an earlier run of this build, printed without loading the CLI.
+const helpKey = helpText.helpKey(argv, process.env, process.stdout, bundleStat);
+const recordedHelp = helpKey === undefined ? undefined : helpText.read(madeDir, helpKey);
+if (recordedHelp !== undefined) {
+  stopOnClosedPipe(() => undefined);
+  process.stdout.write(recordedHelp);
+} else {
+  runCli();
+}
+
+/** `astro ... | head`: a closed pipe is the reader's choice, not an error. */
+function stopOnClosedPipe(exit) {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error) => {
+      if (error.code === 'EPIPE') exit(process.exitCode ?? 0);
+      throw error;
+    });
+  }
+}
 
 /**
  * Compiles dist/bundle/main.cjs with a V8 code cache: module compilation was the largest part of start-up after
@@ -19,13 +43,13 @@ const { main, reportCrash } = loadCli();
  * ends; a folder we cannot write to means no cache, nothing else.
  */
 function loadCli() {
-  const file = path.join(__dirname, '..', 'dist', 'bundle', 'main.cjs');
+  const file = bundleFile;
   // ASCII only (scripts/bundle.mjs checks): Latin-1 is the cheapest way to a V8 string.
   const source = fs.readFileSync(file, 'latin1');
-  const { size, mtimeMs } = fs.statSync(file);
-  const command = process.argv.slice(2).find((arg) => !arg.startsWith('-')) ?? 'help';
+  const { size, mtimeMs } = bundleStat;
+  const command = argv.find((arg) => !arg.startsWith('-')) ?? 'help';
   const key = `${/^[a-z]{1,24}$/.test(command) ? command : 'other'}-${process.version}-${process.arch}-${size}-${Math.trunc(mtimeMs)}`;
-  const cacheFile = path.join(path.dirname(file), 'code-cache', `${key}.v8`);
+  const cacheFile = path.join(madeDir, `${key}.v8`);
   let cachedData;
   try {
     cachedData = fs.readFileSync(cacheFile);
@@ -53,50 +77,55 @@ function loadCli() {
   return cli.exports;
 }
 
-/** Set once the command has an outcome, or is being ended on purpose (a closed pipe, a second signal, a crash). */
-let ended = false;
-const exit = (code) => {
-  ended = true;
-  process.exit(code);
-};
+/** Everything but a recorded help: the CLI itself. */
+function runCli() {
+  // V8's compile cache for external modules loaded later (Node 22.1+; older Node has no such call).
+  nodeModule.enableCompileCache?.();
+  const { main, reportCrash } = loadCli();
 
-// `astro ... | head`: a closed pipe is the reader's choice, not an error.
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on('error', (error) => {
-    if (error.code === 'EPIPE') exit(process.exitCode ?? 0);
-    throw error;
+  /** Set once the command has an outcome, or is being ended on purpose (a closed pipe, a second signal, a crash). */
+  let ended = false;
+  const exit = (code) => {
+    ended = true;
+    process.exit(code);
+  };
+
+  stopOnClosedPipe(exit);
+
+  const controller = new AbortController();
+  let signals = 0;
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.on(signal, () => {
+      signals += 1;
+      if (signals > 1) exit(signal === 'SIGINT' ? 130 : 143);
+      controller.abort(signal);
+    });
+  }
+
+  // Whatever escaped every handler ends the command as a reported bug, once, never as a raw stack trace.
+  let crashed = false;
+  const crash = (error) => {
+    if (crashed) return;
+    crashed = true;
+    exit(reportCrash(error, argv));
+  };
+  process.on('uncaughtException', crash);
+  process.on('unhandledRejection', crash);
+
+  // Node ended an ES-module entry point whose work stopped unfinished (a promise nothing would ever settle) with exit
+  // code 13; a CommonJS one would end it as a success. It is the bug it is, reported as any other.
+  process.on('exit', () => {
+    if (ended) return;
+    ended = true;
+    process.exitCode = reportCrash(new Error('the command stopped before it finished: nothing was left to wait for'), argv);
   });
+
+  // A help request with no recorded text yet: record it for the next run.
+  const recording = helpKey === undefined ? undefined : helpText.recorder(madeDir, helpKey, process.stdout, process.stderr);
+
+  main(argv, { signal: controller.signal }).then((code) => {
+    ended = true;
+    recording?.finish(code);
+    process.exitCode = code;
+  }, crash);
 }
-
-const controller = new AbortController();
-let signals = 0;
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => {
-    signals += 1;
-    if (signals > 1) exit(signal === 'SIGINT' ? 130 : 143);
-    controller.abort(signal);
-  });
-}
-
-// Whatever escaped every handler ends the command as a reported bug, once, never as a raw stack trace.
-let crashed = false;
-const crash = (error) => {
-  if (crashed) return;
-  crashed = true;
-  exit(reportCrash(error, process.argv.slice(2)));
-};
-process.on('uncaughtException', crash);
-process.on('unhandledRejection', crash);
-
-// Node ended an ES-module entry point whose work stopped unfinished (a promise nothing would ever settle) with exit
-// code 13; a CommonJS one would end it as a success. It is the bug it is, reported as any other.
-process.on('exit', () => {
-  if (ended) return;
-  ended = true;
-  process.exitCode = reportCrash(new Error('the command stopped before it finished: nothing was left to wait for'), process.argv.slice(2));
-});
-
-main(process.argv.slice(2), { signal: controller.signal }).then((code) => {
-  ended = true;
-  process.exitCode = code;
-}, crash);

@@ -102,9 +102,8 @@ describe('a command whose work stops unfinished', () => {
     // bin/astro.js over a bundle whose main() waits on a promise nothing settles, with nothing else to wait for: an
     // ES-module entry point ended such a run with exit 13, a CommonJS one would end it with 0.
     const install = await fs.mkdtemp(path.join(root, 'stub-'));
-    await fs.mkdir(path.join(install, 'bin'));
     await fs.mkdir(path.join(install, 'dist', 'bundle'), { recursive: true });
-    for (const name of ['astro.js', 'package.json']) await fs.copyFile(path.resolve('bin', name), path.join(install, 'bin', name));
+    await fs.cp(path.resolve('bin'), path.join(install, 'bin'), { recursive: true });
     await fs.writeFile(
       path.join(install, 'dist', 'bundle', 'main.cjs'),
       'exports.main = () => new Promise(() => {});\nexports.reportCrash = (error) => { process.stderr.write(`bug: ${error.message}\\n`); return 1; };\n',

@@ -24,13 +24,19 @@ beforeAll(async () => {
 afterAll(() => fs.rm(pkg, { recursive: true, force: true }));
 
 function astro(...args: string[]) {
+  return astroWith({}, ...args);
+}
+
+function astroWith(env: Record<string, string>, ...args: string[]) {
   const run = spawnSync(process.execPath, [path.join(pkg, 'bin', 'astro.js'), ...args], {
     cwd: pkg,
-    env: { PATH: process.env.PATH, HOME: pkg, ASTRO_HOME: pkg, NO_COLOR: '1' },
+    env: { PATH: process.env.PATH, HOME: pkg, ASTRO_HOME: pkg, NO_COLOR: '1', ...env },
     encoding: 'utf8',
   });
   return { code: run.status, stdout: run.stdout, stderr: run.stderr };
 }
+
+const helpTexts = async () => (await fs.readdir(cacheDir).catch(() => [] as string[])).filter((f) => f.startsWith('help-text-')).sort();
 
 describe('the code cache of bin/astro.js', () => {
   it('is written per command after the first run and gives the same output after', async () => {
@@ -41,7 +47,8 @@ describe('the code cache of bin/astro.js', () => {
     expect(files[0]).toMatch(new RegExp(`^version-${process.version.replace(/\./g, '\\.')}-${process.arch}-\\d+-\\d+\\.v8$`));
     expect(astro('version')).toEqual(first);
     expect(astro('--help').code).toBe(0);
-    expect((await fs.readdir(cacheDir)).sort()).toEqual([files[0], files[0]!.replace(/^version-/, 'help-')].sort());
+    const codeCaches = (await fs.readdir(cacheDir)).filter((f) => f.endsWith('.v8'));
+    expect(codeCaches.sort()).toEqual([files[0], files[0]!.replace(/^version-/, 'help-')].sort());
   });
 
   it('a damaged cache is rejected by V8 and written again; the command runs as without one', async () => {
@@ -75,5 +82,53 @@ describe('the code cache of bin/astro.js', () => {
     expect(astro('version').code).toBe(0);
     const after = await fs.readdir(cacheDir);
     expect(after.filter((f) => !before.includes(f))).toHaveLength(1);
+  });
+});
+
+// bin/help-text.js: a help text is recorded once per build, width and colour settings, then printed without the CLI.
+describe('the recorded help texts of bin/astro.js', () => {
+  it('records a help once and prints the record after, without loading the CLI', async () => {
+    await fs.rm(cacheDir, { recursive: true, force: true });
+    const first = astro('deploy', '--help');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/^Usage: astro deploy/);
+    const records = await helpTexts();
+    expect(records).toHaveLength(1);
+    expect(astro('deploy', '--help')).toEqual(first);
+    // The record is what the next run prints: a marked text proves the CLI was not asked.
+    const file = path.join(cacheDir, records[0]!);
+    const record = JSON.parse(await fs.readFile(file, 'utf8')) as { key: string; text: string };
+    expect(record.text).toBe(first.stdout);
+    await fs.writeFile(file, JSON.stringify({ ...record, text: 'RECORDED\n' }));
+    expect(astro('deploy', '--help')).toEqual({ code: 0, stdout: 'RECORDED\n', stderr: '' });
+    // Another request, or other colour settings, are other records.
+    expect(astro('deploy', '-h').stdout).toBe(first.stdout);
+    expect(astroWith({ FORCE_COLOR: '1' }, 'deploy', '--help').stdout).toBe(first.stdout);
+    expect(await helpTexts()).toHaveLength(3);
+  });
+
+  it('does not use a damaged record or one of another build', async () => {
+    await fs.rm(cacheDir, { recursive: true, force: true });
+    const first = astro('--help');
+    const [record] = await helpTexts();
+    const file = path.join(cacheDir, record!);
+    await fs.writeFile(file, '{"key": "damag');
+    expect(astro('--help')).toEqual(first);
+    expect(JSON.parse(await fs.readFile(file, 'utf8'))).toMatchObject({ text: first.stdout });
+    const marked = JSON.stringify({ ...JSON.parse(await fs.readFile(file, 'utf8')), text: 'RECORDED\n' });
+    await fs.writeFile(file, marked);
+    const bundle = path.join(pkg, 'dist', 'bundle', 'main.cjs');
+    await fs.utimes(bundle, new Date(), new Date(Date.now() + 9_000));
+    expect(astro('--help')).toEqual(first);
+  });
+
+  it('records nothing but a clean help: not a help on stderr, not JSON', async () => {
+    await fs.rm(cacheDir, { recursive: true, force: true });
+    const unknown = astro('help', 'nosuchcommand');
+    const json = astro('--json', '--help');
+    expect(unknown.stderr).toMatch(/Usage: astro/);
+    expect(JSON.parse(json.stdout)).toHaveProperty('help');
+    expect(await helpTexts()).toEqual([]);
+    expect(astro('help', 'nosuchcommand')).toEqual(unknown);
   });
 });
