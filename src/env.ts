@@ -37,6 +37,11 @@ export interface AstroEnv {
   updatesUrl?: string;
   /** ASTRO_PARSE_PYTHON: a Python with Airflow for host-side parse and pytest (like the `parse.python` setting). */
   parsePython?: string;
+  /**
+   * ASTRO_PARSE_STANDBY: 1 starts the next `dev parse`'s harness ahead even without a terminal, 0 never; unset, a
+   * `dev parse` at a terminal outside CI does (src/parse/standby.ts).
+   */
+  parseStandby?: string;
   /** DOCKER_CONFIG, else `~/.docker`: where `config.json` names the user's registry credentials and helpers. */
   dockerConfigDir: string;
   /**
@@ -91,6 +96,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): AstroEnv {
     cacheDir: nonEmpty(env.ASTRO_CACHE_DIR) ?? path.join(xdgCache ?? path.join(os.homedir(), '.cache'), 'astro'),
     updatesUrl: nonEmpty(env.ASTRO_UPDATES_URL),
     parsePython: nonEmpty(env.ASTRO_PARSE_PYTHON),
+    parseStandby: nonEmpty(env.ASTRO_PARSE_STANDBY),
     dockerConfigDir: path.resolve(nonEmpty(env.DOCKER_CONFIG) ?? path.join(nonEmpty(env.HOME) ?? os.homedir(), '.docker')),
     raw: { ...env },
   };

@@ -55,26 +55,33 @@ def _is_project_module(top_name, local_roots):
     return False
 
 
-def preload(files, local_roots, per_module_timeout):
-    """Imports, once, the installed (non-project) modules the DAG files import at module level, so that forked
-    workers do not each pay for them. DagBag, which imports every file in one process, pays once too. A module that
-    fails or hangs is left for the worker, where the error belongs to the DAG file."""
-    import importlib
-
-    # Airflow's own modules always; other installed modules only when several files share them (a module one
-    # file imports is imported once either way, and importing it with that file keeps the file's own set-up,
-    # e.g. environment variables it sets first, in effect).
+def shared_imports(files):
+    """The modules worth importing before the workers fork: Airflow's own always; other installed modules only when
+    several files share them (a module one file imports is imported once either way, and importing it with that
+    file keeps the file's own set-up, e.g. environment variables it sets first, in effect)."""
     counts = {}
     for path in files:
         if not path.endswith(".py"):
             continue
         for name in dict.fromkeys(_module_level_imports(path)):
             counts[name] = counts.get(name, 0) + 1
-    wanted = [name for name, count in counts.items() if count >= 2 or name == "airflow" or name.startswith("airflow.")]
-    # Packages before their submodules, so that `from package import name` can be told apart from a submodule.
-    wanted.sort(key=lambda name: name.count("."))
+    return [name for name, count in counts.items() if count >= 2 or name == "airflow" or name.startswith("airflow.")]
+
+
+def preload(files, local_roots, per_module_timeout):
+    """Imports, once, the installed (non-project) modules the DAG files import at module level, so that forked
+    workers do not each pay for them. DagBag, which imports every file in one process, pays once too. A module that
+    fails or hangs is left for the worker, where the error belongs to the DAG file. Returns the modules imported."""
+    return import_installed(shared_imports(files), local_roots, per_module_timeout)
+
+
+def import_installed(names, local_roots, per_module_timeout):
+    """Imports each named module that is installed (not the project's own), packages before their submodules."""
+    import importlib
+
+    wanted = sorted(names, key=lambda name: name.count("."))
     project_tops = {}
-    loaded = 0
+    loaded = []
     previous = signal.getsignal(signal.SIGALRM)
 
     def on_alarm(signum, frame):
@@ -96,7 +103,7 @@ def preload(files, local_roots, per_module_timeout):
             signal.setitimer(signal.ITIMER_REAL, per_module_timeout)
             try:
                 importlib.import_module(name)
-                loaded += 1
+                loaded.append(name)
             except BaseException:
                 # As in DagBag, a failed import leaves behind what Python leaves (not the failing module itself);
                 # the worker meets the error again, where it belongs to the DAG file.

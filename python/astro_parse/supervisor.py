@@ -9,6 +9,11 @@ Messages (one JSON object per line, validated on the TypeScript side):
   {"type": "file", ...}      one per parsed file, in completion order
   {"type": "done"}           the run finished
   {"type": "fatal", ...}     the run could not go on (for example, Airflow cannot be imported)
+
+A standby (config "standby") is the same sandboxed process started ahead of the next run: it imports Airflow and
+what the last run preloaded, runs the warm-up, then waits on a socket in its shared run folder for one job (the
+files to skip, the workers, the memory limit) and runs it with that connection as its result channel. It lists and
+reads no DAG file before the job arrives, and exits when none comes in time.
 """
 
 import gc
@@ -23,7 +28,7 @@ import traceback
 from . import PROTOCOL_VERSION
 from . import worker as worker_module
 from .paths import relpath
-from .preload import preload
+from .preload import import_installed, preload
 from .scheduler import Scheduler
 
 class ResultChannel:
@@ -44,6 +49,16 @@ class ResultChannel:
             except InterruptedError:
                 continue
             data = data[written:]
+
+
+class _NoChannel:
+    """A standby's channel until its job arrives: a failure before then ends it silently (the run that comes for
+    it finds it gone and starts a harness of its own, which reports the failure)."""
+
+    fd = -1
+
+    def send(self, message):
+        pass
 
 
 def _clean_sys_path(harness_parent, project_root):
@@ -200,12 +215,61 @@ def _close_inherited_fds(keep):
             start = fd + 1
 
 
+def _stand_by(standby, config, local_roots, deps):
+    """Waits for the job a standby is started for; returns its result channel. Exits when none comes in time."""
+    import hashlib
+    import socket
+
+    import_installed(standby.get("modules") or [], local_roots, float(config.get("preloadTimeoutSeconds", 20)))
+    warm_up(config["stateDir"])
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(standby["socket"])
+    listener.listen(1)
+    ready = standby["readyFile"]
+    # The folders' entries as the standby saw them (sha256 of the sorted names, NUL-separated): the run that claims
+    # it compares them with its own view; files it compares by ctime.
+    listings = {}
+    for folder in [config["projectRoot"]] + list(deps["dirs"]):
+        try:
+            names = sorted(os.listdir(folder))
+            listings[folder] = hashlib.sha256("\0".join(names).encode("utf-8", "surrogateescape")).hexdigest()
+        except OSError:
+            listings[folder] = None
+    with open(ready + ".tmp", "w") as out:
+        json.dump({"files": deps["files"], "folders": listings}, out)
+    os.replace(ready + ".tmp", ready)
+    listener.settimeout(float(standby["idleSeconds"]))
+    try:
+        connection, _ = listener.accept()
+    except OSError:  # no job in time (socket.timeout is an OSError)
+        os._exit(0)
+    listener.close()
+    try:
+        os.unlink(standby["socket"])
+    except OSError:
+        pass
+    connection.settimeout(10)
+    line = b""
+    while not line.endswith(b"\n") and len(line) < 64 * 1024 * 1024:
+        chunk = connection.recv(1 << 16)
+        if not chunk:
+            os._exit(0)
+        line += chunk
+    job = json.loads(line)
+    connection.settimeout(None)
+    return ResultChannel(connection.detach()), {
+        "skip": [str(p) for p in job["skip"]],
+        "workers": int(job["workers"]),
+        "memoryLimitBytes": int(job["memoryLimitBytes"]),
+    }
+
+
 def main(argv):
     config = json.loads(argv[0])
     harness_parent = argv[1] if len(argv) > 1 else None
     _close_inherited_fds([int(config["resultFd"])] if config.get("resultFd") is not None else [])
     _clean_sys_path(harness_parent, config.get("projectRoot"))
-    channel = ResultChannel.open(config)
+    channel = _NoChannel() if config.get("standby") else ResultChannel.open(config)
     gc.disable()  # Imports allocate millions of objects; collecting during them only costs time.
     _set_child_subreaper()
     scheduler = None
@@ -247,6 +311,14 @@ def main(argv):
         import logging
 
         logging.getLogger("airflow").disabled = True
+        local_roots = [os.path.abspath(r) for r in (config.get("trackRoots") or [])]
+        local_roots += [os.path.abspath(dags_folder), os.path.abspath(settings.PLUGINS_FOLDER or dags_folder)]
+        deps = {"files": sorted(startup_deps.files), "dirs": sorted(startup_deps.dirs)}
+        warmed = False
+        if config.get("standby"):
+            channel, job = _stand_by(config["standby"], config, local_roots, deps)
+            config.update(job)
+            warmed = True
         files, skipped, unreadable, discovery = listing.list_dag_files(dags_folder)
         channel.send(
             {
@@ -263,7 +335,7 @@ def main(argv):
                 "rootReadOnly": _read_only("/"),
                 "dbCreated": not db_ready,
                 "startupMs": import_ms,
-                "deps": {"files": sorted(startup_deps.files), "dirs": sorted(startup_deps.dirs)},
+                "deps": deps,
             }
         )
         channel.send(
@@ -276,16 +348,14 @@ def main(argv):
         )
         skip = set(config.get("skip") or [])
         to_parse = [p for p in files if p not in skip]
-        local_roots = [os.path.abspath(r) for r in (config.get("trackRoots") or [])]
-        local_roots += [os.path.abspath(dags_folder), os.path.abspath(settings.PLUGINS_FOLDER or dags_folder)]
-        preloaded = 0
+        preloaded = []
         phases = {"startup": import_ms}
         mark = time.monotonic()
         if to_parse and config.get("preload", True):
             preloaded = preload(to_parse, local_roots, float(config.get("preloadTimeoutSeconds", 20)))
         phases["preload"] = (time.monotonic() - mark) * 1000
         mark = time.monotonic()
-        if to_parse:
+        if to_parse and not warmed:
             warm_up(config["stateDir"])
         phases["warmUp"] = (time.monotonic() - mark) * 1000
         context = {
@@ -312,7 +382,9 @@ def main(argv):
         channel.send(
             {
                 "type": "done",
-                "preloaded": preloaded,
+                "preloaded": len(preloaded),
+                # What a standby for the next run imports before it: the modules the files share.
+                "modules": sorted(set(preloaded) | set(config.get("standby", {}).get("modules") or [])),
                 "elapsedMs": (time.monotonic() - started) * 1000,
                 "phasesMs": phases,
             }

@@ -63,6 +63,8 @@ export interface HarnessConfig {
   dbTemplate: string | null;
   dbTemplateOut: string | null;
   preload: boolean;
+  /** A standby (standby.ts): where it waits for its job, for how long, and the modules it imports ahead. */
+  standby?: { socket: string; readyFile: string; idleSeconds: number; modules: string[] };
 }
 
 /** Splits a byte stream into lines and validates each as a harness message. */

@@ -41,6 +41,10 @@ export interface ParseOptions {
   memoryLimitMb?: number;
   /** Run without network and PID namespaces even where they work (host mode). */
   noSandbox?: boolean;
+  /** Host mode: start the next run's harness ahead when this one ends (standby.ts). A waiting one is used anyway. */
+  keepWarm?: boolean;
+  /** How long that harness waits for the next run before it ends itself; default STANDBY_IDLE_SECONDS. */
+  standbyIdleSeconds?: number;
   onProgress?: (event: ParseProgressEvent) => void;
   signal?: AbortSignal;
 }
@@ -54,6 +58,8 @@ export type ParseProgressEvent =
   | { type: 'start'; mode: 'host' | 'image'; python?: string; image?: string }
   | { type: 'cache'; reusable: number; complete: boolean }
   | { type: 'airflow-ready'; airflowVersion: string; startupMs: number }
+  /** The harness that answered: one started ahead by an earlier run (a standby), or one of this run's own. */
+  | { type: 'harness'; standby: boolean }
   | { type: 'listing'; files: number; skipped: number; toParse: number }
   | { type: 'file'; path: string; failed: boolean; cached: boolean; durationMs: number }
   | { type: 'done'; durationMs: number };
@@ -160,12 +166,13 @@ export async function runParse(options: ParseOptions, ports: ParsePorts = {}): P
   let fatal: { reason: string; message: string } | undefined;
   let done = false;
   const fresh = new Map<string, FileMessage>();
-  const { exit, sandbox } = await runner.run({
+  const { exit, sandbox, fromStandby } = await runner.run({
     skip: [...reusable.keys()],
     workers,
     memoryLimitBytes: memoryLimitMb * 1024 * 1024,
     dbTemplate: path.join(cacheRoot, 'db', `${sha256(runner.identity).slice(0, 32)}.db`),
     signal: options.signal,
+    standby: { key: runKey, startNext: options.keepWarm === true, idleSeconds: options.standbyIdleSeconds },
     onMessage: (message) => {
       switch (message.type) {
         case 'hello':
@@ -204,6 +211,7 @@ export async function runParse(options: ParseOptions, ports: ParsePorts = {}): P
     },
   });
 
+  options.onProgress?.({ type: 'harness', standby: fromStandby === true });
   if (exit.aborted) throw interruptedBy(options.signal!, 'The parse was interrupted.');
   if (fatal !== undefined) throw harnessFailure(fatal, runner);
   if (!done && hello === undefined && exit.exitCode === SANDBOX_SETUP_FAILED && runner.mode === 'host') {
@@ -212,7 +220,7 @@ export async function runParse(options: ParseOptions, ports: ParsePorts = {}): P
   if (!done || hello === undefined || listing === undefined) {
     const how = exit.timedOut
       ? `it said nothing for ${SILENCE_LIMIT_MS / 60000} minutes and was stopped`
-      : `it stopped with ${exit.signal ?? `exit code ${exit.exitCode}`}`;
+      : `it stopped with ${exit.signal ?? (exit.exitCode === null ? 'no exit status' : `exit code ${exit.exitCode}`)}`;
     throw new UserError(`The DAG parse did not finish: ${how}.`, {
       nextStep: `Its last output was:\n${exit.diagnostics.trim().split('\n').slice(-15).join('\n')}`,
     });

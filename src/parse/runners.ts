@@ -54,11 +54,18 @@ export interface RunInput {
   dbTemplate: string;
   onMessage: (message: HarnessMessage) => void;
   signal?: AbortSignal;
+  /**
+   * Host mode, in the sandbox: the key of a standby to claim instead of starting a harness (standby.ts), and whether
+   * to start one for the next run afterwards.
+   */
+  standby?: { key: string; startNext: boolean; idleSeconds?: number };
 }
 
 export interface RunOutput {
   exit: HarnessExit;
   sandbox: SandboxReport;
+  /** The harness was a standby started ahead by an earlier run. */
+  fromStandby?: boolean;
 }
 
 function withTimeout(env: Record<string, string>, timeoutSeconds: number | undefined): Record<string, string> {
@@ -105,37 +112,42 @@ export async function hostRunner(options: RunnerOptions, projectDir: string, env
     defaultDagsFolder: path.join(projectDir, 'dags'),
     network: () => getSandbox().network,
     async run(input) {
-      const dirs = await makeRunDirs('astro-parse-');
+      const sandbox = getSandbox();
+      // A standby lives in the namespace sandbox only: without one, nothing would keep it from the user's files.
+      const standby = sandbox.network === 'none' ? input.standby : undefined;
+      // The installed modules the files shared, which a standby for the next run imports ahead.
+      let modules: string[] | undefined;
+      const onMessage = (message: HarnessMessage) => {
+        if (message.type === 'done') modules = message.modules;
+        input.onMessage(message);
+      };
+      const startNext = async (ok: boolean) => {
+        if (ok && standby?.startNext) await startStandbyFor(input, standby, modules ?? []).catch(() => undefined);
+      };
+      // Loaded only by runs that start Python: a warm run answered from the cache never needs it.
+      const standbys = standby !== undefined ? await import('./standby.js') : undefined;
+      const claimed = standby !== undefined && standbys !== undefined ? await standbys.claimStandby(cacheRoot, standby.key, input.signal) : undefined;
+      if (claimed !== undefined && standbys !== undefined) {
+        const job = { skip: input.skip, workers: input.workers, memoryLimitBytes: input.memoryLimitBytes };
+        const result = await standbys.runOnStandby(claimed, job, { onMessage, signal: input.signal, silenceLimitMs: SILENCE_LIMIT_MS });
+        if (!result.unused) {
+          await startNext(result.exit.exitCode === 0);
+          return { exit: result.exit, sandbox: result.sandbox, fromStandby: true };
+        }
+      }
+      const prepared = await prepare(input);
+      const { dirs, spec, template } = prepared;
       try {
-        // The cache is hidden from DAG code: the database template goes in and out through the run's directory.
-        const templateIn = path.join(dirs.shared, 'db-template.db');
-        const templateOut = path.join(dirs.shared, 'db-new.db');
-        const templateExists = await fs.copyFile(input.dbTemplate, templateIn).then(
-          () => true,
-          () => false,
-        );
-        const sandbox = getSandbox();
-        const spec = sandboxSpec({
-          projectDir,
-          dirs,
-          reveal: [...identity.prefixes, harnessParentDir()],
-          hostEnv: options.hostEnv,
-          cacheDir: options.cacheDir,
-        });
         let exit: HarnessExit;
         try {
           exit = await runHarnessOnHost({
             python: choice.python,
             projectDir,
-            env: { ...dagEnv, ...airflowStateEnvironment(dirs.stateDir, dirs.homeDir, await projectConfigFile(dagEnv, dirs.shared)) },
-            config: {
-              ...harnessConfig(input, { projectRoot: projectDir, stateDir: dirs.stateDir, trackRoots: [projectDir] }),
-              dbTemplate: templateExists ? templateIn : null,
-              dbTemplateOut: templateExists ? null : templateOut,
-            },
+            env: prepared.env,
+            config: prepared.config,
             sandbox,
             sandboxSpec: spec,
-            onMessage: input.onMessage,
+            onMessage,
             signal: input.signal,
             silenceLimitMs: SILENCE_LIMIT_MS,
           });
@@ -144,13 +156,65 @@ export async function hostRunner(options: RunnerOptions, projectDir: string, env
           throw error;
         }
         const report = await sandbox.finish(spec);
-        if (!templateExists) await saveTemplate(templateOut, input.dbTemplate);
+        if (!template.exists) await saveTemplate(template.out, input.dbTemplate);
+        await startNext(exit.exitCode === 0);
         return { exit, sandbox: report };
       } finally {
         await fs.rm(dirs.scratch, { recursive: true, force: true }).catch(() => undefined);
       }
     },
   };
+
+  /** A run's folders, sandbox, environment and harness configuration. */
+  async function prepare(input: RunInput) {
+    const dirs = await makeRunDirs('astro-parse-');
+    // The cache is hidden from DAG code: the database template goes in and out through the run's directory.
+    const templateIn = path.join(dirs.shared, 'db-template.db');
+    const templateOut = path.join(dirs.shared, 'db-new.db');
+    const templateExists = await fs.copyFile(input.dbTemplate, templateIn).then(
+      () => true,
+      () => false,
+    );
+    const spec = sandboxSpec({
+      projectDir,
+      dirs,
+      reveal: [...identity.prefixes, harnessParentDir()],
+      hostEnv: options.hostEnv,
+      cacheDir: options.cacheDir,
+    });
+    const env = { ...dagEnv, ...airflowStateEnvironment(dirs.stateDir, dirs.homeDir, await projectConfigFile(dagEnv, dirs.shared)) };
+    const config: Omit<HarnessConfig, 'resultFd' | 'resultFile'> = {
+      ...harnessConfig(input, { projectRoot: projectDir, stateDir: dirs.stateDir, trackRoots: [projectDir] }),
+      dbTemplate: templateExists ? templateIn : null,
+      dbTemplateOut: templateExists ? null : templateOut,
+    };
+    return { dirs, spec, env, config, template: { exists: templateExists, out: templateOut } };
+  }
+
+  /** Starts the harness of the next run with this key, to wait for it (standby.ts). */
+  async function startStandbyFor(input: RunInput, standby: NonNullable<RunInput['standby']>, modules: string[]): Promise<void> {
+    const { standbyPaths, startStandby, STANDBY_IDLE_SECONDS } = await import('./standby.js');
+    const prepared = await prepare(input);
+    const paths = standbyPaths(prepared.dirs.shared);
+    if (paths === undefined) {
+      await fs.rm(prepared.dirs.scratch, { recursive: true, force: true });
+      return;
+    }
+    const idleSeconds = standby.idleSeconds ?? STANDBY_IDLE_SECONDS;
+    const config = { ...prepared.config, skip: [], standby: { ...paths, idleSeconds, modules } };
+    const wrapped = getSandbox().wrap(choice.python, ['-c', HARNESS_BOOT, harnessParentDir(), JSON.stringify(config)], prepared.spec);
+    await startStandby({
+      cacheRoot,
+      key: standby.key,
+      projectDir,
+      scratch: prepared.dirs.scratch,
+      shared: prepared.dirs.shared,
+      command: wrapped.command,
+      args: wrapped.args,
+      cgroup: wrapped.cgroup,
+      env: prepared.env,
+    });
+  }
 }
 
 /**

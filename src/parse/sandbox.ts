@@ -51,8 +51,11 @@ export interface SandboxReport {
 
 export interface HostSandbox {
   network: 'none' | 'host';
-  /** Wraps a Python command line so that it runs inside the sandbox (the interpreter also builds the sandbox). */
-  wrap(command: string, args: string[], spec: SandboxSpec): { command: string; args: string[] };
+  /**
+   * Wraps a Python command line so that it runs inside the sandbox (the interpreter also builds the sandbox).
+   * `cgroup` is the pids cgroup the sandbox makes, for a caller that ends it without `finish` (a standby).
+   */
+  wrap(command: string, args: string[], spec: SandboxSpec): { command: string; args: string[]; cgroup?: string };
   /** After the wrapped command ended: what the sandbox was, and its leftovers cleaned up. */
   finish(spec: SandboxSpec): Promise<SandboxReport>;
 }
@@ -116,6 +119,7 @@ export function hostSandbox(options: { isolate: boolean } = { isolate: true }): 
         cgroups.set(spec.scratch, cgroup);
         return {
           command: 'unshare',
+          cgroup,
           args: [
             ...UNSHARE_ARGS,
             '--',
@@ -141,25 +145,8 @@ export function hostSandbox(options: { isolate: boolean } = { isolate: true }): 
       finish: async (spec) => {
         const cgroup = cgroups.get(spec.scratch);
         cgroups.delete(spec.scratch);
-        // The namespace's last processes may still be exiting when the command's pipes close.
-        for (let attempt = 0; cgroup !== undefined && cgroup !== '-' && attempt < 20; attempt++) {
-          try {
-            fs.rmdirSync(cgroup);
-            break;
-          } catch (error) {
-            if ((error as NodeJS.ErrnoException).code !== 'EBUSY') break;
-            await sleep(50);
-          }
-        }
-        const read = (name: string) => {
-          try {
-            return fs.readFileSync(path.join(spec.scratch, 'meta', name), 'utf8').trim();
-          } catch {
-            return undefined;
-          }
-        };
-        const pids = read('pids');
-        return { projectView: read('view') === 'copy' ? 'copy' : 'overlay', pidsLimit: pids !== undefined ? Number(pids) : null };
+        await removeCgroup(cgroup);
+        return confinedReport(spec.scratch);
       },
     };
   }
@@ -168,6 +155,33 @@ export function hostSandbox(options: { isolate: boolean } = { isolate: true }): 
     wrap: (command, args) => ({ command, args }),
     finish: async () => ({ projectView: 'direct', pidsLimit: null }),
   };
+}
+
+/** Removes a sandbox's pids cgroup ('-' or undefined: it made none). */
+export async function removeCgroup(cgroup: string | undefined): Promise<void> {
+  // The namespace's last processes may still be exiting when the command's pipes close.
+  for (let attempt = 0; cgroup !== undefined && cgroup !== '-' && attempt < 20; attempt++) {
+    try {
+      fs.rmdirSync(cgroup);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EBUSY') break;
+      await sleep(50);
+    }
+  }
+}
+
+/** What a namespace sandbox reported about itself in its scratch directory (python/astro_parse/confine.py). */
+export function confinedReport(scratch: string): SandboxReport {
+  const read = (name: string) => {
+    try {
+      return fs.readFileSync(path.join(scratch, 'meta', name), 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const pids = read('pids');
+  return { projectView: read('view') === 'copy' ? 'copy' : 'overlay', pidsLimit: pids !== undefined ? Number(pids) : null };
 }
 
 /**

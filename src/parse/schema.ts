@@ -69,7 +69,13 @@ export const fileMessage = z.object({
   parseMs: z.number().nullable().optional(),
 });
 
-export const doneMessage = z.object({ type: z.literal('done'), preloaded: z.number(), elapsedMs: z.number() });
+export const doneMessage = z.object({
+  type: z.literal('done'),
+  preloaded: z.number(),
+  elapsedMs: z.number(),
+  /** Installed modules the files share: what a standby for the next run imports ahead (standby.ts). */
+  modules: z.array(z.string()).optional(),
+});
 export const fatalMessage = z.object({ type: z.literal('fatal'), reason: z.string(), message: z.string() });
 
 export const harnessMessage = z.discriminatedUnion('type', [helloMessage, listingMessage, fileMessage, doneMessage, fatalMessage]);

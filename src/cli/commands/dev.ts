@@ -68,9 +68,10 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
       const { out, cwd, signal } = c;
       await (await import('../../parse/project.js')).assertAstroProject(cwd);
       await checkEnvFile(cwd, flags.env);
-      const [{ runParse }, { renderParseReport }, config] = await Promise.all([
+      const [{ runParse }, { renderParseReport }, { wantsStandby }, config] = await Promise.all([
         import('../../parse/runParse.js'),
         import('../../parse/render.js'),
+        import('../../parse/standby-setting.js'),
         checkConfig(c, flags),
       ]);
       const spinner = await out.spinner('Checking your DAGs for errors…');
@@ -80,6 +81,8 @@ export function registerDev(program: Command, ctx: () => CommandContext): void {
           {
             ...checkTarget(c, flags, config),
             noCache: !flags.cache,
+            // A person iterating at a terminal gets the next run's harness started ahead.
+            keepWarm: wantsStandby({ setting: c.env.parseStandby, ci: c.env.ci, interactive: out.interactive }),
             signal,
             onProgress: (e) => {
               if (e.type === 'listing') spinner.update(`Checking ${e.toParse} of ${e.files} DAG files for errors…`);

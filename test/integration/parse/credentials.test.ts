@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runParse } from '../../../src/parse/index.js';
+import { standbyFolder, standbysSettled, stopStandbys, type StandbyRecord } from '../../../src/parse/standby.js';
 import { airflowMajors, copyFixture, decodedOutput, probeHome, removeTempDirs, repoRoot, tempDir, type ProbeHome } from './helpers.js';
 
 const CANARY = 'c4n4ry-astro-token-5d1e0f9a';
@@ -34,7 +35,7 @@ afterAll(() => {
   removeTempDirs();
 });
 
-function astro(args: string[], python: string): Promise<{ code: number | null; output: string; stdout: string }> {
+function astro(args: string[], python: string, extraEnv: Record<string, string> = {}): Promise<{ code: number | null; output: string; stdout: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'astro.js'), ...args], {
       cwd: projectDir,
@@ -48,6 +49,7 @@ function astro(args: string[], python: string): Promise<{ code: number | null; o
         ASTRO_CACHE_DIR: cacheDir,
         ASTRO_PARSE_PYTHON: python,
         NO_COLOR: '1',
+        ...extraEnv,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -84,6 +86,26 @@ describe.each(airflowMajors)('credentials on Airflow $major', ({ python }) => {
     const report = JSON.parse(run.stdout) as { files: { path: string; output?: string }[] };
     expect(report.files.find((f) => f.path === 'dags/probes.py')?.output).toMatch(/ENCODED:/);
     expectNothingFound(run.output);
+  });
+
+  it('dev parse through a harness started ahead (a standby): the probes find nothing, nor is a canary in its environment', async () => {
+    const standbyRoot = path.join(cacheDir, 'parse');
+    try {
+      const first = await astro(['dev', 'parse', '--json', '--no-cache'], python(), { ASTRO_PARSE_STANDBY: '1' });
+      expect(first.code, first.output).toBe(0);
+      await standbysSettled(standbyRoot);
+      const [name] = fs.readdirSync(standbyFolder(standbyRoot)).filter((n) => n.endsWith('.json'));
+      const record = JSON.parse(fs.readFileSync(path.join(standbyFolder(standbyRoot), name!), 'utf8')) as StandbyRecord;
+      for (const file of [`/proc/${record.pid}/environ`, `/proc/${record.pid}/cmdline`]) {
+        expect(fs.readFileSync(file, 'utf8')).not.toContain(CANARY);
+      }
+      const run = await astro(['dev', 'parse', '--json', '--no-cache'], python(), { ASTRO_PARSE_STANDBY: '0' });
+      expect(run.code, run.output).toBe(0);
+      expect(fs.existsSync(record.scratch)).toBe(false);
+      expectNothingFound(run.output);
+    } finally {
+      await stopStandbys(standbyRoot);
+    }
   });
 
   it('dev pytest: the same probes from a test find nothing', async () => {

@@ -1,0 +1,362 @@
+/**
+ * Standbys: the next run's harness, started ahead. Every run that starts Python pays Python's start, Airflow's
+ * import and its one-time set-up before its first file (0.26x / 0.47x of a whole DagBag() on Airflow 2 / 3). After a
+ * `dev parse` at a terminal, astro starts the next run's sandboxed harness in the background, exactly as a run
+ * starts it (the same sandbox, environment and interpreter), and it waits, with Airflow imported and warmed up, for
+ * one job on a socket in its own run folder. The next run with the same key (the parse cache's run key: interpreter,
+ * harness, project, environment, limits) claims it by renaming its record (two runs never share one), sends the job
+ * and reads the results as from a harness of its own; the standby then exits. One that gets no job in
+ * STANDBY_IDLE_SECONDS exits by itself.
+ *
+ * What keeps its verdicts those of a fresh run:
+ * - it reads no DAG file and lists no DAG folder before the job arrives, so every DAG file is looked up fresh
+ *   through its copy-on-write view of the project;
+ * - what Airflow read from the project while starting (airflow.cfg, local settings, plugins: the hello message's
+ *   deps) is unchanged since the standby started (files by ctime), and the folders it looked in, the project's
+ *   own included, hold the same names; otherwise it is retired and the run starts its own harness;
+ * - anything unexpected (gone, not ready in time, a broken socket before the first message) means the run starts
+ *   its own harness, as it would without one.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import * as z from 'zod';
+import { sleep } from '../util/retry.js';
+import { readJsonFileSync } from '../util/json-file.js';
+import { MessageReader, TailBuffer } from './harness.js';
+import type { HarnessExit } from './hostRunner.js';
+import { confinedReport, removeCgroup, type SandboxReport } from './sandbox.js';
+import type { HarnessMessage } from './schema.js';
+
+/** A standby nobody claimed ends itself after this long. */
+export const STANDBY_IDLE_SECONDS = 15 * 60;
+/** How long a run waits for a claimed standby that is still starting (still cheaper than starting another). */
+const READY_WAIT_MS = 60_000;
+/** Unix socket paths are limited to 108 bytes. */
+const MAX_SOCKET_PATH = 100;
+
+const standbyRecord = z.object({
+  format: z.literal(1),
+  pid: z.number().int().positive(),
+  scratch: z.string(),
+  socket: z.string(),
+  readyFile: z.string(),
+  logFile: z.string(),
+  cgroup: z.string(),
+  spawnedAtMs: z.number(),
+  projectDir: z.string(),
+});
+export type StandbyRecord = z.infer<typeof standbyRecord>;
+
+/**
+ * What the standby's Airflow read while starting: files (compared by ctime) and folders with the sha256 of their
+ * sorted entry names, NUL-separated (null: absent), as the standby saw them.
+ */
+const readyFile = z.object({ files: z.array(z.string()), folders: z.record(z.string(), z.string().nullable()) });
+
+export function standbyFolder(cacheRoot: string): string {
+  return path.join(cacheRoot, 'standby');
+}
+
+function recordFile(cacheRoot: string, key: string): string {
+  return path.join(standbyFolder(cacheRoot), `${key}.json`);
+}
+
+/** The standby's process is alive and is this standby (not another process that got its pid). */
+function isRunning(record: StandbyRecord): boolean {
+  try {
+    process.kill(record.pid, 0);
+    return fs.readFileSync(`/proc/${record.pid}/cmdline`, 'utf8').includes(record.scratch);
+  } catch {
+    return false;
+  }
+}
+
+/** Ends a standby (its whole process group) and removes what it leaves on the host. */
+export async function retire(record: StandbyRecord): Promise<void> {
+  if (isRunning(record)) {
+    try {
+      process.kill(-record.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    await waitForExit(record, 2_000);
+  }
+  await removeCgroup(record.cgroup);
+  await fsp.rm(record.scratch, { recursive: true, force: true }).catch(() => undefined);
+}
+
+async function waitForExit(record: StandbyRecord, limitMs: number): Promise<boolean> {
+  const until = Date.now() + limitMs;
+  while (isRunning(record)) {
+    if (Date.now() > until) return false;
+    await sleep(5);
+  }
+  return true;
+}
+
+/**
+ * Whether what the standby's Airflow read while starting changed since: a file changed after the standby started
+ * (its ctime; an absent one, its folder's), or a folder's entries are not the ones it saw (a file saved by renaming
+ * a new one over it keeps the folder's names, so DAG edits do not retire it).
+ */
+function changedSince(record: StandbyRecord, seen: z.infer<typeof readyFile>): boolean {
+  const fileChanged = (p: string): boolean => {
+    try {
+      return fs.statSync(p).ctimeMs > record.spawnedAtMs;
+    } catch {
+      try {
+        return fs.statSync(path.dirname(p)).ctimeMs > record.spawnedAtMs;
+      } catch {
+        return true;
+      }
+    }
+  };
+  const folderChanged = ([folder, hash]: [string, string | null]): boolean => {
+    let names: string[];
+    try {
+      names = fs.readdirSync(folder);
+    } catch {
+      return hash !== null;
+    }
+    return createHash('sha256').update(names.sort().join('\0')).digest('hex') !== hash;
+  };
+  return !(record.projectDir in seen.folders) || seen.files.some(fileChanged) || Object.entries(seen.folders).some(folderChanged);
+}
+
+/**
+ * Claims the standby started for `key`, waiting for it to be ready; undefined when there is none, or it is gone,
+ * stale or not ready in time (then it is retired).
+ */
+export async function claimStandby(cacheRoot: string, key: string, signal?: AbortSignal): Promise<StandbyRecord | undefined> {
+  const file = recordFile(cacheRoot, key);
+  const claimed = `${file}.${process.pid}.claimed`;
+  try {
+    fs.renameSync(file, claimed);
+  } catch {
+    return undefined;
+  }
+  const record = readJsonFileSync(claimed, standbyRecord);
+  fs.rmSync(claimed, { force: true });
+  if (record === undefined) return undefined;
+  const until = Date.now() + READY_WAIT_MS;
+  while (!fs.existsSync(record.readyFile)) {
+    if (!isRunning(record) || Date.now() > until || signal?.aborted) {
+      await retire(record);
+      return undefined;
+    }
+    await sleep(5);
+  }
+  const ready = readJsonFileSync(record.readyFile, readyFile);
+  if (ready === undefined || !isRunning(record) || changedSince(record, ready)) {
+    await retire(record);
+    return undefined;
+  }
+  return record;
+}
+
+export interface StandbyJob {
+  skip: string[];
+  workers: number;
+  memoryLimitBytes: number;
+}
+
+export interface StandbyRun {
+  exit: HarnessExit;
+  sandbox: SandboxReport;
+  /** Nothing came back: the run can start a harness of its own instead. */
+  unused: boolean;
+}
+
+/** Sends the job to a claimed standby and reads its results as from a harness of our own. */
+export function runOnStandby(
+  record: StandbyRecord,
+  job: StandbyJob,
+  options: { onMessage: (message: HarnessMessage) => void; signal?: AbortSignal; silenceLimitMs: number },
+): Promise<StandbyRun> {
+  return new Promise((resolve) => {
+    const socket = net.connect(record.socket);
+    let received = false;
+    let done = false;
+    let failure: unknown;
+    let aborted = false;
+    let timedOut = false;
+    let silence: NodeJS.Timeout | undefined;
+    const stop = () => {
+      try {
+        process.kill(-record.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      socket.destroy();
+    };
+    const resetSilence = () => {
+      if (silence !== undefined) clearTimeout(silence);
+      silence = setTimeout(() => {
+        timedOut = true;
+        stop();
+      }, options.silenceLimitMs);
+    };
+    const reader = new MessageReader((message) => {
+      received = true;
+      if (message.type === 'done') done = true;
+      resetSilence();
+      options.onMessage(message);
+    });
+    const onAbort = () => {
+      aborted = true;
+      stop();
+    };
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    resetSilence();
+    socket.setEncoding('utf8');
+    socket.on('connect', () => socket.write(`${JSON.stringify(job)}\n`));
+    socket.on('data', (chunk: string) => {
+      if (failure !== undefined) return;
+      try {
+        reader.push(chunk);
+      } catch (error) {
+        failure = error;
+        stop();
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      if (silence !== undefined) clearTimeout(silence);
+      options.signal?.removeEventListener('abort', onAbort);
+      void (async () => {
+        if (!(await waitForExit(record, 3_000))) stop();
+        await waitForExit(record, 2_000);
+        const diagnostics = new TailBuffer();
+        diagnostics.push(await fsp.readFile(record.logFile, 'utf8').catch(() => ''));
+        const sandbox = confinedReport(record.scratch);
+        await retire(record);
+        if (failure !== undefined) throw failure;
+        resolve({
+          exit: { exitCode: done ? 0 : null, signal: null, diagnostics: diagnostics.toString(), incomplete: reader.remainder, aborted, timedOut },
+          sandbox,
+          unused: !received && !aborted,
+        });
+      })().catch((error: unknown) => {
+        failure ??= error;
+        resolve({
+          exit: { exitCode: null, signal: null, diagnostics: String(failure), incomplete: '', aborted, timedOut },
+          sandbox: confinedReport(record.scratch),
+          unused: !received && !aborted,
+        });
+      });
+    });
+  });
+}
+
+export interface StandbyStart {
+  cacheRoot: string;
+  key: string;
+  projectDir: string;
+  scratch: string;
+  /** The shared run folder the harness sees (the socket and the ready file go there). */
+  shared: string;
+  /** The sandboxed command line (HostSandbox.wrap) and its pids cgroup. */
+  command: string;
+  args: string[];
+  cgroup: string | undefined;
+  env: Record<string, string>;
+}
+
+/** Where a standby's socket and ready file go, or undefined when the socket's path would be too long. */
+export function standbyPaths(shared: string): { socket: string; readyFile: string } | undefined {
+  const socket = path.join(shared, 'standby.sock');
+  return Buffer.byteLength(socket) > MAX_SOCKET_PATH ? undefined : { socket, readyFile: path.join(shared, 'standby-ready.json') };
+}
+
+/**
+ * Starts a standby in the background (its own session: it outlives this process) and records it for the next run.
+ * At most one per key; records of standbys that are gone are cleared on the way.
+ */
+export async function startStandby(start: StandbyStart): Promise<void> {
+  const folder = standbyFolder(start.cacheRoot);
+  await fsp.mkdir(folder, { recursive: true });
+  await clearGone(folder);
+  const file = recordFile(start.cacheRoot, start.key);
+  const paths = standbyPaths(start.shared);
+  if (paths === undefined || fs.existsSync(file)) {
+    await fsp.rm(start.scratch, { recursive: true, force: true });
+    return;
+  }
+  const logFile = path.join(start.scratch, 'standby.log');
+  const log = fs.openSync(logFile, 'a');
+  const spawnedAtMs = Date.now();
+  let pid: number | undefined;
+  try {
+    const child = spawn(start.command, start.args, { cwd: start.projectDir, env: start.env, detached: true, stdio: ['ignore', log, log] });
+    child.on('error', () => undefined);
+    child.unref();
+    pid = child.pid;
+  } finally {
+    fs.closeSync(log);
+  }
+  if (pid === undefined) {
+    await fsp.rm(start.scratch, { recursive: true, force: true });
+    return;
+  }
+  const record: StandbyRecord = {
+    format: 1,
+    pid,
+    scratch: start.scratch,
+    socket: paths.socket,
+    readyFile: paths.readyFile,
+    logFile,
+    cgroup: start.cgroup ?? '-',
+    spawnedAtMs,
+    projectDir: start.projectDir,
+  };
+  const temp = `${file}.${process.pid}.tmp`;
+  await fsp.writeFile(temp, JSON.stringify(record));
+  await fsp.rename(temp, file);
+}
+
+/** Records of standbys that are gone (idle exit, killed, machine restarted): their leftovers are removed. */
+async function clearGone(folder: string): Promise<void> {
+  const names = await fsp.readdir(folder).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.endsWith('.json')) continue;
+    const file = path.join(folder, name);
+    const record = readJsonFileSync(file, standbyRecord);
+    if (record !== undefined && isRunning(record)) continue;
+    await fsp.rm(file, { force: true });
+    if (record !== undefined) await retire(record);
+  }
+}
+
+/** Ends every standby recorded under `cacheRoot` (tests and benchmarks clean up with it). */
+export async function stopStandbys(cacheRoot: string): Promise<number> {
+  const folder = standbyFolder(cacheRoot);
+  const names = await fsp.readdir(folder).catch(() => [] as string[]);
+  let stopped = 0;
+  for (const name of names) {
+    const file = path.join(folder, name);
+    const record = readJsonFileSync(file, standbyRecord);
+    await fsp.rm(file, { force: true });
+    if (record === undefined) continue;
+    if (isRunning(record)) stopped += 1;
+    await retire(record);
+  }
+  return stopped;
+}
+
+/** Waits until every standby recorded under `cacheRoot` is ready or gone (benchmarks measure a quiet machine). */
+export async function standbysSettled(cacheRoot: string, limitMs = 120_000): Promise<void> {
+  const folder = standbyFolder(cacheRoot);
+  const until = Date.now() + limitMs;
+  for (;;) {
+    const names = (await fsp.readdir(folder).catch(() => [] as string[])).filter((n) => n.endsWith('.json'));
+    const pending = names
+      .map((name) => readJsonFileSync(path.join(folder, name), standbyRecord))
+      .filter((r): r is StandbyRecord => r !== undefined && isRunning(r) && !fs.existsSync(r.readyFile));
+    if (pending.length === 0 || Date.now() > until) return;
+    await sleep(20);
+  }
+}
