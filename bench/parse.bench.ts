@@ -18,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateBenchProject } from '../fixtures/parse/generate-bench-project.mjs';
+import { processAlive } from '../src/util/process.js';
 import { compare, median, report, type Comparison, type Timed } from './lib.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -206,18 +207,9 @@ function standbys(parseRoot: string): { pid: number; readyFile: string }[] {
   });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Blocks until every standby under the cache is ready or gone (at most two minutes). */
 function waitForStandbys(parseRoot: string): void {
   const until = Date.now() + 120_000;
   const pause = new Int32Array(new SharedArrayBuffer(4));
-  while (standbys(parseRoot).some((s) => alive(s.pid) && !fs.existsSync(s.readyFile)) && Date.now() < until) Atomics.wait(pause, 0, 0, 20);
+  while (standbys(parseRoot).some((s) => processAlive(s.pid) && !fs.existsSync(s.readyFile)) && Date.now() < until) Atomics.wait(pause, 0, 0, 20);
 }

@@ -67,6 +67,62 @@ export interface HarnessConfig {
   standby?: { socket: string; readyFile: string; idleSeconds: number; modules: string[] };
 }
 
+/**
+ * What every way of running the harness shares while it runs: its result stream read and validated, a limit on how
+ * long it may say nothing, and the caller's abort. `kill` ends the harness; `end` is called once it has.
+ */
+export class HarnessWatch {
+  aborted = false;
+  timedOut = false;
+  /** The first thing that went wrong on our side (an invalid message, a failed spawn): the run fails with it. */
+  failure: unknown;
+  private silence: NodeJS.Timeout | undefined;
+  private readonly reader: MessageReader;
+
+  constructor(private readonly options: { kill: () => void; onMessage: (message: HarnessMessage) => void; signal?: AbortSignal; silenceLimitMs: number }) {
+    this.reader = new MessageReader((message) => {
+      this.resetSilence();
+      options.onMessage(message);
+    });
+    options.signal?.addEventListener('abort', this.onAbort, { once: true });
+    this.resetSilence();
+  }
+
+  private readonly onAbort = () => {
+    this.aborted = true;
+    this.options.kill();
+  };
+
+  private resetSilence(): void {
+    if (this.silence !== undefined) clearTimeout(this.silence);
+    this.silence = setTimeout(() => {
+      this.timedOut = true;
+      this.options.kill();
+    }, this.options.silenceLimitMs);
+  }
+
+  /** A chunk of the result stream; a message that does not validate ends the harness. */
+  push(chunk: string): void {
+    if (this.failure !== undefined) return;
+    try {
+      this.reader.push(chunk);
+    } catch (error) {
+      this.failure = error;
+      this.options.kill();
+    }
+  }
+
+  /** Bytes after the last complete message. */
+  get remainder(): string {
+    return this.reader.remainder;
+  }
+
+  end(): void {
+    if (this.silence !== undefined) clearTimeout(this.silence);
+    this.options.signal?.removeEventListener('abort', this.onAbort);
+  }
+}
+
 /** Splits a byte stream into lines and validates each as a harness message. */
 export class MessageReader {
   private buffer = '';

@@ -1,7 +1,7 @@
 /** Runs the harness as a subprocess on the host, reading results from file descriptor 3 (not stdout/stderr). */
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { HARNESS_BOOT, harnessParentDir, MessageReader, TailBuffer, type HarnessConfig } from './harness.js';
+import { HARNESS_BOOT, harnessParentDir, HarnessWatch, TailBuffer, type HarnessConfig } from './harness.js';
 import type { HostSandbox, SandboxSpec } from './sandbox.js';
 import type { HarnessMessage } from './schema.js';
 
@@ -39,45 +39,21 @@ export function runHarnessOnHost(options: HostHarnessOptions): Promise<HarnessEx
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     });
     const diagnostics = new TailBuffer();
-    let failure: unknown;
-    let aborted = false;
-    let timedOut = false;
-    let silence: NodeJS.Timeout | undefined;
-    const kill = () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    };
-    const resetSilence = () => {
-      if (silence !== undefined) clearTimeout(silence);
-      silence = setTimeout(() => {
-        timedOut = true;
-        kill();
-      }, options.silenceLimitMs);
-    };
-    const reader = new MessageReader((message) => {
-      resetSilence();
-      options.onMessage(message);
+    const watch = new HarnessWatch({
+      kill: () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      },
+      onMessage: options.onMessage,
+      signal: options.signal,
+      silenceLimitMs: options.silenceLimitMs,
     });
-    const onAbort = () => {
-      aborted = true;
-      kill();
-    };
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    resetSilence();
     child.stdout?.setEncoding('utf8').on('data', (chunk: string) => diagnostics.push(chunk));
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => diagnostics.push(chunk));
     const results = child.stdio[3] as Readable;
     results.setEncoding('utf8');
-    results.on('data', (chunk: string) => {
-      if (failure !== undefined) return;
-      try {
-        reader.push(chunk);
-      } catch (error) {
-        failure = error;
-        kill();
-      }
-    });
+    results.on('data', (chunk: string) => watch.push(chunk));
     child.on('error', (error) => {
-      failure ??= error;
+      watch.failure ??= error;
     });
     child.on('exit', () => {
       // Streams a stray process still holds open must not keep us waiting once the harness itself is gone.
@@ -86,13 +62,19 @@ export function runHarnessOnHost(options: HostHarnessOptions): Promise<HarnessEx
       }, 2000).unref();
     });
     child.on('close', (exitCode, signal) => {
-      if (silence !== undefined) clearTimeout(silence);
-      options.signal?.removeEventListener('abort', onAbort);
-      if (failure !== undefined) {
-        reject(failure);
+      watch.end();
+      if (watch.failure !== undefined) {
+        reject(watch.failure);
         return;
       }
-      resolve({ exitCode, signal, diagnostics: diagnostics.toString(), incomplete: reader.remainder, aborted, timedOut });
+      resolve({
+        exitCode,
+        signal,
+        diagnostics: diagnostics.toString(),
+        incomplete: watch.remainder,
+        aborted: watch.aborted,
+        timedOut: watch.timedOut,
+      });
     });
   });
 }

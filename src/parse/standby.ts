@@ -26,7 +26,8 @@ import path from 'node:path';
 import * as z from 'zod';
 import { sleep } from '../util/retry.js';
 import { readJsonFileSync } from '../util/json-file.js';
-import { MessageReader, TailBuffer } from './harness.js';
+import { processAlive } from '../util/process.js';
+import { HarnessWatch, TailBuffer } from './harness.js';
 import type { HarnessExit } from './hostRunner.js';
 import { confinedReport, removeCgroup, type SandboxReport } from './sandbox.js';
 import type { HarnessMessage } from './schema.js';
@@ -68,21 +69,25 @@ function recordFile(cacheRoot: string, key: string): string {
 /** The standby's process is alive and is this standby (not another process that got its pid). */
 function isRunning(record: StandbyRecord): boolean {
   try {
-    process.kill(record.pid, 0);
-    return fs.readFileSync(`/proc/${record.pid}/cmdline`, 'utf8').includes(record.scratch);
+    return processAlive(record.pid) && fs.readFileSync(`/proc/${record.pid}/cmdline`, 'utf8').includes(record.scratch);
   } catch {
     return false;
+  }
+}
+
+/** Kills the standby's process group (its sandbox's processes go with its first one). */
+function killGroup(record: StandbyRecord): void {
+  try {
+    process.kill(-record.pid, 'SIGKILL');
+  } catch {
+    // already gone
   }
 }
 
 /** Ends a standby (its whole process group) and removes what it leaves on the host. */
 export async function retire(record: StandbyRecord): Promise<void> {
   if (isRunning(record)) {
-    try {
-      process.kill(-record.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
+    killGroup(record);
     await waitForExit(record, 2_000);
   }
   await removeCgroup(record.cgroup);
@@ -177,77 +182,46 @@ export function runOnStandby(
   job: StandbyJob,
   options: { onMessage: (message: HarnessMessage) => void; signal?: AbortSignal; silenceLimitMs: number },
 ): Promise<StandbyRun> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const socket = net.connect(record.socket);
     let received = false;
     let done = false;
-    let failure: unknown;
-    let aborted = false;
-    let timedOut = false;
-    let silence: NodeJS.Timeout | undefined;
-    const stop = () => {
-      try {
-        process.kill(-record.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-      socket.destroy();
-    };
-    const resetSilence = () => {
-      if (silence !== undefined) clearTimeout(silence);
-      silence = setTimeout(() => {
-        timedOut = true;
-        stop();
-      }, options.silenceLimitMs);
-    };
-    const reader = new MessageReader((message) => {
-      received = true;
-      if (message.type === 'done') done = true;
-      resetSilence();
-      options.onMessage(message);
+    const watch = new HarnessWatch({
+      kill: () => {
+        killGroup(record);
+        socket.destroy();
+      },
+      onMessage: (message) => {
+        received = true;
+        if (message.type === 'done') done = true;
+        options.onMessage(message);
+      },
+      signal: options.signal,
+      silenceLimitMs: options.silenceLimitMs,
     });
-    const onAbort = () => {
-      aborted = true;
-      stop();
-    };
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    resetSilence();
     socket.setEncoding('utf8');
     socket.on('connect', () => socket.write(`${JSON.stringify(job)}\n`));
-    socket.on('data', (chunk: string) => {
-      if (failure !== undefined) return;
-      try {
-        reader.push(chunk);
-      } catch (error) {
-        failure = error;
-        stop();
-      }
-    });
+    socket.on('data', (chunk: string) => watch.push(chunk));
     socket.on('error', () => undefined);
     socket.on('close', () => {
-      if (silence !== undefined) clearTimeout(silence);
-      options.signal?.removeEventListener('abort', onAbort);
+      watch.end();
+      // The standby ends after its job (or was stopped); what it leaves is removed before the run goes on.
       void (async () => {
-        if (!(await waitForExit(record, 3_000))) stop();
-        await waitForExit(record, 2_000);
+        await waitForExit(record, 3_000);
         const diagnostics = new TailBuffer();
         diagnostics.push(await fsp.readFile(record.logFile, 'utf8').catch(() => ''));
         const sandbox = confinedReport(record.scratch);
         await retire(record);
-        if (failure !== undefined) throw failure;
-        resolve({
-          exit: { exitCode: done ? 0 : null, signal: null, diagnostics: diagnostics.toString(), incomplete: reader.remainder, aborted, timedOut },
-          sandbox,
-          unused: !received && !aborted,
-        });
-      })().catch((error: unknown) => {
-        failure ??= error;
-        resolve({
-          exit: { exitCode: null, signal: null, diagnostics: String(failure), incomplete: '', aborted, timedOut },
-          sandbox: confinedReport(record.scratch),
-          unused: !received && !aborted,
-        });
-      });
+        return { diagnostics: diagnostics.toString(), sandbox };
+      })().then(({ diagnostics, sandbox }) => {
+        if (watch.failure !== undefined) reject(watch.failure);
+        else
+          resolve({
+            exit: { exitCode: done ? 0 : null, signal: null, diagnostics, incomplete: watch.remainder, aborted: watch.aborted, timedOut: watch.timedOut },
+            sandbox,
+            unused: !received && !watch.aborted,
+          });
+      }, reject);
     });
   });
 }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { runParse, type ParseOptions, type ParseProgressEvent } from '../../../src/parse/index.js';
 import { retire, standbyFolder, standbysSettled, stopStandbys, type StandbyRecord } from '../../../src/parse/standby.js';
+import { processAlive } from '../../../src/util/process.js';
 import { airflow2Python, airflowPython, copyFixture, expectValidReport, removeTempDirs, tempDir } from './helpers.js';
 
 const cacheDirs: string[] = [];
@@ -49,15 +50,6 @@ async function readyStandby(cacheDir: string): Promise<StandbyRecord> {
   return record;
 }
 
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 const verdicts = (report: Awaited<ReturnType<typeof parse>>['report']) =>
   report.files.map((f) => ({ path: f.path, status: f.status, dagIds: [...f.dagIds].sort(), errors: f.errors.map((e) => e.message.split('\n')[0]) }));
 
@@ -73,7 +65,7 @@ describe('standbys', () => {
     fs.appendFileSync(path.join(projectDir, 'dags', 'good.py'), '\n# edited\n');
     const second = await parse(projectDir, cacheDir, { noCache: true });
     expect(second.standby).toBe(true);
-    expect(running(record.pid)).toBe(false);
+    expect(processAlive(record.pid)).toBe(false);
     expect(fs.existsSync(record.scratch)).toBe(false);
     expect(second.report.summary.sandbox).toEqual(first.report.summary.sandbox);
 
@@ -107,7 +99,7 @@ describe('standbys', () => {
     fs.writeFileSync(path.join(projectDir, 'dags', 'added.py'), 'from airflow import DAG\nraise ValueError("added while the standby waited")\n');
     const added = await parse(projectDir, cacheDir);
     expect(added.standby).toBe(false);
-    expect(running(next.pid)).toBe(false);
+    expect(processAlive(next.pid)).toBe(false);
     expect(added.report.files.find((f) => f.path === 'dags/added.py')?.errors[0]?.message).toContain('added while the standby waited');
   });
 
@@ -120,7 +112,7 @@ describe('standbys', () => {
     fs.writeFileSync(path.join(projectDir, 'airflow.cfg'), '[core]\nload_examples = False\n');
     const run = await parse(projectDir, cacheDir, { noCache: true });
     expect(run.standby).toBe(false);
-    expect(running(record.pid)).toBe(false);
+    expect(processAlive(record.pid)).toBe(false);
     expect(fs.existsSync(record.scratch)).toBe(false);
     expect(run.report.summary.passed).toBe(true);
   });
@@ -142,9 +134,9 @@ describe('standbys', () => {
     const afterDamage = await parse(projectDir, cacheDir, { noCache: true, keepWarm: false });
     expect(afterDamage.standby).toBe(false);
     // The damaged record's standby still runs: only its own idle exit or stopStandbys ends it.
-    expect(running(next.pid)).toBe(true);
+    expect(processAlive(next.pid)).toBe(true);
     await retire(next);
-    expect(running(next.pid)).toBe(false);
+    expect(processAlive(next.pid)).toBe(false);
   });
 
   it('ends by itself when no run comes, and leaves nothing but its folder for the next run to clear', async () => {
@@ -153,8 +145,8 @@ describe('standbys', () => {
     await parse(projectDir, cacheDir, { standbyIdleSeconds: 1 });
     const record = await readyStandby(cacheDir);
     const until = Date.now() + 15_000;
-    while (running(record.pid) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(running(record.pid)).toBe(false);
+    while (processAlive(record.pid) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(processAlive(record.pid)).toBe(false);
     const run = await parse(projectDir, cacheDir, { noCache: true, keepWarm: false });
     expect(run.standby).toBe(false);
     expect(fs.existsSync(record.scratch)).toBe(false);

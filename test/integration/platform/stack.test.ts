@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { repoRoot, startStack, type Endpoints, type SeedTokens } from '../../platform/stack.js';
+import { processAlive } from '../../../src/util/process.js';
 import { removeDir } from './helpers.js';
 
 const run = promisify(execFile);
@@ -17,15 +18,6 @@ const cli = (args: string[]) =>
     (r) => ({ code: 0, stdout: r.stdout }),
     (e: { code?: number; stdout?: string }) => ({ code: e.code ?? 1, stdout: e.stdout ?? '' }),
   );
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('startStack', () => {
   it('runs in a temp state dir with ephemeral ports, writes endpoints and tokens, and cleans up', async () => {
@@ -36,13 +28,13 @@ describe('startStack', () => {
     expect(tokens.apiTokens.map((t) => t.token)).toEqual(stack.tokens.apiTokens.map((t) => t.token));
     expect(tokens.apiTokens.filter((t) => t.expired)).toHaveLength(1);
     expect(endpoints.registry.host).toBe(`localhost:${endpoints.registry.port}`);
-    expect(alive(endpoints.registry.pid) && alive(endpoints.blob.azuritePid)).toBe(true);
+    expect(processAlive(endpoints.registry.pid) && processAlive(endpoints.blob.azuritePid)).toBe(true);
 
     await expect(startStack({ ports: 0, stateDir: stack.stateDir })).rejects.toThrow(/already used by a running stack/);
 
     await stack.stop();
     expect(existsSync(stack.stateDir)).toBe(false);
-    expect(alive(endpoints.registry.pid) || alive(endpoints.blob.azuritePid)).toBe(false);
+    expect(processAlive(endpoints.registry.pid) || processAlive(endpoints.blob.azuritePid)).toBe(false);
     await expect(fetch(endpoints.platform.authConfigUrl)).rejects.toThrow();
   });
 
@@ -68,7 +60,7 @@ describe('cli.ts', () => {
       expect(started.code).toBe(0);
       expect(started.stdout).toContain('REST v1');
       const endpoints = JSON.parse(readFileSync(join(stateDir, 'endpoints.json'), 'utf8')) as Endpoints;
-      expect(alive(endpoints.pid)).toBe(true);
+      expect(processAlive(endpoints.pid)).toBe(true);
       expect((await fetch(endpoints.platform.authConfigUrl)).status).toBe(200);
       expect(started.stdout).toContain(`Deployment View ${endpoints.view.url}`);
       expect((await fetch(`http://127.0.0.1:${endpoints.view.port}/`)).status).toBe(200);
@@ -80,7 +72,7 @@ describe('cli.ts', () => {
 
       const stopped = await cli(['stop', '--state', stateDir]);
       expect(stopped.stdout).toContain('stopped');
-      for (const pid of [endpoints.pid, endpoints.registry.pid, endpoints.blob.azuritePid]) expect(alive(pid)).toBe(false);
+      for (const pid of [endpoints.pid, endpoints.registry.pid, endpoints.blob.azuritePid]) expect(processAlive(pid)).toBe(false);
       expect((await cli(['status', '--state', stateDir])).code).toBe(3);
     } finally {
       await cli(['stop', '--state', stateDir]);
