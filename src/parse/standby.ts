@@ -287,9 +287,16 @@ export async function startStandby(start: StandbyStart): Promise<void> {
     spawnedAtMs,
     projectDir: start.projectDir,
   };
+  // Written whole, then linked into place only if no other run recorded one for this key meanwhile.
   const temp = `${file}.${process.pid}.tmp`;
   await fsp.writeFile(temp, JSON.stringify(record));
-  await fsp.rename(temp, file);
+  try {
+    await fsp.link(temp, file);
+  } catch {
+    await retire(record);
+  } finally {
+    await fsp.rm(temp, { force: true });
+  }
 }
 
 /** Records of standbys that are gone (idle exit, killed, machine restarted): their leftovers are removed. */
