@@ -253,7 +253,7 @@ export function standbyPaths(shared: string): { socket: string; readyFile: strin
 export async function startStandby(start: StandbyStart): Promise<void> {
   const folder = standbyFolder(start.cacheRoot);
   await fsp.mkdir(folder, { recursive: true });
-  await clearGone(folder);
+  await clearGone(folder, start);
   const file = recordFile(start.cacheRoot, start.key);
   const paths = standbyPaths(start.shared);
   if (paths === undefined || fs.existsSync(file)) {
@@ -299,14 +299,19 @@ export async function startStandby(start: StandbyStart): Promise<void> {
   }
 }
 
-/** Records of standbys that are gone (idle exit, killed, machine restarted): their leftovers are removed. */
-async function clearGone(folder: string): Promise<void> {
+/**
+ * Records of standbys that are gone (idle exit, killed, machine restarted) are cleared with their leftovers, and so
+ * are the standbys of the same project under another key (another interpreter or environment since): one waits per
+ * project.
+ */
+async function clearGone(folder: string, start: StandbyStart): Promise<void> {
   const names = await fsp.readdir(folder).catch(() => [] as string[]);
   for (const name of names) {
     if (!name.endsWith('.json')) continue;
     const file = path.join(folder, name);
     const record = readJsonFileSync(file, standbyRecord);
-    if (record !== undefined && isRunning(record)) continue;
+    const superseded = record !== undefined && record.projectDir === start.projectDir && name !== `${start.key}.json`;
+    if (record !== undefined && isRunning(record) && !superseded) continue;
     await fsp.rm(file, { force: true });
     if (record !== undefined) await retire(record);
   }

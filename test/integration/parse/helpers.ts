@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { expect } from 'vitest';
 import { parseReport, type ParseReport } from '../../../src/parse/index.js';
+import { processAlive } from '../../../src/util/process.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const fixturesDir = path.join(repoRoot, 'fixtures', 'parse');
@@ -192,4 +193,17 @@ export function decodedOutput(text: string): string {
 /** runParse builds its report without validating it again: the report must match its schema exactly (no key more or less). */
 export function expectValidReport(report: ParseReport): void {
   expect(parseReport.parse(report)).toStrictEqual(report);
+}
+
+/**
+ * Whether a process ended within `limitMs`. A process this test process started (a standby, a stand-in) stays a
+ * zombie, alive to kill(pid, 0), until Node's event loop reaps it: the loop must get to run first.
+ */
+export async function processGone(pid: number, limitMs = 5_000): Promise<boolean> {
+  const until = Date.now() + limitMs;
+  while (processAlive(pid)) {
+    if (Date.now() > until) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return true;
 }

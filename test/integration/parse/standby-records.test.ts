@@ -7,19 +7,19 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { claimStandby, standbyFolder, startStandby, stopStandbys, type StandbyRecord } from '../../../src/parse/standby.js';
 import { processAlive } from '../../../src/util/process.js';
-import { removeTempDirs, tempDir } from './helpers.js';
+import { processGone, removeTempDirs, tempDir } from './helpers.js';
 
 afterAll(removeTempDirs);
 
 /** A stand-in that lives `seconds` and names its scratch folder on its command line, as a standby does. */
-async function start(cacheRoot: string, key: string, seconds: number): Promise<string> {
+async function start(cacheRoot: string, key: string, seconds: number, projectDir?: string): Promise<string> {
   const scratch = tempDir('astro-parse-standin-');
   const shared = path.join(scratch, 'run');
   fs.mkdirSync(shared);
   await startStandby({
     cacheRoot,
     key,
-    projectDir: scratch,
+    projectDir: projectDir ?? scratch,
     scratch,
     shared,
     command: 'sh',
@@ -42,7 +42,7 @@ describe('standby records', () => {
     expect(kept.scratch).toBe(first);
     expect(processAlive(kept.pid)).toBe(true);
     expect(await stopStandbys(cacheRoot)).toBe(1);
-    expect(processAlive(kept.pid)).toBe(false);
+    expect(await processGone(kept.pid)).toBe(true);
     expect(fs.existsSync(first)).toBe(false);
     expect(fs.readdirSync(standbyFolder(cacheRoot))).toEqual([]);
   });
@@ -52,7 +52,7 @@ describe('standby records', () => {
     const scratch = await start(cacheRoot, 'k2', 0.2);
     const { pid } = record(cacheRoot, 'k2');
     expect(await claimStandby(cacheRoot, 'k2')).toBeUndefined();
-    expect(processAlive(pid)).toBe(false);
+    expect(await processGone(pid)).toBe(true);
     expect(fs.existsSync(scratch)).toBe(false);
     expect(fs.readdirSync(standbyFolder(cacheRoot))).toEqual([]);
     expect(await claimStandby(cacheRoot, 'k2')).toBeUndefined();
@@ -62,10 +62,24 @@ describe('standby records', () => {
     const cacheRoot = tempDir('astro-parse-standby-root-');
     const gone = await start(cacheRoot, 'k3', 0.1);
     const { pid } = record(cacheRoot, 'k3');
-    while (processAlive(pid)) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await processGone(pid)).toBe(true);
     await start(cacheRoot, 'k4', 60);
     expect(fs.existsSync(gone)).toBe(false);
     expect(fs.readdirSync(standbyFolder(cacheRoot)).sort()).toEqual(['k4.json']);
     expect(await stopStandbys(cacheRoot)).toBe(1);
+  });
+
+  it('one standby waits per project: a new key for the same project retires the old one', async () => {
+    const cacheRoot = tempDir('astro-parse-standby-root-');
+    const project = tempDir('astro-parse-standby-project-');
+    const old = await start(cacheRoot, 'old-env', 60, project);
+    const { pid } = record(cacheRoot, 'old-env');
+    const other = await start(cacheRoot, 'other-project', 60);
+    await start(cacheRoot, 'new-env', 60, project);
+    expect(await processGone(pid)).toBe(true);
+    expect(fs.existsSync(old)).toBe(false);
+    expect(fs.existsSync(other)).toBe(true);
+    expect(fs.readdirSync(standbyFolder(cacheRoot)).sort()).toEqual(['new-env.json', 'other-project.json']);
+    expect(await stopStandbys(cacheRoot)).toBe(2);
   });
 });

@@ -9,7 +9,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { runParse, type ParseOptions, type ParseProgressEvent } from '../../../src/parse/index.js';
 import { retire, standbyFolder, standbysSettled, stopStandbys, type StandbyRecord } from '../../../src/parse/standby.js';
 import { processAlive } from '../../../src/util/process.js';
-import { airflow2Python, airflowPython, copyFixture, expectValidReport, removeTempDirs, tempDir } from './helpers.js';
+import { airflow2Python, airflowPython, copyFixture, expectValidReport, processGone, removeTempDirs, tempDir } from './helpers.js';
 
 const cacheDirs: string[] = [];
 afterEach(async () => {
@@ -65,7 +65,7 @@ describe('standbys', () => {
     fs.appendFileSync(path.join(projectDir, 'dags', 'good.py'), '\n# edited\n');
     const second = await parse(projectDir, cacheDir, { noCache: true });
     expect(second.standby).toBe(true);
-    expect(processAlive(record.pid)).toBe(false);
+    expect(await processGone(record.pid)).toBe(true);
     expect(fs.existsSync(record.scratch)).toBe(false);
     expect(second.report.summary.sandbox).toEqual(first.report.summary.sandbox);
 
@@ -99,7 +99,7 @@ describe('standbys', () => {
     fs.writeFileSync(path.join(projectDir, 'dags', 'added.py'), 'from airflow import DAG\nraise ValueError("added while the standby waited")\n');
     const added = await parse(projectDir, cacheDir);
     expect(added.standby).toBe(false);
-    expect(processAlive(next.pid)).toBe(false);
+    expect(await processGone(next.pid)).toBe(true);
     expect(added.report.files.find((f) => f.path === 'dags/added.py')?.errors[0]?.message).toContain('added while the standby waited');
   });
 
@@ -112,7 +112,7 @@ describe('standbys', () => {
     fs.writeFileSync(path.join(projectDir, 'airflow.cfg'), '[core]\nload_examples = False\n');
     const run = await parse(projectDir, cacheDir, { noCache: true });
     expect(run.standby).toBe(false);
-    expect(processAlive(record.pid)).toBe(false);
+    expect(await processGone(record.pid)).toBe(true);
     expect(fs.existsSync(record.scratch)).toBe(false);
     expect(run.report.summary.passed).toBe(true);
   });
@@ -136,7 +136,7 @@ describe('standbys', () => {
     // The damaged record's standby still runs: only its own idle exit or stopStandbys ends it.
     expect(processAlive(next.pid)).toBe(true);
     await retire(next);
-    expect(processAlive(next.pid)).toBe(false);
+    expect(await processGone(next.pid)).toBe(true);
   });
 
   it('ends by itself when no run comes, and leaves nothing but its folder for the next run to clear', async () => {
@@ -144,9 +144,7 @@ describe('standbys', () => {
     const cacheDir = newCache();
     await parse(projectDir, cacheDir, { standbyIdleSeconds: 1 });
     const record = await readyStandby(cacheDir);
-    const until = Date.now() + 15_000;
-    while (processAlive(record.pid) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(processAlive(record.pid)).toBe(false);
+    expect(await processGone(record.pid, 15_000)).toBe(true);
     const run = await parse(projectDir, cacheDir, { noCache: true, keepWarm: false });
     expect(run.standby).toBe(false);
     expect(fs.existsSync(record.scratch)).toBe(false);
