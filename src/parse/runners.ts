@@ -208,7 +208,7 @@ export async function hostRunner(options: RunnerOptions, projectDir: string, env
       key: standby.key,
       projectDir,
       scratch: prepared.dirs.scratch,
-      shared: prepared.dirs.shared,
+      ...paths,
       command: wrapped.command,
       args: wrapped.args,
       cgroup: wrapped.cgroup,

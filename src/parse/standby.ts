@@ -231,8 +231,9 @@ export interface StandbyStart {
   key: string;
   projectDir: string;
   scratch: string;
-  /** The shared run folder the harness sees (the socket and the ready file go there). */
-  shared: string;
+  /** Where it waits and says it is ready (standbyPaths of the shared run folder the harness sees). */
+  socket: string;
+  readyFile: string;
   /** The sandboxed command line (HostSandbox.wrap) and its pids cgroup. */
   command: string;
   args: string[];
@@ -255,8 +256,7 @@ export async function startStandby(start: StandbyStart): Promise<void> {
   await fsp.mkdir(folder, { recursive: true });
   await clearGone(folder, start);
   const file = recordFile(start.cacheRoot, start.key);
-  const paths = standbyPaths(start.shared);
-  if (paths === undefined || fs.existsSync(file)) {
+  if (fs.existsSync(file)) {
     await fsp.rm(start.scratch, { recursive: true, force: true });
     return;
   }
@@ -280,8 +280,8 @@ export async function startStandby(start: StandbyStart): Promise<void> {
     format: 1,
     pid,
     scratch: start.scratch,
-    socket: paths.socket,
-    readyFile: paths.readyFile,
+    socket: start.socket,
+    readyFile: start.readyFile,
     logFile,
     cgroup: start.cgroup ?? '-',
     spawnedAtMs,

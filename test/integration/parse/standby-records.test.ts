@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { claimStandby, standbyFolder, startStandby, stopStandbys, type StandbyRecord } from '../../../src/parse/standby.js';
+import { claimStandby, standbyFolder, standbyPaths, startStandby, stopStandbys, type StandbyRecord } from '../../../src/parse/standby.js';
 import { processAlive } from '../../../src/util/process.js';
 import { processGone, removeTempDirs, tempDir } from './helpers.js';
 
@@ -21,7 +21,7 @@ async function start(cacheRoot: string, key: string, seconds: number, projectDir
     key,
     projectDir: projectDir ?? scratch,
     scratch,
-    shared,
+    ...standbyPaths(shared)!,
     command: 'sh',
     args: ['-c', `sleep ${seconds}`, scratch],
     cgroup: undefined,
