@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateBenchProject } from '../fixtures/parse/generate-bench-project.mjs';
-import { processAlive } from '../src/util/process.js';
+import { startingStandbys, stopStandbys } from '../src/parse/standby.js';
 import { compare, median, report, type Comparison, type Timed } from './lib.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -157,7 +157,6 @@ async function forMajor(work: string, python: string, major: 2 | 3): Promise<Com
       { runs: 5, warmup: 1, target: 0.6 },
     ),
   );
-  const { stopStandbys } = (await import(path.join(root, 'dist', 'parse', 'standby.js'))) as typeof import('../src/parse/standby.js');
   await stopStandbys(path.join(light.cacheDir, 'parse'));
   // Not astro: what a fresh Python process pays before its first file. No run that starts Python can be faster, so
   // this ratio is the floor of the "one file changed" row (its target is met only with an interpreter kept warm).
@@ -194,22 +193,9 @@ if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLTo
   for (const result of await run()) console.log(report(result));
 }
 
-/** Records of standbys (src/parse/standby.ts) under a parse cache. */
-function standbys(parseRoot: string): { pid: number; readyFile: string }[] {
-  const folder = path.join(parseRoot, 'standby');
-  const names = fs.existsSync(folder) ? fs.readdirSync(folder).filter((n) => n.endsWith('.json')) : [];
-  return names.flatMap((name) => {
-    try {
-      return [JSON.parse(fs.readFileSync(path.join(folder, name), 'utf8')) as { pid: number; readyFile: string }];
-    } catch {
-      return [];
-    }
-  });
-}
-
 /** Blocks until every standby under the cache is ready or gone (at most two minutes). */
 function waitForStandbys(parseRoot: string): void {
   const until = Date.now() + 120_000;
   const pause = new Int32Array(new SharedArrayBuffer(4));
-  while (standbys(parseRoot).some((s) => processAlive(s.pid) && !fs.existsSync(s.readyFile)) && Date.now() < until) Atomics.wait(pause, 0, 0, 20);
+  while (startingStandbys(parseRoot) > 0 && Date.now() < until) Atomics.wait(pause, 0, 0, 20);
 }

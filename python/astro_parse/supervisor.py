@@ -226,13 +226,13 @@ def _stand_by(standby, config, local_roots, deps):
     listener.bind(standby["socket"])
     listener.listen(1)
     ready = standby["readyFile"]
-    # The folders' entries as the standby saw them (sha256 of the sorted names, NUL-separated): the run that claims
-    # it compares them with its own view; files it compares by ctime.
+    # The folders' entries as the standby saw them (sha256 of the sorted names, each followed by a NUL: listingHash
+    # in src/parse/cache.ts): the run that claims it compares them with its own view; files it compares by ctime.
     listings = {}
     for folder in [config["projectRoot"]] + list(deps["dirs"]):
         try:
             names = sorted(os.listdir(folder))
-            listings[folder] = hashlib.sha256("\0".join(names).encode("utf-8", "surrogateescape")).hexdigest()
+            listings[folder] = hashlib.sha256("".join(n + "\0" for n in names).encode("utf-8", "surrogateescape")).hexdigest()
         except OSError:
             listings[folder] = None
     with open(ready + ".tmp", "w") as out:

@@ -99,12 +99,19 @@ export class ContentHasher {
 
   /** Hash of a directory's sorted entry names (what an import's directory scan depends on), null when absent. */
   async hashDir(dir: string): Promise<string | null> {
-    try {
-      const names = fsSync.readdirSync(dir);
-      return sha256(...names.sort());
-    } catch {
-      return null;
-    }
+    return listingHash(dir);
+  }
+}
+
+/**
+ * sha256 of a folder's sorted entry names, each followed by a NUL (sha256 above); null when it cannot be listed.
+ * A standby computes the same in Python for the folders it saw (python/astro_parse/supervisor.py).
+ */
+export function listingHash(dir: string): string | null {
+  try {
+    return sha256(...fsSync.readdirSync(dir).sort());
+  } catch {
+    return null;
   }
 }
 

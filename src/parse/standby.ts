@@ -18,7 +18,6 @@
  *   its own harness, as it would without one.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import net from 'node:net';
@@ -27,6 +26,7 @@ import * as z from 'zod';
 import { sleep } from '../util/retry.js';
 import { readJsonFileSync } from '../util/json-file.js';
 import { processAlive } from '../util/process.js';
+import { listingHash } from './cache.js';
 import { HarnessWatch, TailBuffer } from './harness.js';
 import type { HarnessExit } from './hostRunner.js';
 import { confinedReport, removeCgroup, type SandboxReport } from './sandbox.js';
@@ -53,8 +53,8 @@ const standbyRecord = z.object({
 export type StandbyRecord = z.infer<typeof standbyRecord>;
 
 /**
- * What the standby's Airflow read while starting: files (compared by ctime) and folders with the sha256 of their
- * sorted entry names, NUL-separated (null: absent), as the standby saw them.
+ * What the standby's Airflow read while starting: files (compared by ctime) and folders with their listingHash
+ * (cache.ts; null: absent), as the standby saw them.
  */
 const readyFile = z.object({ files: z.array(z.string()), folders: z.record(z.string(), z.string().nullable()) });
 
@@ -120,16 +120,9 @@ function changedSince(record: StandbyRecord, seen: z.infer<typeof readyFile>): b
       }
     }
   };
-  const folderChanged = ([folder, hash]: [string, string | null]): boolean => {
-    let names: string[];
-    try {
-      names = fs.readdirSync(folder);
-    } catch {
-      return hash !== null;
-    }
-    return createHash('sha256').update(names.sort().join('\0')).digest('hex') !== hash;
-  };
-  return !(record.projectDir in seen.folders) || seen.files.some(fileChanged) || Object.entries(seen.folders).some(folderChanged);
+  return (
+    !(record.projectDir in seen.folders) || seen.files.some(fileChanged) || Object.entries(seen.folders).some(([folder, hash]) => listingHash(folder) !== hash)
+  );
 }
 
 /**
@@ -299,17 +292,28 @@ export async function startStandby(start: StandbyStart): Promise<void> {
   }
 }
 
+/** Every file in the standby folder with the record it holds (undefined: damaged, or not a record). */
+function recorded(folder: string): { name: string; file: string; record: StandbyRecord | undefined }[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(folder);
+  } catch {
+    return [];
+  }
+  return names.map((name) => {
+    const file = path.join(folder, name);
+    return { name, file, record: readJsonFileSync(file, standbyRecord) };
+  });
+}
+
 /**
  * Records of standbys that are gone (idle exit, killed, machine restarted) are cleared with their leftovers, and so
  * are the standbys of the same project under another key (another interpreter or environment since): one waits per
  * project.
  */
 async function clearGone(folder: string, start: StandbyStart): Promise<void> {
-  const names = await fsp.readdir(folder).catch(() => [] as string[]);
-  for (const name of names) {
+  for (const { name, file, record } of recorded(folder)) {
     if (!name.endsWith('.json')) continue;
-    const file = path.join(folder, name);
-    const record = readJsonFileSync(file, standbyRecord);
     const superseded = record !== undefined && record.projectDir === start.projectDir && name !== `${start.key}.json`;
     if (record !== undefined && isRunning(record) && !superseded) continue;
     await fsp.rm(file, { force: true });
@@ -319,12 +323,8 @@ async function clearGone(folder: string, start: StandbyStart): Promise<void> {
 
 /** Ends every standby recorded under `cacheRoot` (tests and benchmarks clean up with it). */
 export async function stopStandbys(cacheRoot: string): Promise<number> {
-  const folder = standbyFolder(cacheRoot);
-  const names = await fsp.readdir(folder).catch(() => [] as string[]);
   let stopped = 0;
-  for (const name of names) {
-    const file = path.join(folder, name);
-    const record = readJsonFileSync(file, standbyRecord);
+  for (const { file, record } of recorded(standbyFolder(cacheRoot))) {
     await fsp.rm(file, { force: true });
     if (record === undefined) continue;
     if (isRunning(record)) stopped += 1;
@@ -333,16 +333,15 @@ export async function stopStandbys(cacheRoot: string): Promise<number> {
   return stopped;
 }
 
+/** How many standbys recorded under `cacheRoot` are still starting (running, not ready yet). */
+export function startingStandbys(cacheRoot: string): number {
+  return recorded(standbyFolder(cacheRoot)).filter(
+    ({ name, record }) => name.endsWith('.json') && record !== undefined && isRunning(record) && !fs.existsSync(record.readyFile),
+  ).length;
+}
+
 /** Waits until every standby recorded under `cacheRoot` is ready or gone (benchmarks measure a quiet machine). */
 export async function standbysSettled(cacheRoot: string, limitMs = 120_000): Promise<void> {
-  const folder = standbyFolder(cacheRoot);
   const until = Date.now() + limitMs;
-  for (;;) {
-    const names = (await fsp.readdir(folder).catch(() => [] as string[])).filter((n) => n.endsWith('.json'));
-    const pending = names
-      .map((name) => readJsonFileSync(path.join(folder, name), standbyRecord))
-      .filter((r): r is StandbyRecord => r !== undefined && isRunning(r) && !fs.existsSync(r.readyFile));
-    if (pending.length === 0 || Date.now() > until) return;
-    await sleep(20);
-  }
+  while (startingStandbys(cacheRoot) > 0 && Date.now() <= until) await sleep(20);
 }
