@@ -43,6 +43,43 @@ our_pid() {
   printf '%s\n' "$pid"
 }
 
+# dockerd's own pid file (its --pidfile, or /var/run/docker.pid) and the one it writes for the containerd it starts:
+# after a crash, or on a machine restored from a snapshot taken while an engine ran, they name processes that are gone,
+# and dockerd then refuses to start ("pid file found, ensure docker is not running"). A pid file naming a live process
+# of the right name is left alone.
+flag_value() {
+  local name=$1 default=$2 i arg
+  for ((i = 0; i < ${#extra_args[@]}; i++)); do
+    arg=${extra_args[i]}
+    case $arg in
+      "$name"=*) printf '%s\n' "${arg#*=}"; return ;;
+      "$name") printf '%s\n' "${extra_args[i + 1]:-}"; return ;;
+    esac
+  done
+  printf '%s\n' "$default"
+}
+
+clear_stale_pid_file() {
+  local file=$1 comm=$2 pid
+  [[ -f $file ]] || return 0
+  pid=$(<"$file") || return 0
+  if [[ $pid =~ ^[0-9]+$ ]] && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$comm" ]]; then
+    return 0
+  fi
+  say "removing stale $file (no $comm runs as pid ${pid:-?})"
+  rm -f "$file"
+}
+
+# A dockerd of someone else's that is running but does not (yet) answer on the socket: its pid, from its pid file.
+running_engine_pid() {
+  local file pid
+  file=$(flag_value --pidfile /var/run/docker.pid)
+  [[ -f $file ]] || return 1
+  pid=$(<"$file")
+  [[ $pid =~ ^[0-9]+$ ]] && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == dockerd ]] || return 1
+  printf '%s\n' "$pid"
+}
+
 # The engine must outlive this script and whatever test runner called it: its own session, and none of our
 # descriptors beyond stdio (an inherited lock, such as provision.sh's, would otherwise be held for its lifetime).
 start_detached() {
@@ -62,18 +99,22 @@ ensure() {
     return 0
   fi
   local pid
-  if ! pid=$(our_pid); then
+  if pid=$(our_pid); then
+    say "waiting for dockerd $pid started earlier"
+  elif pid=$(running_engine_pid); then
+    say "waiting for dockerd $pid (not started by this script), which does not answer on $socket yet"
+  else
     local dockerd_bin
     dockerd_bin=$(command -v dockerd || true)
     [[ -n $dockerd_bin ]] || { say "dockerd is not installed (Debian package docker.io)"; return 1; }
     [[ $EUID -eq 0 ]] || { say "no engine answers on $socket and starting dockerd needs root"; return 1; }
     mkdir -p "$state_dir"
+    clear_stale_pid_file "$(flag_value --pidfile /var/run/docker.pid)" dockerd
+    clear_stale_pid_file "$(flag_value --exec-root /var/run/docker)/containerd/containerd.pid" containerd
     say "starting $dockerd_bin on $socket (log: $log_file)"
     start_detached "$dockerd_bin" --host "unix://$socket" "${extra_args[@]}"
     pid=$!
     printf '%s\n' "$pid" >"$pid_file"
-  else
-    say "waiting for dockerd $pid started earlier"
   fi
   local deadline=$((SECONDS + wait_seconds))
   until version=$(engine_version) && [[ -n $version ]]; do
