@@ -151,6 +151,9 @@ export interface ProbeHome {
   env: Record<string, string>;
   /** The credential files a DAG would try, by their real paths. */
   probePaths: string[];
+  /** True when the repo, and so this home, lies below the temp directory (a clone in /tmp): the sandbox's own /tmp
+   * then hides it as well as its hiding of the home would. */
+  belowTemp: boolean;
   remove(): void;
 }
 
@@ -181,6 +184,7 @@ export function probeHome(canary: string): ProbeHome {
     canary,
     env: { HOME: home, ASTRO_HOME: astroHome, DOCKER_CONFIG: dockerConfig },
     probePaths: Object.keys(files),
+    belowTemp: !path.relative(fs.realpathSync(os.tmpdir()), fs.realpathSync(home)).startsWith('..'),
     remove: () => fs.rmSync(home, { recursive: true, force: true }),
   };
 }
