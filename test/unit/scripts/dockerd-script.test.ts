@@ -79,7 +79,19 @@ beforeEach(() => {
 
 afterEach(() => {
   run('stop');
-  for (const pid of children.splice(0)) {
+  // Whatever a failed test left: the processes it spawned, and any stand-in engine running from this folder.
+  const standIns = fs
+    .readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+  for (const pid of [...children.splice(0), ...standIns]) {
     try {
       process.kill(pid);
     } catch {
