@@ -30,19 +30,24 @@ export interface PushedImage {
   labels: Record<string, string>;
 }
 
-function challengeOf(header: string | null): Record<string, string> | undefined {
+/** Where a registry sends its clients for a token (its Bearer challenge's realm and service). */
+export const registryChallengeSchema = z.object({ realm: z.string(), service: z.string().optional() });
+export type RegistryChallenge = z.infer<typeof registryChallengeSchema>;
+
+function challengeOf(header: string | null): RegistryChallenge | undefined {
   if (!header || !/^bearer\s/i.test(header)) return undefined;
   const out: Record<string, string> = {};
   for (const m of header.slice(7).matchAll(/(\w+)="([^"]*)"/g)) out[m[1]!.toLowerCase()] = m[2]!;
-  return out.realm ? out : undefined;
+  return out.realm ? { realm: out.realm, ...(out.service !== undefined ? { service: out.service } : {}) } : undefined;
 }
+
+const LOCAL_HOST = /^(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/;
 
 /** `host/name` of a repository, and the origin its registry is read from (plain http for a local one only). */
 function splitRepository(repository: string): { host: string; name: string; origin: string } {
   const slash = repository.indexOf('/');
   const host = repository.slice(0, slash);
-  const local = /^(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/.test(host);
-  return { host, name: repository.slice(slash + 1), origin: `${local ? 'http' : 'https'}://${host}` };
+  return { host, name: repository.slice(slash + 1), origin: `${LOCAL_HOST.test(host) ? 'http' : 'https'}://${host}` };
 }
 
 /** The origin (scheme, host, port) inspectPushedImage reads `repository` from. */
@@ -50,9 +55,32 @@ export function registryOrigin(repository: string): string {
   return splitRepository(repository).origin;
 }
 
+/** The registry host of a repository (`host[:port]`), the key its challenge is remembered under. */
+export function registryHost(repository: string): string {
+  return splitRepository(repository).host;
+}
+
+/**
+ * A remembered realm is asked for a token before the registry has challenged this run, so it must be one a challenge
+ * could be trusted with: https, or http on this machine only.
+ */
+function trustedRealm(realm: string): boolean {
+  try {
+    const url = new URL(realm);
+    return url.protocol === 'https:' || (url.protocol === 'http:' && LOCAL_HOST.test(url.host));
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The digest and labels of `repository:tag` (repository with its registry host). Undefined when the registry has
  * no such image; throws on anything else, for the caller to treat as "not known".
+ *
+ * `challenge`: the one this registry sent last time (remembered by the caller): its token is asked for first, which
+ * saves the round trip of the unauthenticated request that would only fetch the challenge again. Refused, failed or
+ * not accepted, the registry's own challenge is answered as without one. `onChallenge` hears a challenge the registry
+ * sent this run, for the caller to remember.
  */
 export async function inspectPushedImage(input: {
   repository: string;
@@ -60,29 +88,42 @@ export async function inspectPushedImage(input: {
   auth: { username: string; password: string };
   signal?: AbortSignal;
   fetch?: FetchPort;
+  challenge?: RegistryChallenge;
+  onChallenge?: (challenge: RegistryChallenge) => void;
 }): Promise<PushedImage | undefined> {
   const fetch = input.fetch ?? nodeFetch;
   const ok = (res: FetchAnswer) => res.status >= 200 && res.status < 300;
   const json = async (res: FetchAnswer): Promise<unknown> => JSON.parse(await res.text());
   const { name, origin } = splitRepository(input.repository);
   const base = `${origin}/v2/${name}`;
+
+  const token = async (challenge: RegistryChallenge): Promise<string> => {
+    const realm = new URL(challenge.realm);
+    if (challenge.service) realm.searchParams.set('service', challenge.service);
+    realm.searchParams.set('scope', `repository:${name}:pull`);
+    const basic = Buffer.from(`${input.auth.username}:${input.auth.password}`).toString('base64');
+    const tokenRes = await fetch(realm.href, { headers: { authorization: `Basic ${basic}` }, signal: input.signal });
+    if (!ok(tokenRes)) throw new Error(`the registry's token service answered ${tokenRes.status}`);
+    const parsed = tokenSchema.parse(await json(tokenRes));
+    const bearer = parsed.token ?? parsed.access_token;
+    if (!bearer) throw new Error("the registry's token service sent no token");
+    return bearer;
+  };
+
   let bearer: string | undefined;
+  /** The registry challenged this run and its token was fetched: another 401 is the answer, not a new challenge. */
+  let challenged = false;
+  if (input.challenge && trustedRealm(input.challenge.realm)) bearer = await token(input.challenge).catch(() => undefined);
 
   const get = async (url: string, accept?: string): Promise<FetchAnswer> => {
     const headers: Record<string, string> = accept ? { accept } : {};
     if (bearer) headers.authorization = `Bearer ${bearer}`;
     let res = await fetch(url, { headers, signal: input.signal });
-    const challenge = res.status === 401 && !bearer ? challengeOf(res.headers.get('www-authenticate')) : undefined;
+    const challenge = res.status === 401 && !challenged ? challengeOf(res.headers.get('www-authenticate')) : undefined;
     if (challenge) {
-      const realm = new URL(challenge.realm!);
-      if (challenge.service) realm.searchParams.set('service', challenge.service);
-      realm.searchParams.set('scope', `repository:${name}:pull`);
-      const basic = Buffer.from(`${input.auth.username}:${input.auth.password}`).toString('base64');
-      const tokenRes = await fetch(realm.href, { headers: { authorization: `Basic ${basic}` }, signal: input.signal });
-      if (!ok(tokenRes)) throw new Error(`the registry's token service answered ${tokenRes.status}`);
-      const parsed = tokenSchema.parse(await json(tokenRes));
-      bearer = parsed.token ?? parsed.access_token;
-      if (!bearer) throw new Error("the registry's token service sent no token");
+      challenged = true;
+      input.onChallenge?.(challenge);
+      bearer = await token(challenge);
       res = await fetch(url, { headers: { ...headers, authorization: `Bearer ${bearer}` }, signal: input.signal });
     }
     return res;

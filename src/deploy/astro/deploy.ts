@@ -284,6 +284,11 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     };
     const mayBeNoop = ports.plan !== undefined && req.mode === 'full' && !req.imageName;
     let gitTask = mayBeNoop ? undefined : readGit();
+    // What an image is checked against (the organization's, not the Deployment's): asked for while the Deployment is
+    // looked up whenever an image may ship, instead of a round trip after the plan. A no-op or DAG-only outcome leaves
+    // this one GET unused.
+    const earlyOptions = req.mode !== 'dags' && !req.dryRun ? controlPlane.getDeploymentOptions(session.organizationId, signal) : undefined;
+    earlyOptions?.catch(() => undefined);
 
     const deployment = await runner.run('select', () =>
       chooseDeployment(
@@ -348,8 +353,8 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     reached.dags.ships = shipsBundle;
     if (!shipsBundle) dropEarlyBundle();
     else ports.bundle.prepareUpload?.(deployment.id);
-    // What the image is checked against, asked for now that it is known to ship; used after the local checks.
-    const optionsTask = shipsImage ? controlPlane.getDeploymentOptions(session.organizationId, signal) : undefined;
+    // What the image is checked against (asked for early, above, unless --dags); used after the local checks.
+    const optionsTask = shipsImage ? (earlyOptions ?? controlPlane.getDeploymentOptions(session.organizationId, signal)) : undefined;
     optionsTask?.catch(() => undefined);
 
     // The DAG bundle is built first: it tells us whether there are DAGs at all, and must exist before the SAS URL does.

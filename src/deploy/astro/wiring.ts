@@ -7,6 +7,7 @@ import { UserError } from '../../errors.js';
 import type { AstroSession } from '../../auth/session.js';
 import { createAstroClient } from '../../platform/astro/client.js';
 import type { Deployment } from '../../platform/astro/schemas.js';
+import type { RegistryChallenge } from '../../image/registry.js';
 import { cliVersion } from '../../version.js';
 import { once } from '../../util/once.js';
 import { rememberedOrigins } from '../../util/remembered-origins.js';
@@ -108,8 +109,22 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
 
     registry: {
       inspect: async (repository, tag, registrySignal, deploymentId) => {
-        const { inspectPushedImage, registryOrigin } = await import('../../image/registry.js');
-        const image = await inspectPushedImage({ repository, tag, auth: { username: 'cli', password: session.token }, signal: registrySignal });
+        const [{ inspectPushedImage, registryOrigin, registryHost }, { rememberedChallenges }] = await Promise.all([
+          import('../../image/registry.js'),
+          import('../../image/registry-challenges.js'),
+        ]);
+        const challenges = rememberedChallenges(path.join(env.cacheDir, 'registry-challenges.json'));
+        const host = registryHost(repository);
+        let challenged: RegistryChallenge | undefined;
+        const image = await inspectPushedImage({
+          repository,
+          tag,
+          auth: { username: 'cli', password: session.token },
+          signal: registrySignal,
+          challenge: await challenges.read(host),
+          onChallenge: (challenge) => (challenged = challenge),
+        });
+        if (challenged) await challenges.remember(host, challenged);
         await registryOrigins.remember(deploymentId, registryOrigin(repository));
         return image;
       },

@@ -1,7 +1,11 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inspectPushedImage } from '../../../src/image/registry.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { rememberedChallenges } from '../../../src/image/registry-challenges.js';
+import { inspectPushedImage, type RegistryChallenge } from '../../../src/image/registry.js';
 
 // A registry that answers like docker-registry behind a token realm: 401 with a Bearer challenge, then the manifest
 // (an index for `multi`), then the config blob. It records what it was asked.
@@ -71,5 +75,96 @@ describe('inspectPushedImage', () => {
     await expect(inspectPushedImage({ repository: `${host}/org/airflow`, tag: 'single', auth: { username: 'cli', password: 'wrong' } })).rejects.toThrow(
       /token service answered 401/,
     );
+  });
+
+  describe('with the challenge remembered from last time', () => {
+    const auth = { username: 'cli', password: 'secret' };
+    const remembered = (): RegistryChallenge => ({ realm: `http://${host}/token`, service: 'test-registry' });
+
+    it('asks the realm for its token first: no unauthenticated request, and nothing new to remember', async () => {
+      seen.length = 0;
+      const heard: RegistryChallenge[] = [];
+      const image = await inspectPushedImage({
+        repository: `${host}/org/airflow`,
+        tag: 'single',
+        auth,
+        challenge: remembered(),
+        onChallenge: (c) => heard.push(c),
+      });
+      expect(image).toEqual({ digest: 'sha256:single', labels: { a: 'b' } });
+      expect(seen).toEqual(['GET /token?repository:org/airflow:pull', 'GET /v2/org/airflow/manifests/single', 'GET /v2/org/airflow/blobs/sha256:cfg']);
+      expect(heard).toEqual([]);
+    });
+
+    it("answers the registry's own challenge when the remembered realm is gone, and hands that challenge on", async () => {
+      seen.length = 0;
+      const heard: RegistryChallenge[] = [];
+      const image = await inspectPushedImage({
+        repository: `${host}/org/airflow`,
+        tag: 'single',
+        auth,
+        challenge: { realm: `http://${host}/moved-token` },
+        onChallenge: (c) => heard.push(c),
+      });
+      expect(image).toEqual({ digest: 'sha256:single', labels: { a: 'b' } });
+      expect(seen).toEqual([
+        'GET /moved-token',
+        'GET /v2/org/airflow/manifests/single',
+        'GET /token?repository:org/airflow:pull',
+        'GET /v2/org/airflow/manifests/single',
+        'GET /v2/org/airflow/blobs/sha256:cfg',
+      ]);
+      expect(heard).toEqual([remembered()]);
+    });
+
+    it('never sends the credentials to a remembered realm a challenge could not be trusted with', async () => {
+      // Plain http to another machine: the remembered file is skipped, the registry challenges as without it.
+      seen.length = 0;
+      const image = await inspectPushedImage({
+        repository: `${host}/org/airflow`,
+        tag: 'single',
+        auth,
+        challenge: { realm: 'http://registry.example.invalid/token' },
+      });
+      expect(image?.digest).toBe('sha256:single');
+      expect(seen[0]).toBe('GET /v2/org/airflow/manifests/single');
+      await expect(
+        inspectPushedImage({ repository: `${host}/org/airflow`, tag: 'single', auth, challenge: { realm: 'not a url' } }).then((i) => i?.digest),
+      ).resolves.toBe('sha256:single');
+    });
+
+    it('a refused token stays an error when the registry challenges again', async () => {
+      await expect(
+        inspectPushedImage({ repository: `${host}/org/airflow`, tag: 'single', auth: { username: 'cli', password: 'wrong' }, challenge: remembered() }),
+      ).rejects.toThrow(/token service answered 401/);
+    });
+  });
+});
+
+describe('rememberedChallenges', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'astro-registry-challenges-'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('keeps one challenge per registry host, writes only a change, and reads a damaged file as nothing', async () => {
+    const file = path.join(dir, 'registry-challenges.json');
+    const challenges = rememberedChallenges(file);
+    expect(await challenges.read('images.example.com')).toBeUndefined();
+    await challenges.remember('images.example.com', { realm: 'https://auth.example.com/token', service: 'images' });
+    await challenges.remember('localhost:5000', { realm: 'http://localhost:5000/token' });
+    expect(await challenges.read('images.example.com')).toEqual({ realm: 'https://auth.example.com/token', service: 'images' });
+    const written = fs.statSync(file).mtimeMs;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await challenges.remember('images.example.com', { realm: 'https://auth.example.com/token', service: 'images' });
+    expect(fs.statSync(file).mtimeMs).toBe(written);
+    expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toEqual({
+      'images.example.com': { realm: 'https://auth.example.com/token', service: 'images' },
+      'localhost:5000': { realm: 'http://localhost:5000/token' },
+    });
+    fs.writeFileSync(file, '{"images.example.com": {"realm": 7}}');
+    expect(await challenges.read('images.example.com')).toBeUndefined();
+    fs.writeFileSync(file, 'not json');
+    expect(await challenges.read('images.example.com')).toBeUndefined();
+    await challenges.remember('images.example.com', { realm: 'https://auth.example.com/token' });
+    expect(await challenges.read('images.example.com')).toEqual({ realm: 'https://auth.example.com/token' });
   });
 });
