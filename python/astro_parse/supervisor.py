@@ -217,7 +217,6 @@ def _close_inherited_fds(keep):
 
 def _stand_by(standby, config, local_roots, deps):
     """Waits for the job a standby is started for; returns its result channel. Exits when none comes in time."""
-    import hashlib
     import socket
 
     import_installed(standby.get("modules") or [], local_roots, float(config.get("preloadTimeoutSeconds", 20)))
@@ -230,13 +229,11 @@ def _stand_by(standby, config, local_roots, deps):
     # in src/parse/cache.ts): the run that claims it compares them with its own view; files it compares by ctime.
     listings = {}
     for folder in [config["projectRoot"]] + list(deps["dirs"]):
-        try:
-            names = sorted(os.listdir(folder))
-            listings[folder] = hashlib.sha256("".join(n + "\0" for n in names).encode("utf-8", "surrogateescape")).hexdigest()
-        except OSError:
-            listings[folder] = None
+        listings[folder] = worker_module.listing_hash(folder)
+    # Folders of which only some names count (DependencyRecorder.deps): the same hash of those names only.
+    partial = [dict(listing, hash=worker_module.listing_hash(listing["path"], listing)) for listing in deps["listings"]]
     with open(ready + ".tmp", "w") as out:
-        json.dump({"files": deps["files"], "folders": listings}, out)
+        json.dump({"files": deps["files"], "folders": listings, "listings": partial}, out)
     os.replace(ready + ".tmp", ready)
     listener.settimeout(float(standby["idleSeconds"]))
     try:
@@ -313,7 +310,7 @@ def main(argv):
         logging.getLogger("airflow").disabled = True
         local_roots = [os.path.abspath(r) for r in (config.get("trackRoots") or [])]
         local_roots += [os.path.abspath(dags_folder), os.path.abspath(settings.PLUGINS_FOLDER or dags_folder)]
-        deps = {"files": sorted(startup_deps.files), "dirs": sorted(startup_deps.dirs)}
+        deps = startup_deps.deps()
         warmed = False
         if config.get("standby"):
             channel, job = _stand_by(config["standby"], config, local_roots, deps)

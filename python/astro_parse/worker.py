@@ -93,8 +93,62 @@ def _end_strays(worker_pid):
         pass
 
 
+_METADATA_LISTERS = (os.sep + os.path.join("importlib", "metadata", "__init__.py"), os.sep + os.path.join("importlib_metadata", "__init__.py"))
+# Every recorder made; the one FileFinder.find_spec wrapper reports each import lookup to those active.
+_RECORDERS = []
+_original_find_spec = None
+
+
+def _record_lookups():
+    """Wraps importlib's FileFinder.find_spec (once) so that recorders learn which module names an import looked up
+    in which folder: what a folder's listing meant to the import system, instead of the listing as a whole."""
+    global _original_find_spec
+    if _original_find_spec is not None:
+        return
+    from importlib.machinery import FileFinder
+
+    _original_find_spec = FileFinder.find_spec
+
+    def find_spec(self, fullname, target=None):
+        for recorder in _RECORDERS:
+            if recorder.active:
+                recorder.lookup(self.path, fullname)
+        return _original_find_spec(self, fullname, target)
+
+    FileFinder.find_spec = find_spec
+
+
+def counted_name(name, listing):
+    """Whether a folder entry counts for a partial listing (DependencyRecorder.deps): a module or package an import
+    looked up (`name`, `name.py`, `name.cpython-311-x86_64-linux-gnu.so`, ...), or a distribution's metadata."""
+    if name.split(".", 1)[0] in listing["modules"]:
+        return True
+    low = name.lower()
+    return listing["metadata"] and (low.endswith((".dist-info", ".egg-info", ".egg")) or low == "egg-info")
+
+
+def listing_hash(folder, listing=None):
+    """sha256 of a folder's sorted entry names (those counted by `listing`, when given), each followed by a NUL;
+    None when it cannot be listed. The runner computes the same (listingHash in src/parse/cache.ts)."""
+    import hashlib
+
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return None
+    if listing is not None:
+        names = [n for n in names if counted_name(n, listing)]
+    return hashlib.sha256("".join(n + "\0" for n in names).encode("utf-8", "surrogateescape")).hexdigest()
+
+
 class DependencyRecorder:
-    """Records the project files and directories an import touched, through Python's audit hooks."""
+    """Records the project files and directories an import touched, through Python's audit hooks.
+
+    A folder's listing is recorded by what it was read for. Listed by the import system (FileFinder filling its
+    cache), only the names an import looked up there count: a new `dags/other_dag.py` changes nothing for an import
+    of `helpers`, while a new `dags/helpers.py` does. Listed by importlib.metadata, only the distributions' metadata
+    folders count. Listed by anything else (Airflow's plugin scan, a DAG's own os.listdir), every name counts.
+    """
 
     _EVENTS = frozenset(("open", "os.listdir", "os.scandir"))
 
@@ -102,12 +156,30 @@ class DependencyRecorder:
         self.roots = tuple(r.rstrip(os.sep) + os.sep for r in roots)
         self.exclude = tuple(e.rstrip(os.sep) + os.sep for e in exclude)
         self.reset(None, active=False)
+        _record_lookups()
+        _RECORDERS.append(self)
 
     def reset(self, ignore, active=True):
         self.ignore = ignore
         self.files = set()
         self.dirs = set()
+        self.lookups = {}
+        self.metadata = set()
         self.active = active
+
+    def _tracked(self, path):
+        """The absolute path when it is a project path this recorder follows, else None."""
+        path = os.path.abspath(path)
+        if not (path + os.sep).startswith(self.roots) or path == self.ignore or "__pycache__" in path:
+            return None
+        if self.exclude and (path + os.sep).startswith(self.exclude):
+            return None
+        return path
+
+    def lookup(self, folder, fullname):
+        folder = self._tracked(folder or ".")
+        if folder is not None:
+            self.lookups.setdefault(folder, set()).add(fullname.rpartition(".")[2])
 
     def hook(self, event, args):
         if event not in self._EVENTS or not self.active:
@@ -122,15 +194,32 @@ class DependencyRecorder:
             path = "."
         if not isinstance(path, str):
             return
-        path = os.path.abspath(path)
-        if not (path + os.sep).startswith(self.roots) or path == self.ignore or "__pycache__" in path:
-            return
-        if self.exclude and (path + os.sep).startswith(self.exclude):
+        path = self._tracked(path)
+        if path is None:
             return
         if event == "open":
             self.files.add(path)
-        else:
-            self.dirs.add(path)
+            return
+        if event == "os.listdir":
+            caller = sys._getframe(1).f_code
+            if caller.co_name == "_fill_cache" and "importlib._bootstrap_external" in caller.co_filename:
+                return  # the names looked up are recorded by lookup()
+            if caller.co_name == "children" and caller.co_filename.endswith(_METADATA_LISTERS):
+                self.metadata.add(path)
+                return
+        self.dirs.add(path)
+
+    def deps(self):
+        """What was recorded, as the runner hashes it: folders listed as a whole, and folders of which only some
+        names count (`modules`: names an import looked up; `metadata`: distributions' metadata folders)."""
+        folders = sorted((set(self.lookups) | self.metadata) - self.dirs)
+        return {
+            "files": sorted(self.files),
+            "dirs": sorted(self.dirs),
+            "listings": [
+                {"path": f, "modules": sorted(self.lookups.get(f, ())), "metadata": f in self.metadata} for f in folders
+            ],
+        }
 
 
 def _keep_default_segv():
@@ -279,7 +368,7 @@ class Worker:
                 "dags": dags,
                 "importErrors": dict(bag.import_errors),
                 "warnings": list(getattr(bag, "captured_warnings", {}).get(path, ())),
-                "deps": {"files": sorted(self.recorder.files), "dirs": sorted(self.recorder.dirs)},
+                "deps": self.recorder.deps(),
                 "durationMs": duration_ms,
             }
         except BaseException:

@@ -15,7 +15,19 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import * as z from 'zod';
 import { readSealedJsonFile, writeSealedJsonFileAtomic } from '../util/json-file.js';
-import { fileMessage, helloMessage, listingMessage, type FileMessage, type HelloMessage, type ListingMessage } from './schema.js';
+import {
+  fileMessage,
+  helloMessage,
+  listingMessage,
+  partialListing,
+  type FileMessage,
+  type HelloMessage,
+  type ListingMessage,
+  type PartialListing,
+} from './schema.js';
+
+/** What the harness says an import read (HelloMessage's and FileMessage's `deps`). */
+type HarnessDeps = HelloMessage['deps'];
 
 export const CACHE_FORMAT = 2;
 /** How many run keys (environments, interpreters, projects) are kept before the oldest are dropped. */
@@ -39,7 +51,7 @@ const statMemo = z.record(z.string(), statEntry);
  */
 export const SEAL_KEYS = {
   stat: 'parse-stat:3533a5dab55239a985b7528aa5fadba57a54705df1618a0e48f12494928d2a65',
-  state: 'parse-state:94edd9b40e89e7414683b238b83332d87b9bcd610c2b53d2c1b87e973a8cc7c8',
+  state: 'parse-state:9f7e935041ff47596e80be4fba04afc0d3d694e733a5c22d72bd68e1b884ea54',
 } as const;
 
 /** Content hashes of project files and directory listings, remembered by stat so unchanged files are not re-read. */
@@ -97,22 +109,31 @@ export class ContentHasher {
     return hash;
   }
 
-  /** Hash of a directory's sorted entry names (what an import's directory scan depends on), null when absent. */
-  async hashDir(dir: string): Promise<string | null> {
-    return listingHash(dir);
+  /** Hash of a directory's sorted entry names (those `listing` counts, when given), null when absent. */
+  async hashDir(dir: string, listing?: PartialListing): Promise<string | null> {
+    return listingHash(dir, listing);
   }
 }
 
+/** Whether a folder entry counts for a partial listing (counted_name in python/astro_parse/worker.py). */
+function countedName(name: string, listing: PartialListing): boolean {
+  if (listing.modules.includes(name.split('.', 1)[0]!)) return true;
+  const low = name.toLowerCase();
+  return listing.metadata && (/\.(dist-info|egg-info|egg)$/.test(low) || low === 'egg-info');
+}
+
 /**
- * sha256 of a folder's sorted entry names, each followed by a NUL (sha256 above); null when it cannot be listed.
- * A standby computes the same in Python for the folders it saw (python/astro_parse/supervisor.py).
+ * sha256 of a folder's sorted entry names (only those `listing` counts, when given), each followed by a NUL (sha256
+ * above); null when it cannot be listed. The harness computes the same in Python (listing_hash in worker.py).
  */
-export function listingHash(dir: string): string | null {
+export function listingHash(dir: string, listing?: PartialListing): string | null {
+  let names: string[];
   try {
-    return sha256(...fsSync.readdirSync(dir).sort());
+    names = fsSync.readdirSync(dir);
   } catch {
     return null;
   }
+  return sha256(...(listing ? names.filter((name) => countedName(name, listing)) : names).sort());
 }
 
 export interface TreeSnapshot {
@@ -173,7 +194,11 @@ export async function snapshotTree(root: string, hasher: ContentHasher): Promise
 }
 
 const dependency = z.object({ path: z.string(), hash: z.string().nullable() });
-const dependencies = z.object({ files: z.array(dependency), dirs: z.array(dependency) });
+const dependencies = z.object({
+  files: z.array(dependency),
+  dirs: z.array(dependency),
+  listings: z.array(partialListing.extend({ hash: z.string().nullable() })),
+});
 type Dependencies = z.infer<typeof dependencies>;
 
 const fileEntry = z.object({ contentHash: z.string(), message: fileMessage, deps: dependencies });
@@ -263,7 +288,7 @@ export class ParseCache {
     await writeSealedJsonFileAtomic(path.join(this.runDir, 'state.json'), state, SEAL_KEYS.state);
   }
 
-  private async hashDependencies(deps: { files: string[]; dirs: string[] } | undefined, toHost: ToHost): Promise<Dependencies> {
+  private async hashDependencies(deps: HarnessDeps | undefined, toHost: ToHost): Promise<Dependencies> {
     const files = await Promise.all(
       (deps?.files ?? []).map(async (dep) => {
         const host = toHost(dep);
@@ -276,7 +301,13 @@ export class ParseCache {
         return { path: dep, hash: host === null ? null : await this.hasher.hashDir(host) };
       }),
     );
-    return { files, dirs };
+    const listings = await Promise.all(
+      (deps?.listings ?? []).map(async (listing) => {
+        const host = toHost(listing.path);
+        return { ...listing, hash: host === null ? null : await this.hasher.hashDir(host, listing) };
+      }),
+    );
+    return { files, dirs, listings };
   }
 
   private async dependenciesUnchanged(deps: Dependencies, toHost: ToHost): Promise<boolean> {
@@ -287,6 +318,10 @@ export class ParseCache {
     for (const dep of deps.dirs) {
       const host = toHost(dep.path);
       if (host !== null && (await this.hasher.hashDir(host)) !== dep.hash) return false;
+    }
+    for (const dep of deps.listings) {
+      const host = toHost(dep.path);
+      if (host !== null && (await this.hasher.hashDir(host, dep)) !== dep.hash) return false;
     }
     return true;
   }

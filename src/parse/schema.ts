@@ -22,7 +22,16 @@ const harnessDag = z.object({
   origin: z.string().nullable(),
 });
 
-const deps = z.object({ files: z.array(z.string()), dirs: z.array(z.string()) });
+/**
+ * A folder of which only some names count (python/astro_parse/worker.py DependencyRecorder): those an import looked up
+ * there (`modules`, with any suffix: `name`, `name.py`, `name.cpython-311-x86_64-linux-gnu.so`), and distributions'
+ * metadata folders when importlib.metadata listed it (`metadata`).
+ */
+export const partialListing = z.object({ path: z.string(), modules: z.array(z.string()), metadata: z.boolean() });
+export type PartialListing = z.infer<typeof partialListing>;
+
+/** What an import read from the project: files opened, folders listed as a whole, folders of which some names count. */
+const deps = z.object({ files: z.array(z.string()), dirs: z.array(z.string()), listings: z.array(partialListing) });
 
 export const helloMessage = z.object({
   type: z.literal('hello'),
@@ -41,7 +50,7 @@ export const helloMessage = z.object({
   dbCreated: z.boolean(),
   startupMs: z.number(),
   /** Project files and directories Airflow read while starting (airflow.cfg, local settings, plugin lookups). */
-  deps: z.object({ files: z.array(z.string()), dirs: z.array(z.string()) }),
+  deps,
 });
 
 export const skipReason = z.enum(['airflowignore', 'no-dag-heuristic']);

@@ -30,7 +30,7 @@ import { listingHash } from './cache.js';
 import { HarnessWatch, TailBuffer } from './harness.js';
 import type { HarnessExit } from './hostRunner.js';
 import { confinedReport, removeCgroup, type SandboxReport } from './sandbox.js';
-import type { HarnessMessage } from './schema.js';
+import { partialListing, type HarnessMessage } from './schema.js';
 
 /** A standby nobody claimed ends itself after this long. */
 export const STANDBY_IDLE_SECONDS = 15 * 60;
@@ -56,7 +56,12 @@ export type StandbyRecord = z.infer<typeof standbyRecord>;
  * What the standby's Airflow read while starting: files (compared by ctime) and folders with their listingHash
  * (cache.ts; null: absent), as the standby saw them.
  */
-const readyFile = z.object({ files: z.array(z.string()), folders: z.record(z.string(), z.string().nullable()) });
+const readyFile = z.object({
+  files: z.array(z.string()),
+  folders: z.record(z.string(), z.string().nullable()),
+  /** Folders of which only some names count, with the hash of those (schema.ts partialListing). */
+  listings: z.array(partialListing.extend({ hash: z.string().nullable() })),
+});
 
 export function standbyFolder(cacheRoot: string): string {
   return path.join(cacheRoot, 'standby');
@@ -121,7 +126,10 @@ function changedSince(record: StandbyRecord, seen: z.infer<typeof readyFile>): b
     }
   };
   return (
-    !(record.projectDir in seen.folders) || seen.files.some(fileChanged) || Object.entries(seen.folders).some(([folder, hash]) => listingHash(folder) !== hash)
+    !(record.projectDir in seen.folders) ||
+    seen.files.some(fileChanged) ||
+    Object.entries(seen.folders).some(([folder, hash]) => listingHash(folder) !== hash) ||
+    seen.listings.some((listing) => listingHash(listing.path, listing) !== listing.hash)
   );
 }
 

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runParse, type ParseOptions, type ParseProgressEvent } from '../../../src/parse/index.js';
-import { airflowPython, copyFixture, expectValidReport, removeTempDirs, tempDir } from './helpers.js';
+import { airflowMajors, airflowPython, copyFixture, expectValidReport, removeTempDirs, tempDir } from './helpers.js';
 
 const cacheDir = tempDir('astro-parse-cache-');
 let projectDir: string;
@@ -94,5 +94,49 @@ describe('parse cache', () => {
     fs.writeFileSync(path.join(projectDir, 'plugins', 'airflow_local_settings.py'), '# cluster policies would go here\n');
     const settingsAdded = await parse();
     expect(settingsAdded.cachedPaths).toEqual([]);
+  });
+});
+
+// The project root is on sys.path (and, on Airflow 2, the DAG folder too), so Airflow's start and every import look
+// names up in them: only the names an import looked for count, not the folder's listing as a whole.
+describe.each(airflowMajors)('parse cache and new files, Airflow $major', ({ python }) => {
+  const ownCache = tempDir('astro-parse-cache-new-files-');
+  let project: string;
+  const run = async () => {
+    const report = await runParse({ projectDir: project, python: python(), hostEnv: { PATH: process.env.PATH }, cacheDir: ownCache });
+    expectValidReport(report);
+    return { report, cached: report.files.filter((f) => f.cached).map((f) => f.path), file: (p: string) => report.files.find((f) => f.path === p) };
+  };
+
+  beforeAll(() => {
+    project = copyFixture('clean');
+  });
+
+  it('a new DAG file is parsed alone, every other verdict is reused', async () => {
+    const cold = await run();
+    expect(cold.cached).toEqual([]);
+    const parsedBefore = cold.report.files.filter((f) => f.status !== 'skipped').map((f) => f.path);
+    fs.writeFileSync(path.join(project, 'dags', 'needs_later.py'), 'from airflow import DAG  # a DAG file\nimport later_helpers\n');
+    const added = await run();
+    expect(added.file('dags/needs_later.py')).toMatchObject({ status: 'error', cached: false });
+    expect(added.file('dags/needs_later.py')?.errors[0]?.message).toContain("No module named 'later_helpers'");
+    expect(added.cached.sort()).toEqual(parsedBefore.sort());
+  });
+
+  it('a module by the name a failed import looked for is noticed: that file is parsed again, and imports it', async () => {
+    fs.writeFileSync(path.join(project, 'later_helpers.py'), 'VALUE = 1\n');
+    const helped = await run();
+    expect(helped.file('dags/needs_later.py')).toMatchObject({ status: 'ok', cached: false });
+    expect(helped.cached).not.toContain('dags/needs_later.py');
+    expect(helped.cached.length).toBeGreaterThan(0);
+    // Gone again: the import fails again.
+    fs.rmSync(path.join(project, 'later_helpers.py'));
+    expect((await run()).file('dags/needs_later.py')).toMatchObject({ status: 'error', cached: false });
+  });
+
+  it('a package by that name counts too', async () => {
+    fs.mkdirSync(path.join(project, 'later_helpers'));
+    fs.writeFileSync(path.join(project, 'later_helpers', '__init__.py'), '');
+    expect((await run()).file('dags/needs_later.py')).toMatchObject({ status: 'ok', cached: false });
   });
 });

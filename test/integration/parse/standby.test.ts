@@ -80,7 +80,7 @@ describe('standbys', () => {
     expect(next.pid).not.toBe(record.pid);
   });
 
-  it('sees a DAG file replaced since it started; a file added to the DAG folder retires it, as it resets the cache', async () => {
+  it('sees a DAG file replaced since it started, and a new DAG file; a module by a name Airflow looked up at its start retires it', async () => {
     const projectDir = copyFixture('clean');
     const cacheDir = newCache();
     await parse(projectDir, cacheDir);
@@ -94,13 +94,22 @@ describe('standbys', () => {
     const errors = run.report.files.filter((f) => f.status === 'error').map((f) => [f.path, f.errors[0]?.message]);
     expect(errors).toEqual([['dags/etl_orders.py', expect.stringContaining('replaced while the standby waited')]]);
 
-    // A new file: the DAG folder's names are not those Airflow saw when the standby started.
-    const next = await readyStandby(cacheDir);
+    // A new DAG file: no name Airflow looked up while starting, so the standby takes the run and parses it alone.
+    await readyStandby(cacheDir);
     fs.writeFileSync(path.join(projectDir, 'dags', 'added.py'), 'from airflow import DAG\nraise ValueError("added while the standby waited")\n');
     const added = await parse(projectDir, cacheDir);
-    expect(added.standby).toBe(false);
-    expect(await processGone(next.pid)).toBe(true);
+    expect(added.standby).toBe(true);
+    expect(added.report.files.find((f) => f.path === 'dags/added.py')).toMatchObject({ cached: false });
     expect(added.report.files.find((f) => f.path === 'dags/added.py')?.errors[0]?.message).toContain('added while the standby waited');
+    expect(added.report.files.filter((f) => f.cached).length).toBeGreaterThan(0);
+
+    // Airflow looks its local settings module up on sys.path while it starts: one by that name retires the standby.
+    const next = await readyStandby(cacheDir);
+    fs.writeFileSync(path.join(projectDir, 'plugins', 'airflow_local_settings.py'), '# cluster policies would go here\n');
+    const settings = await parse(projectDir, cacheDir);
+    expect(settings.standby).toBe(false);
+    expect(await processGone(next.pid)).toBe(true);
+    expect(settings.report.files.filter((f) => f.cached)).toEqual([]);
   });
 
   it('is retired when what Airflow read at its start changed, and the run starts its own harness', async () => {

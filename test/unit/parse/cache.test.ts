@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ContentHasher, ParseCache, snapshotTree } from '../../../src/parse/cache.js';
+import { ContentHasher, ParseCache, snapshotTree, type RunState } from '../../../src/parse/cache.js';
 import type { FileMessage, HelloMessage, ListingMessage } from '../../../src/parse/schema.js';
 
 let dir: string;
@@ -75,7 +75,7 @@ describe('ParseCache state', () => {
     rootReadOnly: true,
     dbCreated: false,
     startupMs: 1,
-    deps: { files: [], dirs: [] },
+    deps: { files: [], dirs: [], listings: [] },
   };
 
   it('reuses a file result only while what its import read is unchanged', async () => {
@@ -92,7 +92,7 @@ describe('ParseCache state', () => {
       errors: [],
       dags: [],
       warnings: [],
-      deps: { files: [settings, path.join(dir, 'include', 'absent.json')], dirs: [path.join(dir, 'include')] },
+      deps: { files: [settings, path.join(dir, 'include', 'absent.json')], dirs: [path.join(dir, 'include')], listings: [] },
     };
     const listing: ListingMessage = { type: 'listing', files: [{ path: dag, relPath: 'dags/a.py' }], skipped: [], unreadable: [] };
     const identity = (p: string) => p;
@@ -108,6 +108,54 @@ describe('ParseCache state', () => {
     expect(await cache.reusable(state!, dag, 'another-content', identity)).toBeUndefined();
     write('include/absent.json', 'now it exists');
     expect(await cache.reusable(state!, dag, 'hash-of-a', identity)).toBeUndefined();
+  });
+
+  it('a folder of which only some names count changes only with those names', async () => {
+    const dag = write('dags/a.py', 'dag');
+    write('dags/helpers_old.py', '');
+    write('site/pkg-1.0.dist-info/METADATA', '');
+    const message: FileMessage = {
+      type: 'file',
+      path: dag,
+      relPath: 'dags/a.py',
+      durationMs: 1,
+      output: '',
+      outputDropped: 0,
+      status: 'parsed',
+      errors: [],
+      dags: [],
+      warnings: [],
+      deps: {
+        files: [],
+        dirs: [],
+        listings: [
+          // An import looked up `helpers` and `common` in dags/; importlib.metadata listed site/.
+          { path: path.join(dir, 'dags'), modules: ['helpers', 'common'], metadata: false },
+          { path: path.join(dir, 'site'), modules: [], metadata: true },
+        ],
+      },
+    };
+    const identity = (p: string) => p;
+    const cache = new ParseCache(path.join(dir, 'cache'), dir, 'partial');
+    await cache.load();
+    const entry = await cache.entryFor(message, 'hash-of-a', identity);
+    const reusable = () => cache.reusable({ files: { [dag]: entry } } as unknown as RunState, dag, 'hash-of-a', identity);
+    expect(await reusable()).toBeDefined();
+    // Names no import looked up, and files beside a distribution's metadata: nothing changes.
+    write('dags/b.py', 'another DAG');
+    write('dags/helpers_old2.py', '');
+    write('site/loose.py', '');
+    expect(await reusable()).toBeDefined();
+    // A module by a looked-up name, in any form: the verdict may change.
+    for (const name of ['helpers.py', 'helpers', 'common.cpython-311-x86_64-linux-gnu.so']) {
+      write(`dags/${name}${name === 'helpers' ? '/__init__.py' : ''}`, '');
+      expect(await reusable()).toBeUndefined();
+      fs.rmSync(path.join(dir, 'dags', name), { recursive: true });
+      expect(await reusable()).toBeDefined();
+    }
+    // A new distribution where importlib.metadata looked.
+    write('site/other-2.0.dist-info/METADATA', '');
+    expect(await reusable()).toBeUndefined();
   });
 
   it('reads a corrupt state file as no state', async () => {
