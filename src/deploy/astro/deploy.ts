@@ -15,7 +15,7 @@ import { COMMIT_LABEL, DESCRIPTION_LABEL, IMAGE_INPUTS_LABEL } from '../../image
 import type { PushedImage } from '../../image/registry.js';
 import { MONITORING_DAG_FILE, monitoringDag, needsMonitoringDag, type GeneratedBundleFile } from '../../bundle/monitoring.js';
 import type { GitInfo } from '../kernel/git.js';
-import { localSteps, type CommonDeployRequest, type DagBundle, type LocalDeployPorts, type PlanPorts } from '../kernel/local.js';
+import { localSteps, sameBuild, type CommonDeployRequest, type DagBundle, type EarlyImage, type LocalDeployPorts, type PlanPorts } from '../kernel/local.js';
 import { comparePart, decide, describeWithContent, isDagFile, type PartComparison, type RecordedContent } from '../kernel/plan.js';
 import { PhaseRunner, settleBoth, type EarlyPhase, type Timings } from '../kernel/phases.js';
 import { explainFailure, interruptedDeploy, newReached } from '../kernel/reached.js';
@@ -252,6 +252,19 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     return { plan, bundle };
   }
 
+  /** The name a build of this Deployment's image gets locally. */
+  function localImageRef(deployment: Deployment): string {
+    return `${deployment.namespace || deployment.id}/airflow:latest`;
+  }
+
+  /** The labels a build carries: the deploy's description, its commit, and the digest of the image's inputs. */
+  function imageLabels(description: string, git: GitInfo | undefined, inputsDigest: string | undefined): Record<string, string> {
+    const labels: Record<string, string> = { [DESCRIPTION_LABEL]: description };
+    if (git?.metadata) labels[COMMIT_LABEL] = git.metadata.commitSha;
+    if (inputsDigest) labels[IMAGE_INPUTS_LABEL] = `sha256:${inputsDigest}`;
+    return labels;
+  }
+
   async function run(): Promise<AstroDeployOutcome> {
     if (!req.imageName && req.mode !== 'dags') ports.plan?.prepare?.();
     const known = req.deploymentId;
@@ -284,6 +297,15 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     };
     const mayBeNoop = ports.plan !== undefined && req.mode === 'full' && !req.imageName;
     let gitTask = mayBeNoop ? undefined : readGit();
+
+    /** The build the deploy would make if the plan ships the image, started before the plan decides (see its caller). */
+    async function buildEarly(deployment: Deployment, inputs: NonNullable<typeof earlyImageInputs>): Promise<EarlyImage | undefined> {
+      gitTask ??= readGit();
+      const [git, image] = await Promise.all([gitTask?.catch(() => undefined), inputs.catch(() => undefined)]);
+      if (!image) return undefined;
+      const description = req.description ?? git?.headSubject ?? '';
+      return steps.imageEarly({ localRef: localImageRef(deployment), excludeDags: true, labels: imageLabels(description, git, image.digest) });
+    }
     // What an image is checked against (the organization's, not the Deployment's): asked for while the Deployment is
     // looked up whenever an image may ship, instead of a round trip after the plan. A no-op or DAG-only outcome leaves
     // this one GET unused.
@@ -323,6 +345,13 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
 
     /** What the bundle carries beyond the DAGs folder, decided once for the plan and the deploy. */
     const generated = dagDeploy && req.mode !== 'image' ? generatedFiles(deployment) : undefined;
+    // A plan that waits on the registry (the running image was deployed by another tool, which recorded no content
+    // digest) would hold the build back by its round trips: the image is built meanwhile, and adopted if the plan
+    // ships exactly it. Only where the early image inputs hold (DAG deploys on), never for --no-cache or a dry run.
+    const earlyImage =
+      req.mode === 'full' && !req.dryRun && !req.noCache && dagDeploy && earlyImageInputs && (await prefetched?.readsRegistry)
+        ? await buildEarly(deployment, earlyImageInputs)
+        : undefined;
     const planned = await makePlan(deployment, generated);
     const plan = planned?.plan;
     const summary = { deploymentId: deployment.id, deploymentName: deployment.name, workspaceId: deployment.workspaceId, status: deployment.status };
@@ -383,11 +412,11 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
         warn(pre.notices);
         preflight = pre;
       }
-      const labels: Record<string, string> = { [DESCRIPTION_LABEL]: description };
-      if (git?.metadata) labels[COMMIT_LABEL] = git.metadata.commitSha;
-      if (plan?.local.image && !req.imageName) labels[IMAGE_INPUTS_LABEL] = `sha256:${plan.local.image.digest}`;
-      localRef = req.imageName ?? `${deployment.namespace || deployment.id}/airflow:latest`;
-      const image = await steps.image({ localRef, excludeDags: dagDeploy, labels });
+      localRef = req.imageName ?? localImageRef(deployment);
+      const build = { localRef, excludeDags: dagDeploy, labels: imageLabels(description, git, req.imageName ? undefined : plan?.local.image?.digest) };
+      const early = earlyImage && !req.imageName && sameBuild(earlyImage.input, build) ? earlyImage.phase : undefined;
+      if (!early) earlyImage?.phase.drop();
+      const image = early ? await early.adopt() : await steps.image(build);
       // From here on the image is named by what this build made: another deploy to the same Deployment may have
       // moved the local name to its own build meanwhile, and we must test and push ours.
       if (image.imageId && !req.imageName) localRef = image.imageId;

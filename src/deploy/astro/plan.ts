@@ -50,6 +50,8 @@ export interface PrefetchedDeployed {
    * readDeployed would ask (no recorded image digest, or `alwaysInspect`). Used when the Deployment still runs it.
    */
   inspection?: Promise<Inspection | undefined>;
+  /** Whether `inspection` reads the registry (known once the list arrives): the plan then waits on the registry. */
+  readsRegistry?: Promise<boolean>;
 }
 
 type RegistryInspect = { inspect: (repository: string, tag: string) => Promise<PushedImage | undefined>; alwaysInspect: boolean };
@@ -69,14 +71,23 @@ export function prefetchDeployed(
   const deploys = controlPlane.listDeploys(organizationId, deploymentId, DEPLOYS_LOOKED_AT, signal);
   deploys.catch(() => undefined);
   if (!registry) return { deploys };
-  const inspection = deploys.then(async (list): Promise<Inspection | undefined> => {
+  const toRead = (list: Deploy[]) => {
     const deploy = newestImageDeploy(list);
     if (!deploy?.imageRepository || !deploy.imageTag) return undefined;
     if (!registry.alwaysInspect && readContentTrailer(deploy.description)?.image) return undefined;
-    return { deployId: deploy.id, image: await registry.inspect(deploy.imageRepository, deploy.imageTag).catch(() => undefined) };
+    return { id: deploy.id, repository: deploy.imageRepository, tag: deploy.imageTag };
+  };
+  const inspection = deploys.then(async (list): Promise<Inspection | undefined> => {
+    const deploy = toRead(list);
+    if (!deploy) return undefined;
+    return { deployId: deploy.id, image: await registry.inspect(deploy.repository, deploy.tag).catch(() => undefined) };
   });
   inspection.catch(() => undefined);
-  return { deploys, inspection };
+  const readsRegistry = deploys.then(
+    (list) => toRead(list) !== undefined,
+    () => false,
+  );
+  return { deploys, inspection, readsRegistry };
 }
 
 /**

@@ -151,7 +151,29 @@ export interface LocalSteps {
   /** The parse and pytest gates, on the host or inside `image`. */
   checks(parse: boolean, image?: string): Promise<void>;
   /** Builds the project image (a phase), or inspects the prebuilt one. */
-  image(input: { localRef: string; excludeDags: boolean; labels: Record<string, string> }): Promise<LocalImage>;
+  image(input: ImageBuildInput): Promise<LocalImage>;
+  /**
+   * Builds the project image before the deploy knows it ships one (a plan still waiting on a registry read): adopted
+   * when the deploy then builds exactly this input, else dropped (aborted if still running; nothing was sent).
+   */
+  imageEarly(input: ImageBuildInput): EarlyImage;
+}
+
+export interface ImageBuildInput {
+  localRef: string;
+  excludeDags: boolean;
+  labels: Record<string, string>;
+}
+
+export interface EarlyImage {
+  input: ImageBuildInput;
+  phase: EarlyPhase<LocalImage>;
+}
+
+/** Whether two builds would make the same image (same name, context and labels). */
+export function sameBuild(a: ImageBuildInput, b: ImageBuildInput): boolean {
+  const labels = (l: Record<string, string>) => JSON.stringify(Object.entries(l).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
+  return a.localRef === b.localRef && a.excludeDags === b.excludeDags && labels(a.labels) === labels(b.labels);
 }
 
 export function localSteps(
@@ -211,6 +233,21 @@ export function localSteps(
         }
         notice('\nAll Pytests passed!');
       }
+    },
+    imageEarly(input) {
+      const { localRef, excludeDags, labels } = input;
+      const phase = runner.early('build', (early) =>
+        ports.image.build({
+          projectDir: req.projectDir,
+          localRef,
+          excludeDags,
+          labels,
+          buildSecrets: req.buildSecrets,
+          noCache: req.noCache ?? false,
+          signal: early,
+        }),
+      );
+      return { input, phase };
     },
     async image({ localRef, excludeDags, labels }) {
       if (req.imageName) {

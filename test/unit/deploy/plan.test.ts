@@ -485,6 +485,81 @@ describe('deployToAstro with a plan', () => {
   };
   const writes = (calls: string[]) => calls.filter((c) => /^(create|push|upload|finalize|build|parse|save)/.test(c) && !c.startsWith('labels:'));
 
+  describe('while the plan reads the registry (the running image was deployed by another tool)', () => {
+    const untraced: Deploy = { ...imageDeploy, description: 'deployed by another CLI' };
+    /** A registry whose answer the test gives, recording when it was asked; the build records its signal. */
+    function withRegistry(local: { image: string; dags: string }, label: string) {
+      const s = setup(local, [dagDeploy, untraced]);
+      let answer!: () => void;
+      const answered = new Promise<void>((resolve) => (answer = resolve));
+      const signals: AbortSignal[] = [];
+      s.ports.registry = {
+        inspect: async () => {
+          s.calls.push('registry');
+          await answered;
+          s.calls.push('registry-answered');
+          return { digest: 'sha256:feed', labels: { 'io.astronomer.deploy.image-inputs': `sha256:${label}` } };
+        },
+      };
+      const build = s.ports.image.build;
+      s.ports.image.build = async (input) => {
+        signals.push(input.signal);
+        const built = await build(input);
+        // The registry answers only once the build has started: the build did not wait for the plan.
+        answer();
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        return built;
+      };
+      return { ...s, signals };
+    }
+
+    it('builds the image meanwhile and ships that build when the image changed: one build, the labels of a late one', async () => {
+      const { ports, calls } = withRegistry({ image: B, dags: B }, A);
+      expect(await deployToAstro(req, ports)).toMatchObject({ type: 'IMAGE_AND_DAG' });
+      expect(calls.filter((c) => c === 'build')).toHaveLength(1);
+      expect(calls.indexOf('build')).toBeLessThan(calls.indexOf('registry-answered'));
+      expect(writes(calls)).toEqual(['build', 'parse', 'create:IMAGE_AND_DAG', 'push', 'upload', 'finalize']);
+      expect(calls).toContain(
+        `labels:${JSON.stringify({ 'io.astronomer.deploy.revision.description': 'msg', 'io.astronomer.deploy.image-inputs': `sha256:${B}` })}`,
+      );
+    });
+
+    it('drops that build when the registry says the image is what runs: a no-op, or a DAG-only deploy, nothing pushed', async () => {
+      const noop = withRegistry({ image: A, dags: B }, A);
+      expect(await deployToAstro(req, noop.ports)).toMatchObject({ noop: true });
+      expect(writes(noop.calls)).toEqual(['build']);
+      expect(noop.signals[0]?.aborted).toBe(true);
+
+      const dagsOnly = withRegistry({ image: A, dags: A }, A);
+      expect(await deployToAstro(req, dagsOnly.ports)).toMatchObject({ type: 'DAG_ONLY' });
+      expect(writes(dagsOnly.calls)).toEqual(['build', 'parse', 'create:DAG_ONLY', 'upload', 'finalize']);
+      expect(dagsOnly.signals[0]?.aborted).toBe(true);
+    });
+
+    it('never builds early for --no-cache: its build waits for the plan', async () => {
+      const noCache = withRegistry({ image: B, dags: B }, A);
+      // Nothing answers the registry but a build: with --no-cache the plan's read is answered here instead.
+      const inspect = noCache.ports.registry!.inspect;
+      noCache.ports.registry!.inspect = async (...args) => {
+        const pending = inspect(...args);
+        await noCache.ports.image.build({
+          projectDir: '/',
+          localRef: 'x',
+          excludeDags: true,
+          labels: {},
+          buildSecrets: [],
+          noCache: false,
+          signal: new AbortController().signal,
+        });
+        return pending;
+      };
+      expect(await deployToAstro({ ...req, noCache: true }, noCache.ports)).toMatchObject({ type: 'IMAGE_AND_DAG' });
+      // The test's own build, then the deploy's, after the plan: nothing was built early.
+      expect(writes(noCache.calls)).toEqual(['build', 'parse', 'build', 'create:IMAGE_AND_DAG', 'push', 'upload', 'finalize']);
+      expect(noCache.calls.indexOf('registry-answered')).toBeLessThan(noCache.calls.lastIndexOf('build'));
+    });
+  });
+
   it('is a no-op when both parts match what was recorded: nothing built, created, pushed or uploaded', async () => {
     const { ports, calls } = setup({ image: A, dags: B });
     const result = await deployToAstro({ ...req, save: true }, ports);
