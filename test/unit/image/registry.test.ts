@@ -80,32 +80,23 @@ describe('inspectPushedImage', () => {
   describe('with the challenge remembered from last time', () => {
     const auth = { username: 'cli', password: 'secret' };
     const remembered = (): RegistryChallenge => ({ realm: `http://${host}/token`, service: 'test-registry' });
-
-    it('asks the realm for its token first: no unauthenticated request, and nothing new to remember', async () => {
+    /** Reads `single` with `challenge` remembered; returns the image and the challenges the registry sent. */
+    const inspectRemembering = async (challenge: RegistryChallenge) => {
       seen.length = 0;
       const heard: RegistryChallenge[] = [];
-      const image = await inspectPushedImage({
-        repository: `${host}/org/airflow`,
-        tag: 'single',
-        auth,
-        challenge: remembered(),
-        onChallenge: (c) => heard.push(c),
-      });
+      const image = await inspectPushedImage({ repository: `${host}/org/airflow`, tag: 'single', auth, challenge, onChallenge: (c) => heard.push(c) });
+      return { image, heard };
+    };
+
+    it('asks the realm for its token first: no unauthenticated request, and nothing new to remember', async () => {
+      const { image, heard } = await inspectRemembering(remembered());
       expect(image).toEqual({ digest: 'sha256:single', labels: { a: 'b' } });
       expect(seen).toEqual(['GET /token?repository:org/airflow:pull', 'GET /v2/org/airflow/manifests/single', 'GET /v2/org/airflow/blobs/sha256:cfg']);
       expect(heard).toEqual([]);
     });
 
     it("answers the registry's own challenge when the remembered realm is gone, and hands that challenge on", async () => {
-      seen.length = 0;
-      const heard: RegistryChallenge[] = [];
-      const image = await inspectPushedImage({
-        repository: `${host}/org/airflow`,
-        tag: 'single',
-        auth,
-        challenge: { realm: `http://${host}/moved-token` },
-        onChallenge: (c) => heard.push(c),
-      });
+      const { image, heard } = await inspectRemembering({ realm: `http://${host}/moved-token` });
       expect(image).toEqual({ digest: 'sha256:single', labels: { a: 'b' } });
       expect(seen).toEqual([
         'GET /moved-token',

@@ -78,22 +78,25 @@ describe('ParseCache state', () => {
     deps: { files: [], dirs: [], listings: [] },
   };
 
+  /** The harness's message for a DAG file (dags/a.py) parsed without errors, whose import read `deps`. */
+  const parsedFile = (file: string, deps: FileMessage['deps']): FileMessage => ({
+    type: 'file',
+    path: file,
+    relPath: 'dags/a.py',
+    durationMs: 1,
+    output: '',
+    outputDropped: 0,
+    status: 'parsed',
+    errors: [],
+    dags: [],
+    warnings: [],
+    deps,
+  });
+
   it('reuses a file result only while what its import read is unchanged', async () => {
     const dag = write('dags/a.py', 'dag');
     const settings = write('include/settings.json', '{"a": 1}');
-    const message: FileMessage = {
-      type: 'file',
-      path: dag,
-      relPath: 'dags/a.py',
-      durationMs: 1,
-      output: '',
-      outputDropped: 0,
-      status: 'parsed',
-      errors: [],
-      dags: [],
-      warnings: [],
-      deps: { files: [settings, path.join(dir, 'include', 'absent.json')], dirs: [path.join(dir, 'include')], listings: [] },
-    };
+    const message = parsedFile(dag, { files: [settings, path.join(dir, 'include', 'absent.json')], dirs: [path.join(dir, 'include')], listings: [] });
     const listing: ListingMessage = { type: 'listing', files: [{ path: dag, relPath: 'dags/a.py' }], skipped: [], unreadable: [] };
     const identity = (p: string) => p;
     const cache = new ParseCache(path.join(dir, 'cache'), dir, 'key');
@@ -114,27 +117,15 @@ describe('ParseCache state', () => {
     const dag = write('dags/a.py', 'dag');
     write('dags/helpers_old.py', '');
     write('site/pkg-1.0.dist-info/METADATA', '');
-    const message: FileMessage = {
-      type: 'file',
-      path: dag,
-      relPath: 'dags/a.py',
-      durationMs: 1,
-      output: '',
-      outputDropped: 0,
-      status: 'parsed',
-      errors: [],
-      dags: [],
-      warnings: [],
-      deps: {
-        files: [],
-        dirs: [],
-        listings: [
-          // An import looked up `helpers` and `common` in dags/; importlib.metadata listed site/.
-          { path: path.join(dir, 'dags'), modules: ['helpers', 'common'], metadata: false },
-          { path: path.join(dir, 'site'), modules: [], metadata: true },
-        ],
-      },
-    };
+    const message = parsedFile(dag, {
+      files: [],
+      dirs: [],
+      listings: [
+        // An import looked up `helpers` and `common` in dags/; importlib.metadata listed site/.
+        { path: path.join(dir, 'dags'), modules: ['helpers', 'common'], metadata: false },
+        { path: path.join(dir, 'site'), modules: [], metadata: true },
+      ],
+    });
     const identity = (p: string) => p;
     const cache = new ParseCache(path.join(dir, 'cache'), dir, 'partial');
     await cache.load();
