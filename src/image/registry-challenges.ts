@@ -4,7 +4,7 @@
  * first instead of making an unauthenticated request only to be challenged again: far from the registry, a round trip.
  */
 import * as z from 'zod';
-import { readJsonFile, writeJsonFileAtomic } from '../util/json-file.js';
+import { readJsonFile, rememberInFile } from '../util/json-file.js';
 import { registryChallengeSchema, type RegistryChallenge } from './registry.js';
 
 /** Hosts remembered at most; beyond it the file starts again (it is a guess, not a record). */
@@ -20,16 +20,12 @@ export interface RememberedChallenges {
 }
 
 export function rememberedChallenges(file: string): RememberedChallenges {
-  const read = async () => (await readJsonFile(file, challenges).catch(() => undefined)) ?? {};
   return {
-    read: async (host) => (await read())[host],
-    remember: async (host, challenge) => {
-      const known = await read();
-      const before = known[host];
-      if (before?.realm === challenge.realm && before.service === challenge.service) return;
-      const next = Object.keys(known).length >= MAX_REMEMBERED ? {} : known;
-      next[host] = challenge;
-      await writeJsonFileAtomic(file, next).catch(() => undefined);
-    },
+    read: async (host) => (await readJsonFile(file, challenges))?.[host],
+    remember: (host, challenge) =>
+      rememberInFile(file, challenges, host, challenge, {
+        max: MAX_REMEMBERED,
+        same: (a, b) => a.realm === b.realm && a.service === b.service,
+      }),
   };
 }

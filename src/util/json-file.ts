@@ -40,6 +40,26 @@ export async function writeJsonFileAtomic(file: string, data: unknown): Promise<
   await writeTextFileAtomic(file, JSON.stringify(data));
 }
 
+/**
+ * Sets `key` to `value` in a small JSON object file that remembers a guess per key (where a request went, what a
+ * registry answered), unless it already holds an equal one (`same`). Beyond `max` keys the file starts again. Never
+ * fails: a guess that cannot be written is only not remembered.
+ */
+export async function rememberInFile<T>(
+  file: string,
+  schema: z.ZodType<Record<string, T>>,
+  key: string,
+  value: T,
+  options: { max: number; same?: (a: T, b: T) => boolean },
+): Promise<void> {
+  const known = (await readJsonFile(file, schema)) ?? {};
+  const before = known[key];
+  if (before !== undefined && (options.same ?? Object.is)(before, value)) return;
+  const next = Object.keys(known).length >= options.max ? {} : known;
+  next[key] = value;
+  await writeJsonFileAtomic(file, next).catch(() => undefined);
+}
+
 async function writeTextFileAtomic(file: string, text: string): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;

@@ -5,7 +5,7 @@
  * a wrong guess costs one unused connection.
  */
 import * as z from 'zod';
-import { readJsonFile, readJsonFileSync, writeJsonFileAtomic } from './json-file.js';
+import { readJsonFile, readJsonFileSync, rememberInFile } from './json-file.js';
 import { connectionOrigin, preconnect } from './preconnect.js';
 
 /** Keys remembered at most per file; beyond it the file starts again (it is a guess, not a record). */
@@ -38,11 +38,7 @@ export function preconnectRememberedSync(file: string, key: string): string | un
 export async function rememberOrigin(file: string, key: string, url: string, remembered?: string): Promise<void> {
   const origin = connectionOrigin(url);
   if (origin === undefined || origin === remembered) return;
-  const known = (await readJsonFile(file, origins)) ?? {};
-  if (known[key] === origin) return;
-  const next = Object.keys(known).length >= MAX_REMEMBERED ? {} : known;
-  next[key] = origin;
-  await writeJsonFileAtomic(file, next).catch(() => undefined);
+  await rememberInFile(file, origins, key, origin, { max: MAX_REMEMBERED });
 }
 
 /** One file's remembered origins for one run: each key's early connection opened once, and what it found kept. */
