@@ -194,11 +194,9 @@ export async function snapshotTree(root: string, hasher: ContentHasher): Promise
 }
 
 const dependency = z.object({ path: z.string(), hash: z.string().nullable() });
-const dependencies = z.object({
-  files: z.array(dependency),
-  dirs: z.array(dependency),
-  listings: z.array(partialListing.extend({ hash: z.string().nullable() })),
-});
+/** A folder of which only some names count, with the hash of those names as they were (listingHash). */
+export const hashedListing = partialListing.extend({ hash: z.string().nullable() });
+const dependencies = z.object({ files: z.array(dependency), dirs: z.array(dependency), listings: z.array(hashedListing) });
 type Dependencies = z.infer<typeof dependencies>;
 
 const fileEntry = z.object({ contentHash: z.string(), message: fileMessage, deps: dependencies });

@@ -26,11 +26,11 @@ import * as z from 'zod';
 import { sleep } from '../util/retry.js';
 import { readJsonFileSync } from '../util/json-file.js';
 import { processAlive } from '../util/process.js';
-import { listingHash } from './cache.js';
+import { hashedListing, listingHash } from './cache.js';
 import { HarnessWatch, TailBuffer } from './harness.js';
 import type { HarnessExit } from './hostRunner.js';
 import { confinedReport, removeCgroup, type SandboxReport } from './sandbox.js';
-import { partialListing, type HarnessMessage } from './schema.js';
+import type { HarnessMessage } from './schema.js';
 
 /** A standby nobody claimed ends itself after this long. */
 export const STANDBY_IDLE_SECONDS = 15 * 60;
@@ -59,8 +59,8 @@ export type StandbyRecord = z.infer<typeof standbyRecord>;
 const readyFile = z.object({
   files: z.array(z.string()),
   folders: z.record(z.string(), z.string().nullable()),
-  /** Folders of which only some names count, with the hash of those (schema.ts partialListing). */
-  listings: z.array(partialListing.extend({ hash: z.string().nullable() })),
+  /** Folders of which only some names count, with the hash of those (cache.ts hashedListing). */
+  listings: z.array(hashedListing),
 });
 
 export function standbyFolder(cacheRoot: string): string {
