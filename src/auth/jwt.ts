@@ -1,5 +1,6 @@
 /** Reads JWT claims without verifying the signature: the platform verifies; we only need to know what a token says. */
 import * as z from 'zod';
+import { CHECKED_ONCE } from '../util/checked-once.js';
 
 const claimsSchema = z.looseObject({
   sub: z.string().optional(),
@@ -17,7 +18,7 @@ export function decodeJwtClaims(token: string): TokenClaims | undefined {
   if (parts.length !== 3 || parts.some((p) => p === '' || !/^[A-Za-z0-9_-]+$/.test(p))) return undefined;
   try {
     const payload = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as unknown;
-    const parsed = claimsSchema.safeParse(payload);
+    const parsed = claimsSchema.safeParse(payload, CHECKED_ONCE);
     return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;

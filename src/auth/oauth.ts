@@ -5,6 +5,7 @@ import * as z from 'zod';
 import { UserError } from '../errors.js';
 import { ApiError, type FetchAnswer, type FetchPort } from '../platform/http.js';
 import { authConfigSchema, type AuthConfig } from '../platform/astro/schemas.js';
+import { CHECKED_ONCE } from '../util/checked-once.js';
 
 const tokenAnswerSchema = z.looseObject({
   access_token: z.string().optional(),
@@ -43,7 +44,7 @@ function parseJson<T>(text: string, schema: z.ZodType<T>, what: string): T {
   } catch (error) {
     throw new UserError(`cannot decode response: the ${what} answer is not JSON`, { cause: error });
   }
-  const parsed = schema.safeParse(json);
+  const parsed = schema.safeParse(json, CHECKED_ONCE);
   if (!parsed.success) throw new UserError(`cannot decode response: unexpected ${what} answer (${parsed.error.issues[0]?.message})`);
   return parsed.data;
 }

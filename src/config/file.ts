@@ -11,6 +11,7 @@ import { parse as parseYaml, stringify as stringifyYaml, YAMLParseError } from '
 import { UserError } from '../errors.js';
 import { withFileLock, type FileLockOptions } from './lock.js';
 import { configFileSchema, type ConfigFile } from './schema.js';
+import { CHECKED_ONCE } from '../util/checked-once.js';
 
 export class ConfigFileError extends UserError {
   override readonly kind = 'config';
@@ -45,7 +46,7 @@ function parseConfigText(file: string, text: string): ConfigFile {
   if (typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigFileError(file, 'its top level must be a mapping of keys to values');
   }
-  const result = configFileSchema.safeParse(lowerKeys(raw));
+  const result = configFileSchema.safeParse(lowerKeys(raw), CHECKED_ONCE);
   if (!result.success) {
     const issue = result.error.issues[0];
     const at = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
@@ -102,7 +103,7 @@ export async function updateConfigFile(
     async () => {
       const current = (await readConfigFile(file)) ?? {};
       const next = (await mutate(current)) ?? current;
-      const checked = configFileSchema.parse(next);
+      const checked = configFileSchema.parse(next, CHECKED_ONCE);
       await writeAtomically(file, stringifyYaml(checked, { lineWidth: 0 }));
       return checked;
     },

@@ -11,6 +11,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import * as z from 'zod';
 import { UserError } from '../errors.js';
+import { CHECKED_ONCE } from '../util/checked-once.js';
 
 export interface DockerCredentials {
   username: string;
@@ -97,7 +98,7 @@ async function loadDockerConfig(file: string): Promise<DockerConfig | undefined>
       nextStep: 'Fix the file, or move it away and run docker login again.',
     });
   }
-  const parsed = dockerConfigSchema.safeParse(json);
+  const parsed = dockerConfigSchema.safeParse(json, CHECKED_ONCE);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new UserError(`The Docker config ${file} has an unexpected shape (${issue?.path.join('.') || 'top level'}: ${issue?.message}).`);
@@ -173,7 +174,7 @@ export function runCredentialHelper(env: Readonly<Record<string, string | undefi
           reject(new UserError(`${program} get answered something that is not JSON.`));
           return;
         }
-        const parsed = helperAnswer.safeParse(json);
+        const parsed = helperAnswer.safeParse(json, CHECKED_ONCE);
         if (!parsed.success) {
           reject(new UserError(`${program} get answered JSON without Username/Secret.`));
           return;

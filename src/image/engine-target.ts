@@ -13,6 +13,7 @@ import path from 'node:path';
 import * as z from 'zod';
 import { UserError } from '../errors.js';
 import { SshDialError } from './engine/transport.js';
+import { CHECKED_ONCE } from '../util/checked-once.js';
 
 export type EngineKind = 'docker' | 'podman';
 export type EngineTransport = 'unix' | 'tcp' | 'ssh';
@@ -165,7 +166,7 @@ export function describeEngineTarget(target: EngineTarget): string {
 
 /** Podman's Docker-compatible /version lists a component named "Podman Engine"; Docker's never does. */
 export function engineKindFromVersion(version: unknown): EngineKind {
-  const parsed = z.looseObject({ Components: z.array(z.looseObject({ Name: z.string() })).nullish() }).safeParse(version);
+  const parsed = z.looseObject({ Components: z.array(z.looseObject({ Name: z.string() })).nullish() }).safeParse(version, CHECKED_ONCE);
   const components = parsed.success ? (parsed.data.Components ?? []) : [];
   return components.some((c) => /podman/i.test(c.Name)) ? 'podman' : 'docker';
 }
@@ -398,7 +399,7 @@ async function currentContext(fs: EngineFs, configDir: string): Promise<{ name: 
       nextStep: 'Fix the file, or move it away.',
     });
   }
-  const parsed = dockerConfigSchema.safeParse(json);
+  const parsed = dockerConfigSchema.safeParse(json, CHECKED_ONCE);
   if (!parsed.success) throw new UserError(`The Docker config ${file} has an unexpected shape: ${parsed.error.issues[0]?.message}.`);
   const name = parsed.data.currentContext?.trim();
   return name ? { name, reason: `currentContext ${name} in ${file}` } : undefined;

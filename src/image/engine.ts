@@ -28,6 +28,7 @@ import {
   type EngineTransport,
 } from './engine/transport.js';
 import { assertEngineSupports, engineKindFromVersion, type EngineKind } from './engine-target.js';
+import { CHECKED_ONCE } from '../util/checked-once.js';
 
 export {
   encodeRegistryAuth,
@@ -174,7 +175,7 @@ class DockerEngine implements ImageEngine {
       // this is not an engine astro can talk to, as much as a refused connection does.
       throw error instanceof EngineHttpError ? this.t.describe(error) : error;
     }
-    const parsed = versionSchema.safeParse(raw);
+    const parsed = versionSchema.safeParse(raw, CHECKED_ONCE);
     if (!parsed.success) throw new UserError(`The Docker engine at ${this.where} gave an answer astro does not understand.`, { cause: parsed.error });
     this.info = {
       apiVersion: parsed.data.ApiVersion,
@@ -243,7 +244,7 @@ class DockerEngine implements ImageEngine {
       if ((error as { statusCode?: number }).statusCode === 404) return undefined;
       throw error;
     }
-    const parsed = inspectSchema.safeParse(raw);
+    const parsed = inspectSchema.safeParse(raw, CHECKED_ONCE);
     if (!parsed.success) throw new UserError(`The Docker engine described the image '${ref}' in a way astro does not understand.`, { cause: parsed.error });
     const d = parsed.data;
     return {

@@ -6,6 +6,7 @@
  */
 import * as z from 'zod';
 import { nodeFetch, type FetchAnswer, type FetchPort } from '../platform/http.js';
+import { CHECKED_ONCE } from '../util/checked-once.js';
 
 const MANIFEST_TYPES = [
   'application/vnd.docker.distribution.manifest.v2+json',
@@ -104,7 +105,7 @@ export async function inspectPushedImage(input: {
     const basic = Buffer.from(`${input.auth.username}:${input.auth.password}`).toString('base64');
     const tokenRes = await fetch(realm.href, { headers: { authorization: `Basic ${basic}` }, signal: input.signal });
     if (!ok(tokenRes)) throw new Error(`the registry's token service answered ${tokenRes.status}`);
-    const parsed = tokenSchema.parse(await json(tokenRes));
+    const parsed = tokenSchema.parse(await json(tokenRes), CHECKED_ONCE);
     const bearer = parsed.token ?? parsed.access_token;
     if (!bearer) throw new Error("the registry's token service sent no token");
     return bearer;
@@ -134,17 +135,17 @@ export async function inspectPushedImage(input: {
   if (!ok(top)) throw new Error(`the registry answered ${top.status} for ${input.repository}:${input.tag}`);
   const digest = top.headers.get('docker-content-digest');
   if (!digest) throw new Error('the registry sent no Docker-Content-Digest');
-  let manifest = manifestSchema.parse(await json(top));
+  let manifest = manifestSchema.parse(await json(top), CHECKED_ONCE);
   if (manifest.manifests) {
     const amd64 = manifest.manifests.find((m) => m.platform?.os === 'linux' && m.platform.architecture === 'amd64') ?? manifest.manifests[0];
     if (!amd64) return { digest, labels: {} };
     const inner = await get(`${base}/manifests/${amd64.digest}`, MANIFEST_TYPES);
     if (!ok(inner)) throw new Error(`the registry answered ${inner.status} for ${amd64.digest}`);
-    manifest = manifestSchema.parse(await json(inner));
+    manifest = manifestSchema.parse(await json(inner), CHECKED_ONCE);
   }
   if (!manifest.config) return { digest, labels: {} };
   const blob = await get(`${base}/blobs/${manifest.config.digest}`);
   if (!ok(blob)) throw new Error(`the registry answered ${blob.status} for the image config`);
-  const config = configSchema.parse(await json(blob));
+  const config = configSchema.parse(await json(blob), CHECKED_ONCE);
   return { digest, labels: config.config?.Labels ?? {} };
 }

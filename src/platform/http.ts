@@ -9,6 +9,7 @@ import type * as z from 'zod';
 import { UserError } from '../errors.js';
 import { usingPreconnected } from '../util/preconnect.js';
 import { isRetryableNetworkError, isRetryableStatus, networkErrorCode, parseRetryAfter, retry, type RetryPolicy, type RetryVerdict } from '../util/retry.js';
+import { CHECKED_ONCE } from '../util/checked-once.js';
 
 /** API calls: five attempts, from a quarter second up to eight. */
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 250, maxDelayMs: 8_000 };
@@ -210,7 +211,7 @@ export class HttpClient {
     } catch (error) {
       throw new ApiError(`${this.options.service} answered ${new URL(url).pathname} with something that is not JSON.`, status, { cause: error });
     }
-    const parsed = schema.safeParse(json);
+    const parsed = schema.safeParse(json, CHECKED_ONCE);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       throw new ApiError(

@@ -4,11 +4,12 @@ import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type * as z from 'zod';
+import { CHECKED_ONCE } from './checked-once.js';
 
 /** The file's text as `schema` describes it; undefined for anything else (not JSON, not that shape). */
 function parseJsonText<T extends z.ZodType>(text: string, schema: T): z.infer<T> | undefined {
   try {
-    const parsed = schema.safeParse(JSON.parse(text));
+    const parsed = schema.safeParse(JSON.parse(text), CHECKED_ONCE);
     return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;

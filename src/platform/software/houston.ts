@@ -5,6 +5,7 @@
 import type * as z from 'zod';
 import { ApiError, DEFAULT_RETRY, nodeFetch, type FetchPort } from '../http.js';
 import { isRetryableNetworkError, isRetryableStatus, networkErrorCode, parseRetryAfter, retry, type RetryPolicy } from '../../util/retry.js';
+import { CHECKED_ONCE } from '../../util/checked-once.js';
 
 export class HoustonError extends ApiError {
   override readonly kind = 'houston';
@@ -97,7 +98,7 @@ export function createHoustonClient(options: HoustonClientOptions): HoustonClien
         }
         throw new HoustonError(`Houston at ${new URL(options.url).origin} did not answer with a GraphQL response: ${(error as Error).message}`, undefined);
       }
-      const parsed = schema.safeParse(data);
+      const parsed = schema.safeParse(data, CHECKED_ONCE);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
         throw new HoustonError(`Houston answered in an unexpected shape (${issue?.path.join('.') || 'data'}: ${issue?.message}).`, 200);
