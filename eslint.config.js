@@ -41,6 +41,7 @@ export default tseslint.config(
         URL: 'readonly',
         setTimeout: 'readonly',
         clearTimeout: 'readonly',
+        setImmediate: 'readonly',
         AbortController: 'readonly',
       },
     },
@@ -88,9 +89,9 @@ export default tseslint.config(
   { files: LOWEST.map((d) => `src/${d}/**/*.ts`), rules: forbid('cli', 'deploy', 'platform', 'auth', 'image', 'bundle', 'parse') },
   // Tests match control characters on purpose and wrap fixture errors freely.
   {
-    files: ['test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.mjs', 'bench/**/*.mjs', 'bin/**/*.js', '*.js', '*.ts'],
+    files: ['test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.mjs', 'bench/**/*.mjs', 'bench/**/*.cjs', 'bin/**/*.js', '*.js', '*.ts'],
     rules: { '@typescript-eslint/no-require-imports': 'off', 'no-control-regex': 'off', 'preserve-caught-error': 'off' },
   },
   // bin/ is CommonJS (bin/package.json): a CommonJS entry point starts faster than an ES module.
-  { files: ['bin/**/*.js'], languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', __dirname: 'readonly' } } },
+  { files: ['bin/**/*.js', 'bench/**/*.cjs'], languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', __dirname: 'readonly' } } },
 );

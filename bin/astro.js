@@ -7,6 +7,7 @@ const nodeModule = require('node:module');
 const path = require('node:path');
 const vm = require('node:vm');
 
+const earlyConnection = require('./early-connection.js');
 const helpText = require('./help-text.js');
 
 const argv = process.argv.slice(2);
@@ -22,7 +23,11 @@ if (recordedHelp !== undefined) {
   stopOnClosedPipe(() => undefined);
   process.stdout.write(recordedHelp);
 } else {
-  runCli();
+  // An API command's connection opens first, so that its handshakes overlap loading the CLI (early-connection.js);
+  // the CLI loads once its first packet can leave.
+  const early = earlyConnection.open(argv, process.env);
+  if (early === undefined) runCli(undefined);
+  else early.started.then(() => runCli({ origin: early.origin, socket: early.socket }));
 }
 
 /** `astro ... | head`: a closed pipe is the reader's choice, not an error. */
@@ -77,8 +82,8 @@ function loadCli() {
   return cli.exports;
 }
 
-/** Everything but a recorded help: the CLI itself. */
-function runCli() {
+/** Everything but a recorded help: the CLI itself. `earlyConnection`: what early-connection.js opened, if anything. */
+function runCli(earlyConnection) {
   // V8's compile cache for external modules loaded later (Node 22.1+; older Node has no such call).
   nodeModule.enableCompileCache?.();
   const { main, reportCrash } = loadCli();
@@ -123,7 +128,7 @@ function runCli() {
   // A help request with no recorded text yet: record it for the next run.
   const recording = helpKey === undefined ? undefined : helpText.recorder(madeDir, helpKey, process.stdout, process.stderr);
 
-  main(argv, { signal: controller.signal }).then((code) => {
+  main(argv, { signal: controller.signal, earlyConnection }).then((code) => {
     ended = true;
     recording?.finish(code);
     process.exitCode = code;

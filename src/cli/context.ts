@@ -18,7 +18,7 @@ export interface CommandContext {
   apiOrigin: ApiOrigin;
 }
 
-const NO_API_ORIGIN: ApiOrigin = { started: Promise.resolve(), remember: async () => undefined };
+const NO_API_ORIGIN: ApiOrigin = { remember: async () => undefined };
 
 export function createCommandContext(out: Output, env: AstroEnv, cwd: string, signal: AbortSignal, apiOrigin = NO_API_ORIGIN): CommandContext {
   let config: Promise<AstroConfig> | undefined;

@@ -8,7 +8,7 @@ import { interruptedBy } from '../util/retry.js';
 import { readEnv, type AstroEnv } from '../env.js';
 import { Output, type Streams } from '../ui/output.js';
 import { normalizeBooleanFlags } from './bool-flags.js';
-import { earlyApiConnection } from './api-origin.js';
+import { earlyApiConnection, type EarlyConnection } from './api-origin.js';
 import { createCommandContext, type CommandContext } from './context.js';
 import { registerConfig } from './commands/config.js';
 import { registerContext } from './commands/context.js';
@@ -24,6 +24,8 @@ export interface MainOptions {
   cwd?: string;
   /** Aborted by bin/ on SIGINT/SIGTERM; the reason is the signal name. */
   signal?: AbortSignal;
+  /** The API connection bin/ opened before loading the CLI (bin/early-connection.js), for the first API request. */
+  earlyConnection?: EarlyConnection;
 }
 
 const EXAMPLES = [
@@ -75,9 +77,8 @@ function applyToAll(command: Command, apply: (c: Command) => void): void {
 export async function main(argv: string[], options: MainOptions = {}): Promise<number> {
   const streams: Streams = options.streams ?? { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin };
   const env: AstroEnv = readEnv(options.env);
-  // First, before the command tree is even built: the connection a deploy's first request will take (api-origin.ts).
-  const apiOrigin = earlyApiConnection(argv, env);
-  await apiOrigin.started;
+  // The connection a deploy's first request will take, if bin/ opened one (api-origin.ts).
+  const apiOrigin = earlyApiConnection(env, options.earlyConnection);
   // Read when a command starts, not here: `--help` works in a deleted directory, and a command there fails cleanly.
   const cwd = options.cwd;
   const signal = options.signal ?? new AbortController().signal;

@@ -47,6 +47,11 @@ export function preconnect(url: string): void {
   const options = { host, port: Number(port || defaultPort(protocol)) };
   // As https.Agent does: the name for SNI and the certificate check, never an IP address.
   const socket = protocol === 'https:' ? tls.connect({ ...options, servername: net.isIP(host) ? '' : host }) : net.connect(options);
+  keep(key, socket);
+}
+
+/** Keeps `socket` for the agent's first request to `key`, until it fails or closes; it never keeps the process alive. */
+function keep(key: string, socket: net.Socket): void {
   const forget = () => {
     if (waiting.get(key) === socket) waiting.delete(key);
   };
@@ -57,27 +62,16 @@ export function preconnect(url: string): void {
 }
 
 /**
- * Resolves once the connection waiting at `url`'s origin has its address and has sent its first handshake packet (or
- * failed, or was taken), or after `capMs`. The name lookup answers only when the event loop turns, which a command's
- * start-up (loading code, no waiting) does not let it do: a command that wants the handshake to overlap its start
- * waits for this once, first.
+ * A connection to `url`'s origin opened before this code was loaded (bin/early-connection.js), kept as preconnect()
+ * keeps its own. One that is no longer usable, or for an origin that already has one waiting, is closed.
  */
-export function connectionStarted(url: string, capMs: number): Promise<void> {
-  const socket = waiting.get(connectionOrigin(url) ?? '');
-  if (socket === undefined || !socket.connecting) return Promise.resolve();
-  // An address needs no lookup: the packet leaves at the next tick (and no 'lookup' event comes). Not net.isIP: its
-  // IPv6 pattern costs milliseconds the first time it runs on a name.
-  if (/^(\d{1,3}\.){3}\d{1,3}$|:/.test(bareHost(new URL(url).hostname))) return new Promise((resolve) => setImmediate(resolve));
-  return new Promise<void>((resolve) => {
-    const events = ['lookup', 'connect', 'error', 'close'] as const;
-    const done = () => {
-      clearTimeout(timer);
-      for (const event of events) socket.off(event, done);
-      resolve();
-    };
-    const timer = setTimeout(done, capMs);
-    for (const event of events) socket.once(event, done);
-  });
+export function adoptConnection(url: string, socket: net.Socket): void {
+  const key = connectionOrigin(url);
+  if (key === undefined || waiting.has(key) || socket.destroyed) {
+    socket.destroy();
+    return;
+  }
+  keep(key, socket);
 }
 
 /** The agent's first connection to a preconnected origin is the one waiting there; the rest it opens itself. */

@@ -5,28 +5,19 @@
  * a wrong guess costs one unused connection.
  */
 import * as z from 'zod';
-import { readJsonFile, readJsonFileSync, rememberInFile } from './json-file.js';
+import { readJsonFile, rememberInFile } from './json-file.js';
 import { connectionOrigin, preconnect } from './preconnect.js';
 
 /** Keys remembered at most per file; beyond it the file starts again (it is a guess, not a record). */
 const MAX_REMEMBERED = 200;
 
+/** bin/early-connection.js reads the API's file before zod is loaded, with this same pattern (ORIGIN there). */
 const origins = z.record(z.string(), z.string().regex(/^https?:\/\/[^/?#\s]+$/));
 
 /** Opens a connection to the origin remembered for `key` in `file`, if any, and returns that origin. */
 export async function preconnectRemembered(file: string, key: string): Promise<string | undefined> {
   const known = await readJsonFile(file, origins);
   const origin = known?.[key];
-  if (origin !== undefined) preconnect(origin);
-  return origin;
-}
-
-/**
- * preconnectRemembered, with the file read at once: the connection starts at the next turn of the event loop instead
- * of one turn after the read. For the very start of a command, before its first wait.
- */
-export function preconnectRememberedSync(file: string, key: string): string | undefined {
-  const origin = readJsonFileSync(file, origins)?.[key];
   if (origin !== undefined) preconnect(origin);
   return origin;
 }

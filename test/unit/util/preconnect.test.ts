@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { nodeFetch } from '../../../src/platform/http.js';
-import { connectionOrigin, connectionStarted, preconnect, usingPreconnected, waitingConnections } from '../../../src/util/preconnect.js';
+import { adoptConnection, connectionOrigin, preconnect, usingPreconnected, waitingConnections } from '../../../src/util/preconnect.js';
 import { ensureTlsIdentity } from '../../platform/keys.js';
 
 /** A server that answers 200 and counts the connections it accepted. */
@@ -98,23 +98,26 @@ describe('preconnect', () => {
     agent.destroy();
   });
 
-  it('connectionStarted: resolves once the early connection has left (its name looked up), not at the cap', async () => {
-    const sockets: net.Socket[] = [];
-    const server = await countingServer((socket) => sockets.push(socket));
-    closers.push(async () => {
-      for (const socket of sockets) socket.destroy();
-      await server.close();
-    });
-    const { port } = server.server.address() as net.AddressInfo;
-    // A name (looked up first, then the handshake) and an address (no lookup): neither waits for the cap of a minute.
-    for (const url of [`http://localhost:${port}/by-name`, `http://127.0.0.1:${port}/by-address`]) {
-      preconnect(url);
-      expect(waitingConnections()).toContain(connectionOrigin(url));
-      await connectionStarted(url, 60_000);
-    }
-    await until(() => server.connections() === 2);
-    // Nothing waiting there: at once.
-    await connectionStarted('http://127.0.0.1:9/nothing-waits-here', 60_000);
+  it('adoptConnection: a connection opened before the CLI loaded carries the first request; a closed one never does', async () => {
+    const a = await countingServer();
+    const b = await countingServer();
+    closers.push(a.close, b.close);
+    const early = (await import('node:net')).connect(Number(new URL(a.url).port), '127.0.0.1');
+    await until(() => a.connections() === 1);
+    adoptConnection(new URL(a.url).origin, early);
+    expect(waitingConnections()).toContain(connectionOrigin(a.url));
+    // One already closed is not kept: the agent opens its own.
+    const closed = (await import('node:net')).connect(Number(new URL(b.url).port), '127.0.0.1');
+    await until(() => b.connections() === 1);
+    closed.destroy();
+    adoptConnection(b.url, closed);
+    expect(waitingConnections()).not.toContain(connectionOrigin(b.url));
+    const agent = usingPreconnected(new http.Agent({ keepAlive: true }), 'http:');
+    expect(await get(a.url, agent)).toBe(200);
+    expect(await get(b.url, agent)).toBe(200);
+    expect(a.connections()).toBe(1);
+    expect(b.connections()).toBe(2);
+    agent.destroy();
   });
 
   it('a connection nobody takes does not keep the process alive, and a refused one is no error', () => {

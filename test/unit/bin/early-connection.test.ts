@@ -1,0 +1,112 @@
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { apiOriginsFile } from '../../../src/cli/api-origin.js';
+import { readEnv } from '../../../src/env.js';
+
+interface EarlyConnection {
+  open(argv: string[], env: Record<string, string | undefined>): { origin: string; socket: net.Socket; started: Promise<void> } | undefined;
+  locate(env: Record<string, string | undefined>): { file: string; key: string };
+}
+const early = createRequire(import.meta.url)('../../../bin/early-connection.js') as EarlyConnection;
+
+let home: string;
+let server: net.Server;
+let sockets: net.Socket[] = [];
+let origin: string;
+
+beforeEach(async () => {
+  home = fs.mkdtempSync(path.join(os.tmpdir(), 'astro-early-connection-'));
+  sockets = [];
+  server = net.createServer((socket) => {
+    sockets.push(socket);
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  origin = `http://localhost:${(server.address() as net.AddressInfo).port}`;
+});
+
+afterEach(async () => {
+  for (const socket of sockets) socket.destroy();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  fs.rmSync(home, { recursive: true, force: true });
+});
+
+const env = () => ({ ASTRO_HOME: home, ASTRO_CACHE_DIR: path.join(home, 'cache') });
+
+function remember(content: unknown): void {
+  const { file } = early.locate(env());
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content));
+}
+
+async function connections(): Promise<number> {
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  return sockets.length;
+}
+
+describe('the API connection opened before the CLI loads', () => {
+  it('reads the file the CLI writes, under the key it writes, in every environment', () => {
+    const cases: Record<string, string | undefined>[] = [
+      env(),
+      { HOME: home },
+      { HOME: `  ${home}  `, XDG_CACHE_HOME: path.join(home, 'xdg') },
+      { ASTRO_HOME: 'relative/home', ASTRO_CACHE_DIR: '  ', HOME: home, XDG_CACHE_HOME: '' },
+      {},
+    ];
+    for (const vars of cases) {
+      const cli = readEnv(vars);
+      expect(early.locate(vars), JSON.stringify(vars)).toEqual({ file: apiOriginsFile(cli), key: cli.astroHome });
+    }
+  });
+
+  it('opens one for an API command, to the origin remembered for this config home, and starts it at once', async () => {
+    remember({ [path.resolve(home)]: origin, '/some/other/home': 'http://127.0.0.1:9' });
+    const opened = early.open(['--verbose', 'deploy', 'dep-1', '--dags'], env());
+    expect(opened?.origin).toBe(origin);
+    const started = Date.now();
+    await opened!.started;
+    // The name was looked up well before the cap of the wait (3 ms; a timer can fire late on a busy machine).
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(await connections()).toBe(1);
+    opened!.socket.destroy();
+    const listing = early.open(['deployment', 'list'], env());
+    expect(listing?.origin).toBe(origin);
+    listing!.socket.destroy();
+  });
+
+  it('opens nothing for other commands, help, no command, or without a valid remembered origin', async () => {
+    remember({ [path.resolve(home)]: origin });
+    for (const argv of [['dev', 'parse'], ['deploy', '--help'], ['deployment', 'list', '-h'], ['--help'], [], ['context', 'list'], ['login']]) {
+      expect(early.open(argv, env()), argv.join(' ')).toBeUndefined();
+    }
+    for (const content of [
+      '{not json',
+      '[]',
+      'null',
+      { [path.resolve(home)]: 42 },
+      { [path.resolve(home)]: `${origin}/v1` },
+      { [path.resolve(home)]: `${origin}?x=1` },
+      { [path.resolve(home)]: `ftp://localhost:21` },
+      { [path.resolve(home)]: 'http://two words:1' },
+      { '/another/home': origin },
+    ]) {
+      remember(content);
+      expect(early.open(['deploy'], env()), JSON.stringify(content)).toBeUndefined();
+    }
+    fs.rmSync(path.join(home, 'cache'), { recursive: true, force: true });
+    expect(early.open(['deploy'], env())).toBeUndefined();
+    expect(await connections()).toBe(0);
+  });
+
+  it('a refused connection is no error, and an address is started without a lookup', async () => {
+    remember({ [path.resolve(home)]: 'http://127.0.0.1:9' });
+    const refused = early.open(['deploy'], env());
+    await refused!.started;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(refused!.socket.destroyed).toBe(true);
+  });
+});
