@@ -5,7 +5,8 @@
 // (bench/scripts/peer-platform.ts). Beside each total: the median per-phase timings of ours (--json timings) and the
 // requests each CLI made on that path (the platform's request log), and Node's bare start (`node -e 0`) timed in the
 // same loop, with ours less it against theirs, and how long the platform was busy with each CLI's requests (Node's
-// bare start plus ours is a floor no code of ours can go below). Both run without NODE_EXTRA_CA_CERTS (see below).
+// bare start plus ours is a floor no code of ours can go below), and on the DAG-only rows the least a Node program does
+// on that path (bench/scripts/node-floor.cjs). Both CLIs run without NODE_EXTRA_CA_CERTS (see below).
 // Targets: <= 1.0x, and <= 0.8x on the WAN rows.
 // Requires `npm run build` and a provisioned machine (Docker engine, registry, Azurite, the stand-in Runtime image).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -16,6 +17,7 @@ import { provisioned } from '../test/helpers/provisioned.js';
 import { benchEnv, median, platformBusyMs, type Comparison } from './lib.js';
 import type { PeerPlatform } from './scripts/peer-platform.js';
 
+const ORGANIZATION = 'clorgstellar0000000000000';
 const DEPLOYMENT = 'cldepdagon000000000000000';
 const WORKSPACE = 'clwksdataplatform00000000';
 const TOKEN_ID = 'cltokwsdataplatform000000';
@@ -96,14 +98,16 @@ function requestsSince(platform: PeerPlatform, since?: number): { lastSeq: numbe
  * Both CLIs and Node's bare start, alternating; ours with --json where it deploys, for its phase timings. With the
  * platform, also how long it was busy with each run's requests (read between runs, outside the timing).
  */
-function interleave(name: string, theirs: Side, ours: Side, target: number, details: string[], platform?: PeerPlatform): Comparison {
+function interleave(name: string, theirs: Side, ours: Side, target: number, details: string[], platform?: PeerPlatform, floor?: Side): Comparison {
   const bare = nodeAlone(ours.env);
   runOnce(theirs);
   runOnce(ours);
   runOnce(bare);
+  if (floor) runOnce(floor);
   const t: number[] = [];
   const o: number[] = [];
   const n: number[] = [];
+  const f: number[] = [];
   const phases = new Map<string, number[]>();
   const busy = { theirs: [] as number[], ours: [] as number[] };
   let seq = platform ? requestsSince(platform).lastSeq : 0;
@@ -120,6 +124,7 @@ function interleave(name: string, theirs: Side, ours: Side, target: number, deta
     o.push(run.ms);
     platformTime(busy.ours);
     n.push(runOnce(bare).ms);
+    if (floor) f.push(runOnce(floor).ms);
     if (ours.args.includes('--json')) {
       const timings = (JSON.parse(run.stdout) as { timings?: Record<string, number> }).timings ?? {};
       for (const [phase, ms] of Object.entries(timings)) phases.set(phase, [...(phases.get(phase) ?? []), ms]);
@@ -130,6 +135,12 @@ function interleave(name: string, theirs: Side, ours: Side, target: number, deta
   details.push(
     `Node's bare start (node -e 0) ${median(n).toFixed(1)} ms = ${(median(n) / median(t)).toFixed(2)}x theirs; ours less it ${rest.toFixed(1)} ms = ${(rest / median(t)).toFixed(2)}x theirs`,
   );
+  if (floor) {
+    details.push(
+      `the least a Node program does on this path (bench/scripts/node-floor.cjs: the same requests over node:http, the DAG files read and gzipped, ` +
+        `connections opened at its start, nothing checked or printed): ${median(f).toFixed(1)} ms = ${(median(f) / median(t)).toFixed(2)}x theirs; ours is ${(median(o) / median(f)).toFixed(2)}x it`,
+    );
+  }
   if (platform) {
     const floor = median(n) + median(busy.ours);
     details.push(
@@ -264,7 +275,23 @@ export default async function run(): Promise<Comparison[]> {
             const details = [
               `requests per deploy: Astronomer CLI ${countRequests(platform, theirs(cwd, extra))}, astro ${countRequests(platform, ours(cwd, extra))}`,
             ];
-            const result = interleave(name, theirs(cwd, extra), ours(cwd, extra), target, details, platform);
+            // DAG-only rows: what Node itself costs on that path, timed in the same loop.
+            const floor: Side | undefined = extra.includes('--dags')
+              ? {
+                  command: process.execPath,
+                  args: [
+                    path.resolve('bench/scripts/node-floor.cjs'),
+                    platform.apiUrl,
+                    ORGANIZATION,
+                    DEPLOYMENT,
+                    path.join(cwd, 'dags'),
+                    new URL(platform.blobUrl).origin,
+                  ],
+                  cwd,
+                  env: { ...common, ASTRO_API_TOKEN: token },
+                }
+              : undefined;
+            const result = interleave(name, theirs(cwd, extra), ours(cwd, extra), target, details, platform, floor);
             console.log(`${result.name}: ${result.ratio.toFixed(2)}x`);
             results.push(result);
           } catch (error) {
