@@ -134,6 +134,8 @@ function padding(size: number): Buffer | undefined {
 
 export class TarWriter {
   private readonly chunks: Buffer[] = [];
+  /** Bytes in `chunks`. */
+  private pending = 0;
   private readonly hash: Hash = createHash('sha256');
   private contentBytes = 0;
   private files = 0;
@@ -144,20 +146,20 @@ export class TarWriter {
     const ustar = ustarName(entry.name);
     const linkFits = !entry.linkname || Buffer.byteLength(entry.linkname) <= 100;
     if (ustar && linkFits) {
-      this.chunks.push(header(entry, ustar.name, ustar.prefix, TYPEFLAG[entry.type], size, entry.linkname));
+      this.push(header(entry, ustar.name, ustar.prefix, TYPEFLAG[entry.type], size, entry.linkname));
     } else {
       // tar-stream's PAX form: the real name and target in the extended header, `PaxHeader` in the ustar fields.
       const pax = Buffer.from(paxRecord('path', entry.name) + (entry.linkname ? paxRecord('linkpath', entry.linkname) : ''));
       const linkname = entry.linkname ? 'PaxHeader' : undefined;
-      this.chunks.push(header(entry, 'PaxHeader', '', TYPEFLAG.pax, pax.length, linkname), pax);
+      this.push(header(entry, 'PaxHeader', '', TYPEFLAG.pax, pax.length, linkname), pax);
       const pad = padding(pax.length);
-      if (pad) this.chunks.push(pad);
-      this.chunks.push(header(entry, 'PaxHeader', '', TYPEFLAG[entry.type], size, linkname));
+      if (pad) this.push(pad);
+      this.push(header(entry, 'PaxHeader', '', TYPEFLAG[entry.type], size, linkname));
     }
     if (size > 0) {
-      this.chunks.push(data!);
+      this.push(data!);
       const pad = padding(size);
-      if (pad) this.chunks.push(pad);
+      if (pad) this.push(pad);
     }
     // The content digest's record of the entry (deploy/kernel/digest.ts reads a tar back the same way).
     const executable = (entry.mode & 0o111) !== 0 ? 'x' : '-';
@@ -167,11 +169,33 @@ export class TarWriter {
     this.contentBytes += size;
   }
 
-  /** The tar (with its two zero blocks) and the content digest of its entries. */
-  finalize(): { tar: Buffer; contentDigest: string; files: number; contentBytes: number } {
-    this.chunks.push(ZEROS);
-    const tar = Buffer.concat(this.chunks);
+  private push(...buffers: Buffer[]): void {
+    for (const buffer of buffers) {
+      this.chunks.push(buffer);
+      this.pending += buffer.length;
+    }
+  }
+
+  /** Bytes written since the last take. */
+  get pendingBytes(): number {
+    return this.pending;
+  }
+
+  /** The tar's bytes written since the last take (for a caller that compresses them as it goes). */
+  take(): Buffer {
+    const bytes = Buffer.concat(this.chunks, this.pending);
     this.chunks.length = 0;
+    this.pending = 0;
+    return bytes;
+  }
+
+  /**
+   * The rest of the tar (the whole tar when take was never called), ending with its two zero blocks, and the
+   * content digest of its entries.
+   */
+  finalize(): { tar: Buffer; contentDigest: string; files: number; contentBytes: number } {
+    this.push(ZEROS);
+    const tar = this.take();
     return { tar, contentDigest: this.hash.digest('hex'), files: this.files, contentBytes: this.contentBytes };
   }
 }

@@ -273,10 +273,12 @@ async function checkpoint(signal: AbortSignal | undefined): Promise<void> {
 }
 
 /**
- * Files are read synchronously, in sorted order, straight into the tar writer, and the whole tar is compressed in
- * one zlib call. For 1,000 small DAG files on a busy 2-core machine, tar-fs (one asynchronous lstat/open/read/close
- * chain per file, one entry at a time) with a streaming gzip took 200-350 ms, tar-stream's packer 60-90 ms warm;
- * see tar.ts for what the writer saves on top.
+ * Files are read synchronously, in sorted order, straight into the tar writer. For 1,000 small DAG files on a busy
+ * 2-core machine, tar-fs (one asynchronous lstat/open/read/close chain per file, one entry at a time) with a
+ * streaming gzip took 200-350 ms, tar-stream's packer 60-90 ms warm; see tar.ts for what the writer saves on top.
+ * A small tar is compressed in one zlib call. Once a batch of files is in (BATCH_FILES or BATCH_BYTES), the tar so
+ * far goes to a zlib stream, which compresses it on zlib's threads while the next files are read (a 1,000-file
+ * folder waited about 7 ms for its one call after the last read); past ONE_SHOT_GZIP_BYTES the rest waits for the end.
  */
 async function pack(
   root: string,
@@ -288,75 +290,111 @@ async function pack(
   onProgress: (event: BundleProgress) => void,
 ): Promise<{ data: Buffer; contentDigest: string }> {
   const tar = new TarWriter();
-
-  let sourceBytes = 0;
-  let batchFiles = 0;
-  let batchBytes = 0;
-  for (const entry of entries) {
-    const abs = path.join(root, entry.rel);
-    const name = prefix === '' ? entry.rel : `${prefix}/${entry.rel}`;
-    if (entry.content !== undefined) {
-      tar.entry({ name, type: 'file', size: entry.content.length, mode: 0o644, mtime: new Date(), uid: 0, gid: 0 }, entry.content);
-      continue;
+  let gzip: Compression | undefined;
+  try {
+    let sourceBytes = 0;
+    let batchFiles = 0;
+    let batchBytes = 0;
+    for (const entry of entries) {
+      const abs = path.join(root, entry.rel);
+      const name = prefix === '' ? entry.rel : `${prefix}/${entry.rel}`;
+      if (entry.content !== undefined) {
+        tar.entry({ name, type: 'file', size: entry.content.length, mode: 0o644, mtime: new Date(), uid: 0, gid: 0 }, entry.content);
+        continue;
+      }
+      if (entry.linkname !== undefined) {
+        const stat = lstatOrRefuse(abs, shownRoot, entry.rel);
+        tar.entry({ name, type: 'symlink', linkname: entry.linkname, size: 0, mode: stat.mode, mtime: stat.mtime, uid: stat.uid, gid: stat.gid });
+        continue;
+      }
+      const before = sourceBytes;
+      const read = readRegularFile(abs, shownRoot, entry.rel, { remaining: maxSourceBytes - sourceBytes, max: maxSourceBytes }, signal, (done) =>
+        onProgress({ stage: 'read', bytesDone: before + done }),
+      );
+      const { stat, data } = read instanceof Promise ? await read : read;
+      sourceBytes += data.length;
+      tar.entry({ name, type: 'file', size: data.length, mode: stat.mode, mtime: stat.mtime, uid: stat.uid, gid: stat.gid }, data);
+      batchFiles++;
+      batchBytes += data.length;
+      if (batchFiles >= BATCH_FILES || batchBytes >= BATCH_BYTES) {
+        batchFiles = 0;
+        batchBytes = 0;
+        // Only while the tar is small: a large one is compressed at the end, in slices a Ctrl-C can stop between.
+        if ((gzip?.added ?? 0) + tar.pendingBytes <= ONE_SHOT_GZIP_BYTES) {
+          gzip ??= compression();
+          gzip.add(tar.take());
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+        throwIfAborted(signal);
+      }
     }
-    if (entry.linkname !== undefined) {
-      const stat = lstatOrRefuse(abs, shownRoot, entry.rel);
-      tar.entry({ name, type: 'symlink', linkname: entry.linkname, size: 0, mode: stat.mode, mtime: stat.mtime, uid: stat.uid, gid: stat.gid });
-      continue;
-    }
-    const before = sourceBytes;
-    const read = readRegularFile(abs, shownRoot, entry.rel, { remaining: maxSourceBytes - sourceBytes, max: maxSourceBytes }, signal, (done) =>
-      onProgress({ stage: 'read', bytesDone: before + done }),
-    );
-    const { stat, data } = read instanceof Promise ? await read : read;
-    sourceBytes += data.length;
-    tar.entry({ name, type: 'file', size: data.length, mode: stat.mode, mtime: stat.mtime, uid: stat.uid, gid: stat.gid }, data);
-    batchFiles++;
-    batchBytes += data.length;
-    if (batchFiles >= BATCH_FILES || batchBytes >= BATCH_BYTES) {
-      batchFiles = 0;
-      batchBytes = 0;
-      await new Promise((resolve) => setImmediate(resolve));
+    const { tar: rest, contentDigest } = tar.finalize();
+    throwIfAborted(signal);
+    if (gzip === undefined && rest.length <= ONE_SHOT_GZIP_BYTES) {
+      const data = await new Promise<Buffer>((resolve, reject) => {
+        zlib.gzip(rest, (error, result) => (error ? reject(error) : resolve(result)));
+      });
       throwIfAborted(signal);
+      return { data, contentDigest };
     }
+    gzip ??= compression();
+    const data = await gzip.finish(rest, signal, onProgress);
+    throwIfAborted(signal);
+    return { data, contentDigest };
+  } catch (error) {
+    gzip?.destroy();
+    throw error;
   }
-  const { tar: tarball, contentDigest } = tar.finalize();
-  throwIfAborted(signal);
-
-  const gzipped =
-    tarball.length <= ONE_SHOT_GZIP_BYTES
-      ? await new Promise<Buffer>((resolve, reject) => {
-          zlib.gzip(tarball, (error, result) => (error ? reject(error) : resolve(result)));
-        })
-      : await gzipInSlices(tarball, signal, onProgress);
-  throwIfAborted(signal);
-  return { data: gzipped, contentDigest };
 }
 
-/** zlib's stream, fed a slice at a time; on abort it is destroyed at once instead of compressing the rest. */
-async function gzipInSlices(tarball: Buffer, signal: AbortSignal | undefined, onProgress: (event: BundleProgress) => void): Promise<Buffer> {
+/** zlib's gzip stream: the tar handed over as it is written, the rest fed a slice at a time at the end. */
+interface Compression {
+  /** Compresses `bytes` on zlib's threads; returns at once. */
+  add(bytes: Buffer): void;
+  /** Bytes handed over by add. */
+  readonly added: number;
+  /**
+   * Feeds the rest a slice at a time, the signal checked between slices (on abort the stream is destroyed instead
+   * of compressing what is left: at most one slice is compressed after a Ctrl-C), and returns the whole gzip.
+   */
+  finish(rest: Buffer, signal: AbortSignal | undefined, onProgress: (event: BundleProgress) => void): Promise<Buffer>;
+  destroy(): void;
+}
+
+function compression(): Compression {
   const gzip = zlib.createGzip();
   const out: Buffer[] = [];
+  let added = 0;
   gzip.on('data', (chunk: Buffer) => out.push(chunk));
   const finished = new Promise<void>((resolve, reject) => {
     gzip.on('end', resolve);
     gzip.on('error', reject);
   });
-  try {
-    for (let offset = 0; offset < tarball.length; offset += SLICE_BYTES) {
-      const slice = tarball.subarray(offset, Math.min(offset + SLICE_BYTES, tarball.length));
-      // The callback comes once zlib has taken the slice in, so at most one slice is compressed after a Ctrl-C.
-      await new Promise<void>((resolve, reject) => gzip.write(slice, (error) => (error ? reject(error) : resolve())));
-      onProgress({ stage: 'compress', bytesDone: offset + slice.length, bytesTotal: tarball.length });
-      await checkpoint(signal);
-    }
-    gzip.end();
-    await finished;
-  } catch (error) {
-    gzip.destroy();
-    throw error;
-  }
-  return Buffer.concat(out);
+  // Awaited by finish(); a failure before then surfaces there (or not at all, once destroyed).
+  finished.catch(() => undefined);
+  return {
+    add: (bytes) => {
+      added += bytes.length;
+      gzip.write(bytes);
+    },
+    get added() {
+      return added;
+    },
+    finish: async (rest, signal, onProgress) => {
+      const total = added + rest.length;
+      for (let offset = 0; offset < rest.length; offset += SLICE_BYTES) {
+        const slice = rest.subarray(offset, Math.min(offset + SLICE_BYTES, rest.length));
+        // The callback comes once zlib has taken the slice in.
+        await new Promise<void>((resolve, reject) => gzip.write(slice, (error) => (error ? reject(error) : resolve())));
+        onProgress({ stage: 'compress', bytesDone: added + offset + slice.length, bytesTotal: total });
+        await checkpoint(signal);
+      }
+      gzip.end();
+      await finished;
+      return Buffer.concat(out);
+    },
+    destroy: () => gzip.destroy(),
+  };
 }
 
 // O_NOFOLLOW: a file swapped for a symlink after the walk checked it must not smuggle its target in.
