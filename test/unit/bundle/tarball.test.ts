@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { extract } from 'tar-stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createDagBundle } from '../../../src/bundle/tarball.js';
@@ -111,6 +111,19 @@ describe('createDagBundle contents', () => {
     expect(bundle.dagFileCount).toBe(3);
     expect(bundle.bytes).toBe(bundle.data.length);
     expect(bundle.sha256).toBe(createHash('sha256').update(bundle.data).digest('hex'));
+  });
+
+  it('packs a folder of many files (compressed while it is read) into one gzip stream with every file, in order', async () => {
+    const names = Array.from({ length: 700 }, (_, i) => `dag_${String(i).padStart(3, '0')}.py`);
+    for (const name of names) await write(name, `# ${name}\n${'x = 1\n'.repeat(Number(name.slice(4, 7)) % 40)}`);
+    const bundle = await createDagBundle({ sourceDir: dags });
+    const entries = await list(bundle.data);
+    expect(entries.map((e) => e.name)).toEqual(names.map((n) => `dags/${n}`));
+    expect(entries[123]!.content).toBe(`# dag_123.py\n${'x = 1\n'.repeat(3)}`);
+    // One gzip member: what the one-shot call gives for the same tar.
+    expect(bundle.data.equals(gzipSync(gunzipSync(bundle.data)))).toBe(true);
+    expect(bundle.dagFileCount).toBe(700);
+    expect(bundle.contentDigest).toBe((await dagBundleDigest(bundle.data)).digest);
   });
 
   it('can be read by GNU tar', async () => {
