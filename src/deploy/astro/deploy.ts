@@ -404,6 +404,13 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     let localRef: string | undefined;
     let runtimeVersion: string | undefined;
     if (optionsTask) {
+      localRef = req.imageName ?? localImageRef(deployment);
+      const build = { localRef, excludeDags: dagDeploy, labels: imageLabels(description, git, req.imageName ? undefined : plan?.local.image?.digest) };
+      const early = earlyImage && !req.imageName && sameBuild(earlyImage.input, build) ? earlyImage.phase : undefined;
+      if (!early) earlyImage?.phase.drop();
+      // The build starts before the runtime checks (the organization's options, the Dockerfile, the Runtime feed):
+      // it is local, and a refusal drops it (aborted, nothing sent) with every other early phase.
+      const building = req.imageName ? undefined : (early ?? steps.imageEarly(build).phase);
       const options = await optionsTask;
       const supported = options.runtimeReleases.map((r) => r.version);
       let preflight: { expectedVersion?: string; fromImage?: string } = {};
@@ -412,11 +419,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
         warn(pre.notices);
         preflight = pre;
       }
-      localRef = req.imageName ?? localImageRef(deployment);
-      const build = { localRef, excludeDags: dagDeploy, labels: imageLabels(description, git, req.imageName ? undefined : plan?.local.image?.digest) };
-      const early = earlyImage && !req.imageName && sameBuild(earlyImage.input, build) ? earlyImage.phase : undefined;
-      if (!early) earlyImage?.phase.drop();
-      const image = early ? await early.adopt() : await steps.image(build);
+      const image = building ? await building.adopt() : await steps.image(build);
       // From here on the image is named by what this build made: another deploy to the same Deployment may have
       // moved the local name to its own build meanwhile, and we must test and push ours.
       if (image.imageId && !req.imageName) localRef = image.imageId;

@@ -145,8 +145,9 @@ describe('deployToAstro', () => {
       'git',
       'get',
       'parse',
-      'preflight',
+      // The build starts beside the runtime preflight; the deploy is created only once both are through.
       'build:excludeDags=true',
+      'preflight',
       'runtime-check:3.1-8',
       'create:IMAGE_AND_DAG',
       'push:127.0.0.1:5000/cosmic-planet-1234/airflow:deploy-2026:cli',
@@ -527,6 +528,27 @@ describe('deployToAstro', () => {
       throw new UserError('Cannot deploy a downgraded Astro Runtime version.');
     };
     await expect(deployToAstro(base, ports)).rejects.toThrow(/downgraded/);
+    expect(calls.some((c) => c.startsWith('create'))).toBe(false);
+  });
+
+  it('a preflight refusal aborts the build started beside it, and creates nothing', async () => {
+    const { ports, calls, events } = setup(deployment(), {});
+    let buildSignal: AbortSignal | undefined;
+    ports.image.build = async (input) => {
+      calls.push('build');
+      buildSignal = input.signal;
+      // A build that would outlast the preflight: it ends only when aborted.
+      await new Promise((resolve) => input.signal?.addEventListener('abort', resolve, { once: true }));
+      throw input.signal?.reason;
+    };
+    ports.runtime.preflight = async () => {
+      calls.push('preflight');
+      throw new UserError('The Dockerfile names no Astro Runtime image.');
+    };
+    await expect(deployToAstro(base, ports)).rejects.toThrow(/names no Astro Runtime image/);
+    expect(calls).toContain('build');
+    expect(buildSignal?.aborted).toBe(true);
+    expect(events).toContain('build:skipped');
     expect(calls.some((c) => c.startsWith('create'))).toBe(false);
   });
 
