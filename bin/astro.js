@@ -7,7 +7,6 @@ const nodeModule = require('node:module');
 const path = require('node:path');
 const vm = require('node:vm');
 
-const earlyConnection = require('./early-connection.js');
 const helpText = require('./help-text.js');
 
 const argv = process.argv.slice(2);
@@ -25,7 +24,7 @@ if (recordedHelp !== undefined) {
 } else {
   // An API command's connection opens first, so that its handshakes overlap loading the CLI (early-connection.js);
   // the CLI loads once its first packet can leave.
-  const early = earlyConnection.open(argv, process.env);
+  const early = require('./early-connection.js').open(argv, process.env);
   if (early === undefined) runCli(undefined);
   else early.started.then(() => runCli({ origin: early.origin, socket: early.socket }));
 }
