@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { apiOriginsFile } from '../../../src/cli/api-origin.js';
 import { readEnv } from '../../../src/env.js';
+import { acceptingServer, type AcceptingServer } from '../../helpers/accepting-server.js';
 
 interface EarlyConnection {
   open(argv: string[], env: Record<string, string | undefined>): { origin: string; socket: net.Socket; started: Promise<void> } | undefined;
@@ -14,24 +15,17 @@ interface EarlyConnection {
 const early = createRequire(import.meta.url)('../../../bin/early-connection.js') as EarlyConnection;
 
 let home: string;
-let server: net.Server;
-let sockets: net.Socket[] = [];
+let server: AcceptingServer;
 let origin: string;
 
 beforeEach(async () => {
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'astro-early-connection-'));
-  sockets = [];
-  server = net.createServer((socket) => {
-    sockets.push(socket);
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  origin = `http://localhost:${(server.address() as net.AddressInfo).port}`;
+  server = await acceptingServer();
+  origin = `http://localhost:${server.port}`;
 });
 
 afterEach(async () => {
-  for (const socket of sockets) socket.destroy();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await server.close();
   fs.rmSync(home, { recursive: true, force: true });
 });
 
@@ -45,7 +39,7 @@ function remember(content: unknown): void {
 
 async function connections(): Promise<number> {
   await new Promise((resolve) => setTimeout(resolve, 100));
-  return sockets.length;
+  return server.sockets.length;
 }
 
 describe('the API connection opened before the CLI loads', () => {

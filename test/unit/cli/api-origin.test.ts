@@ -5,27 +5,21 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { apiOriginsFile, earlyApiConnection } from '../../../src/cli/api-origin.js';
 import { readEnv } from '../../../src/env.js';
+import { acceptingServer, type AcceptingServer } from '../../helpers/accepting-server.js';
 import { connectionOrigin, waitingConnections } from '../../../src/util/preconnect.js';
 
 let home: string;
-let server: net.Server;
-let sockets: net.Socket[] = [];
+let server: AcceptingServer;
 let origin: string;
 
 beforeEach(async () => {
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'astro-api-origin-'));
-  sockets = [];
-  server = net.createServer((socket) => {
-    sockets.push(socket);
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  origin = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  server = await acceptingServer();
+  origin = `http://127.0.0.1:${server.port}`;
 });
 
 afterEach(async () => {
-  for (const socket of sockets) socket.destroy();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await server.close();
   fs.rmSync(home, { recursive: true, force: true });
 });
 
