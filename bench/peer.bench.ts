@@ -98,16 +98,16 @@ function requestsSince(platform: PeerPlatform, since?: number): { lastSeq: numbe
  * Both CLIs and Node's bare start, alternating; ours with --json where it deploys, for its phase timings. With the
  * platform, also how long it was busy with each run's requests (read between runs, outside the timing).
  */
-function interleave(name: string, theirs: Side, ours: Side, target: number, details: string[], platform?: PeerPlatform, floor?: Side): Comparison {
+function interleave(name: string, theirs: Side, ours: Side, target: number, details: string[], platform?: PeerPlatform, leastNode?: Side): Comparison {
   const bare = nodeAlone(ours.env);
   runOnce(theirs);
   runOnce(ours);
   runOnce(bare);
-  if (floor) runOnce(floor);
+  if (leastNode) runOnce(leastNode);
   const t: number[] = [];
   const o: number[] = [];
   const n: number[] = [];
-  const f: number[] = [];
+  const l: number[] = [];
   const phases = new Map<string, number[]>();
   const busy = { theirs: [] as number[], ours: [] as number[] };
   let seq = platform ? requestsSince(platform).lastSeq : 0;
@@ -124,7 +124,7 @@ function interleave(name: string, theirs: Side, ours: Side, target: number, deta
     o.push(run.ms);
     platformTime(busy.ours);
     n.push(runOnce(bare).ms);
-    if (floor) f.push(runOnce(floor).ms);
+    if (leastNode) l.push(runOnce(leastNode).ms);
     if (ours.args.includes('--json')) {
       const timings = (JSON.parse(run.stdout) as { timings?: Record<string, number> }).timings ?? {};
       for (const [phase, ms] of Object.entries(timings)) phases.set(phase, [...(phases.get(phase) ?? []), ms]);
@@ -135,10 +135,10 @@ function interleave(name: string, theirs: Side, ours: Side, target: number, deta
   details.push(
     `Node's bare start (node -e 0) ${median(n).toFixed(1)} ms = ${(median(n) / median(t)).toFixed(2)}x theirs; ours less it ${rest.toFixed(1)} ms = ${(rest / median(t)).toFixed(2)}x theirs`,
   );
-  if (floor) {
+  if (leastNode) {
     details.push(
       `the least a Node program does on this path (bench/scripts/node-floor.cjs: the same requests over node:http, the DAG files read and gzipped, ` +
-        `connections opened at its start, nothing checked or printed): ${median(f).toFixed(1)} ms = ${(median(f) / median(t)).toFixed(2)}x theirs; ours is ${(median(o) / median(f)).toFixed(2)}x it`,
+        `connections opened at its start, nothing checked or printed): ${median(l).toFixed(1)} ms = ${(median(l) / median(t)).toFixed(2)}x theirs; ours is ${(median(o) / median(l)).toFixed(2)}x it`,
     );
   }
   if (platform) {
@@ -276,7 +276,7 @@ export default async function run(): Promise<Comparison[]> {
               `requests per deploy: Astronomer CLI ${countRequests(platform, theirs(cwd, extra))}, astro ${countRequests(platform, ours(cwd, extra))}`,
             ];
             // DAG-only rows: what Node itself costs on that path, timed in the same loop.
-            const floor: Side | undefined = extra.includes('--dags')
+            const leastNode: Side | undefined = extra.includes('--dags')
               ? {
                   command: process.execPath,
                   args: [
@@ -291,7 +291,7 @@ export default async function run(): Promise<Comparison[]> {
                   env: { ...common, ASTRO_API_TOKEN: token },
                 }
               : undefined;
-            const result = interleave(name, theirs(cwd, extra), ours(cwd, extra), target, details, platform, floor);
+            const result = interleave(name, theirs(cwd, extra), ours(cwd, extra), target, details, platform, leastNode);
             console.log(`${result.name}: ${result.ratio.toFixed(2)}x`);
             results.push(result);
           } catch (error) {
