@@ -27,7 +27,7 @@ import {
   type EngineRequest,
   type EngineTransport,
 } from './engine/transport.js';
-import { assertEngineSupports, engineKindFromVersion, type EngineKind } from './engine-target.js';
+import { assertEngineSupports, engineKindFromPing, type EngineKind } from './engine-target.js';
 import { CHECKED_ONCE } from '../util/checked-once.js';
 
 export {
@@ -72,11 +72,11 @@ export interface ImageDetails {
 }
 
 export interface EngineInfo {
+  /** The newest API version the engine speaks (`Api-Version`). */
   apiVersion: string;
-  version: string;
-  os: string;
-  arch: string;
-  /** What the engine says it is (Podman names itself in /version), whatever the settings assumed. */
+  /** How the engine names itself (`Server`, e.g. `Docker/20.10.24 (linux)`, `Libpod/4.3.1 (linux)`); may be empty. */
+  server: string;
+  /** What the engine says it is (Podman names itself in its /_ping answer), whatever the settings assumed. */
   kind: EngineKind;
 }
 
@@ -121,13 +121,6 @@ export interface EngineContainer {
 }
 
 // Shapes of the engine answers we read (the engine sends many more fields).
-const versionSchema = z.looseObject({
-  ApiVersion: z.string(),
-  Version: z.string(),
-  Os: z.string(),
-  Arch: z.string(),
-});
-
 const inspectSchema = z.looseObject({
   Id: z.string(),
   Os: z.string().default(''),
@@ -167,23 +160,20 @@ class DockerEngine implements ImageEngine {
   }
 
   async ping(signal?: AbortSignal): Promise<EngineInfo> {
-    let raw: unknown;
+    let response: IncomingMessage;
     try {
-      raw = await this.t.json({ method: 'GET', path: '/version', signal });
+      response = await this.t.send({ method: 'GET', path: '/_ping', signal });
     } catch (error) {
-      // Every engine answers /version: an error status there (a TLS port spoken to in plain HTTP answers 400) means
+      // Every engine answers /_ping: an error status there (a TLS port spoken to in plain HTTP answers 400) means
       // this is not an engine astro can talk to, as much as a refused connection does.
       throw error instanceof EngineHttpError ? this.t.describe(error) : error;
     }
-    const parsed = versionSchema.safeParse(raw, CHECKED_ONCE);
-    if (!parsed.success) throw new UserError(`The Docker engine at ${this.where} gave an answer astro does not understand.`, { cause: parsed.error });
-    this.info = {
-      apiVersion: parsed.data.ApiVersion,
-      version: parsed.data.Version,
-      os: parsed.data.Os,
-      arch: parsed.data.Arch,
-      kind: engineKindFromVersion(raw),
-    };
+    response.resume();
+    const first = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
+    const apiVersion = first(response.headers['api-version']);
+    // Any HTTP server answers a GET; an engine also says which API it speaks.
+    if (!apiVersion) throw new UserError(`The Docker engine at ${this.where} gave an answer astro does not understand (its /_ping names no API version).`);
+    this.info = { apiVersion, server: first(response.headers.server) ?? '', kind: engineKindFromPing(response.headers) };
     return this.info;
   }
 

@@ -14,7 +14,7 @@ afterEach(async () => {
   for (const dir of dirs.splice(0)) await fs.rm(dir, { recursive: true, force: true });
 });
 
-/** An engine on a Unix socket that answers /version as Docker or Podman do, and records every request. */
+/** An engine on a Unix socket that answers /_ping as Docker or Podman do (their headers), and records every request. */
 async function fakeEngine(kind: 'docker' | 'podman'): Promise<{ socketPath: string; requests: string[] }> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'astro-connect-'));
   dirs.push(dir);
@@ -22,9 +22,15 @@ async function fakeEngine(kind: 'docker' | 'podman'): Promise<{ socketPath: stri
   const requests: string[] = [];
   const server = http.createServer((req, res) => {
     requests.push(`${req.method} ${req.url}`);
-    const components = kind === 'podman' ? [{ Name: 'Podman Engine', Version: '4.3.1' }] : [{ Name: 'Engine', Version: '20.10.24' }];
-    res.setHeader('Content-Type', 'application/json');
-    res.end(JSON.stringify({ ApiVersion: '1.41', Version: '20.10.24', Os: 'linux', Arch: 'amd64', Components: components }));
+    res.setHeader('Api-Version', '1.41');
+    if (kind === 'podman') {
+      res.setHeader('Libpod-Api-Version', '4.3.1');
+      res.setHeader('Server', 'Libpod/4.3.1 (linux)');
+    } else {
+      res.setHeader('Server', 'Docker/20.10.24+dfsg1 (linux)');
+    }
+    res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+    res.end('OK');
   });
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
@@ -50,7 +56,7 @@ describe('chooseEngine', () => {
 });
 
 describe('connectEngine', () => {
-  it('says with --verbose which engine and why, and learns from /version that it is Podman', async () => {
+  it('says with --verbose which engine and why, and learns from /_ping that it is Podman', async () => {
     const engine = await fakeEngine('podman');
     const debug: string[] = [];
     const client = await connectEngine({ raw: { HOME: '/nonexistent', DOCKER_HOST: `unix://${engine.socketPath}` } }, { debug: (m) => debug.push(m) });
@@ -58,12 +64,12 @@ describe('connectEngine', () => {
       `Docker engine at unix://${engine.socketPath} (chosen by DOCKER_HOST)`,
       `The engine at unix://${engine.socketPath} says it is Podman.`,
     ]);
-    expect(engine.requests).toEqual(['GET /version']);
+    expect(engine.requests).toEqual(['GET /_ping']);
 
     // Build secrets on Podman are refused before the build request is sent.
     const build = client.build({ context: Readable.from([]), tag: 'x:1', dockerfile: 'Dockerfile', secrets: [{ id: 's', data: Buffer.from('v') }] });
     await expect(build[Symbol.asyncIterator]().next()).rejects.toThrow(`The Podman engine at unix://${engine.socketPath} cannot serve build secrets`);
-    expect(engine.requests).toEqual(['GET /version']);
+    expect(engine.requests).toEqual(['GET /_ping']);
   });
 
   it('names the engine and why it was chosen when nothing answers there', async () => {

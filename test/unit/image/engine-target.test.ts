@@ -5,7 +5,7 @@ import {
   contextDirName,
   describeEngineError,
   describeEngineTarget,
-  engineKindFromVersion,
+  engineKindFromPing,
   type EngineFs,
   type EngineTargetInput,
   resolveEngineTarget,
@@ -315,11 +315,12 @@ describe('assertEngineSupports', () => {
   });
 });
 
-describe('engineKindFromVersion', () => {
-  it('recognizes Podman by its engine component', () => {
-    expect(engineKindFromVersion({ Version: '4.3.1', Components: [{ Name: 'Podman Engine', Version: '4.3.1' }] })).toBe('podman');
-    expect(engineKindFromVersion({ Version: '20.10.24', Components: [{ Name: 'Engine' }, { Name: 'containerd' }] })).toBe('docker');
-    expect(engineKindFromVersion('nonsense')).toBe('docker');
+describe('engineKindFromPing', () => {
+  it('recognizes Podman by the headers of its /_ping answer, and Docker by their absence', () => {
+    expect(engineKindFromPing({ 'api-version': '1.41', 'libpod-api-version': '4.3.1', server: 'Libpod/4.3.1 (linux)' })).toBe('podman');
+    expect(engineKindFromPing({ 'api-version': '1.41', server: 'Libpod/5.0.0 (linux)' })).toBe('podman');
+    expect(engineKindFromPing({ 'api-version': '1.41', server: 'Docker/20.10.24+dfsg1 (linux)' })).toBe('docker');
+    expect(engineKindFromPing({})).toBe('docker');
   });
 });
 

@@ -124,6 +124,33 @@ describe('createDockerEngine over a socket', () => {
     expect((error as UserError).nextStep).toContain('DOCKER_HOST');
   });
 
+  it('pings with /_ping and refuses an HTTP server that names no engine API, or answers it with an error', async () => {
+    const asked: string[] = [];
+    let answer: 'docker' | 'plain' | 'error' = 'docker';
+    const socketPath = await fakeDaemon((req, res) => {
+      asked.push(`${req.method} ${req.url}`);
+      if (answer === 'error') {
+        res.statusCode = 400;
+        res.end('Client sent an HTTP request to an HTTPS server.');
+        return;
+      }
+      if (answer === 'docker') {
+        res.setHeader('Api-Version', '1.43');
+        res.setHeader('Server', 'Docker/24.0.7 (linux)');
+      }
+      res.end('OK');
+    });
+    const engine = createDockerEngine({ socketPath });
+    expect(await engine.ping()).toEqual({ apiVersion: '1.43', server: 'Docker/24.0.7 (linux)', kind: 'docker' });
+    answer = 'plain';
+    await expect(engine.ping()).rejects.toThrow(
+      `The Docker engine at unix://${socketPath} gave an answer astro does not understand (its /_ping names no API version).`,
+    );
+    answer = 'error';
+    await expect(engine.ping()).rejects.toThrow('Client sent an HTTP request to an HTTPS server.');
+    expect(asked).toEqual(['GET /_ping', 'GET /_ping', 'GET /_ping']);
+  });
+
   it('names a TCP engine that does not answer, and one that answers without TLS when TLS was asked for', async () => {
     const closed = http.createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));

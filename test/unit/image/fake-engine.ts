@@ -21,7 +21,7 @@ export class FakeEngine implements ImageEngine {
 
   async ping(): Promise<EngineInfo> {
     this.calls.push('ping');
-    return { apiVersion: '1.41', version: 'fake', os: 'linux', arch: 'amd64', kind: 'docker' };
+    return { apiVersion: '1.41', server: 'fake', kind: 'docker' };
   }
 
   async *build(request: EngineBuildRequest): AsyncGenerator<EngineMessage> {
