@@ -15,7 +15,7 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 // The parse harness's version (a hash of python/astro_parse, which the package ships beside the bundle), computed by
 // the same code from tsc's output, once here instead of in every parse (src/parse/harness.ts).
 const { harnessVersion } = await import(new URL('../dist/parse/harness.js', import.meta.url).href);
-const BUNDLED = ['zod', 'commander', 'yaml', 'tar-stream', 'tar-fs', '@balena/dockerignore'];
+const BUNDLED = ['zod', 'commander', 'yaml', 'tar-stream', '@balena/dockerignore'];
 const external = Object.keys(pkg.dependencies).filter((name) => !BUNDLED.includes(name));
 
 await build({
@@ -32,9 +32,9 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
   // Only the pure-ESM libraries every command loads, tar-stream (small, CommonJS, on every DAG deploy: bundled it
-  // saves a dozen module loads), and tar-fs and @balena/dockerignore (small, CommonJS, on every image deploy and every
-  // plan: loaded from node_modules, without a code cache and with tar-stream a second time, they took 9 ms of a no-op
-  // redeploy) are bundled; the rest (CommonJS, heavy, native) load from node_modules with Node's own interop, and
+  // saves a dozen module loads), and @balena/dockerignore (small, CommonJS, on every image deploy and every plan:
+  // loaded from node_modules without a code cache, it and tar-fs, which the build context used then, took 9 ms of a
+  // no-op redeploy) are bundled; the rest (CommonJS, heavy, native) load from node_modules with Node's own interop, and
   // only when a command needs them.
   external,
   // Two modules find files beside themselves (package.json, the Python harness) from their own URL.

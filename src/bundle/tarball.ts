@@ -14,8 +14,9 @@ import zlib from 'node:zlib';
 import { AstroError, UserError } from '../errors.js';
 import { throwIfAborted } from '../util/retry.js';
 import type { GeneratedBundleFile } from './monitoring.js';
-import { TarWriter } from './tar.js';
+import { TarWriter } from '../util/tar.js';
 import { isInside } from '../util/paths.js';
+import { OPEN_FLAGS, readUpTo } from '../util/read-file.js';
 
 /** Enough for any real DAGs folder; a bigger one almost always holds data that belongs in include/. */
 export const DEFAULT_MAX_BUNDLE_SOURCE_BYTES = 256 * 1024 * 1024;
@@ -397,10 +398,6 @@ function compression(): Compression {
   };
 }
 
-// O_NOFOLLOW: a file swapped for a symlink after the walk checked it must not smuggle its target in.
-// O_NONBLOCK: a file swapped for a named pipe must not hang the open.
-const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
-
 interface FileRead {
   stat: fs.Stats;
   data: Buffer;
@@ -448,19 +445,6 @@ function readRegularFile(
   } finally {
     if (closeNow) fs.closeSync(fd);
   }
-}
-
-/** Up to `size` bytes from the start of `fd` (fewer if the file shrank meanwhile); a file whose stat says 0 is read to its end. */
-function readUpTo(fd: number, size: number): Buffer {
-  if (size === 0) return fs.readFileSync(fd);
-  const data = Buffer.allocUnsafe(size);
-  let done = 0;
-  while (done < size) {
-    const n = fs.readSync(fd, data, done, size - done, done);
-    if (n === 0) break;
-    done += n;
-  }
-  return done === size ? data : data.subarray(0, done);
 }
 
 /** Reads a large file a slice at a time, checking the signal between slices; growth past `limit` stops early. */

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { AstroError, UserError } from '../errors.js';
 import { interruptedBy } from '../util/retry.js';
 import { RUNTIME_VERSION_LABEL } from './labels.js';
-import { createBuildContext } from './context.js';
+import { createBuildContext, type ContextSnapshot } from './context.js';
 import type { BuildSecret, EngineBuildRequest, ImageEngine } from './engine.js';
 
 export const DEPLOY_PLATFORM = 'linux/amd64';
@@ -33,6 +33,8 @@ export interface BuildProjectImageOptions extends Pick<EngineBuildRequest, 'buil
   dockerfile?: string;
   /** Leave `dags/` out of the image (the Deployment has DAG-only deploys on). */
   excludeDags?: boolean;
+  /** The build context as the plan already read it with the same options (see context.ts); read here otherwise. */
+  context?: ContextSnapshot;
   /** Defaults to linux/amd64, the only platform Astro runs. */
   platform?: string;
   /** Labels for the image (the deploy's description and commit: see labels.ts). */
@@ -104,7 +106,7 @@ export async function buildProjectImage(engine: ImageEngine, options: BuildProje
   if (signal?.aborted) throw interrupted(signal);
 
   const dockerfile = options.dockerfile ?? 'Dockerfile';
-  const context = await createBuildContext(options.projectDir, { excludeDags: options.excludeDags, dockerfile });
+  const context = await createBuildContext(options.projectDir, { excludeDags: options.excludeDags, dockerfile }, options.context);
 
   emit({ type: 'build-start', tag: options.tag, platform, builder: secrets.length > 0 ? 'buildkit' : 'classic' });
   const tail: string[] = [];

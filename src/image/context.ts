@@ -4,15 +4,17 @@
  * deploys) is a filter here, never an edit of the user's `.dockerignore`, so an interrupted deploy cannot leave
  * their project changed.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import dockerignoreModule from '@balena/dockerignore';
-import tarFs from 'tar-fs';
 import tarStream from 'tar-stream';
 import { UserError } from '../errors.js';
 import { relativeInside } from '../util/paths.js';
+import { OPEN_FLAGS, readUpTo } from '../util/read-file.js';
+import { TarWriter, tarPadding, type TarEntry } from '../util/tar.js';
 
 export interface BuildContextOptions {
   /** Leave the top-level `dags/` folder out entirely (the Deployment receives DAGs through DAG-only deploys). */
@@ -143,17 +145,187 @@ export async function readDockerignore(projectDir: string): Promise<IgnorePatter
   }
 }
 
-/** tar-fs options it supports at run time but its type definitions lack. */
-interface PackExtras {
-  umask?: number;
-  sort?: boolean;
+/** One entry of the build context, as the walk found it. */
+export interface ContextEntry extends TarEntry {
+  /** A file's bytes, read by the walk; undefined for one too large to hold, read again when the context is sent. */
+  data?: Buffer;
 }
 
 /**
- * The project directory as an uncompressed tar stream for the engine's build endpoint. Entries are sent in
- * lexical order, owned by root (as the Docker CLI sends them), with their permission bits unchanged.
+ * The build context as one walk of the project read it: what the build sends, and its content digest (what the
+ * plan compares; see deploy/kernel/digest.ts). The plan and the build share one, so each file is read once and the
+ * image is built from the very bytes its inputs digest describes.
  */
-export async function createBuildContext(projectDir: string, options: BuildContextOptions = {}): Promise<Readable> {
+export interface ContextSnapshot {
+  root: string;
+  /** In the order they are sent: folders before what they hold, names sorted, as Docker's CLI walks. */
+  entries: ContextEntry[];
+  /**
+   * Hex SHA-256 over the entries by name, type, executable bit, link target and bytes (not mtimes or owners, which
+   * a fresh checkout changes and the build cache ignores too).
+   */
+  digest: string;
+  files: number;
+  /** Bytes of file content. */
+  bytes: number;
+}
+
+/** Files up to this size are held in memory from the walk to the build, as long as all held stay under HOLD_TOTAL_BYTES. */
+const HOLD_FILE_BYTES = 4 * 1024 * 1024;
+const HOLD_TOTAL_BYTES = 64 * 1024 * 1024;
+/** A file not held is hashed and sent in slices of this size, the event loop running between them. */
+const SLICE_BYTES = 4 * 1024 * 1024;
+/** The walk lets the event loop run after this many entries (a large project must not stall everything else). */
+const BATCH_ENTRIES = 256;
+/** The sent stream hands the engine at least this much at a time. */
+const CHUNK_BYTES = 256 * 1024;
+
+function readFailure(error: unknown): UserError {
+  if (error instanceof UserError) return error;
+  return new UserError(`Could not read the project directory for the build: ${(error as Error).message}`, { cause: error });
+}
+
+function unsupported(absolute: string, stat: fs.Stats): UserError {
+  const what = stat.isFIFO() ? 'a named pipe' : stat.isSocket() ? 'a socket' : 'a device';
+  return new UserError(`Could not read the project directory for the build: ${absolute} is ${what}, which a build context cannot hold.`, {
+    nextStep: 'Move it out of the project, or list it in .dockerignore.',
+  });
+}
+
+function changed(absolute: string): UserError {
+  return new UserError(`Could not read the project directory for the build: ${absolute} changed while it was being read.`, {
+    nextStep: 'Deploy again once nothing is changing the project.',
+  });
+}
+
+/** A file too large to hold, a slice at a time; it must still be `size` bytes long when read. */
+function* fileSlices(absolute: string, size: number): Generator<Buffer> {
+  const fd = fs.openSync(absolute, OPEN_FLAGS);
+  try {
+    if (!fs.fstatSync(fd).isFile()) throw changed(absolute);
+    for (let done = 0; done < size;) {
+      const slice = readUpTo(fd, Math.min(SLICE_BYTES, size - done), done);
+      if (slice.length === 0) throw changed(absolute);
+      done += slice.length;
+      yield slice;
+    }
+    if (readUpTo(fd, 1, size).length !== 0) throw changed(absolute);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Walks the project as the build context holds it (the filter's decisions: `.dockerignore`, DAG-only deploys), reading
+ * every file once: its bytes are hashed into the digest and, while small, held for the build. Symlinks are sent as
+ * links, never followed; a named pipe, socket or device refuses the context.
+ */
+export async function snapshotBuildContext(projectDir: string, filter: ContextFilter): Promise<ContextSnapshot> {
+  const root = path.resolve(projectDir);
+  const hash = createHash('sha256');
+  const entries: ContextEntry[] = [];
+  let files = 0;
+  let bytes = 0;
+  let held = 0;
+  let sinceBreak = 0;
+
+  const walk = async (dir: string, rel: string): Promise<void> => {
+    const names = fs.readdirSync(dir).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const entryName of names) {
+      if (++sinceBreak >= BATCH_ENTRIES) {
+        sinceBreak = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const name = rel ? `${rel}/${entryName}` : entryName;
+      const absolute = path.join(dir, entryName);
+      const first = filter.decide(name, true);
+      if (first === 'skip') continue;
+      let stat: fs.Stats;
+      try {
+        stat = fs.lstatSync(absolute);
+      } catch (error) {
+        // Deleted since the folder was listed: as if it had never been there (as the Docker CLI does).
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw error;
+      }
+      const isDirectory = stat.isDirectory();
+      if (first === 'descend' && !isDirectory && filter.decide(name, false) === 'skip') continue;
+      const fields = { name, mode: stat.mode, mtime: stat.mtime, uid: 0, gid: 0 };
+      if (isDirectory) {
+        // A folder that an exception pattern only reaches into is walked, but Docker sends no entry for it.
+        if (first === 'send') {
+          entries.push({ ...fields, type: 'directory', size: 0 });
+          hash.update(`directory\0${name}/\0-\0\0${0}\0`);
+        }
+        await walk(absolute, name);
+      } else if (stat.isSymbolicLink()) {
+        const linkname = fs.readlinkSync(absolute);
+        entries.push({ ...fields, type: 'symlink', size: 0, linkname });
+        hash.update(`symlink\0${name}\0-\0${linkname}\0${0}\0`);
+      } else if (stat.isFile()) {
+        const executable = (stat.mode & 0o111) !== 0 ? 'x' : '-';
+        if (stat.size <= HOLD_FILE_BYTES && held + stat.size <= HOLD_TOTAL_BYTES) {
+          const fd = fs.openSync(absolute, OPEN_FLAGS);
+          let data: Buffer;
+          try {
+            if (!fs.fstatSync(fd).isFile()) throw changed(absolute);
+            data = readUpTo(fd, stat.size);
+          } finally {
+            fs.closeSync(fd);
+          }
+          held += data.length;
+          entries.push({ ...fields, type: 'file', size: data.length, data });
+          hash.update(`file\0${name}\0${executable}\0\0${data.length}\0`);
+          hash.update(data);
+          bytes += data.length;
+        } else {
+          hash.update(`file\0${name}\0${executable}\0\0${stat.size}\0`);
+          for (const slice of fileSlices(absolute, stat.size)) {
+            hash.update(slice);
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+          entries.push({ ...fields, type: 'file', size: stat.size });
+          bytes += stat.size;
+        }
+        files++;
+      } else {
+        throw unsupported(absolute, stat);
+      }
+    }
+  };
+  try {
+    await walk(root, '');
+  } catch (error) {
+    throw readFailure(error);
+  }
+  return { root, entries, digest: hash.digest('hex'), files, bytes };
+}
+
+/** The snapshot's tar, written as the engine reads it; a file that was too large to hold is read again, in slices. */
+async function* contextTar(snapshot: ContextSnapshot): AsyncGenerator<Buffer> {
+  const tar = new TarWriter({ digest: false });
+  for (const entry of snapshot.entries) {
+    if (entry.type !== 'file' || entry.data) {
+      tar.entry(entry, entry.data);
+      if (tar.pendingBytes >= CHUNK_BYTES) yield tar.take();
+      continue;
+    }
+    tar.fileHeader(entry, entry.size);
+    yield tar.take();
+    // The consumer's pace (the engine reading the request) lets the event loop run between slices.
+    yield* fileSlices(path.join(snapshot.root, entry.name), entry.size);
+    const pad = tarPadding(entry.size);
+    if (pad) yield pad;
+  }
+  yield tar.finalize().tar;
+}
+
+/**
+ * The project directory as an uncompressed tar stream for the engine's build endpoint: entries owned by root (as the
+ * Docker CLI sends them), with their permission bits unchanged, folders before their contents, names sorted. Built
+ * from `snapshot` when the plan already walked the project with the same options, else from a walk of its own.
+ */
+export async function createBuildContext(projectDir: string, options: BuildContextOptions = {}, snapshot?: ContextSnapshot): Promise<Readable> {
   const root = path.resolve(projectDir);
   const dockerfile = options.dockerfile ?? 'Dockerfile';
   const dockerfilePath = path.resolve(root, dockerfile);
@@ -171,60 +343,17 @@ export async function createBuildContext(projectDir: string, options: BuildConte
       cause: error,
     });
   }
-
-  const filter = createContextFilter(await readDockerignore(root), { ...options, dockerfile: relativeDockerfile });
-  const relative = (absolute: string) => path.relative(root, absolute).split(path.sep).join('/');
-  // Directories that are walked only for what exceptions re-include: Docker sends no entry for them.
-  const walkedOnly = new Set<string>(['.']);
-
-  const ignore = (absolute: string): boolean => {
-    const rel = relative(absolute);
-    // Only a path that an exception pattern reaches into needs to know whether it is a directory.
-    const first = filter.decide(rel, true);
-    if (first !== 'descend') return first === 'skip';
-    let isDirectory: boolean;
-    try {
-      isDirectory = fs.lstatSync(absolute).isDirectory();
-    } catch {
-      return true;
-    }
-    if (!isDirectory) return filter.decide(rel, false) === 'skip';
-    walkedOnly.add(rel);
-    return false;
-  };
-
-  const pack = tarStream.pack();
-  const addEntry = pack.entry.bind(pack);
-  // tar-fs emits every directory it walks; drop the ones Docker would not send (the root, walked-only ones).
-  pack.entry = ((header: tarStream.Header, ...rest: unknown[]) => {
-    if (header.type === 'directory' && walkedOnly.has(header.name)) {
-      const callback = rest[rest.length - 1];
-      if (typeof callback === 'function') queueMicrotask(() => (callback as () => void)());
-      return undefined as unknown as ReturnType<typeof addEntry>;
-    }
-    return (addEntry as (...args: unknown[]) => ReturnType<typeof addEntry>)(header, ...rest);
-  }) as typeof pack.entry;
-
-  const packOptions: tarFs.PackOptions & PackExtras = {
-    pack,
-    ignore,
-    umask: 0,
-    sort: true,
-    map: (header) => {
-      const h = header as tarFs.Headers & { uname?: string; gname?: string };
-      h.uid = 0;
-      h.gid = 0;
-      h.uname = '';
-      h.gname = '';
-      return h;
-    },
-  };
-  const packed = tarFs.pack(root, packOptions) as unknown as tarStream.Pack;
-  // tar-stream produces a streamx stream; callers get a plain Node stream, and destroying it stops the walk.
+  const walked =
+    snapshot?.root === root
+      ? snapshot
+      : await snapshotBuildContext(root, createContextFilter(await readDockerignore(root), { ...options, dockerfile: relativeDockerfile }));
+  const chunks = contextTar(walked);
+  const stream = Readable.from(chunks, { objectMode: false, highWaterMark: CHUNK_BYTES });
+  // Errors while sending (a held-back file that changed or went away) read as the walk's own.
   const out = new PassThrough();
-  packed.on('error', (error: Error) => out.destroy(new UserError(`Could not read the project directory for the build: ${error.message}`, { cause: error })));
-  out.on('close', () => packed.destroy());
-  packed.pipe(out);
+  stream.on('error', (error: Error) => out.destroy(readFailure(error)));
+  out.on('close', () => stream.destroy());
+  stream.pipe(out);
   return out;
 }
 

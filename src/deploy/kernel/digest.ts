@@ -4,12 +4,9 @@
  * ignores too.
  */
 import { createHash } from 'node:crypto';
-import fsp from 'node:fs/promises';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import tarStream from 'tar-stream';
-import type { ContextFilter } from '../../image/context.js';
 
 export interface TarDigest {
   /** Hex SHA-256. */
@@ -79,40 +76,4 @@ export function imageInputsDigest(input: {
 /** The ids of `--build-secret` specs (`id=name,src=...` or `id=name,env=...`). */
 export function buildSecretIds(specs: string[]): string[] {
   return specs.map((spec) => /(?:^|,)id=([^,]+)/.exec(spec)?.[1] ?? spec.split(',')[0] ?? spec);
-}
-
-/**
- * The build context's content digest, read straight from the project with the context's own filter (the same
- * decisions createBuildContext makes), without packing a tar: entries in the tar's lexical order, hashed like
- * tarContentDigest hashes them.
- */
-export async function contextDigest(projectDir: string, filter: ContextFilter): Promise<TarDigest> {
-  const hash = createHash('sha256');
-  let files = 0;
-  let bytes = 0;
-  const walk = async (dir: string, rel: string): Promise<void> => {
-    const entries = (await fsp.readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const entry of entries) {
-      const name = rel ? `${rel}/${entry.name}` : entry.name;
-      const full = path.join(dir, entry.name);
-      const isDir = entry.isDirectory();
-      const first = filter.decide(name, true);
-      if (first === 'skip') continue;
-      if (first === 'descend' && !isDir && filter.decide(name, false) === 'skip') continue;
-      if (isDir) {
-        if (first === 'send') hash.update(`directory\0${name}/\0-\0\0${0}\0`);
-        await walk(full, name);
-      } else if (entry.isSymbolicLink()) {
-        hash.update(`symlink\0${name}\0-\0${await fsp.readlink(full)}\0${0}\0`);
-      } else if (entry.isFile()) {
-        const [data, stat] = await Promise.all([fsp.readFile(full), fsp.stat(full)]);
-        hash.update(`file\0${name}\0${(stat.mode & 0o111) !== 0 ? 'x' : '-'}\0\0${data.length}\0`);
-        hash.update(data);
-        files++;
-        bytes += data.length;
-      }
-    }
-  };
-  await walk(path.resolve(projectDir), '');
-  return { digest: hash.digest('hex'), files, bytes };
 }

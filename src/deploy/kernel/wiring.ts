@@ -9,6 +9,7 @@ import type { AstroConfig } from '../../config/store.js';
 import type { AstroEnv } from '../../env.js';
 import type { Output } from '../../ui/output.js';
 import { confirm, select } from '../../ui/prompt.js';
+import type { ContextSnapshot } from '../../image/context.js';
 import type { LocalDeployPorts, ParseOutcome } from './local.js';
 import type { DeployEvent } from './phases.js';
 import { once } from '../../util/once.js';
@@ -49,6 +50,20 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
       .catch(() => undefined);
     return details?.id ? `${base}@${details.id}` : `${base}@unknown`;
   });
+
+  // One walk of the build context per deploy: the plan's digest and the build read the same files once, and the
+  // image is built from the bytes the digest describes.
+  const contextSnapshots = new Map<boolean, Promise<ContextSnapshot>>();
+  const contextSnapshot = (excludeDags: boolean): Promise<ContextSnapshot> => {
+    let snapshot = contextSnapshots.get(excludeDags);
+    if (!snapshot) {
+      snapshot = import('../../image/context.js').then(async ({ createContextFilter, readDockerignore, snapshotBuildContext }) =>
+        snapshotBuildContext(projectDir, createContextFilter(await readDockerignore(projectDir), { excludeDags })),
+      );
+      contextSnapshots.set(excludeDags, snapshot);
+    }
+    return snapshot;
+  };
 
   return {
     choose: (title, choices, flags) => select(out, title, choices, flags, signal),
@@ -108,10 +123,15 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
 
     image: {
       build: async ({ localRef, excludeDags, labels, buildSecrets, noCache }) => {
-        const [{ buildProjectImage, resolveBuildSecrets }, e] = await Promise.all([import('../../image/build.js'), engine()]);
+        const [{ buildProjectImage, resolveBuildSecrets }, e, context] = await Promise.all([
+          import('../../image/build.js'),
+          engine(),
+          contextSnapshot(excludeDags),
+        ]);
         const secrets = await resolveBuildSecrets(buildSecrets, { cwd: projectDir, env: env.raw });
         const built = await buildProjectImage(e, {
           projectDir,
+          context,
           tag: localRef,
           excludeDags,
           labels,
@@ -148,18 +168,14 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
             if (p.type === 'push-retry') emit({ type: 'warning', message: `Push failed (${p.reason}); retrying in ${Math.round(p.delayMs / 100) / 10}s` });
           },
         });
-        return { digest: pushed.digest };
+        return { digest: pushed.digest, untagged: pushed.untagged };
       },
     },
 
     plan: {
       prepare: () => void baseImageId().catch(() => undefined),
       imageInputs: async ({ excludeDags, buildSecrets }) => {
-        const [{ createContextFilter, readDockerignore }, { contextDigest, imageInputsDigest, buildSecretIds }] = await Promise.all([
-          import('../../image/context.js'),
-          import('./digest.js'),
-        ]);
-        const context = await contextDigest(projectDir, createContextFilter(await readDockerignore(projectDir), { excludeDags }));
+        const [{ imageInputsDigest, buildSecretIds }, context] = await Promise.all([import('./digest.js'), contextSnapshot(excludeDags)]);
         const baseImage = await baseImageId();
         return {
           digest: imageInputsDigest({ context: context.digest, excludeDags, buildArgs: {}, secretIds: buildSecretIds(buildSecrets), baseImage }),

@@ -8,8 +8,8 @@ import { NeedsInputError } from '../../../src/errors.js';
 import { createDagBundle } from '../../../src/bundle/tarball.js';
 import { deployToAstro, type DeployPorts, type DeployRequest } from '../../../src/deploy/astro/deploy.js';
 import { prefetchDeployed, readDeployed } from '../../../src/deploy/astro/plan.js';
-import { buildSecretIds, contextDigest, dagBundleDigest, imageInputsDigest, tarContentDigest } from '../../../src/deploy/kernel/digest.js';
-import { createContextFilter, listBuildContext, readDockerignore } from '../../../src/image/context.js';
+import { buildSecretIds, dagBundleDigest, imageInputsDigest, tarContentDigest } from '../../../src/deploy/kernel/digest.js';
+import { createContextFilter, listBuildContext, readDockerignore, snapshotBuildContext } from '../../../src/image/context.js';
 import { changedFilesSince } from '../../../src/deploy/kernel/git.js';
 import {
   comparePart,
@@ -188,7 +188,7 @@ describe('content digests', () => {
     await fs.writeFile(path.join(dir, 'keep.tmp'), 'kept\n');
     await fs.writeFile(path.join(dir, 'drop.tmp'), 'dropped\n');
     await fs.writeFile(path.join(dir, 'logs', 'l.log'), 'log\n');
-    const digest = async (excludeDags: boolean) => contextDigest(dir, createContextFilter(await readDockerignore(dir), { excludeDags }));
+    const digest = async (excludeDags: boolean) => snapshotBuildContext(dir, createContextFilter(await readDockerignore(dir), { excludeDags }));
     const sent = (await listBuildContext(dir, { excludeDags: true })).filter((n) => !n.endsWith('/'));
     const first = await digest(true);
     // The same files the build context sends.

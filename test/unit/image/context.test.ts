@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import tarStream from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBuildContext, createContextFilter, listBuildContext, parseDockerignore } from '../../../src/image/context.js';
+import tarFs from 'tar-fs';
+import { createBuildContext, createContextFilter, listBuildContext, parseDockerignore, snapshotBuildContext } from '../../../src/image/context.js';
 import { UserError } from '../../../src/errors.js';
 import { dockerignoreCases, writeCaseProject } from './dockerignore-cases.js';
 
@@ -158,10 +159,136 @@ describe('createBuildContext', () => {
     await expect(createBuildContext(dir, { dockerfile: '../elsewhere/Dockerfile' })).rejects.toThrow(/outside the project/);
   });
 
-  it('turns a file it cannot send (a FIFO) into a UserError on the stream', async () => {
+  it('refuses a file it cannot send (a FIFO) before anything is sent, naming it and the fix', async () => {
     const dir = await caseDir('fifo');
     await fs.writeFile(path.join(dir, 'Dockerfile'), 'FROM scratch\n');
     expect(spawnSync('mkfifo', [path.join(dir, 'pipe')]).status).toBe(0);
-    await expect(readTar(await createBuildContext(dir))).rejects.toThrow(/Could not read the project directory for the build: .*pipe/);
+    const error = (await createBuildContext(dir).catch((e: unknown) => e)) as UserError;
+    expect(error).toBeInstanceOf(UserError);
+    expect(error.message).toBe(
+      `Could not read the project directory for the build: ${path.join(dir, 'pipe')} is a named pipe, which a build context cannot hold.`,
+    );
+    expect(error.nextStep).toBe('Move it out of the project, or list it in .dockerignore.');
+    // Left out by .dockerignore, it is never looked at.
+    await fs.writeFile(path.join(dir, '.dockerignore'), 'pipe\n');
+    expect((await listBuildContext(dir)).sort()).toEqual(['.dockerignore', 'Dockerfile']);
+  });
+
+  it("writes each entry's header and bytes as tar-fs packed them (the writer it replaced), folders before their contents", async () => {
+    const dir = await caseDir('as-tar-fs');
+    await fs.writeFile(path.join(dir, 'Dockerfile'), 'FROM scratch\n');
+    await fs.mkdir(path.join(dir, 'include', 'données', 'deep'), { recursive: true });
+    await fs.writeFile(path.join(dir, 'include', 'données', 'deep', 'q.sql'), 'select 1;\n');
+    await fs.writeFile(path.join(dir, 'include', `${'long-name-'.repeat(12)}.txt`), 'pax\n');
+    await fs.writeFile(path.join(dir, 'include', 'block.bin'), Buffer.alloc(1024, 7));
+    await fs.writeFile(path.join(dir, 'run.sh'), '#!/bin/sh\n');
+    await fs.chmod(path.join(dir, 'run.sh'), 0o755);
+    await fs.writeFile(path.join(dir, 'empty'), '');
+    await fs.symlink('include/block.bin', path.join(dir, 'link'));
+    await fs.mkdir(path.join(dir, 'plugins'));
+
+    const ours = await blocksByName(await createBuildContext(dir));
+    const packed = tarFs.pack(dir, {
+      ignore: (name: string) => name === dir,
+      map: (header: tarFs.Headers) => ({ ...header, uid: 0, gid: 0, uname: '', gname: '' }),
+      umask: 0,
+      sort: true,
+    } as tarFs.PackOptions);
+    const theirs = await blocksByName(packed as unknown as NodeJS.ReadableStream);
+    theirs.delete('.');
+    expect([...ours.keys()]).toEqual([
+      'Dockerfile',
+      'empty',
+      'include',
+      'include/block.bin',
+      'include/données',
+      'include/données/deep',
+      'include/données/deep/q.sql',
+      `include/${'long-name-'.repeat(12)}.txt`,
+      'link',
+      'plugins',
+      'run.sh',
+    ]);
+    expect(new Map([...ours].sort())).toEqual(new Map([...theirs].sort()));
+  });
+
+  it('sends a file too large to hold from disk, and refuses one that changed size before it was sent', async () => {
+    const dir = await caseDir('large');
+    await fs.writeFile(path.join(dir, 'Dockerfile'), 'FROM scratch\n');
+    const big = Buffer.alloc(5 * 1024 * 1024 + 3, 'ab');
+    await fs.writeFile(path.join(dir, 'big.bin'), big);
+    const filter = createContextFilter([]);
+    const snapshot = await snapshotBuildContext(dir, filter);
+    const held = snapshot.entries.find((e) => e.name === 'big.bin')!;
+    expect(held.size).toBe(big.length);
+    expect(held.data).toBeUndefined();
+    expect(snapshot.bytes).toBe(big.length + 'FROM scratch\n'.length);
+    const entries = await readTar(await createBuildContext(dir, {}, snapshot));
+    expect(entries.find((e) => e.name === 'big.bin')!.content).toBe(big.toString('utf8'));
+
+    await fs.truncate(path.join(dir, 'big.bin'), 100);
+    await expect(readTar(await createBuildContext(dir, {}, snapshot))).rejects.toThrow(
+      `Could not read the project directory for the build: ${path.join(dir, 'big.bin')} changed while it was being read.`,
+    );
+  });
+
+  it("builds from the snapshot it is given: the bytes the plan's digest describes, whatever changed since", async () => {
+    const dir = await caseDir('snapshot');
+    await fs.writeFile(path.join(dir, 'Dockerfile'), 'FROM scratch\n');
+    await fs.writeFile(path.join(dir, 'a.txt'), 'first\n');
+    const snapshot = await snapshotBuildContext(dir, createContextFilter([]));
+    await fs.writeFile(path.join(dir, 'a.txt'), 'second\n');
+    await fs.writeFile(path.join(dir, 'b.txt'), 'new\n');
+    expect((await readTar(await createBuildContext(dir, {}, snapshot))).map((e) => `${e.name}=${e.content}`)).toEqual([
+      'Dockerfile=FROM scratch\n',
+      'a.txt=first\n',
+    ]);
+    const fresh = await snapshotBuildContext(dir, createContextFilter([]));
+    expect(fresh.digest).not.toBe(snapshot.digest);
+    expect((await readTar(await createBuildContext(dir))).map((e) => e.name)).toEqual(['Dockerfile', 'a.txt', 'b.txt']);
   });
 });
+
+/** Each entry's raw header block(s) and content, by name, in the order the tar holds them. */
+async function blocksByName(stream: NodeJS.ReadableStream): Promise<Map<string, string>> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  const tar = Buffer.concat(chunks);
+  const byName = new Map<string, string>();
+  const extract = tarStream.extract();
+  let offset = 0;
+  await new Promise<void>((resolve, reject) => {
+    extract.on('entry', (header, body, next) => {
+      const parts: Buffer[] = [];
+      body.on('data', (c: unknown) => {
+        parts.push(c as Buffer);
+      });
+      body.on('end', () => {
+        // The header blocks end where the content starts: find this entry's by walking the raw tar alongside.
+        const content = Buffer.concat(parts);
+        const start = offset;
+        while (
+          tar
+            .subarray(offset, offset + 512)
+            .toString('latin1')
+            .indexOf('\0') === 0
+        )
+          offset += 512;
+        let end = offset;
+        for (;;) {
+          const size = parseInt(tar.subarray(end + 124, end + 136).toString('latin1'), 8) || 0;
+          const typeflag = String.fromCharCode(tar[end + 156]!);
+          end += 512 + Math.ceil(size / 512) * 512;
+          if (typeflag !== 'x') break;
+        }
+        byName.set(header.name, tar.subarray(start, end).toString('base64') + ':' + content.toString('base64'));
+        offset = end;
+        next();
+      });
+    });
+    extract.on('finish', resolve);
+    extract.on('error', reject);
+    extract.end(tar);
+  });
+  return byName;
+}

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { pack } from 'tar-stream';
 import { describe, expect, it } from 'vitest';
-import { TarWriter, type TarEntry } from '../../../src/bundle/tar.js';
+import { TarWriter, tarPadding, type TarEntry } from '../../../src/util/tar.js';
 import { tarContentDigest } from '../../../src/deploy/kernel/digest.js';
 
 /** What tar-stream's packer writes for the same entries: the bytes the bundle had before our writer. */
@@ -32,6 +32,8 @@ const link = (name: string, linkname: string): [TarEntry, undefined] => [
   undefined,
 ];
 
+const dir = (name: string): [TarEntry, undefined] => [{ name, type: 'directory', size: 0, mode: 0o40755, mtime: when, uid: 0, gid: 0 }, undefined];
+
 const CASES: [TarEntry, Buffer | undefined][] = [
   file('dags/a.py', 'dag = 1\n'),
   file('dags/empty.py', ''),
@@ -49,6 +51,10 @@ const CASES: [TarEntry, Buffer | undefined][] = [
   link('dags/link.py', 'a.py'),
   link('dags/far', `${'../'.repeat(10)}${'t'.repeat(80)}`),
   link('dags/unicode-link.py', 'café_dag.py'),
+  // Directories (the build context sends them): a short name, one needing the prefix, and a non-ASCII one.
+  dir('include'),
+  dir(`include/${'deep/'.repeat(25)}end`),
+  dir('include/données'),
 ];
 
 describe('TarWriter', () => {
@@ -59,6 +65,19 @@ describe('TarWriter', () => {
     const expected = await tarStreamBytes(CASES);
     expect(tar.length).toBe(expected.length);
     expect(tar.equals(expected)).toBe(true);
+  });
+
+  it('writes the same bytes when a caller sends a large file itself after fileHeader and tarPadding', () => {
+    const big = file('include/big.bin', 'z'.repeat(70_001));
+    const whole = new TarWriter({ digest: false });
+    whole.entry(...big);
+    const split = new TarWriter({ digest: false });
+    split.fileHeader(big[0], big[1].length);
+    const parts = [split.take(), big[1], tarPadding(big[1].length)!];
+    const finished = split.finalize();
+    expect(Buffer.concat([...parts, finished.tar]).equals(whole.finalize().tar)).toBe(true);
+    expect(finished).toMatchObject({ files: 1, contentBytes: 70_001, contentDigest: '' });
+    expect(() => new TarWriter().fileHeader(big[0], 1)).toThrow(/without a digest/);
   });
 
   it('gives the content digest that reading the tar back gives, with the files and bytes', async () => {
