@@ -40,6 +40,12 @@ export interface PushedImage {
   digest: string;
   size?: number;
   attempts: number;
+  /**
+   * The remote name's removal from the local engine, started once the push succeeded and left to finish while the
+   * caller goes on (finalizing the deploy): await it before the command ends. It never rejects; a failure is reported
+   * as push-cleanup-failed. A push that fails has removed the name before it throws.
+   */
+  untagged: Promise<void>;
 }
 
 export const PUSH_AUTH_FAILED_MESSAGE = 'failed to push image due to authentication error (403 Forbidden).';
@@ -130,7 +136,8 @@ function layerEvent(message: EngineMessage): PushProgressEvent {
 
 /**
  * Tags `localRef` as `remoteRef`, pushes it and returns the digest the registry stored. The remote name is removed
- * from the local engine afterwards, whatever happened.
+ * from the local engine afterwards, whatever happened: before a failure is thrown, beside what follows a success
+ * (`untagged`).
  */
 export async function pushImage(engine: ImageEngine, options: PushImageOptions): Promise<PushedImage> {
   const emit = options.onProgress ?? (() => undefined);
@@ -145,6 +152,13 @@ export async function pushImage(engine: ImageEngine, options: PushImageOptions):
     }
     throw error;
   }
+  const untag = async (): Promise<void> => {
+    try {
+      if (options.remoteRef !== options.localRef) await engine.remove(options.remoteRef);
+    } catch (error) {
+      emit({ type: 'push-cleanup-failed', remoteRef: options.remoteRef, reason: (error as Error).message });
+    }
+  };
   const policy: RetryPolicy = { ...PUSH_RETRY, ...options.retry };
   let auth = options.auth;
   let attempts = 0;
@@ -181,13 +195,16 @@ export async function pushImage(engine: ImageEngine, options: PushImageOptions):
       });
     });
     emit({ type: 'push-done', remoteRef: options.remoteRef, digest: result.digest, ...(result.size !== undefined ? { size: result.size } : {}) });
-    return { remoteRef: options.remoteRef, digest: result.digest, ...(result.size !== undefined ? { size: result.size } : {}), attempts };
-  } finally {
-    try {
-      if (options.remoteRef !== options.localRef) await engine.remove(options.remoteRef);
-    } catch (error) {
-      emit({ type: 'push-cleanup-failed', remoteRef: options.remoteRef, reason: (error as Error).message });
-    }
+    return {
+      remoteRef: options.remoteRef,
+      digest: result.digest,
+      ...(result.size !== undefined ? { size: result.size } : {}),
+      attempts,
+      untagged: untag(),
+    };
+  } catch (error) {
+    await untag();
+    throw error;
   }
 }
 

@@ -143,10 +143,10 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
 
   try {
     const outcome = await run();
-    runner.dropEarly();
+    await runner.finish();
     return outcome;
   } catch (error) {
-    runner.dropEarly();
+    await runner.finish();
     if (signal.aborted) {
       await settleFinalize();
       throw interruptedDeploy(signal, runner, reached, error);
@@ -463,6 +463,8 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
             signal,
           });
           reached.image.sent = true;
+          // The pushed name leaves the local engine while the deploy is finalized.
+          if (pushed.untagged) runner.trail(pushed.untagged);
           return pushed;
         })
       : Promise.resolve(undefined);

@@ -100,7 +100,13 @@ export interface LocalDeployPorts {
     }) => Promise<LocalImage>;
     /** The image exists locally and is linux/amd64; its labels are returned as they are (each platform has its own rule for them). */
     inspectPrebuilt: (ref: string) => Promise<LocalImage>;
-    push: (input: { localRef: string; remoteRef: string; auth: RegistryCredentials; signal: AbortSignal }) => Promise<{ digest?: string }>;
+    /** `untagged`: the pushed name's removal from the local engine, still under way (see image/push.ts); it never rejects. */
+    push: (input: {
+      localRef: string;
+      remoteRef: string;
+      auth: RegistryCredentials;
+      signal: AbortSignal;
+    }) => Promise<{ digest?: string; untagged?: Promise<void> }>;
   };
   bundle: {
     /**

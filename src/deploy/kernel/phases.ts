@@ -33,6 +33,8 @@ export class PhaseRunner {
   private atAbort: Phase[] | undefined;
   /** Early phases neither adopted nor dropped yet (see `early`). */
   private readonly pending = new Set<() => void>();
+  /** Local clean-ups left to finish beside later phases (see `trail`). */
+  private readonly trailing: Promise<unknown>[] = [];
 
   constructor(
     private readonly emit: (event: DeployEvent) => void,
@@ -132,6 +134,20 @@ export class PhaseRunner {
         drop();
       },
     };
+  }
+
+  /**
+   * Work a phase started that need not hold up the next one (removing the pushed name from the local engine while
+   * the deploy is finalized); `finish` waits for it, so the command never ends with it half done. It must not fail.
+   */
+  trail(work: Promise<unknown>): void {
+    this.trailing.push(work.catch(() => undefined));
+  }
+
+  /** The deploy ended (or failed): early phases not adopted are dropped, trailing work is waited for. */
+  async finish(): Promise<void> {
+    this.dropEarly();
+    await Promise.all(this.trailing);
   }
 
   /** Drops every early phase not adopted yet: the deploy ended (or failed) without needing them. */

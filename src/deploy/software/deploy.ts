@@ -103,8 +103,11 @@ export async function deployToSoftware(req: SoftwareDeployRequest, ports: Softwa
   const timings = runner.timings;
 
   try {
-    return await run();
+    const result = await run();
+    await runner.finish();
+    return result;
   } catch (error) {
+    await runner.finish();
     if (signal.aborted) throw interruptedDeploy(signal, runner, reached, error);
     throw explainFailure(error, reached, 'Houston');
   }
@@ -205,6 +208,7 @@ export async function deployToSoftware(req: SoftwareDeployRequest, ports: Softwa
       async () => {
         const result = await ports.image.push({ localRef, remoteRef: target.remoteRef, auth, signal });
         Object.assign(reached.image, { sent: true, as: target.remoteRef });
+        if (result.untagged) runner.trail(result.untagged);
         return result;
       },
       target.kind === 'custom' ? 'Pushing image to configured registry' : 'Pushing image to Astronomer registry',

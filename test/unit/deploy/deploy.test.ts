@@ -422,6 +422,37 @@ describe('deployToAstro', () => {
     expect(error.nextStep).toMatch(/Deploy deploy-1 was created but not finalized.*The image was pushed/);
   });
 
+  it('finalizes while the pushed name leaves the local engine, and returns (or fails) only once it has', async () => {
+    for (const uploadFails of [false, true]) {
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const { ports, calls } = setup(deployment(), {
+        bundle: {
+          create: async () => ({ data: Buffer.from('x'), bytes: 1, dagFileCount: 1 }),
+          upload: async () => {
+            if (uploadFails) throw new UserError('upload URL expired');
+            return { versionId: 'v-1' };
+          },
+        },
+      });
+      ports.image.push = async () => {
+        calls.push('push');
+        return { digest: 'sha256:abc', untagged: gate.then(() => void calls.push('untagged')) };
+      };
+      let settled = false;
+      const deploying = deployToAstro(base, ports).then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      if (!uploadFails) expect(calls).toContain('finalize');
+      expect(settled).toBe(false);
+      release();
+      await deploying;
+      expect(calls.at(-1)).toBe('untagged');
+    }
+  });
+
   it('turns an interruption during the push into exit 130 with what reached the platform', async () => {
     const ctx = setup(deployment());
     ctx.ports.image.push = async () => {

@@ -58,10 +58,14 @@ export class FakeEngine implements ImageEngine {
     for (const message of script) yield message;
   }
 
+  /** Held until released, when set: a removal that is still under way. */
+  removeGate?: Promise<void>;
   async remove(ref: string): Promise<void> {
     this.calls.push(`remove ${ref}`);
+    await this.removeGate;
     if (this.removeError) throw this.removeError;
     this.images.delete(ref);
+    this.calls.push(`removed ${ref}`);
   }
   async createContainer(): Promise<never> {
     throw new Error('the fake engine runs no containers');

@@ -51,10 +51,20 @@ describe('pushImage', () => {
   it('tags, pushes, reports per-layer bytes, returns the digest and removes the remote name', async () => {
     const engine = engineWithImage();
     engine.pushScript = () => success;
+    let release!: () => void;
+    engine.removeGate = new Promise<void>((resolve) => (release = resolve));
     const events: PushProgressEvent[] = [];
     const pushed = await pushImage(engine, { localRef: LOCAL, remoteRef: REMOTE, auth: AUTH, onProgress: (e) => events.push(e) });
-    expect(pushed).toEqual({ remoteRef: REMOTE, digest: DIGEST, size: 527, attempts: 1 });
+    expect(pushed).toEqual({ remoteRef: REMOTE, digest: DIGEST, size: 527, attempts: 1, untagged: expect.any(Promise) });
+    // The push is done while its remote name is still being removed; `untagged` says when that is over.
     expect(engine.calls).toEqual([`tag ${LOCAL} ${REMOTE}`, `push ${REMOTE}`, `remove ${REMOTE}`]);
+    let untagged = false;
+    void pushed.untagged.then(() => (untagged = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(untagged).toBe(false);
+    release();
+    await pushed.untagged;
+    expect(engine.calls.at(-1)).toBe(`removed ${REMOTE}`);
     expect(events).toContainEqual({ type: 'push-layer', id: 'l1', status: 'Pushing', current: 512, total: 2048 });
     expect(events.at(-1)).toEqual({ type: 'push-done', remoteRef: REMOTE, digest: DIGEST, size: 527 });
     expect(engine.images.has(LOCAL)).toBe(true);
@@ -63,7 +73,12 @@ describe('pushImage', () => {
   it("takes the digest from the status line when the engine sends no aux message (Podman's compatible API)", async () => {
     const engine = engineWithImage();
     engine.pushScript = () => [{ status: 'Getting image source signatures' }, { status: `deploy-2024: digest: ${DIGEST} size: 1234` }];
-    expect(await pushImage(engine, { localRef: LOCAL, remoteRef: REMOTE, auth: AUTH })).toEqual({ remoteRef: REMOTE, digest: DIGEST, size: 1234, attempts: 1 });
+    expect(await pushImage(engine, { localRef: LOCAL, remoteRef: REMOTE, auth: AUTH })).toMatchObject({
+      remoteRef: REMOTE,
+      digest: DIGEST,
+      size: 1234,
+      attempts: 1,
+    });
   });
 
   it('retries transient failures with backoff and succeeds', async () => {
@@ -97,7 +112,7 @@ describe('pushImage', () => {
     expect(error).toBeInstanceOf(UserError);
     expect((error as Error).message).toBe(`failed to push image ${REMOTE} after 3 attempts: received unexpected HTTP status: 503 Service Unavailable`);
     expect(engine.calls.filter((c) => c.startsWith('push'))).toHaveLength(3);
-    expect(engine.calls.at(-1)).toBe(`remove ${REMOTE}`);
+    expect(engine.calls.at(-1)).toBe(`removed ${REMOTE}`);
   });
 
   it('does not retry authentication failures beyond the token without its Bearer prefix, and explains the 403', async () => {
@@ -110,7 +125,7 @@ describe('pushImage', () => {
     expect(nextStep).toContain('containerd');
     expect(nextStep).toContain(PUSH_AUTH_HELP_URL);
     expect(engine.pushAuths.map((a) => a.password)).toEqual(['Bearer tok', 'tok']);
-    expect(engine.calls.at(-1)).toBe(`remove ${REMOTE}`);
+    expect(engine.calls.at(-1)).toBe(`removed ${REMOTE}`);
   });
 
   it('accepts the token without its Bearer prefix when only that form works', async () => {
@@ -154,7 +169,7 @@ describe('pushImage', () => {
     const error = await pending.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InterruptedError);
     expect((error as InterruptedError).signal).toBe('SIGTERM');
-    expect(engine.calls.at(-1)).toBe(`remove ${REMOTE}`);
+    expect(engine.calls.at(-1)).toBe(`removed ${REMOTE}`);
   });
 
   it('reports a failed cleanup without failing the push', async () => {
@@ -164,6 +179,7 @@ describe('pushImage', () => {
     const events: PushProgressEvent[] = [];
     const pushed = await pushImage(engine, { localRef: LOCAL, remoteRef: REMOTE, auth: AUTH, onProgress: (e) => events.push(e) });
     expect(pushed.digest).toBe(DIGEST);
+    await pushed.untagged;
     expect(events.at(-1)).toEqual({ type: 'push-cleanup-failed', remoteRef: REMOTE, reason: 'conflict: unable to remove' });
   });
 });
