@@ -268,8 +268,10 @@ export async function snapshotBuildContext(projectDir: string, filter: ContextFi
           const fd = fs.openSync(absolute, OPEN_FLAGS);
           let data: Buffer;
           try {
-            if (!fs.fstatSync(fd).isFile()) throw changed(absolute);
-            data = readUpTo(fd, stat.size);
+            // The size the open file has now: one that grew since the listing is read whole, not cut at its old size.
+            const opened = fs.fstatSync(fd);
+            if (!opened.isFile()) throw changed(absolute);
+            data = readUpTo(fd, opened.size);
           } finally {
             fs.closeSync(fd);
           }
