@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -6,7 +7,14 @@ import path from 'node:path';
 import tarStream from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import tarFs from 'tar-fs';
-import { createBuildContext, createContextFilter, listBuildContext, parseDockerignore, snapshotBuildContext } from '../../../src/image/context.js';
+import {
+  createBuildContext,
+  createContextFilter,
+  listBuildContext,
+  parseDockerignore,
+  snapshotBuildContext,
+  type ContextFilter,
+} from '../../../src/image/context.js';
 import { UserError } from '../../../src/errors.js';
 import { dockerignoreCases, writeCaseProject } from './dockerignore-cases.js';
 
@@ -230,6 +238,26 @@ describe('createBuildContext', () => {
     await expect(readTar(await createBuildContext(dir, {}, snapshot))).rejects.toThrow(
       `Could not read the project directory for the build: ${path.join(dir, 'big.bin')} changed while it was being read.`,
     );
+  });
+
+  it('reads a file that grew after the folder was listed whole, at the size it has when opened', async () => {
+    const dir = await caseDir('grows');
+    await fs.writeFile(path.join(dir, 'Dockerfile'), 'FROM scratch\n');
+    await fs.writeFile(path.join(dir, 'log.txt'), 'first\n');
+    // The filter is asked about log.txt a second time between its lstat and its open: it grows right then.
+    const grows: ContextFilter = {
+      decide: (name, isDirectory) => {
+        if (name !== 'log.txt') return 'send';
+        if (isDirectory) return 'descend';
+        appendFileSync(path.join(dir, 'log.txt'), 'second\n');
+        return 'send';
+      },
+    };
+    const snapshot = await snapshotBuildContext(dir, grows);
+    const log = snapshot.entries.find((e) => e.name === 'log.txt')!;
+    expect(log.data?.toString()).toBe('first\nsecond\n');
+    expect(log.size).toBe('first\nsecond\n'.length);
+    expect((await readTar(await createBuildContext(dir, {}, snapshot))).find((e) => e.name === 'log.txt')!.content).toBe('first\nsecond\n');
   });
 
   it("builds from the snapshot it is given: the bytes the plan's digest describes, whatever changed since", async () => {
