@@ -7,7 +7,7 @@
 #                                      image into it; prints the env a test needs (KEY=VALUE lines)
 #   scripts/engines/podman.sh env      print that env when the service answers (exit 1 otherwise)
 #   scripts/engines/podman.sh status   say whether it answers
-#   scripts/engines/podman.sh stop     stop the service (storage is kept)
+#   scripts/engines/podman.sh stop     stop the service (storage is kept, its overlay mount released)
 #
 # Printed: DOCKER_HOST (unix://…/podman.sock), ENGINE_PODMAN_SOCKET, ENGINE_PODMAN_RUNTIME_IMAGE,
 # ENGINE_PODMAN_REGISTRIES_CONF (registries.conf the service reads: 127.0.0.1 registries over plain HTTP).
@@ -110,6 +110,9 @@ stop() {
   local pid
   if pid=$(engine_live_pid "$pid_file" podman); then engine_stop_pid "$pid" "podman service"; else engine_say "not running"; fi
   rm -f "$pid_file" "$socket"
+  # Podman's overlay driver keeps its storage folder mounted on itself after the service ends; left mounted, the
+  # checkout cannot be deleted (EBUSY). The next start mounts it again.
+  if mountpoint -q "$dir/storage/overlay" 2>/dev/null; then umount "$dir/storage/overlay" || engine_say "could not unmount $dir/storage/overlay"; fi
 }
 
 case ${1:-} in
