@@ -185,8 +185,8 @@ function readFailure(error: unknown): UserError {
   return new UserError(`Could not read the project directory for the build: ${(error as Error).message}`, { cause: error });
 }
 
-function unsupported(absolute: string, stat: fs.Stats): UserError {
-  const what = stat.isFIFO() ? 'a named pipe' : stat.isSocket() ? 'a socket' : 'a device';
+function unsupported(absolute: string, kind: { isFIFO(): boolean; isSocket(): boolean }): UserError {
+  const what = kind.isFIFO() ? 'a named pipe' : kind.isSocket() ? 'a socket' : 'a device';
   return new UserError(`Could not read the project directory for the build: ${absolute} is ${what}, which a build context cannot hold.`, {
     nextStep: 'Move it out of the project, or list it in .dockerignore.',
   });
@@ -198,27 +198,44 @@ function changed(absolute: string): UserError {
   });
 }
 
-/** A file too large to hold, a slice at a time; it must still be `size` bytes long when read. */
+/** An open file's bytes, a slice at a time; it must be `size` bytes long. */
+function* slicesOf(fd: number, absolute: string, size: number): Generator<Buffer> {
+  for (let done = 0; done < size;) {
+    const slice = readUpTo(fd, Math.min(SLICE_BYTES, size - done), done);
+    if (slice.length === 0) throw changed(absolute);
+    done += slice.length;
+    yield slice;
+  }
+  if (readUpTo(fd, 1, size).length !== 0) throw changed(absolute);
+}
+
+/** A file too large to hold, opened again when the context is sent, a slice at a time; it must still be `size` bytes long. */
 function* fileSlices(absolute: string, size: number): Generator<Buffer> {
   const fd = fs.openSync(absolute, OPEN_FLAGS);
   try {
     if (!fs.fstatSync(fd).isFile()) throw changed(absolute);
-    for (let done = 0; done < size;) {
-      const slice = readUpTo(fd, Math.min(SLICE_BYTES, size - done), done);
-      if (slice.length === 0) throw changed(absolute);
-      done += slice.length;
-      yield slice;
-    }
-    if (readUpTo(fd, 1, size).length !== 0) throw changed(absolute);
+    yield* slicesOf(fd, absolute, size);
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/** The stat of a path that is not a regular file (a folder, a symlink), or undefined when it is gone since the listing. */
+function lstatIfThere(absolute: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(absolute);
+  } catch (error) {
+    // Deleted since the folder was listed: as if it had never been there (as the Docker CLI does).
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
   }
 }
 
 /**
  * Walks the project as the build context holds it (the filter's decisions: `.dockerignore`, DAG-only deploys), reading
  * every file once: its bytes are hashed into the digest and, while small, held for the build. Symlinks are sent as
- * links, never followed; a named pipe, socket or device refuses the context.
+ * links, never followed; a named pipe, socket or device refuses the context. A regular file is only opened (its
+ * header fields come from the open descriptor), never stat'ed by name as well.
  */
 export async function snapshotBuildContext(projectDir: string, filter: ContextFilter): Promise<ContextSnapshot> {
   const root = path.resolve(projectDir);
@@ -229,29 +246,65 @@ export async function snapshotBuildContext(projectDir: string, filter: ContextFi
   let held = 0;
   let sinceBreak = 0;
 
+  /** A regular file: hashed, and held when small. */
+  const addFile = async (absolute: string, name: string): Promise<void> => {
+    let fd: number;
+    try {
+      fd = fs.openSync(absolute, OPEN_FLAGS);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    try {
+      // The file as it is now: one that grew since the listing is read whole, not cut at its old size.
+      const stat = fs.fstatSync(fd);
+      if (!stat.isFile()) throw changed(absolute);
+      const fields = { name, type: 'file' as const, mode: stat.mode, mtime: stat.mtime, uid: 0, gid: 0 };
+      const executable = (stat.mode & 0o111) !== 0 ? 'x' : '-';
+      if (stat.size <= HOLD_FILE_BYTES && held + stat.size <= HOLD_TOTAL_BYTES) {
+        const data = readUpTo(fd, stat.size);
+        held += data.length;
+        entries.push({ ...fields, size: data.length, data });
+        hash.update(`file\0${name}\0${executable}\0\0${data.length}\0`);
+        hash.update(data);
+        bytes += data.length;
+      } else {
+        hash.update(`file\0${name}\0${executable}\0\0${stat.size}\0`);
+        for (const slice of slicesOf(fd, absolute, stat.size)) {
+          hash.update(slice);
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        entries.push({ ...fields, size: stat.size });
+        bytes += stat.size;
+      }
+      files++;
+    } finally {
+      fs.closeSync(fd);
+    }
+  };
+
   const walk = async (dir: string, rel: string): Promise<void> => {
-    const names = fs.readdirSync(dir).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    for (const entryName of names) {
+    const listed = fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const dirent of listed) {
       if (++sinceBreak >= BATCH_ENTRIES) {
         sinceBreak = 0;
         await new Promise((resolve) => setImmediate(resolve));
       }
-      const name = rel ? `${rel}/${entryName}` : entryName;
-      const absolute = path.join(dir, entryName);
+      const name = rel ? `${rel}/${dirent.name}` : dirent.name;
+      const absolute = path.join(dir, dirent.name);
       const first = filter.decide(name, true);
       if (first === 'skip') continue;
-      let stat: fs.Stats;
-      try {
-        stat = fs.lstatSync(absolute);
-      } catch (error) {
-        // Deleted since the folder was listed: as if it had never been there (as the Docker CLI does).
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw error;
-      }
-      const isDirectory = stat.isDirectory();
+      const isDirectory = dirent.isDirectory();
       if (first === 'descend' && !isDirectory && filter.decide(name, false) === 'skip') continue;
+      if (dirent.isFile()) {
+        await addFile(absolute, name);
+        continue;
+      }
+      if (!isDirectory && !dirent.isSymbolicLink()) throw unsupported(absolute, dirent);
+      const stat = lstatIfThere(absolute);
+      if (!stat) continue;
       const fields = { name, mode: stat.mode, mtime: stat.mtime, uid: 0, gid: 0 };
-      if (isDirectory) {
+      if (stat.isDirectory()) {
         // A folder that an exception pattern only reaches into is walked, but Docker sends no entry for it.
         if (first === 'send') {
           entries.push({ ...fields, type: 'directory', size: 0 });
@@ -262,36 +315,8 @@ export async function snapshotBuildContext(projectDir: string, filter: ContextFi
         const linkname = fs.readlinkSync(absolute);
         entries.push({ ...fields, type: 'symlink', size: 0, linkname });
         hash.update(`symlink\0${name}\0-\0${linkname}\0${0}\0`);
-      } else if (stat.isFile()) {
-        const executable = (stat.mode & 0o111) !== 0 ? 'x' : '-';
-        if (stat.size <= HOLD_FILE_BYTES && held + stat.size <= HOLD_TOTAL_BYTES) {
-          const fd = fs.openSync(absolute, OPEN_FLAGS);
-          let data: Buffer;
-          try {
-            // The size the open file has now: one that grew since the listing is read whole, not cut at its old size.
-            const opened = fs.fstatSync(fd);
-            if (!opened.isFile()) throw changed(absolute);
-            data = readUpTo(fd, opened.size);
-          } finally {
-            fs.closeSync(fd);
-          }
-          held += data.length;
-          entries.push({ ...fields, type: 'file', size: data.length, data });
-          hash.update(`file\0${name}\0${executable}\0\0${data.length}\0`);
-          hash.update(data);
-          bytes += data.length;
-        } else {
-          hash.update(`file\0${name}\0${executable}\0\0${stat.size}\0`);
-          for (const slice of fileSlices(absolute, stat.size)) {
-            hash.update(slice);
-            await new Promise((resolve) => setImmediate(resolve));
-          }
-          entries.push({ ...fields, type: 'file', size: stat.size });
-          bytes += stat.size;
-        }
-        files++;
       } else {
-        throw unsupported(absolute, stat);
+        throw changed(absolute);
       }
     }
   };
