@@ -24,7 +24,7 @@ if (recordedHelp !== undefined) {
 } else {
   // An API command's connection opens first, so that its handshakes overlap loading the CLI (early-connection.js);
   // the CLI loads once its first packet can leave.
-  const early = require('./early-connection.js').open(argv, process.env);
+  const early = require('./early-connection.js').open(argv, process.env, { entryPoint: true });
   if (early === undefined) runCli(undefined);
   else early.started.then(() => runCli({ origin: early.origin, socket: early.socket }));
 }

@@ -48,9 +48,10 @@ function rememberedOrigin(env) {
 /**
  * For an API command (not its help): the connection opened to the remembered origin, and `started`, which resolves
  * once its first packet can leave (its name looked up: the lookup answers only when the event loop turns, which
- * loading the CLI does not let it do), or after LOOKUP_WAIT_MS. Undefined for anything else.
+ * loading the CLI does not let it do), or after LOOKUP_WAIT_MS. Undefined for anything else. `entryPoint`: called by
+ * bin/astro.js as the process starts, before any other code ran (compileAddressPatterns may change a V8 flag then).
  */
-function open(argv, env) {
+function open(argv, env, { entryPoint = false } = {}) {
   const command = argv.find((arg) => !arg.startsWith('-'));
   if (command === undefined || !API_COMMANDS.has(command) || argv.some((arg) => arg === '--help' || arg === '-h')) return undefined;
   const origin = rememberedOrigin(env);
@@ -64,6 +65,7 @@ function open(argv, env) {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
   const isAddress = /^(\d{1,3}\.){3}\d{1,3}$|:/.test(host);
+  if (!isAddress && entryPoint) compileAddressPatterns(host, env);
   // As https.Agent does: the name for SNI and the certificate check, never an IP address.
   const socket =
     url.protocol === 'https:' ? require('node:tls').connect({ host, port, servername: isAddress ? '' : host }) : require('node:net').connect({ host, port });
@@ -85,4 +87,30 @@ function open(argv, env) {
   return { origin, socket, started };
 }
 
-module.exports = { open, locate };
+/**
+ * Node checks a host name against its IPv4 and IPv6 address patterns (net.isIP) before every connection to it, in
+ * net.connect, dns.lookup and the http agent. V8 runs a pattern from bytecode first and compiles it to machine code
+ * on its second use; for Node's IPv6 pattern, a large one, the bytecode alone takes 4-5 ms and the machine code another
+ * 1.4 ms, once per process, on the path of every API command. Compiled straight to machine code it takes about 1.2 ms.
+ * So the patterns' first use here runs with V8's regexp tier-up off, and the flag is put back at once: nothing else
+ * runs meanwhile, and V8 still accepts the CLI's code cache after it. V8's flags belong to the whole process and are
+ * not meant to change under running code (in a test runner's process, where thousands of patterns had run, leaving the
+ * flag off crashed it), so this is done only as astro's own process starts (bin/astro.js has checked no address
+ * before it), never with preloaded code (--require, --import, a loader) or a regexp flag of the user's. Says whether
+ * it did.
+ */
+function compileAddressPatterns(host, env) {
+  const net = require('node:net');
+  const options = `${process.execArgv.join(' ')} ${env.NODE_OPTIONS ?? ''}`;
+  if (/(^|\s)(-r|--require|--import|--loader|--experimental-loader)(\s|=|$)|regexp/.test(options)) return false;
+  const v8 = require('node:v8');
+  v8.setFlagsFromString('--no-regexp-tier-up');
+  try {
+    net.isIP(host);
+  } finally {
+    v8.setFlagsFromString('--regexp-tier-up');
+  }
+  return true;
+}
+
+module.exports = { open, locate, compileAddressPatterns };

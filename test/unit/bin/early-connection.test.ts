@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -11,6 +12,7 @@ import { acceptingServer, type AcceptingServer } from '../../helpers/accepting-s
 interface EarlyConnection {
   open(argv: string[], env: Record<string, string | undefined>): { origin: string; socket: net.Socket; started: Promise<void> } | undefined;
   locate(env: Record<string, string | undefined>): { file: string; key: string };
+  compileAddressPatterns(host: string, env: Record<string, string | undefined>): void;
 }
 const early = createRequire(import.meta.url)('../../../bin/early-connection.js') as EarlyConnection;
 
@@ -102,5 +104,61 @@ describe('the API connection opened before the CLI loads', () => {
     await refused!.started;
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(refused!.socket.destroyed).toBe(true);
+  });
+});
+
+describe("Node's address patterns compiled before the first connection to a name", () => {
+  const script = path.resolve('bin/early-connection.js');
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'astro-address-patterns-'));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  /**
+   * A fresh Node (with `flags`) that writes a V8 code cache of a small script (`make`), or that runs
+   * compileAddressPatterns (after `before`, with `nodeOptions` as NODE_OPTIONS) and then says whether it changed the
+   * flag for the patterns and whether V8 accepted that cache. V8 accepts a cache only under the flags it was made
+   * with, so an accepted cache shows the regexp flag left as it was found.
+   */
+  function fresh(mode: 'make' | 'check', flags: string[] = [], before = '', nodeOptions = ''): string {
+    const cache = path.join(dir, 'probe.v8');
+    const program = `
+      const vm = require('node:vm');
+      const fs = require('node:fs');
+      const source = '(function () { return [1, 2, 3].map((n) => n * 2); })';
+      if (process.argv[1] === 'make') {
+        fs.writeFileSync(process.argv[2], new vm.Script(source, { filename: 'probe.js' }).createCachedData());
+      } else {
+        ${before}
+        const compiled = require(process.argv[3]).compileAddressPatterns('api.example.invalid', { NODE_OPTIONS: process.argv[4] });
+        const net = require('node:net');
+        if (net.isIP('::1') !== 6 || net.isIP('10.0.0.1') !== 4 || net.isIP('api.example.invalid') !== 0) throw new Error('net.isIP broke');
+        const script = new vm.Script(source, { filename: 'probe.js', cachedData: fs.readFileSync(process.argv[2]) });
+        process.stdout.write((compiled ? 'compiled' : 'left alone') + ', cache ' + (script.cachedDataRejected ? 'rejected' : 'accepted'));
+      }`;
+    const result = spawnSync(process.execPath, [...flags, '-e', program, mode, cache, script, nodeOptions], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH },
+    });
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    return result.stdout;
+  }
+
+  it("compiles them in a fresh process and puts V8's regexp flag back, so the CLI's code cache is still accepted", () => {
+    fresh('make');
+    expect(fresh('check')).toBe('compiled, cache accepted');
+    // The check can fail: under the other setting of the flag the same cache is refused.
+    expect(fresh('check', ['--no-regexp-tier-up'])).toBe('left alone, cache rejected');
+  });
+
+  it('leaves the flag alone where preloaded code may have run, or the user set a regexp flag', () => {
+    fresh('make');
+    expect(fresh('check', ['--require', script])).toBe('left alone, cache accepted');
+    expect(fresh('check', [], '', '--require ./apm.js')).toBe('left alone, cache accepted');
+    expect(fresh('check', [], '', '--import=./hooks.mjs')).toBe('left alone, cache accepted');
+    fresh('make', ['--regexp-tier-up']);
+    expect(fresh('check', ['--regexp-tier-up'])).toBe('left alone, cache accepted');
   });
 });
