@@ -3,6 +3,7 @@
 // lazy inside the file (esbuild initialises them on first import). Heavy or native dependencies stay external and
 // load only in the commands that need them. `tsc` still type-checks and emits dist/ (tests and benches import it).
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { build } from 'esbuild';
 
@@ -16,6 +17,41 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 // the same code from tsc's output, once here instead of in every parse (src/parse/harness.ts).
 const { harnessVersion } = await import(new URL('../dist/parse/harness.js', import.meta.url).href);
 const BUNDLED = ['zod', 'commander', 'yaml', 'tar-stream', '@balena/dockerignore'];
+// Built-in modules only some commands use, loaded when first used instead of when the module importing them starts:
+// esbuild requires an import where the importing module is initialised, and a DAG-only deploy to an http origin
+// compiled https and tls (imported for https origins), child_process (git, the config lock's helper) and readline
+// (prompts) that it never used: about 3 ms of every such command.
+const LAZY_BUILTINS = ['node:https', 'node:tls', 'node:child_process', 'node:readline/promises'];
+
+/**
+ * Each import of a LAZY_BUILTINS module gets an object that requires the real one on the first read of any property.
+ * Its own keys are the module's export names as this Node has them, so esbuild's default-import interop, which copies
+ * every key, reads none; a name another Node version has and this one lacks is still read through the proxy.
+ */
+function lazyBuiltins(ids) {
+  const nodeRequire = createRequire(import.meta.url);
+  return {
+    name: 'lazy-builtins',
+    setup(build) {
+      const filter = new RegExp(`^(${ids.map((id) => id.replace(/[/.]/g, '\\$&')).join('|')})$`);
+      build.onResolve({ filter }, (args) =>
+        args.namespace === 'lazy-builtin' ? { path: args.path, external: true } : { path: args.path, namespace: 'lazy-builtin' },
+      );
+      build.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => {
+        const names = Object.keys(nodeRequire(args.path));
+        const id = JSON.stringify(args.path);
+        return {
+          loader: 'js',
+          contents: [
+            'let loaded;',
+            `const keys = Object.fromEntries(${JSON.stringify(names)}.map((name) => [name, undefined]));`,
+            `module.exports = new Proxy(keys, { get: (_, name) => (loaded ??= require(${id}))[name] });`,
+          ].join('\n'),
+        };
+      });
+    },
+  };
+}
 const external = Object.keys(pkg.dependencies).filter((name) => !BUNDLED.includes(name));
 
 await build({
@@ -37,9 +73,15 @@ await build({
   // no-op redeploy) are bundled; the rest (CommonJS, heavy, native) load from node_modules with Node's own interop, and
   // only when a command needs them.
   external,
-  // Two modules find files beside themselves (package.json, the Python harness) from their own URL.
-  define: { 'import.meta.url': '__astroModuleUrl', __ASTRO_HARNESS_VERSION__: JSON.stringify(harnessVersion()) },
+  // Two modules find files beside themselves (package.json, the Python harness) from their own URL; in the bundle both
+  // values are known when it is built.
+  define: {
+    'import.meta.url': '__astroModuleUrl',
+    __ASTRO_HARNESS_VERSION__: JSON.stringify(harnessVersion()),
+    __ASTRO_CLI_VERSION__: JSON.stringify(pkg.version),
+  },
   banner: { js: 'const __astroModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
+  plugins: [lazyBuiltins(LAZY_BUILTINS)],
 });
 
 // The code is run by vm.Script, whose dynamic import() Node 20 supports only behind an experimental flag. The only

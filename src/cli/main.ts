@@ -75,7 +75,7 @@ function applyToAll(command: Command, apply: (c: Command) => void): void {
 }
 
 export async function main(argv: string[], options: MainOptions = {}): Promise<number> {
-  const streams: Streams = options.streams ?? { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin };
+  const streams: Streams = options.streams ?? processStreams();
   const env: AstroEnv = readEnv(options.env);
   // The connection a deploy's first request will take, if bin/ opened one (api-origin.ts).
   const apiOrigin = earlyApiConnection(env, options.earlyConnection);
@@ -150,6 +150,17 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
 }
 
 /** The process's working directory; a clear refusal when it was deleted or moved away under the shell. */
+/** The process's own streams; stdin only when something reads it (Node makes a stream object for it on first use). */
+function processStreams(): Streams {
+  return {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    get stdin() {
+      return process.stdin;
+    },
+  };
+}
+
 function workingDirectory(): string {
   try {
     return process.cwd();

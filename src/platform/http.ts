@@ -28,10 +28,12 @@ export type FetchPort = (input: string, init: RequestInit) => Promise<FetchAnswe
 // default too), before a server with Node's default keep-alive timeout (5 s) closes one under a request: a POST on a
 // socket closed under it could not be sent again safely.
 // A connection opened early (util/preconnect.ts: the registry's, while a deploy's reads start) is taken first.
-const agents = {
-  http: usingPreconnected(new http.Agent({ keepAlive: true, timeout: 4_000 }), 'http:'),
-  https: usingPreconnected(new https.Agent({ keepAlive: true, timeout: 4_000 }), 'https:'),
-};
+// Each is made on its first request (node:https loads only for an https origin).
+const agents: { http?: http.Agent; https?: https.Agent } = {};
+const agentFor = (secure: boolean): http.Agent =>
+  secure
+    ? (agents.https ??= usingPreconnected(new https.Agent({ keepAlive: true, timeout: 4_000 }), 'https:'))
+    : (agents.http ??= usingPreconnected(new http.Agent({ keepAlive: true, timeout: 4_000 }), 'http:'));
 
 /** undici's wording for a connection closed before the answer, which the clients' messages and retries know. */
 function closedEarly(error: NodeJS.ErrnoException): Error {
@@ -54,7 +56,7 @@ export const nodeFetch: FetchPort = (input, init) =>
     if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
     const request = (secure ? https : http).request(
       url,
-      { method: init.method ?? 'GET', headers, agent: secure ? agents.https : agents.http, signal: init.signal ?? undefined },
+      { method: init.method ?? 'GET', headers, agent: agentFor(secure), signal: init.signal ?? undefined },
       (response) => {
         const text = new Promise<string>((done, broke) => {
           const chunks: Buffer[] = [];

@@ -8,12 +8,19 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { GitMetadata } from '../../platform/astro/schemas.js';
 
-const run = promisify(execFile);
+const promisified = () => promisify(execFile);
+/** execFile as a promise, made on first use: node:child_process loads only once git is asked something. */
+let run: ReturnType<typeof promisified> | undefined;
 
 /** git with the user's environment (config, HOME), never prompting, in the C locale. */
 async function git(cwd: string, args: string[], hostEnv: Readonly<Record<string, string | undefined>>): Promise<string | undefined> {
   try {
-    const { stdout } = await run('git', args, { cwd, timeout: 10_000, maxBuffer: 4 * 1024 * 1024, env: { ...hostEnv, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' } });
+    const { stdout } = await (run ??= promisified())('git', args, {
+      cwd,
+      timeout: 10_000,
+      maxBuffer: 4 * 1024 * 1024,
+      env: { ...hostEnv, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' },
+    });
     return stdout.trim();
   } catch {
     return undefined;
