@@ -19,9 +19,10 @@ const { harnessVersion } = await import(new URL('../dist/parse/harness.js', impo
 const BUNDLED = ['zod', 'commander', 'yaml', 'tar-stream', '@balena/dockerignore'];
 // Built-in modules only some commands use, loaded when first used instead of when the module importing them starts:
 // esbuild requires an import where the importing module is initialised, and a DAG-only deploy to an http origin
-// compiled https and tls (imported for https origins), child_process (git, the config lock's helper) and readline
-// (prompts) that it never used: about 3 ms of every such command.
-const LAZY_BUILTINS = ['node:https', 'node:tls', 'node:child_process', 'node:readline/promises'];
+// compiled https and tls (imported for https origins), child_process (git, the config lock's helper), readline
+// (prompts) and fs/promises (which loads readline's internals too) that it never used: about 4 ms of every such
+// command. (test/integration/cli/loaded-modules.test.ts checks what a DAG-only deploy loads.)
+const LAZY_BUILTINS = ['node:https', 'node:tls', 'node:child_process', 'node:readline/promises', 'node:fs/promises'];
 
 /**
  * Each import of a LAZY_BUILTINS module gets an object that requires the real one on the first read of any property.

@@ -8,7 +8,6 @@
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { AstroError, UserError } from '../errors.js';
@@ -118,7 +117,7 @@ function normalisePrefix(prefix: string): string {
 async function resolveSourceDir(sourceDir: string): Promise<string> {
   let real: string;
   try {
-    real = await fsp.realpath(sourceDir);
+    real = fs.realpathSync.native(sourceDir);
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') {
       throw new UserError(`The DAGs folder ${sourceDir} does not exist.`, {
@@ -128,7 +127,7 @@ async function resolveSourceDir(sourceDir: string): Promise<string> {
     }
     throw new UserError(`Cannot open the DAGs folder ${sourceDir}: ${describeErrno(error)}.`, { cause: error });
   }
-  const stat = await fsp.stat(real);
+  const stat = fs.statSync(real);
   if (!stat.isDirectory()) {
     throw new UserError(`The DAGs path ${sourceDir} is not a folder.`, {
       nextStep: 'Pass --dags-path with the folder that holds your DAGs.',
@@ -151,7 +150,7 @@ async function walk(root: string, relDir: string, shownRoot: string, out: Walked
   const absDir = relDir === '' ? root : path.join(root, relDir);
   let dirents: fs.Dirent<Buffer>[];
   try {
-    dirents = await fsp.readdir(absDir, { withFileTypes: true, encoding: 'buffer' });
+    dirents = fs.readdirSync(absDir, { withFileTypes: true, encoding: 'buffer' });
   } catch (error) {
     throw new UserError(`Cannot read the folder ${shown(shownRoot, relDir)}: ${describeErrno(error)}.`, { cause: error });
   }
@@ -196,10 +195,10 @@ function describeSpecialFile(dirent: fs.Dirent<Buffer>): string {
 async function checkSymlink(root: string, rel: string, shownRoot: string): Promise<{ linkname: string; folderTarget?: string }> {
   const abs = path.join(root, rel);
   const shownLink = path.join(shownRoot, rel);
-  const literal = await fsp.readlink(abs);
+  const literal = fs.readlinkSync(abs);
   let target: string;
   try {
-    target = await fsp.realpath(abs);
+    target = fs.realpathSync.native(abs);
   } catch (error) {
     const code = errnoCode(error);
     if (code === 'ELOOP') {
@@ -222,7 +221,7 @@ async function checkSymlink(root: string, rel: string, shownRoot: string): Promi
     });
   }
   const linkDir = path.dirname(abs);
-  const isDir = (await fsp.stat(target)).isDirectory();
+  const isDir = fs.statSync(target).isDirectory();
   if (isDir && isInside(target, linkDir)) {
     // Airflow walks the DAGs folder following links: a link to a folder that contains it never ends.
     throw new UserError(`bundle validation failed: symlink ${shownLink} points to ${literal}, a folder that contains the link, which makes a loop.`, {

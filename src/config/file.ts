@@ -4,7 +4,7 @@
  * on disk cannot be understood.
  */
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml, YAMLParseError } from 'yaml';
@@ -59,7 +59,9 @@ function parseConfigText(file: string, text: string): ConfigFile {
 export async function readConfigFile(file: string): Promise<ConfigFile | undefined> {
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    // Read at once (a few hundred bytes): the asynchronous read costs a trip through libuv's threads, and loading
+    // node:fs/promises, on every command.
+    text = readFileSync(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;

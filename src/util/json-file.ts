@@ -17,16 +17,13 @@ function parseJsonText<T extends z.ZodType>(text: string, schema: T): z.infer<T>
 }
 
 export async function readJsonFile<T extends z.ZodType>(file: string, schema: T): Promise<z.infer<T> | undefined> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-  return parseJsonText(text, schema);
+  return readJsonFileSync(file, schema);
 }
 
-/** readJsonFile without waiting for the event loop: for a small file read before anything else can run. */
+/**
+ * readJsonFile without waiting for the event loop. The files are small (a cache, remembered origins): read at once,
+ * they cost no trip through libuv's threads and no node:fs/promises.
+ */
 export function readJsonFileSync<T extends z.ZodType>(file: string, schema: T): z.infer<T> | undefined {
   let text: string;
   try {

@@ -1,4 +1,4 @@
-import fs from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import type { CommandContext } from '../context.js';
@@ -171,10 +171,7 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
         if (waitMs === undefined || waitMs <= 0) throw new UsageError(`--wait-time: "${flags.waitTime}" is not a duration (e.g. 300s, 5m, 1h).`);
       }
       // Like Astronomer's CLI: a prebuilt image, or DAGs from --dags-path alone, need no project around them.
-      const isProject = await fs.stat(path.join(projectDir, '.astro', 'config.yaml')).then(
-        (s) => s.isFile(),
-        () => false,
-      );
+      const isProject = statSync(path.join(projectDir, '.astro', 'config.yaml'), { throwIfNoEntry: false })?.isFile() === true;
       const dagsOnlyFromPath = flags.dags && flags.dagsPath !== undefined && !flags.pytest && !flags.test;
       if (!isProject && !flags.imageName && !dagsOnlyFromPath) throw new UserError(NOT_AN_ASTRO_PROJECT);
       if (isProject) await checkEnvFile(projectDir, flags.env);

@@ -1,6 +1,6 @@
 // What the built CLI (bin/astro.js) loads for a command: Node's built-in modules and the packages from node_modules,
 // recorded as the process exits. `--help` and a DAG-only deploy load no Docker, gRPC or Azure code (issue 18); a
-// DAG-only deploy to an http origin compiles no TLS, child processes or prompts either (scripts/bundle.mjs: built-in
+// DAG-only deploy to an http origin compiles no TLS, child processes, prompts or fs/promises either (scripts/bundle.mjs: built-in
 // modules some commands use load on first use). The deploy runs against the local platform, so the command did its
 // whole job with what it loaded.
 import { spawn } from 'node:child_process';
@@ -45,12 +45,18 @@ afterAll(async () => {
   if (work) await fs.rm(work, { recursive: true, force: true });
 });
 
-async function loadedBy(argv: string[]): Promise<Loaded> {
+/** An ASTRO_HOME whose config points at the local platform, and a copy of the example project. */
+async function setUp(): Promise<{ home: string; project: string }> {
   const home = await fs.mkdtemp(path.join(work, 'home-'));
   await fs.mkdir(path.join(home, '.astro'));
   await fs.writeFile(path.join(home, '.astro', 'config.yaml'), `context: localhost\nlocal:\n  core: ${stack.endpoints.platform.url}\n`);
   const project = await fs.mkdtemp(path.join(work, 'project-'));
   await fs.cp(path.resolve('fixtures/example-project'), project, { recursive: true });
+  return { home, project };
+}
+
+async function loadedBy(argv: string[], place?: { home: string; project: string }): Promise<Loaded> {
+  const { home, project } = place ?? (await setUp());
   const record = path.join(home, 'loaded.json');
   const env = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -76,14 +82,17 @@ async function loadedBy(argv: string[]): Promise<Loaded> {
 const HEAVY_PACKAGES = ['dockerode', 'docker-modem', '@grpc/grpc-js', '@azure/storage-blob', 'ssh2', 'ora', 'open', 'graphql-request'];
 
 describe('what a command loads', () => {
-  it('a DAG-only deploy to an http origin: no Docker, gRPC, Azure, TLS, child process or prompt code', async () => {
-    // Twice: the second run is the one with a code cache and a remembered API origin (the early connection).
+  it('a DAG-only deploy to an http origin: no Docker, gRPC, Azure, TLS, child process, prompt or fs/promises code', async () => {
+    // Twice in one home: the first run remembers the API's origin (a file written: fs/promises), the second opens
+    // its connection early and, with nothing to write, needs no fs/promises either.
+    const place = await setUp();
     for (let run = 0; run < 2; run++) {
-      const loaded = await loadedBy(['deploy', DAG_ON, '--dags']);
+      const loaded = await loadedBy(['deploy', DAG_ON, '--dags'], place);
       expect(loaded.code, loaded.stderr).toBe(0);
       expect(loaded.stderr).toMatch(/Deployed DAG bundle/);
       expect(loaded.builtins).toEqual(expect.arrayContaining(['http', 'zlib', 'crypto']));
-      for (const builtin of ['https', 'tls', '_tls_wrap', 'child_process', 'readline', 'readline/promises']) expect(loaded.builtins).not.toContain(builtin);
+      for (const builtin of ['https', 'tls', '_tls_wrap', 'child_process', 'readline', 'readline/promises', ...(run > 0 ? ['fs/promises'] : [])])
+        expect(loaded.builtins, `run ${run}`).not.toContain(builtin);
       for (const pkg of HEAVY_PACKAGES) expect(loaded.packages).not.toContain(pkg);
     }
   });
