@@ -16,7 +16,15 @@ import type { Duplex, Readable } from 'node:stream';
 import * as z from 'zod';
 import { UserError } from '../errors.js';
 import { createBuildkitTranslator, openBuildkitSession, type BuildkitSession } from './engine/buildkit.js';
-import { readJsonMessages, splitRepositoryTag, encodeRegistryAuth, type BuildSecret, type EngineMessage, type RegistryAuth } from './engine/messages.js';
+import {
+  readJsonMessages,
+  splitRepositoryTag,
+  encodeRegistryAuth,
+  withoutRegistryToken,
+  type BuildSecret,
+  type EngineMessage,
+  type RegistryAuth,
+} from './engine/messages.js';
 import {
   abortReason,
   createTransport,
@@ -32,6 +40,7 @@ import { CHECKED_ONCE } from '../util/checked-once.js';
 
 export {
   encodeRegistryAuth,
+  withoutRegistryToken,
   readJsonMessages,
   splitRepositoryTag,
   engineMessageSchema,
@@ -262,6 +271,11 @@ class DockerEngine implements ImageEngine {
 
   async *push(ref: string, auth: RegistryAuth, signal?: AbortSignal): AsyncGenerator<EngineMessage> {
     const { repository, tag } = splitRepositoryTag(ref);
+    // Docker sends a registry token as it is (its pass-through token handler), and then needs no credentials: it gets
+    // the token alone. Podman's compatible API is not known to pass one on: it gets the credentials alone.
+    let sent: Partial<RegistryAuth> = auth;
+    if (auth.registrytoken !== undefined)
+      sent = this.info?.kind === 'podman' ? withoutRegistryToken(auth) : { serveraddress: auth.serveraddress, registrytoken: auth.registrytoken };
     let response: IncomingMessage;
     try {
       response = await this.t.send({
@@ -269,7 +283,7 @@ class DockerEngine implements ImageEngine {
         path: `/images/${repository}/push`,
         // Without a tag the engine would push every tag of the repository.
         query: { tag: tag ?? 'latest' },
-        headers: { 'X-Registry-Auth': encodeRegistryAuth(auth) },
+        headers: { 'X-Registry-Auth': encodeRegistryAuth(sent) },
         signal,
       });
     } catch (error) {

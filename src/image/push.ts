@@ -9,7 +9,7 @@
  */
 import { AstroError, UserError } from '../errors.js';
 import { retry, throwIfAborted, type RetryPolicy } from '../util/retry.js';
-import type { EngineMessage, ImageEngine, RegistryAuth } from './engine.js';
+import { withoutRegistryToken, type EngineMessage, type ImageEngine, type RegistryAuth } from './engine.js';
 
 export type PushProgressEvent =
   | { type: 'push-start'; remoteRef: string; attempt: number }
@@ -18,7 +18,9 @@ export type PushProgressEvent =
   | { type: 'push-retry'; attempt: number; delayMs: number; reason: string }
   | { type: 'push-done'; remoteRef: string; digest: string; size?: number }
   /** The remote name could not be removed locally after the push; harmless, but worth a line. */
-  | { type: 'push-cleanup-failed'; remoteRef: string; reason: string };
+  | { type: 'push-cleanup-failed'; remoteRef: string; reason: string }
+  /** The registry refused the push's registry token: pushed again with the credentials. */
+  | { type: 'push-token-refused'; remoteRef: string };
 
 /** Pushes: four attempts, from a second up to fifteen (the engine already retries single layers itself). */
 export const PUSH_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 1000, maxDelayMs: 15_000 };
@@ -168,6 +170,13 @@ export async function pushImage(engine: ImageEngine, options: PushImageOptions):
         attempts++;
         emit({ type: 'push-start', remoteRef: options.remoteRef, attempt: attempts });
         let outcome = await pushOnce(engine, options, auth);
+        // A registry token the registry refused (another scope, expired, an engine that does not pass it on): the
+        // engine asks the registry's token realm with the credentials itself, as without one.
+        if (!outcome.ok && classifyPushError(outcome.message) === 'auth' && auth.registrytoken !== undefined) {
+          auth = withoutRegistryToken(auth);
+          emit({ type: 'push-token-refused', remoteRef: options.remoteRef });
+          outcome = await pushOnce(engine, options, auth);
+        }
         // Astro's registry takes the token with or without its `Bearer ` prefix; some registries take only one form.
         if (!outcome.ok && classifyPushError(outcome.message) === 'auth' && auth.password.startsWith('Bearer ')) {
           auth = { ...auth, password: auth.password.slice('Bearer '.length) };

@@ -65,13 +65,55 @@ export function registryHost(repository: string): string {
  * A remembered realm is asked for a token before the registry has challenged this run, so it must be one a challenge
  * could be trusted with: https, or http on this machine only.
  */
-function trustedRealm(realm: string): boolean {
+export function trustedRealm(realm: string): boolean {
   try {
     const url = new URL(realm);
     return url.protocol === 'https:' || (url.protocol === 'http:' && LOCAL_HOST.test(url.host));
   } catch {
     return false;
   }
+}
+
+/**
+ * A token from the registry's token realm (Docker's token protocol) for the repository `name` (without its host) and
+ * `actions` (`pull`, or `pull,push`), asked for with the credentials a push uses.
+ */
+export async function requestRegistryToken(input: {
+  challenge: RegistryChallenge;
+  name: string;
+  actions: string;
+  auth: { username: string; password: string };
+  fetch?: FetchPort;
+  signal?: AbortSignal;
+}): Promise<string> {
+  const fetch = input.fetch ?? nodeFetch;
+  const realm = new URL(input.challenge.realm);
+  if (input.challenge.service) realm.searchParams.set('service', input.challenge.service);
+  realm.searchParams.set('scope', `repository:${input.name}:${input.actions}`);
+  const basic = Buffer.from(`${input.auth.username}:${input.auth.password}`).toString('base64');
+  const answer = await fetch(realm.href, { headers: { authorization: `Basic ${basic}` }, signal: input.signal });
+  if (answer.status < 200 || answer.status >= 300) throw new Error(`the registry's token service answered ${answer.status}`);
+  const parsed = tokenSchema.parse(JSON.parse(await answer.text()), CHECKED_ONCE);
+  const bearer = parsed.token ?? parsed.access_token;
+  if (!bearer) throw new Error("the registry's token service sent no token");
+  return bearer;
+}
+
+/**
+ * A token to push `repository` (with its registry host) with, from the realm its registry challenged with last time
+ * (`challenge`, remembered): what the engine would otherwise ask for itself at the start of every push, on a
+ * connection of its own. Undefined without a trusted remembered realm, or when the realm does not give one.
+ */
+export async function requestPushToken(input: {
+  repository: string;
+  auth: { username: string; password: string };
+  challenge: RegistryChallenge | undefined;
+  fetch?: FetchPort;
+  signal?: AbortSignal;
+}): Promise<string | undefined> {
+  if (!input.challenge || !trustedRealm(input.challenge.realm)) return undefined;
+  const { name } = splitRepository(input.repository);
+  return requestRegistryToken({ ...input, challenge: input.challenge, name, actions: 'pull,push' }).catch(() => undefined);
 }
 
 /**
@@ -98,18 +140,8 @@ export async function inspectPushedImage(input: {
   const { name, origin } = splitRepository(input.repository);
   const base = `${origin}/v2/${name}`;
 
-  const token = async (challenge: RegistryChallenge): Promise<string> => {
-    const realm = new URL(challenge.realm);
-    if (challenge.service) realm.searchParams.set('service', challenge.service);
-    realm.searchParams.set('scope', `repository:${name}:pull`);
-    const basic = Buffer.from(`${input.auth.username}:${input.auth.password}`).toString('base64');
-    const tokenRes = await fetch(realm.href, { headers: { authorization: `Basic ${basic}` }, signal: input.signal });
-    if (!ok(tokenRes)) throw new Error(`the registry's token service answered ${tokenRes.status}`);
-    const parsed = tokenSchema.parse(await json(tokenRes), CHECKED_ONCE);
-    const bearer = parsed.token ?? parsed.access_token;
-    if (!bearer) throw new Error("the registry's token service sent no token");
-    return bearer;
-  };
+  const token = (challenge: RegistryChallenge): Promise<string> =>
+    requestRegistryToken({ challenge, name, actions: 'pull', auth: input.auth, fetch, signal: input.signal });
 
   let bearer: string | undefined;
   /** The registry challenged this run and its token was fetched: another 401 is the answer, not a new challenge. */

@@ -19,7 +19,16 @@ import { localSteps, sameBuild, type CommonDeployRequest, type DagBundle, type E
 import { comparePart, decide, describeWithContent, isDagFile, type PartComparison, type RecordedContent } from '../kernel/plan.js';
 import { PhaseRunner, settleBoth, type EarlyPhase, type Timings } from '../kernel/phases.js';
 import { explainFailure, interruptedDeploy, newReached } from '../kernel/reached.js';
-import { planSteps, prefetchDeployed, readDeployed, type DeployedState, type DeployPlan, type LocalContent, type PrefetchedDeployed } from './plan.js';
+import {
+  lastImageRepository,
+  planSteps,
+  prefetchDeployed,
+  readDeployed,
+  type DeployedState,
+  type DeployPlan,
+  type LocalContent,
+  type PrefetchedDeployed,
+} from './plan.js';
 import { chooseDeployment } from './select.js';
 import { pollUntilHealthy } from './wait.js';
 
@@ -64,6 +73,8 @@ export interface DeployPorts extends LocalDeployPorts {
     inspect: (repository: string, tag: string, signal: AbortSignal, deploymentId: string) => Promise<PushedImage | undefined>;
     /** The plan may read this Deployment's registry: open a connection to where it was read last time. Returns at once. */
     prepare?: (deploymentId: string) => void;
+    /** A token to push `repository` with (undefined: none could be had; the engine then asks with the credentials). */
+    pushToken?: (repository: string, signal: AbortSignal) => Promise<string | undefined>;
   };
 }
 
@@ -380,6 +391,21 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     const shipsBundle = dagDeploy && type !== 'IMAGE_ONLY';
     reached.image.ships = shipsImage;
     reached.dags.ships = shipsBundle;
+    // The push's registry token, asked for as early as its repository is known: the one this Deployment's images went
+    // to last time (the create's answer names it again), else the create's. The engine then skips asking the token
+    // realm itself, on a connection of its own, at the start of the push.
+    const pushTokens = new Map<string, Promise<string | undefined>>();
+    const pushToken = (repository: string): Promise<string | undefined> => {
+      let token = pushTokens.get(repository);
+      if (!token) {
+        token = ports.registry?.pushToken?.(repository, signal).catch(() => undefined) ?? Promise.resolve(undefined);
+        pushTokens.set(repository, token);
+      }
+      return token;
+    };
+    const lastRepository =
+      shipsImage && prefetched && deployment.id === req.deploymentId ? await prefetched.deploys.then(lastImageRepository, () => undefined) : undefined;
+    if (lastRepository) void pushToken(lastRepository);
     if (!shipsBundle) dropEarlyBundle();
     else ports.bundle.prepareUpload?.(deployment.id);
     // What the image is checked against (asked for early, above, unless --dags); used after the local checks.
@@ -456,10 +482,11 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
             throw new UserError('The platform did not say where to push the image (no imageRepository/imageTag).');
           const remoteRef = `${created.imageRepository}:${created.imageTag}`;
           const host = created.imageRepository.split('/')[0]!;
+          const registrytoken = ports.registry?.pushToken ? await pushToken(created.imageRepository) : undefined;
           const pushed = await ports.image.push({
             localRef: localRef!,
             remoteRef,
-            auth: { username: 'cli', password: session.token, serveraddress: host },
+            auth: { username: 'cli', password: session.token, serveraddress: host, ...(registrytoken ? { registrytoken } : {}) },
             signal,
           });
           reached.image.sent = true;

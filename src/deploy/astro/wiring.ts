@@ -128,6 +128,14 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
         await registryOrigins.remember(deploymentId, registryOrigin(repository));
         return image;
       },
+      pushToken: async (repository, tokenSignal) => {
+        const [{ requestPushToken, registryHost }, { rememberedChallenges }] = await Promise.all([
+          import('../../image/registry.js'),
+          import('../../image/registry-challenges.js'),
+        ]);
+        const challenge = await rememberedChallenges(path.join(env.cacheDir, 'registry-challenges.json')).read(registryHost(repository));
+        return requestPushToken({ repository, auth: { username: 'cli', password: session.token }, challenge, signal: tokenSignal });
+      },
       prepare: (deploymentId) => registryOrigins.prepare(deploymentId),
     },
   };

@@ -69,6 +69,8 @@ export interface RegistryCredentials {
   password: string;
   serveraddress: string;
   identitytoken?: string;
+  /** A bearer token for this push (image/engine/messages.ts RegistryAuth); the credentials above if it is refused. */
+  registrytoken?: string;
 }
 
 /** The platform-independent ports of a deploy. */

@@ -9,6 +9,17 @@ export interface RegistryAuth {
   password: string;
   /** Registry host (with port), e.g. `images.astronomer.cloud` or `127.0.0.1:5000`. */
   serveraddress: string;
+  /**
+   * A bearer token for the registry, already scoped to this push: Docker then sends it as it is instead of asking the
+   * registry's token realm with username and password first (a round trip, on a new connection, per push).
+   */
+  registrytoken?: string;
+}
+
+/** The credentials alone: what the engine gets where a registry token cannot be used. */
+export function withoutRegistryToken(auth: RegistryAuth): RegistryAuth {
+  const { registrytoken: _dropped, ...credentials } = auth;
+  return credentials;
 }
 
 /** One JSON message of the engine's build or push progress stream. */
@@ -34,7 +45,7 @@ export interface BuildSecret {
  * The engine decodes X-Registry-Auth with Go's padded URL-safe base64; Node's 'base64url' drops the padding, and
  * then, depending on the JSON's length, the engine silently reads no credentials at all.
  */
-export function encodeRegistryAuth(auth: RegistryAuth): string {
+export function encodeRegistryAuth(auth: Partial<RegistryAuth>): string {
   return Buffer.from(JSON.stringify(auth)).toString('base64').replaceAll('+', '-').replaceAll('/', '_');
 }
 

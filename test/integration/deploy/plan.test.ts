@@ -21,6 +21,7 @@ interface LoggedRequest {
   method: string;
   path: string;
   query?: Record<string, string | string[]>;
+  headers?: Record<string, string | string[]>;
   body?: unknown;
 }
 
@@ -306,6 +307,28 @@ describe('the deploy plan', () => {
     const third = await deploy([DAG_OFF, '--json'], dir, home);
     expect(third.code, third.stderr).toBe(0);
     expect(JSON.parse(third.stdout)).toMatchObject({ noop: true, plan: { deployed: { image: { recordedIn: 'image label' } } } });
+  });
+
+  it("pushes with a registry token of its own once the registry's realm is known: the engine asks the realm for nothing", async () => {
+    const dir = await project();
+    await fs.writeFile(path.join(dir, 'include', 'token.txt'), 'a change for this test\n');
+    const home = await freshHome();
+    const first = await deploy([DAG_OFF, '--json'], dir, home);
+    expect(first.code, first.stderr).toBe(0);
+    // A plan that reads the registry (the digests forgotten, as after another tool's deploy) learns its realm.
+    await forgetDigests((JSON.parse(first.stdout) as { deployId: string }).deployId);
+    expect((await deploy([DAG_OFF, '--json'], dir, home)).code).toBe(0);
+    await fs.writeFile(path.join(dir, 'include', 'token.txt'), 'another change\n');
+    const since = await mark();
+    const shipped = await deploy([DAG_OFF, '--json'], dir, home);
+    expect(shipped.code, shipped.stderr).toBe(0);
+    const doc = JSON.parse(shipped.stdout) as { type: string; image: { repository: string; digest: string } };
+    expect(doc).toMatchObject({ type: 'IMAGE_AND_DAG', image: { digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) } });
+    const tokens = (await requestsSince(since)).filter((r) => r.path === '/registry/token');
+    const name = doc.image.repository.slice(doc.image.repository.indexOf('/') + 1);
+    // The plan's own read (pull) and the push's token (pull,push), both astro's; none of the engine's.
+    expect(tokens.map((r) => r.query?.scope)).toEqual([`repository:${name}:pull`, `repository:${name}:pull,push`]);
+    for (const request of tokens) expect(String(request.headers?.['user-agent'] ?? '')).not.toMatch(/docker/i);
   });
 
   it("remembers the API's origin under the config home, and the next deploy connects there as it starts", async () => {

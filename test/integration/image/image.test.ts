@@ -13,6 +13,7 @@ import { inspectPrebuiltImage } from '../../../src/image/check.js';
 import { checkBuiltRuntimeImage } from '../../../src/image/runtime/preflight.js';
 import { createDockerEngine } from '../../../src/image/engine.js';
 import { pushImage, PUSH_AUTH_FAILED_MESSAGE, type PushProgressEvent } from '../../../src/image/push.js';
+import { requestPushToken } from '../../../src/image/registry.js';
 import { notRuntimeImageNameMessage, RUNTIME_VERSION_LABEL } from '../../../src/image/runtime/rules.js';
 import { buildShellBaseImage, docker, DOCKER_SOCKET, listImageFiles, removeImages, removeImagesOfRun, uniqueName } from './docker.js';
 import { fetchImageConfig, startTestRegistry, type TestRegistry } from './registry.js';
@@ -226,6 +227,53 @@ describe('build and push', () => {
     const failure = await buildProjectImage(engine, { projectDir: dir, tag: image('secrets-wrong'), secrets: wrong, noCache: true }).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(ImageBuildError);
     expect((failure as ImageBuildError).failedStep?.instruction).toContain('RUN --mount=type=secret,id=pip_token');
+  });
+});
+
+describe('a registry token for the push', () => {
+  it('is sent as it is: the engine asks the token realm for nothing, and the registry holds the pushed manifest', async () => {
+    const dir = await writeProject('push-token', astroProject());
+    const local = image('push-token');
+    await buildProjectImage(engine, { projectDir: dir, tag: local });
+    const repository = `${registry.host}/token-ns/airflow`;
+    const credentials = { username: 'cli', password: `Bearer ${registry.token}` };
+    const registrytoken = await requestPushToken({ repository, auth: credentials, challenge: registry.challenge });
+    expect(registrytoken).toEqual(expect.any(String));
+    const asked = registry.tokenRequests.length;
+    expect(registry.tokenRequests.at(-1)).toEqual({ user: 'cli', scope: 'repository:token-ns/airflow:pull,push', granted: true });
+    const events: PushProgressEvent[] = [];
+    const pushed = await pushImage(engine, {
+      localRef: local,
+      remoteRef: `${repository}:deploy-1`,
+      auth: { ...credentials, serveraddress: registry.host, registrytoken: registrytoken! },
+      onProgress: (e) => events.push(e),
+    });
+    await pushed.untagged;
+    expect(registry.tokenRequests.length).toBe(asked);
+    expect(events.map((e) => e.type)).not.toContain('push-token-refused');
+    const manifest = await registry.get('/v2/token-ns/airflow/manifests/deploy-1', 'application/vnd.docker.distribution.manifest.v2+json');
+    expect(manifest.headers['docker-content-digest']).toBe(pushed.digest);
+  });
+
+  it('one the registry refuses (scoped to another repository) costs one attempt: the push goes on with the credentials', async () => {
+    const dir = await writeProject('push-token-refused', astroProject());
+    const local = image('push-token-refused');
+    await buildProjectImage(engine, { projectDir: dir, tag: local });
+    const credentials = { username: 'cli', password: `Bearer ${registry.token}` };
+    const elsewhere = await requestPushToken({ repository: `${registry.host}/other-ns/airflow`, auth: credentials, challenge: registry.challenge });
+    const events: PushProgressEvent[] = [];
+    const pushed = await pushImage(engine, {
+      localRef: local,
+      remoteRef: `${registry.host}/refused-ns/airflow:deploy-1`,
+      auth: { ...credentials, serveraddress: registry.host, registrytoken: elsewhere! },
+      onProgress: (e) => events.push(e),
+    });
+    await pushed.untagged;
+    expect(events.filter((e) => e.type === 'push-token-refused')).toHaveLength(1);
+    // The second attempt asked the realm itself, with the credentials, for this repository.
+    expect(registry.tokenRequests.some((r) => r.scope?.startsWith('repository:refused-ns/airflow:') && r.granted)).toBe(true);
+    const manifest = await registry.get('/v2/refused-ns/airflow/manifests/deploy-1', 'application/vnd.docker.distribution.manifest.v2+json');
+    expect(manifest.headers['docker-content-digest']).toBe(pushed.digest);
   });
 });
 

@@ -23,6 +23,8 @@ export interface TestRegistry {
   host: string;
   /** The password the token server accepts for user `cli` (prefixed or not with `Bearer `). */
   token: string;
+  /** What the registry's Bearer challenge names: its token realm and service. */
+  challenge: { realm: string; service: string };
   /** Kills the registry process (storage is kept) and starts it again on the same port. */
   restart(options?: { downMs?: number }): Promise<void>;
   kill(): Promise<void>;
@@ -191,6 +193,7 @@ export async function startTestRegistry(): Promise<TestRegistry> {
   return {
     host,
     token,
+    challenge: { realm: `http://127.0.0.1:${tokenPort}/token`, service: SERVICE },
     tokenRequests,
     start,
     kill,

@@ -308,6 +308,47 @@ describe('deployToAstro', () => {
     }
   });
 
+  it("asks for the push's registry token before the create, for the repository the last image went to, and pushes with it", async () => {
+    const plan = {
+      imageInputs: async () => ({ digest: 'd'.repeat(64), contextBytes: 1, contextFiles: 1 }),
+      dagsDigest: async () => 'e'.repeat(64),
+      changedFiles: async () => undefined,
+    };
+    const run = async (lastRepository: string | undefined, tokens: Record<string, string | undefined>) => {
+      const s = setup(deployment(), { plan });
+      const pushes: { registrytoken?: string }[] = [];
+      s.ports.controlPlane = {
+        ...s.ports.controlPlane,
+        listDeploys: async () =>
+          lastRepository ? [{ id: 'old', type: 'IMAGE_AND_DAG', status: 'DEPLOYED', imageRepository: lastRepository, imageTag: 'deploy-2025' } as never] : [],
+      };
+      s.ports.registry = {
+        inspect: async () => undefined,
+        pushToken: async (repository) => {
+          s.calls.push(`push-token:${repository}`);
+          return tokens[repository];
+        },
+      };
+      const push = s.ports.image.push;
+      s.ports.image = { ...s.ports.image, push: async (input) => (pushes.push(input.auth), push(input)) };
+      await deployToAstro(base, s.ports);
+      return { calls: s.calls, pushes };
+    };
+    const created = '127.0.0.1:5000/cosmic-planet-1234/airflow';
+    const same = await run(created, { [created]: 'scoped' });
+    expect(same.calls.filter((c) => c.startsWith('push-token'))).toEqual([`push-token:${created}`]);
+    expect(same.calls.indexOf(`push-token:${created}`)).toBeLessThan(same.calls.indexOf('create:IMAGE_AND_DAG'));
+    expect(same.pushes).toEqual([expect.objectContaining({ username: 'cli', password: 'Bearer t', registrytoken: 'scoped' })]);
+
+    // The create names another repository: its token is asked for then; none to be had pushes with the credentials.
+    const moved = await run('127.0.0.1:5000/old-name/airflow', { [created]: 'for-created' });
+    expect(moved.calls.filter((c) => c.startsWith('push-token'))).toEqual(['push-token:127.0.0.1:5000/old-name/airflow', `push-token:${created}`]);
+    expect(moved.pushes[0]!.registrytoken).toBe('for-created');
+    const none = await run(undefined, {});
+    expect(none.calls.filter((c) => c.startsWith('push-token'))).toEqual([`push-token:${created}`]);
+    expect(none.pushes[0]).not.toHaveProperty('registrytoken');
+  });
+
   it('an early bundle that fails does not stop a deploy that ships no bundle, and stops one that does', async () => {
     const broken = { create: async () => Promise.reject(new UserError('bundle validation failed: symlink dags/x points outside')) };
     const off = setup(deployment({ isDagDeployEnabled: false }));

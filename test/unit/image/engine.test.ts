@@ -249,6 +249,33 @@ describe('createDockerEngine over a socket', () => {
     expect(JSON.parse(Buffer.from(seen.auth!, 'base64url').toString())).toEqual(auth);
   });
 
+  it('sends a registry token alone to Docker, and the credentials alone to Podman', async () => {
+    for (const podman of [false, true]) {
+      let auth = '';
+      const socketPath = await fakeDaemon((req, res) => {
+        if (req.url?.endsWith('/_ping')) {
+          res.writeHead(200, { 'api-version': '1.41', ...(podman ? { 'libpod-api-version': '4.3.1', server: 'Libpod/4.3.1 (linux)' } : {}) });
+          res.end('OK');
+          return;
+        }
+        auth = req.headers['x-registry-auth'] as string;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"aux":{"Digest":"sha256:1"}}\r\n');
+      });
+      const engine = createDockerEngine({ socketPath });
+      await engine.ping();
+      const credentials = { username: 'cli', password: 'Bearer api-token', serveraddress: 'r.example:5000' };
+      await collect(engine.push('r.example:5000/ns/airflow:t-1', { ...credentials, registrytoken: 'scoped' }));
+      expect(JSON.parse(Buffer.from(auth, 'base64url').toString())).toEqual(
+        podman ? credentials : { serveraddress: 'r.example:5000', registrytoken: 'scoped' },
+      );
+      if (!podman) {
+        await new Promise<void>((resolve) => server!.close(() => resolve()));
+        await fs.rm(dir!, { recursive: true, force: true });
+      }
+    }
+  });
+
   it('passes the build options as query parameters and reports engine errors with their message', async () => {
     let url = '';
     const socketPath = await fakeDaemon((req, res) => {

@@ -135,6 +135,33 @@ describe('pushImage', () => {
     expect(pushed.digest).toBe(DIGEST);
   });
 
+  it('pushes with a registry token when given one, and with the credentials alone once the registry refuses it', async () => {
+    const withToken = { ...AUTH, registrytoken: 'scoped-token' };
+    const accepted = engineWithImage();
+    accepted.pushScript = () => success;
+    expect((await pushImage(accepted, { localRef: LOCAL, remoteRef: REMOTE, auth: withToken })).digest).toBe(DIGEST);
+    expect(accepted.pushAuths).toEqual([withToken]);
+
+    const refused = engineWithImage();
+    refused.pushScript = (_attempt, auth) => (auth.registrytoken ? [{ error: 'unauthorized: authentication required' }] : success);
+    const events: PushProgressEvent[] = [];
+    const pushed = await pushImage(refused, { localRef: LOCAL, remoteRef: REMOTE, auth: withToken, onProgress: (e) => events.push(e) });
+    expect(pushed).toMatchObject({ digest: DIGEST, attempts: 1 });
+    expect(refused.pushAuths).toEqual([withToken, AUTH]);
+    expect(events).toContainEqual({ type: 'push-token-refused', remoteRef: REMOTE });
+
+    // Refused with the credentials too: the usual 403, after both forms of the password.
+    const denied = engineWithImage();
+    denied.pushScript = () => [{ error: 'denied: requested access to the resource is denied' }];
+    const error = await pushImage(denied, { localRef: LOCAL, remoteRef: REMOTE, auth: withToken, retry: noJitter }).catch((e: unknown) => e);
+    expect((error as Error).message).toBe(PUSH_AUTH_FAILED_MESSAGE);
+    expect(denied.pushAuths.map((a) => [a.password, a.registrytoken])).toEqual([
+      ['Bearer tok', 'scoped-token'],
+      ['Bearer tok', undefined],
+      ['tok', undefined],
+    ]);
+  });
+
   it('fails at once on errors retrying cannot fix', async () => {
     const engine = engineWithImage();
     engine.pushScript = () => [{ error: 'manifest invalid: manifest invalid' }];

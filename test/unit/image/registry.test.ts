@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { rememberedChallenges } from '../../../src/image/registry-challenges.js';
-import { inspectPushedImage, type RegistryChallenge } from '../../../src/image/registry.js';
+import { inspectPushedImage, requestPushToken, type RegistryChallenge } from '../../../src/image/registry.js';
 
 // A registry that answers like docker-registry behind a token realm: 401 with a Bearer challenge, then the manifest
 // (an index for `multi`), then the config blob. It records what it was asked.
@@ -129,6 +129,29 @@ describe('inspectPushedImage', () => {
         inspectPushedImage({ repository: `${host}/org/airflow`, tag: 'single', auth: { username: 'cli', password: 'wrong' }, challenge: remembered() }),
       ).rejects.toThrow(/token service answered 401/);
     });
+  });
+});
+
+describe('requestPushToken', () => {
+  const auth = { username: 'cli', password: 'secret' };
+  const repository = () => `${host}/org/airflow`;
+
+  it("asks the remembered realm for the repository's pull and push scope with the push's credentials", async () => {
+    seen.length = 0;
+    const token = await requestPushToken({ repository: repository(), auth, challenge: { realm: `http://${host}/token`, service: 'test-registry' } });
+    expect(token).toBe('pull-token');
+    expect(seen).toEqual(['GET /token?repository:org/airflow:pull,push']);
+  });
+
+  it('gives none without a remembered realm, for one a challenge could not be trusted with, or when the realm refuses', async () => {
+    seen.length = 0;
+    expect(await requestPushToken({ repository: repository(), auth, challenge: undefined })).toBeUndefined();
+    expect(await requestPushToken({ repository: repository(), auth, challenge: { realm: 'http://registry.example.invalid/token' } })).toBeUndefined();
+    expect(seen).toEqual([]);
+    expect(
+      await requestPushToken({ repository: repository(), auth: { ...auth, password: 'wrong' }, challenge: { realm: `http://${host}/token` } }),
+    ).toBeUndefined();
+    expect(await requestPushToken({ repository: repository(), auth, challenge: { realm: `http://${host}/moved-token` } })).toBeUndefined();
   });
 });
 
