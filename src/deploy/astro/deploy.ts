@@ -391,9 +391,9 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     const shipsBundle = dagDeploy && type !== 'IMAGE_ONLY';
     reached.image.ships = shipsImage;
     reached.dags.ships = shipsBundle;
-    // The push's registry token, asked for as early as its repository is known: the one this Deployment's images went
-    // to last time (the create's answer names it again), else the create's. The engine then skips asking the token
-    // realm itself, on a connection of its own, at the start of the push.
+    // The push's registry token, asked for while the deploy is created, for the repository this Deployment's images
+    // went to last time (the create's answer names it again), else once the create names it. The engine then skips
+    // asking the token realm itself, on a connection of its own, at the start of the push.
     const pushTokens = new Map<string, Promise<string | undefined>>();
     const pushToken = (repository: string): Promise<string | undefined> => {
       let token = pushTokens.get(repository);
@@ -405,7 +405,6 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     };
     const lastRepository =
       shipsImage && prefetched && deployment.id === req.deploymentId ? await prefetched.deploys.then(lastImageRepository, () => undefined) : undefined;
-    if (lastRepository) void pushToken(lastRepository);
     if (!shipsBundle) dropEarlyBundle();
     else ports.bundle.prepareUpload?.(deployment.id);
     // What the image is checked against (asked for early, above, unless --dags); used after the local checks.
@@ -473,7 +472,10 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
       ...(git?.metadata ? { git: git.metadata } : {}),
       ...(req.dagBundleName !== undefined ? { dagBundleName: req.dagBundleName } : {}),
     };
-    const created: Deploy = await runner.run('create', () => controlPlane.createDeploy(session.organizationId, deployment.id, createBody, signal));
+    const creating = runner.run('create', () => controlPlane.createDeploy(session.organizationId, deployment.id, createBody, signal));
+    // Once the create is on its way (nothing of the token's work before it), its round trip covering the token's.
+    if (lastRepository) void pushToken(lastRepository);
+    const created: Deploy = await creating;
     reached.deployId = created.id;
 
     const pushTask = shipsImage

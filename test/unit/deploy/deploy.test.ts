@@ -308,7 +308,7 @@ describe('deployToAstro', () => {
     }
   });
 
-  it("asks for the push's registry token before the create, for the repository the last image went to, and pushes with it", async () => {
+  it("asks for the push's registry token while the deploy is created, for the repository the last image went to, and pushes with it", async () => {
     const plan = {
       imageInputs: async () => ({ digest: 'd'.repeat(64), contextBytes: 1, contextFiles: 1 }),
       dagsDigest: async () => 'e'.repeat(64),
@@ -337,7 +337,7 @@ describe('deployToAstro', () => {
     const created = '127.0.0.1:5000/cosmic-planet-1234/airflow';
     const same = await run(created, { [created]: 'scoped' });
     expect(same.calls.filter((c) => c.startsWith('push-token'))).toEqual([`push-token:${created}`]);
-    expect(same.calls.indexOf(`push-token:${created}`)).toBeLessThan(same.calls.indexOf('create:IMAGE_AND_DAG'));
+    expect(same.calls.indexOf(`push-token:${created}`)).toBe(same.calls.indexOf('create:IMAGE_AND_DAG') + 1);
     expect(same.pushes).toEqual([expect.objectContaining({ username: 'cli', password: 'Bearer t', registrytoken: 'scoped' })]);
 
     // The create names another repository: its token is asked for then; none to be had pushes with the credentials.
