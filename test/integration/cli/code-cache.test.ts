@@ -74,6 +74,21 @@ describe('the code cache of bin/astro.js', () => {
     await fs.rm(cacheDir);
   });
 
+  it('a DAG-only deploy has its own cache, apart from the one other deploys make', async () => {
+    await fs.rm(cacheDir, { recursive: true, force: true });
+    const version = process.version.replace(/\./g, '\\.');
+    // Outside a project both stop early; what they compiled is kept all the same, each under its own name.
+    const dagsOnly = astro('deploy', 'some-deployment', '--dags');
+    const full = astro('deploy', 'some-deployment');
+    expect(dagsOnly.code).not.toBe(0);
+    expect(full.code).not.toBe(0);
+    const caches = (await fs.readdir(cacheDir)).filter((f) => f.endsWith('.v8')).sort();
+    expect(caches).toHaveLength(2);
+    expect(caches[0]).toMatch(new RegExp(`^deploy-dags-${version}-`));
+    expect(caches[1]).toMatch(new RegExp(`^deploy-${version}-`));
+    expect(astro('deploy', 'some-deployment', '--dags')).toEqual(dagsOnly);
+  });
+
   it('a new build (other size or time) does not use the old cache', async () => {
     astro('version');
     const before = await fs.readdir(cacheDir);
