@@ -149,7 +149,6 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
   }
 }
 
-/** The process's working directory; a clear refusal when it was deleted or moved away under the shell. */
 /** The process's own streams; stdin only when something reads it (Node makes a stream object for it on first use). */
 function processStreams(): Streams {
   return {
@@ -161,6 +160,7 @@ function processStreams(): Streams {
   };
 }
 
+/** The process's working directory; a clear refusal when it was deleted or moved away under the shell. */
 function workingDirectory(): string {
   try {
     return process.cwd();

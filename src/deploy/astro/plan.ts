@@ -31,12 +31,12 @@ function part(deploy: Deploy, which: 'image' | 'dags'): DeployedPart {
   };
 }
 
-/** The newest finished deploy that shipped an image: the one whose image the Deployment runs, unless rolled back. */
 /** The repository this Deployment's images were last pushed to, by its deploy list. */
 export function lastImageRepository(deploys: Deploy[]): string | undefined {
   return newestImageDeploy(deploys)?.imageRepository || undefined;
 }
 
+/** The newest finished deploy that shipped an image: the one whose image the Deployment runs, unless rolled back. */
 function newestImageDeploy(deploys: Deploy[]): Deploy | undefined {
   return deploys.find((d) => d.status === 'DEPLOYED' && d.type !== 'DAG_ONLY');
 }

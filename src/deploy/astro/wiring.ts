@@ -49,6 +49,11 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
     out.debug(`No early connection to the blob store: ${String(error)}`),
   );
   const registryOrigins = rememberedOrigins(path.join(env.cacheDir, 'registry-origins.json'));
+  // The registry's client and the challenges its realms sent, loaded by the image path only.
+  const registryReads = async () => {
+    const [registry, { rememberedChallenges }] = await Promise.all([import('../../image/registry.js'), import('../../image/registry-challenges.js')]);
+    return { registry, challenges: rememberedChallenges(path.join(env.cacheDir, 'registry-challenges.json')) };
+  };
 
   return {
     session,
@@ -109,14 +114,10 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
 
     registry: {
       inspect: async (repository, tag, registrySignal, deploymentId) => {
-        const [{ inspectPushedImage, registryOrigin, registryHost }, { rememberedChallenges }] = await Promise.all([
-          import('../../image/registry.js'),
-          import('../../image/registry-challenges.js'),
-        ]);
-        const challenges = rememberedChallenges(path.join(env.cacheDir, 'registry-challenges.json'));
-        const host = registryHost(repository);
+        const { registry, challenges } = await registryReads();
+        const host = registry.registryHost(repository);
         let challenged: RegistryChallenge | undefined;
-        const image = await inspectPushedImage({
+        const image = await registry.inspectPushedImage({
           repository,
           tag,
           auth: { username: 'cli', password: session.token },
@@ -125,16 +126,13 @@ export function createDeployPorts(input: WiringInput): DeployPorts {
           onChallenge: (challenge) => (challenged = challenge),
         });
         if (challenged) await challenges.remember(host, challenged);
-        await registryOrigins.remember(deploymentId, registryOrigin(repository));
+        await registryOrigins.remember(deploymentId, registry.registryOrigin(repository));
         return image;
       },
       pushToken: async (repository, tokenSignal) => {
-        const [{ requestPushToken, registryHost }, { rememberedChallenges }] = await Promise.all([
-          import('../../image/registry.js'),
-          import('../../image/registry-challenges.js'),
-        ]);
-        const challenge = await rememberedChallenges(path.join(env.cacheDir, 'registry-challenges.json')).read(registryHost(repository));
-        return requestPushToken({ repository, auth: { username: 'cli', password: session.token }, challenge, signal: tokenSignal });
+        const { registry, challenges } = await registryReads();
+        const challenge = await challenges.read(registry.registryHost(repository));
+        return registry.requestPushToken({ repository, auth: { username: 'cli', password: session.token }, challenge, signal: tokenSignal });
       },
       prepare: (deploymentId) => registryOrigins.prepare(deploymentId),
     },
