@@ -65,7 +65,7 @@ export function registryHost(repository: string): string {
  * A remembered realm is asked for a token before the registry has challenged this run, so it must be one a challenge
  * could be trusted with: https, or http on this machine only.
  */
-export function trustedRealm(realm: string): boolean {
+function trustedRealm(realm: string): boolean {
   try {
     const url = new URL(realm);
     return url.protocol === 'https:' || (url.protocol === 'http:' && LOCAL_HOST.test(url.host));
