@@ -1,14 +1,15 @@
-// astro against Astronomer's CLI (the Go binary named by ASTRO_PEER_BIN, built from its public source; never part
-// of this repo), interleaved, on the same local platform, parse skipped on both (ASTRONOMER_SKIP_PARSE=1):
-// `--help`, `deploy --dags` of the example project and of 1,000 DAG files, and a full image deploy with a warm build
-// cache; then the deploy rows again with 25 ms each way in front of the API, the registry and the blob store
-// (bench/scripts/peer-platform.ts). Beside each total: the median per-phase timings of ours (--json timings) and the
-// requests each CLI made on that path (the platform's request log), and Node's bare start (`node -e 0`) timed in the
-// same loop, with ours less it against theirs, and how long the platform was busy with each CLI's requests (Node's
-// bare start plus ours is a floor no code of ours can go below), and on the DAG-only rows the least a Node program does
-// on that path (bench/scripts/node-floor.cjs). Both CLIs run without NODE_EXTRA_CA_CERTS (see below).
-// Targets: <= 1.0x, and <= 0.8x on the WAN rows.
-// Requires `npm run build` and a provisioned machine (Docker engine, registry, Azurite, the stand-in Runtime image).
+// astro against Astronomer's CLI (the Go binary named by ASTRO_PEER_BIN, built from its public source; never part of
+// this repo), interleaved, on the same local platform, parse skipped on both (ASTRONOMER_SKIP_PARSE=1): `--help`,
+// `deploy --dags` of the example project and of 1,000 DAG files, and a full image deploy with a warm build cache, of
+// the project unchanged and with one file changed before each run (a new image for both CLIs); then the deploy rows
+// again with 25 ms each way in front of the API, the registry and the blob store (bench/scripts/peer-platform.ts).
+// Beside each total: the median per-phase timings of ours (--json timings) and the requests each CLI made on that path
+// (the platform's request log), and Node's bare start (`node -e 0`) timed in the same loop, with ours less it against
+// theirs, and how long the platform was busy with each CLI's requests (Node's bare start plus ours is a floor no code
+// of ours can go below), and on the DAG-only rows the least a Node program does on that path
+// (bench/scripts/node-floor.cjs). Both CLIs run without NODE_EXTRA_CA_CERTS (see below). Targets: <= 1.0x, and <= 0.8x
+// on the WAN rows. Requires `npm run build` and a provisioned machine (Docker engine, registry, Azurite, the stand-in
+// Runtime image).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -29,6 +30,8 @@ interface Side {
   args: string[];
   env: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Called before each run, outside its time (e.g. a project file changed, so that the image changes). */
+  before?: () => void;
 }
 
 async function startPlatform(wanMs: number): Promise<{ platform: PeerPlatform; stop: () => Promise<void> }> {
@@ -55,6 +58,7 @@ async function startPlatform(wanMs: number): Promise<{ platform: PeerPlatform; s
 }
 
 function runOnce(side: Side): { ms: number; stdout: string } {
+  side.before?.();
   const start = process.hrtime.bigint();
   const result = spawnSync(side.command, side.args, {
     cwd: side.cwd,
@@ -197,6 +201,11 @@ export default async function run(): Promise<Comparison[]> {
     fs.cpSync(path.resolve('fixtures/example-project'), example, { recursive: true });
     // Astronomer's CLI adds `--pull` for an astrocrpublic FROM line, which the stand-in Runtime image cannot satisfy.
     fs.writeFileSync(path.join(example, 'Dockerfile'), `FROM --platform=linux/amd64 ${provisioned().RUNTIME_IMAGE}\n`);
+    // A project whose image changes on every run (one file in include/), for both CLIs: the engine pushes a new layer.
+    const changing = path.join(work, 'changing');
+    fs.cpSync(example, changing, { recursive: true });
+    let changes = 0;
+    const changeOneFile = () => fs.writeFileSync(path.join(changing, 'include', 'changed.txt'), `run ${++changes} ${process.pid}\n`);
     const thousand = path.join(work, 'thousand');
     fs.cpSync(example, thousand, { recursive: true });
     fs.rmSync(path.join(thousand, 'dags'), { recursive: true });
@@ -251,24 +260,29 @@ export default async function run(): Promise<Comparison[]> {
           path.join(theirHome, '.astro', 'config.yaml'),
           `context: localhost\ncontexts:\n  localhost:\n    domain: localhost\n    workspace: ${WORKSPACE}\nlocal:\n  core: ${platform.apiUrl}\n  registry: ${platform.registryHost}\n`,
         );
+        const before = (cwd: string) => (cwd === changing ? { before: changeOneFile } : {});
         const ours = (cwd: string, extra: string[]): Side => ({
           command: process.execPath,
           args: [bin, 'deploy', DEPLOYMENT, ...extra, '--json'],
           cwd,
           env: { ...common, ASTRO_HOME: ourHome, ASTRO_API_TOKEN: token, ASTRO_CACHE_DIR: path.join(ourHome, 'cache') },
+          ...before(cwd),
         });
         const theirs = (cwd: string, extra: string[]): Side => ({
           command: peer,
           args: ['deploy', DEPLOYMENT, ...extra],
           cwd,
           env: { ...common, HOME: theirHome, ASTRO_API_TOKEN: token },
+          ...before(cwd),
         });
         const where = wanMs > 0 ? `, WAN (+${wanMs} ms each way)` : '';
         const target = wanMs > 0 ? 0.8 : 1.0;
         const rows: [string, string, string[]][] = [
           [`deploy --dags, example project (2 DAGs)${where}`, example, ['--dags']],
           [`deploy --dags, 1,000 DAG files${where}`, thousand, ['--dags']],
+          // Unchanged: astro's earlier push of this very image is remembered, so the registry only gets the new tag.
           [`full image deploy, warm build cache${where}`, example, ['-f']],
+          [`full image deploy, one file changed${where}`, changing, ['-f']],
         ];
         for (const [name, cwd, extra] of rows) {
           try {

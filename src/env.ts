@@ -45,6 +45,11 @@ export interface AstroEnv {
   /** DOCKER_CONFIG, else `~/.docker`: where `config.json` names the user's registry credentials and helpers. */
   dockerConfigDir: string;
   /**
+   * DOCKER_BUILDKIT, as the Docker CLI reads it: false (0, false, no, off) builds with the engine's classic builder,
+   * true with BuildKit; unset, BuildKit wherever the engine has it (image/engine.ts chooseBuilder).
+   */
+  dockerBuilder?: 'buildkit' | 'classic';
+  /**
    * The raw environment, for the few consumers that pass an allowlist of it on (parse sandbox, git) and for engine
    * resolution (DOCKER_HOST, DOCKER_CONTEXT, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH: src/image/connect.ts).
    */
@@ -52,6 +57,14 @@ export interface AstroEnv {
 }
 
 const TRUTHY = new Set(['true', '1', 'yes', 'y', 'on']);
+const FALSY = new Set(['false', '0', 'no', 'n', 'off']);
+
+function dockerBuilder(value: string | undefined): Pick<AstroEnv, 'dockerBuilder'> {
+  const word = value?.trim().toLowerCase() ?? '';
+  if (TRUTHY.has(word)) return { dockerBuilder: 'buildkit' };
+  if (FALSY.has(word)) return { dockerBuilder: 'classic' };
+  return {};
+}
 
 export function isTruthy(value: string | undefined): boolean {
   return value !== undefined && TRUTHY.has(value.trim().toLowerCase());
@@ -98,6 +111,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): AstroEnv {
     parsePython: nonEmpty(env.ASTRO_PARSE_PYTHON),
     parseStandby: nonEmpty(env.ASTRO_PARSE_STANDBY),
     dockerConfigDir: path.resolve(nonEmpty(env.DOCKER_CONFIG) ?? path.join(nonEmpty(env.HOME) ?? os.homedir(), '.docker')),
+    ...dockerBuilder(env.DOCKER_BUILDKIT),
     raw: { ...env },
   };
 }

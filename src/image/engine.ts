@@ -64,8 +64,13 @@ export interface EngineBuildRequest {
   pull?: boolean;
   /** When non-empty the build runs on the engine's BuildKit builder with a session that serves these secrets. */
   secrets?: BuildSecret[];
+  /** The builder (chooseBuilder); BuildKit whenever there are secrets. */
+  builder?: Builder;
   signal?: AbortSignal;
 }
+
+/** The engine's builders: BuildKit (`version=2`), or the classic one, which runs every LABEL as a container of its own. */
+export type Builder = 'buildkit' | 'classic';
 
 export interface ImageDetails {
   id: string;
@@ -94,6 +99,11 @@ export interface ImageEngine {
   readonly where: string;
   /** Checks that the engine answers; throws a UserError saying how to start it when it does not. */
   ping(signal?: AbortSignal): Promise<EngineInfo>;
+  /**
+   * The builder a build without secrets gets: `wanted` when given (classic on Podman, which has no BuildKit API),
+   * else BuildKit on a Docker engine that has it (API 1.39 and later), else classic.
+   */
+  chooseBuilder(wanted?: Builder, signal?: AbortSignal): Promise<Builder>;
   /** Starts a build and yields every message of its progress stream, errors included. */
   build(request: EngineBuildRequest): AsyncIterable<EngineMessage>;
   /** The local image, or undefined when the engine has no image of that name. */
@@ -186,8 +196,17 @@ class DockerEngine implements ImageEngine {
     return this.info;
   }
 
+  async chooseBuilder(wanted?: Builder, signal?: AbortSignal): Promise<Builder> {
+    const { kind, apiVersion } = this.info ?? (await this.ping(signal));
+    if (kind === 'podman') return 'classic';
+    if (wanted) return wanted;
+    const [major = 0, minor = 0] = apiVersion.split('.').map(Number);
+    return major > 1 || (major === 1 && minor >= 39) ? 'buildkit' : 'classic';
+  }
+
   async *build(request: EngineBuildRequest): AsyncGenerator<EngineMessage> {
     const secrets = request.secrets ?? [];
+    const builder = secrets.length > 0 ? 'buildkit' : (request.builder ?? 'classic');
     if (secrets.length > 0) {
       // Podman would build without them (no BuildKit session): refused before any byte of the context is sent.
       const kind = (this.info ?? (await this.ping(request.signal))).kind;
@@ -217,8 +236,11 @@ class DockerEngine implements ImageEngine {
             cause: error,
           });
         }
-        query.version = '2';
         query.session = session.id;
+      }
+      if (builder === 'buildkit') {
+        // Without secrets no session is needed: the context travels as the request's body, as for the classic one.
+        query.version = '2';
         translate = createBuildkitTranslator();
       }
       const response = await this.t.send({ method: 'POST', path: '/build', query, body: request.context, signal: request.signal });

@@ -1,9 +1,11 @@
 /**
- * Read-only registry calls (Docker Registry HTTP API v2): the manifest digest and the labels of a pushed image, which
- * the Astro API does not return with a deploy. Authenticates the way `docker pull` does: the registry's Bearer
- * challenge, answered by its token realm with the same credentials a push uses, for a pull scope only. Requests go
- * through the API clients' node:http fetch (kept-alive connections; the global fetch compiles undici first).
+ * Registry calls of the Docker Registry HTTP API v2: the manifest digest and the labels of a pushed image, which the
+ * Astro API does not return with a deploy, and a new tag for a manifest the registry already holds (a redeploy of an
+ * image it has). Authenticates the way `docker pull` and `docker push` do: the registry's Bearer challenge, answered
+ * by its token realm with the same credentials a push uses, for the scope the call needs. Requests go through the API
+ * clients' node:http fetch (kept-alive connections; the global fetch compiles undici first).
  */
+import { createHash } from 'node:crypto';
 import * as z from 'zod';
 import { nodeFetch, type FetchAnswer, type FetchPort } from '../platform/http.js';
 import { CHECKED_ONCE } from '../util/checked-once.js';
@@ -116,14 +118,66 @@ export async function requestPushToken(input: {
   return requestRegistryToken({ ...input, challenge: input.challenge, name, actions: 'pull,push' }).catch(() => undefined);
 }
 
+/** What an authenticated request to one repository sends beyond the method and the path. */
+interface RepositoryRequest {
+  accept?: string;
+  contentType?: string;
+  body?: string;
+}
+
+/**
+ * Requests to one repository (`host/name`) the way `docker pull` and `docker push` authenticate: the registry's
+ * Bearer challenge answered by its token realm with the push's credentials, for `actions`. `bearer`: a token already
+ * had for this repository and actions, sent first. `challenge`: the one this registry sent last time (remembered by
+ * the caller), whose token is asked for first, saving the unauthenticated request that would only fetch the
+ * challenge again. Either refused, the registry's own challenge is answered once. `onChallenge` hears a challenge
+ * the registry sent this run, for the caller to remember.
+ */
+function repositoryClient(input: {
+  repository: string;
+  actions: string;
+  auth: { username: string; password: string };
+  bearer?: string;
+  challenge?: RegistryChallenge;
+  onChallenge?: (challenge: RegistryChallenge) => void;
+  fetch?: FetchPort;
+  signal?: AbortSignal;
+}): { base: string; send: (method: string, path: string, request?: RepositoryRequest) => Promise<FetchAnswer> } {
+  const fetch = input.fetch ?? nodeFetch;
+  const { name, origin } = splitRepository(input.repository);
+  const base = `${origin}/v2/${name}`;
+  const token = (challenge: RegistryChallenge): Promise<string> =>
+    requestRegistryToken({ challenge, name, actions: input.actions, auth: input.auth, fetch, signal: input.signal });
+
+  let bearer: Promise<string | undefined> | undefined = input.bearer !== undefined ? Promise.resolve(input.bearer) : undefined;
+  if (bearer === undefined && input.challenge && trustedRealm(input.challenge.realm)) bearer = token(input.challenge).catch(() => undefined);
+  /** The registry challenged this run and its token was fetched: another 401 is the answer, not a new challenge. */
+  let challenged = false;
+
+  const send = async (method: string, path: string, request: RepositoryRequest = {}): Promise<FetchAnswer> => {
+    const headers: Record<string, string> = {};
+    if (request.accept) headers.accept = request.accept;
+    if (request.contentType) headers['content-type'] = request.contentType;
+    const current = await bearer;
+    if (current) headers.authorization = `Bearer ${current}`;
+    const url = `${base}/${path}`;
+    const init = { method, headers, signal: input.signal, ...(request.body !== undefined ? { body: request.body } : {}) };
+    const res = await fetch(url, init);
+    const challenge = res.status === 401 && !challenged ? challengeOf(res.headers.get('www-authenticate')) : undefined;
+    if (!challenge) return res;
+    challenged = true;
+    input.onChallenge?.(challenge);
+    const fresh = await token(challenge);
+    bearer = Promise.resolve(fresh);
+    return fetch(url, { ...init, headers: { ...headers, authorization: `Bearer ${fresh}` } });
+  };
+  return { base, send };
+}
+
 /**
  * The digest and labels of `repository:tag` (repository with its registry host). Undefined when the registry has
- * no such image; throws on anything else, for the caller to treat as "not known".
- *
- * `challenge`: the one this registry sent last time (remembered by the caller): its token is asked for first, which
- * saves the round trip of the unauthenticated request that would only fetch the challenge again. Refused, failed or
- * not accepted, the registry's own challenge is answered as without one. `onChallenge` hears a challenge the registry
- * sent this run, for the caller to remember.
+ * no such image; throws on anything else, for the caller to treat as "not known". `challenge`, `onChallenge`: as
+ * repositoryClient takes them (a pull scope).
  */
 export async function inspectPushedImage(input: {
   repository: string;
@@ -134,35 +188,11 @@ export async function inspectPushedImage(input: {
   challenge?: RegistryChallenge;
   onChallenge?: (challenge: RegistryChallenge) => void;
 }): Promise<PushedImage | undefined> {
-  const fetch = input.fetch ?? nodeFetch;
   const ok = (res: FetchAnswer) => res.status >= 200 && res.status < 300;
   const json = async (res: FetchAnswer): Promise<unknown> => JSON.parse(await res.text());
-  const { name, origin } = splitRepository(input.repository);
-  const base = `${origin}/v2/${name}`;
+  const { send } = repositoryClient({ ...input, actions: 'pull' });
 
-  const token = (challenge: RegistryChallenge): Promise<string> =>
-    requestRegistryToken({ challenge, name, actions: 'pull', auth: input.auth, fetch, signal: input.signal });
-
-  let bearer: string | undefined;
-  /** The registry challenged this run and its token was fetched: another 401 is the answer, not a new challenge. */
-  let challenged = false;
-  if (input.challenge && trustedRealm(input.challenge.realm)) bearer = await token(input.challenge).catch(() => undefined);
-
-  const get = async (url: string, accept?: string): Promise<FetchAnswer> => {
-    const headers: Record<string, string> = accept ? { accept } : {};
-    if (bearer) headers.authorization = `Bearer ${bearer}`;
-    let res = await fetch(url, { headers, signal: input.signal });
-    const challenge = res.status === 401 && !challenged ? challengeOf(res.headers.get('www-authenticate')) : undefined;
-    if (challenge) {
-      challenged = true;
-      input.onChallenge?.(challenge);
-      bearer = await token(challenge);
-      res = await fetch(url, { headers: { ...headers, authorization: `Bearer ${bearer}` }, signal: input.signal });
-    }
-    return res;
-  };
-
-  const top = await get(`${base}/manifests/${encodeURIComponent(input.tag)}`, MANIFEST_TYPES);
+  const top = await send('GET', `manifests/${encodeURIComponent(input.tag)}`, { accept: MANIFEST_TYPES });
   if (top.status === 404) return undefined;
   if (!ok(top)) throw new Error(`the registry answered ${top.status} for ${input.repository}:${input.tag}`);
   const digest = top.headers.get('docker-content-digest');
@@ -171,13 +201,68 @@ export async function inspectPushedImage(input: {
   if (manifest.manifests) {
     const amd64 = manifest.manifests.find((m) => m.platform?.os === 'linux' && m.platform.architecture === 'amd64') ?? manifest.manifests[0];
     if (!amd64) return { digest, labels: {} };
-    const inner = await get(`${base}/manifests/${amd64.digest}`, MANIFEST_TYPES);
+    const inner = await send('GET', `manifests/${amd64.digest}`, { accept: MANIFEST_TYPES });
     if (!ok(inner)) throw new Error(`the registry answered ${inner.status} for ${amd64.digest}`);
     manifest = manifestSchema.parse(await json(inner), CHECKED_ONCE);
   }
   if (!manifest.config) return { digest, labels: {} };
-  const blob = await get(`${base}/blobs/${manifest.config.digest}`);
+  const blob = await send('GET', `blobs/${manifest.config.digest}`);
   if (!ok(blob)) throw new Error(`the registry answered ${blob.status} for the image config`);
   const config = configSchema.parse(await json(blob), CHECKED_ONCE);
   return { digest, labels: config.config?.Labels ?? {} };
+}
+
+/** A manifest as the registry stores it: the exact text its digest is of, and the media type it is served as. */
+export interface StoredManifest {
+  mediaType: string;
+  body: string;
+}
+
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+function sha256Of(text: string): string {
+  return `sha256:${createHash('sha256').update(text, 'utf8').digest('hex')}`;
+}
+
+/**
+ * Gives `repository:tag` the manifest `digest` names there, without pushing anything else: the registry already
+ * holds the image (the same image, pushed to this repository by an earlier deploy), so only its manifest is put
+ * under the new tag. The registry checks that every layer and the config it names are in the repository; a manifest
+ * it no longer has or will not take leaves the push to the engine (undefined). `imageId` is the local image's id:
+ * the manifest must be of that image (its config's digest, or the manifest itself for an engine that names images by
+ * their manifest), else undefined. `known`: the manifest's text remembered from an earlier tag, used only when its
+ * digest matches (else it is read from the registry). `bearer`: a pull,push token for the repository, if one is had.
+ */
+export async function tagPushedManifest(input: {
+  repository: string;
+  tag: string;
+  digest: string;
+  imageId: string;
+  known?: StoredManifest;
+  auth: { username: string; password: string };
+  bearer?: string;
+  fetch?: FetchPort;
+  signal?: AbortSignal;
+}): Promise<{ digest: string; manifest: StoredManifest } | undefined> {
+  if (!DIGEST.test(input.digest)) return undefined;
+  const { send } = repositoryClient({ ...input, actions: 'pull,push' });
+  let manifest = input.known && sha256Of(input.known.body) === input.digest ? input.known : undefined;
+  if (!manifest) {
+    const read = await send('GET', `manifests/${input.digest}`, { accept: MANIFEST_TYPES });
+    const body = await read.text();
+    if (read.status !== 200 || sha256Of(body) !== input.digest) return undefined;
+    const mediaType = (JSON.parse(body) as { mediaType?: unknown }).mediaType;
+    const type = typeof mediaType === 'string' ? mediaType : read.headers.get('content-type')?.split(';')[0]?.trim();
+    if (!type) return undefined;
+    manifest = { mediaType: type, body };
+  }
+  const parsed = manifestSchema.parse(JSON.parse(manifest.body), CHECKED_ONCE);
+  if (parsed.config?.digest !== input.imageId && input.digest !== input.imageId) return undefined;
+  const put = await send('PUT', `manifests/${encodeURIComponent(input.tag)}`, { contentType: manifest.mediaType, body: manifest.body });
+  await put.text();
+  if (put.status !== 201 && put.status !== 200) return undefined;
+  const stored = put.headers.get('docker-content-digest');
+  // The registry names what it stored; another digest would be another manifest under the tag (not expected).
+  if (stored !== null && stored !== input.digest) throw new Error(`the registry stored ${stored} for the manifest ${input.digest}`);
+  return { digest: input.digest, manifest };
 }

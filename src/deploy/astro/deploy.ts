@@ -427,6 +427,8 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     const description = req.description ?? git?.headSubject ?? '';
 
     let localRef: string | undefined;
+    /** The id of the image this deploy built (none for --image-name). */
+    let builtImageId: string | undefined;
     let runtimeVersion: string | undefined;
     if (optionsTask) {
       localRef = req.imageName ?? localImageRef(deployment);
@@ -447,7 +449,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
       const image = building ? await building.adopt() : await steps.image(build);
       // From here on the image is named by what this build made: another deploy to the same Deployment may have
       // moved the local name to its own build meanwhile, and we must test and push ours.
-      if (image.imageId && !req.imageName) localRef = image.imageId;
+      if (image.imageId && !req.imageName) localRef = builtImageId = image.imageId;
       const checked = await ports.runtime.checkImage({
         label: image.runtimeVersion,
         fromImage: preflight.fromImage,
@@ -487,6 +489,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
           const registrytoken = ports.registry?.pushToken ? await pushToken(created.imageRepository) : undefined;
           const pushed = await ports.image.push({
             localRef: localRef!,
+            ...(builtImageId ? { imageId: builtImageId } : {}),
             remoteRef,
             auth: { username: 'cli', password: session.token, serveraddress: host, ...(registrytoken ? { registrytoken } : {}) },
             signal,

@@ -105,10 +105,12 @@ export interface LocalDeployPorts {
     /** `untagged`: the pushed name's removal from the local engine, still under way (see image/push.ts); it never rejects. */
     push: (input: {
       localRef: string;
+      /** The id of the image this deploy built, when it built one: a registry that has it already only gets the tag. */
+      imageId?: string;
       remoteRef: string;
       auth: RegistryCredentials;
       signal: AbortSignal;
-    }) => Promise<{ digest?: string; untagged?: Promise<void> }>;
+    }) => Promise<{ digest?: string; untagged?: Promise<void>; alreadyThere?: boolean }>;
   };
   bundle: {
     /**

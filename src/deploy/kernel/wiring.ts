@@ -10,7 +10,7 @@ import type { AstroEnv } from '../../env.js';
 import type { Output } from '../../ui/output.js';
 import { confirm, select } from '../../ui/prompt.js';
 import type { ContextSnapshot } from '../../image/context.js';
-import type { LocalDeployPorts, ParseOutcome } from './local.js';
+import type { LocalDeployPorts, ParseOutcome, RegistryCredentials } from './local.js';
 import type { DeployEvent } from './phases.js';
 import { once } from '../../util/once.js';
 
@@ -63,6 +63,37 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
       contextSnapshots.set(excludeDags, snapshot);
     }
     return snapshot;
+  };
+
+  // What this machine pushed (image/pushed-images.ts), loaded by an image deploy only.
+  const pushes = once(async () => (await import('../../image/pushed-images.js')).rememberedPushes(path.join(env.cacheDir, 'pushed-images.json')));
+  /**
+   * The image this deploy built was pushed to this repository before (by this machine): the registry gets the new
+   * tag for the manifest it holds, and nothing else. Undefined when it is not remembered or the registry will not
+   * take the tag (a manifest or a layer gone, another image): the engine pushes it then.
+   */
+  const tagAlreadyPushed = async (input: { imageId: string; repository: string; remoteRef: string; auth: RegistryCredentials }) => {
+    const known = await (await pushes()).find(input.repository, input.imageId);
+    if (!known) return undefined;
+    const { tagPushedManifest } = await import('../../image/registry.js');
+    const tagged = await tagPushedManifest({
+      repository: input.repository,
+      tag: input.remoteRef.slice(input.repository.length + 1),
+      digest: known.digest,
+      imageId: input.imageId,
+      ...(known.manifest ? { known: known.manifest } : {}),
+      auth: input.auth,
+      ...(input.auth.registrytoken ? { bearer: input.auth.registrytoken } : {}),
+      signal,
+    }).catch((error: unknown) => {
+      if (signal.aborted) throw error;
+      out.debug(`The registry did not take the tag for the image it has (${String(error)}): pushing it.`);
+      return undefined;
+    });
+    if (!tagged) return undefined;
+    emit({ type: 'notice', message: `The registry already has this image (${tagged.digest}): tagged it ${input.remoteRef} without pushing its layers.` });
+    const remembered = known.manifest ? Promise.resolve() : (await pushes()).remember(input.repository, input.imageId, tagged.digest, tagged.manifest);
+    return { digest: tagged.digest, untagged: remembered, alreadyThere: true };
   };
 
   return {
@@ -123,7 +154,7 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
 
     image: {
       build: async ({ localRef, excludeDags, labels, buildSecrets, noCache }) => {
-        const [{ buildProjectImage, resolveBuildSecrets }, e, context] = await Promise.all([
+        const [{ buildProjectImage, resolveBuildSecrets, stepName }, e, context] = await Promise.all([
           import('../../image/build.js'),
           engine(),
           contextSnapshot(excludeDags),
@@ -137,9 +168,10 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
           labels,
           noCache,
           secrets,
+          ...(env.dockerBuilder ? { builder: env.dockerBuilder } : {}),
           signal,
           onProgress: (p) => {
-            if (p.type === 'build-step') emit({ type: 'progress', phase: 'build', message: `Step ${p.index}/${p.total}: ${p.instruction}` });
+            if (p.type === 'build-step') emit({ type: 'progress', phase: 'build', message: `${stepName(p)}: ${p.instruction}` });
             if (p.type === 'build-log') out.debug(p.line);
           },
         });
@@ -150,7 +182,13 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
         const image = await inspectPrebuiltImage(e, ref);
         return { runtimeVersion: image.runtimeVersion, labels: image.labels };
       },
-      push: async ({ localRef, remoteRef, auth }) => {
+      push: async ({ localRef, imageId, remoteRef, auth }) => {
+        const repository = repositoryOf(remoteRef);
+        const built = imageId !== undefined && IMAGE_ID.test(imageId) && repository !== undefined ? { imageId, repository } : undefined;
+        if (built) {
+          const tagged = await tagAlreadyPushed({ ...built, remoteRef, auth });
+          if (tagged) return tagged;
+        }
         const [{ pushImage }, e] = await Promise.all([import('../../image/push.js'), engine()]);
         const layers = new Map<string, { current: number; total: number }>();
         const pushed = await pushImage(e, {
@@ -168,7 +206,9 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
             if (p.type === 'push-retry') emit({ type: 'warning', message: `Push failed (${p.reason}); retrying in ${Math.round(p.delayMs / 100) / 10}s` });
           },
         });
-        return { digest: pushed.digest, untagged: pushed.untagged };
+        // Remembered while the deploy goes on (awaited with the untagging): a redeploy of this image only tags it.
+        const remembered = built ? pushes().then((p) => p.remember(built.repository, built.imageId, pushed.digest)) : undefined;
+        return { digest: pushed.digest, untagged: remembered ? Promise.all([pushed.untagged, remembered]).then(() => undefined) : pushed.untagged };
       },
     },
 
@@ -203,6 +243,15 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
       },
     },
   };
+}
+
+/** A local image id as engines report it: what a remembered push is keyed by (never a name, which moves). */
+const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;
+
+/** `host/name` of `host/name:tag` (undefined for a reference by digest, which is never pushed to). */
+function repositoryOf(remoteRef: string): string | undefined {
+  const colon = remoteRef.lastIndexOf(':');
+  return colon > remoteRef.lastIndexOf('/') && !remoteRef.includes('@') ? remoteRef.slice(0, colon) : undefined;
 }
 
 /** The first stage's image of the project Dockerfile: where DAG-only deploys parse when the host has no Airflow. */

@@ -206,7 +206,8 @@ export async function deployToSoftware(req: SoftwareDeployRequest, ports: Softwa
     const pushed = await runner.run(
       'push',
       async () => {
-        const result = await ports.image.push({ localRef, remoteRef: target.remoteRef, auth, signal });
+        const imageId = req.imageName ? undefined : image.imageId;
+        const result = await ports.image.push({ localRef, ...(imageId ? { imageId } : {}), remoteRef: target.remoteRef, auth, signal });
         Object.assign(reached.image, { sent: true, as: target.remoteRef });
         if (result.untagged) runner.trail(result.untagged);
         return result;

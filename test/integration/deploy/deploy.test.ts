@@ -1,4 +1,5 @@
 // `astro deploy` end to end against the local platform: real engine, registry, Azurite and Airflow.
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -131,7 +132,7 @@ describe('astro deploy against the local platform', () => {
 
   it('--no-cache builds every step again; without it a rebuild takes its steps from the build cache', async () => {
     const dir = await project();
-    const cachedLines = (stderr: string) => stderr.split('\n').filter((line) => /Using cache|\bCACHED\b/.test(line));
+    const cachedLines = (stderr: string) => stderr.split('\n').filter((line) => /Using cache|\bCACHED\b|\(cached\)$/.test(line));
     const first = await deploy([DAG_ON, '--image', '--force', '--verbose'], { cwd: dir });
     expect(first.code, first.stderr).toBe(0);
     const warm = await deploy([DAG_ON, '--image', '--force', '--verbose'], { cwd: dir });
@@ -141,6 +142,59 @@ describe('astro deploy against the local platform', () => {
     expect(cold.code, cold.stderr).toBe(0);
     expect(cachedLines(cold.stderr)).toEqual([]);
     expect(cold.stderr).toMatch(/Step \d+\/\d+|\[\d+\/\d+\]/);
+  });
+
+  it('a redeploy of an image the registry has gives it only the new tag; a remembered manifest the registry lacks gets the push', async () => {
+    const dir = await project(async (d) => fs.writeFile(path.join(d, 'include', 'retag.txt'), `retag ${Date.now()}\n`));
+    const engine = { ...process.env, DOCKER_HOST: `unix://${provisioned().DOCKER_SOCKET}` };
+    /** The engine's push events (an image push it made) between two times, in seconds. */
+    const enginePushes = (since: number, until: number) =>
+      execFileSync(
+        provisioned().DOCKER_BIN,
+        ['events', '--since', String(since), '--until', String(until), '--filter', 'type=image', '--filter', 'event=push', '--format', '{{.Actor.ID}}'],
+        {
+          env: engine,
+          encoding: 'utf8',
+        },
+      )
+        .split('\n')
+        .filter(Boolean);
+    const run = async () => {
+      const since = Math.floor(Date.now() / 1000);
+      const result = await deploy([DAG_ON, '--image', '--force', '--json'], { cwd: dir });
+      expect(result.code, result.stderr).toBe(0);
+      const doc = JSON.parse(result.stdout) as { image: { repository: string; tag: string; digest: string } };
+      return { doc, stderr: result.stderr, pushes: enginePushes(since, Math.ceil(Date.now() / 1000) + 1) };
+    };
+
+    const first = await run();
+    expect(first.pushes).toEqual([`${first.doc.image.repository}:${first.doc.image.tag}`]);
+    const again = await run();
+    expect(again.stderr).toContain(`The registry already has this image (${first.doc.image.digest})`);
+    expect(again.doc.image.tag).not.toBe(first.doc.image.tag);
+    expect(again.doc.image.digest).toBe(first.doc.image.digest);
+    expect(again.pushes).toEqual([]);
+    // The registry itself announced the tag (its push notification), for the manifest the first deploy pushed.
+    await expect
+      .poll(
+        async () =>
+          ((await platformState()) as unknown as { registryPushes: { tag: string; digest: string }[] }).registryPushes.find(
+            (p) => p.tag === again.doc.image.tag,
+          )?.digest,
+      )
+      .toBe(first.doc.image.digest);
+    expect((await platformState()).deployments.find((d) => d.id === DAG_ON)).toMatchObject({ imageTag: again.doc.image.tag });
+
+    // A remembered digest the repository does not have (the registry cleaned up, another machine's file): pushed.
+    const file = path.join(home, 'cache', 'pushed-images.json');
+    const remembered = JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, { digest: string }>;
+    for (const entry of Object.values(remembered)) entry.digest = `sha256:${'0'.repeat(64)}`;
+    await fs.writeFile(file, JSON.stringify(remembered));
+    const lost = await run();
+    expect(lost.stderr).not.toContain('The registry already has this image');
+    expect(lost.doc.image.digest).toBe(first.doc.image.digest);
+    expect(lost.pushes).toEqual([`${lost.doc.image.repository}:${lost.doc.image.tag}`]);
+    expect((await run()).pushes).toEqual([]);
   });
 
   it("--image-name on a Deployment with DAG deploys on ships dags/ beside the image, as Astronomer's CLI does", async () => {

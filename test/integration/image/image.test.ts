@@ -89,16 +89,29 @@ describe('build and push', () => {
       onProgress: (e) => buildEvents.push(e),
     });
     expect(built.runtimeVersion).toBe(RUNTIME_VERSION);
-    const steps = buildEvents.flatMap((e) => (e.type === 'build-step' ? [e] : []));
-    // The classic builder turns each label into a LABEL step of its own after the Dockerfile's instructions.
-    expect(steps.map((s) => s.instruction)).toEqual([
-      `FROM ${base}`,
-      'COPY . /usr/local/airflow/',
+    expect(built.labels).toMatchObject({ [DESCRIPTION_LABEL]: 'Deployed from CI', [COMMIT_LABEL]: '0123456789abcdef0123456789abcdef01234567' });
+    const stepsOf = (events: BuildProgressEvent[]) => events.flatMap((e) => (e.type === 'build-step' ? [e] : []));
+    // BuildKit (this engine has it) writes the labels into the image's config: no step of their own. It names a
+    // short image name in full.
+    expect(buildEvents[0]).toMatchObject({ type: 'build-start', builder: 'buildkit' });
+    expect(stepsOf(buildEvents).map((s) => `${s.index}/${s.total} ${s.instruction}`)).toEqual([`1/2 FROM docker.io/${base}`, '2/2 COPY . /usr/local/airflow/']);
+    // The classic builder (DOCKER_BUILDKIT=0) turns each label into a LABEL step of its own after the Dockerfile's.
+    const classicEvents: BuildProgressEvent[] = [];
+    const classic = await buildProjectImage(engine, {
+      projectDir: dir,
+      tag: image('happy-classic'),
+      builder: 'classic',
+      labels: { [DESCRIPTION_LABEL]: 'Deployed from CI', [COMMIT_LABEL]: '0123456789abcdef0123456789abcdef01234567' },
+      onProgress: (e) => classicEvents.push(e),
+    });
+    expect(classic.labels).toMatchObject({ [DESCRIPTION_LABEL]: 'Deployed from CI' });
+    expect(stepsOf(classicEvents).map((s) => `${s.index}/${s.total} ${s.instruction}`)).toEqual([
+      `1/4 FROM ${base}`,
+      '2/4 COPY . /usr/local/airflow/',
       // The engine sorts labels by name.
-      `LABEL ${COMMIT_LABEL}=0123456789abcdef0123456789abcdef01234567`,
-      `LABEL ${DESCRIPTION_LABEL}=Deployed from CI`,
+      `3/4 LABEL ${COMMIT_LABEL}=0123456789abcdef0123456789abcdef01234567`,
+      `4/4 LABEL ${DESCRIPTION_LABEL}=Deployed from CI`,
     ]);
-    expect(steps.map((s) => `${s.index}/${s.total}`)).toEqual(['1/4', '2/4', '3/4', '4/4']);
 
     const remote = `${registry.host}/happy-ns/airflow:deploy-${Date.now()}`;
     const pushEvents: PushProgressEvent[] = [];
@@ -195,7 +208,8 @@ describe('build and push', () => {
     const buildError = error as ImageBuildError;
     expect(buildError.message).toBe(BUILD_FAILED_MESSAGE);
     expect(buildError.failedStep).toMatchObject({ index: 3, total: 3, instruction: 'RUN echo about to fail && exit 3' });
-    expect(buildError.engineMessage).toMatch(/returned a non-zero code: 3/);
+    // BuildKit's wording (the classic builder's: "returned a non-zero code: 3").
+    expect(buildError.engineMessage).toMatch(/exit code: 3/);
     expect(buildError.logTail).toContain('about to fail');
     expect(buildError.nextStep).toContain('Step 3/3');
   });

@@ -54,3 +54,18 @@ describe('BUILD_SECRET_INPUT', () => {
     expect(readEnv({ BUILD_SECRET_INPUT: 'id=a,src=a.txt' }).buildSecretInput).toEqual(['id=a,src=a.txt']);
   });
 });
+
+describe('DOCKER_BUILDKIT', () => {
+  it.each([
+    [undefined, undefined],
+    ['', undefined],
+    ['1', 'buildkit'],
+    [' true ', 'buildkit'],
+    ['0', 'classic'],
+    ['false', 'classic'],
+    ['OFF', 'classic'],
+    ['maybe', undefined],
+  ])('%j gives the builder %j', (value, builder) => {
+    expect(readEnv(value === undefined ? {} : { DOCKER_BUILDKIT: value }).dockerBuilder).toBe(builder);
+  });
+});

@@ -10,6 +10,7 @@ import {
   parseBuildSecretSpec,
   parseStepLine,
   resolveBuildSecrets,
+  stepName,
   type BuildProgressEvent,
 } from '../../../src/image/build.js';
 import { DESCRIPTION_LABEL, RUNTIME_VERSION_LABEL } from '../../../src/image/labels.js';
@@ -120,6 +121,40 @@ describe('buildProjectImage', () => {
     await buildProjectImage(engine, { projectDir: project, tag: 't:3', secrets: [{ id: 's', data: Buffer.from('v') }], onProgress: (e) => events.push(e) });
     expect(events[0]).toMatchObject({ builder: 'buildkit' });
     expect(secrets).toEqual([{ id: 's', data: Buffer.from('v') }]);
+  });
+
+  it("builds with the engine's own choice of builder unless one is asked for, and on refused BuildKit with the classic builder", async () => {
+    const engine = new FakeEngine();
+    engine.defaultBuilder = 'buildkit';
+    engine.buildMessages = [{ aux: { ID: 'sha256:y' } }];
+    const starts = (events: BuildProgressEvent[]) => events.filter((e) => e.type === 'build-start').map((e) => (e as { builder: string }).builder);
+    const events: BuildProgressEvent[] = [];
+    await buildProjectImage(engine, { projectDir: project, tag: 't:6', onProgress: (e) => events.push(e) });
+    await buildProjectImage(engine, { projectDir: project, tag: 't:7', builder: 'classic', onProgress: (e) => events.push(e) });
+    expect(engine.builders).toEqual(['buildkit', 'classic']);
+    expect(starts(events)).toEqual(['buildkit', 'classic']);
+
+    // An engine without BuildKit answers the request with an error: the build runs again on the classic builder,
+    // with the whole context sent again.
+    engine.refuseBuildkit = true;
+    events.length = 0;
+    engine.builders.length = 0;
+    const built = await buildProjectImage(engine, { projectDir: project, tag: 't:8', onProgress: (e) => events.push(e) });
+    expect(built.imageId).toBe('sha256:y');
+    expect(engine.builders).toEqual(['buildkit', 'classic']);
+    expect(starts(events)).toEqual(['buildkit', 'classic']);
+    expect(engine.contextBytes).toBeGreaterThan(0);
+    // Asked for by the user (DOCKER_BUILDKIT=1), or needed for secrets: the refusal stands.
+    await expect(buildProjectImage(engine, { projectDir: project, tag: 't:9', builder: 'buildkit' })).rejects.toThrow(/BuildKit is not enabled/);
+    await expect(buildProjectImage(engine, { projectDir: project, tag: 't:10', secrets: [{ id: 's', data: Buffer.from('v') }] })).rejects.toThrow(
+      /BuildKit is not enabled/,
+    );
+  });
+
+  it('names steps past the Dockerfile count (BuildKit numbers ONBUILD steps on) without a total', () => {
+    expect(stepName({ index: 2, total: 5 })).toBe('Step 2/5');
+    expect(stepName({ index: 6, total: 1 })).toBe('Step 6');
+    expect(new ImageBuildError('exit code: 1', { index: 6, total: 1, instruction: 'COPY . .' }, []).nextStep).toContain('Step 6 (COPY . .) failed');
   });
 
   it('turns an abort into the interruption it carries', async () => {

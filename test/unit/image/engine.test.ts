@@ -276,6 +276,39 @@ describe('createDockerEngine over a socket', () => {
     }
   });
 
+  it('chooses BuildKit on a Docker engine that has it, classic on Podman and older engines, and sends version=2 without a session', async () => {
+    let pingHeaders: Record<string, string> = {};
+    const urls: string[] = [];
+    const socketPath = await fakeDaemon((req, res) => {
+      if (req.url?.endsWith('/_ping')) return void res.writeHead(200, pingHeaders).end('OK');
+      urls.push(req.url ?? '');
+      req.resume();
+      req.on('end', () => res.writeHead(200).end('{"stream":"ok\\n"}\n'));
+    });
+    const chosen = async (headers: Record<string, string>, wanted?: 'buildkit' | 'classic') => {
+      pingHeaders = headers;
+      return createDockerEngine({ socketPath }).chooseBuilder(wanted);
+    };
+    expect(await chosen({ 'api-version': '1.41' })).toBe('buildkit');
+    expect(await chosen({ 'api-version': '1.39' })).toBe('buildkit');
+    expect(await chosen({ 'api-version': '1.38' })).toBe('classic');
+    expect(await chosen({ 'api-version': '1.41' }, 'classic')).toBe('classic');
+    expect(await chosen({ 'api-version': '1.38' }, 'buildkit')).toBe('buildkit');
+    const podman = { 'api-version': '1.41', 'libpod-api-version': '4.3.1', server: 'Libpod/4.3.1 (linux)' };
+    expect(await chosen(podman)).toBe('classic');
+    expect(await chosen(podman, 'buildkit')).toBe('classic');
+
+    const engine = createDockerEngine({ socketPath });
+    const request = { tag: 'a/b:1', dockerfile: 'Dockerfile', labels: { k: 'v' } };
+    await collect(engine.build({ ...request, context: Readable.from([Buffer.from('tar')]), builder: 'buildkit' }));
+    await collect(engine.build({ ...request, context: Readable.from([Buffer.from('tar')]), builder: 'classic' }));
+    const [buildkit, classic] = urls.map((u) => new URL(u, 'http://x').searchParams);
+    expect(buildkit!.get('version')).toBe('2');
+    expect(buildkit!.get('session')).toBeNull();
+    expect(JSON.parse(buildkit!.get('labels')!)).toEqual({ k: 'v' });
+    expect(classic!.get('version')).toBeNull();
+  });
+
   it('passes the build options as query parameters and reports engine errors with their message', async () => {
     let url = '';
     const socketPath = await fakeDaemon((req, res) => {

@@ -3,7 +3,8 @@
  * cleanup). The integration tests run the same services against the real engine.
  */
 import type { Readable } from 'node:stream';
-import type { EngineBuildRequest, EngineInfo, EngineMessage, ImageDetails, ImageEngine, RegistryAuth } from '../../../src/image/engine.js';
+import type { Builder, EngineBuildRequest, EngineInfo, EngineMessage, ImageDetails, ImageEngine, RegistryAuth } from '../../../src/image/engine.js';
+import { EngineHttpError } from '../../../src/image/engine/transport.js';
 
 export type PushScript = (attempt: number, auth: RegistryAuth) => EngineMessage[] | Error;
 
@@ -18,6 +19,16 @@ export class FakeEngine implements ImageEngine {
   contextBytes = 0;
   pushScript: PushScript = () => [{ aux: { Tag: 'x', Digest: 'sha256:' + 'a'.repeat(64), Size: 1 } }];
   removeError?: Error;
+  /** The builder chooseBuilder gives when none is asked for (a real Docker engine's is BuildKit). */
+  defaultBuilder: Builder = 'classic';
+  /** Answers a BuildKit build with an HTTP error before any message, as an engine without BuildKit would. */
+  refuseBuildkit = false;
+  /** The builder of each build, in order. */
+  readonly builders: (Builder | undefined)[] = [];
+
+  async chooseBuilder(wanted?: Builder): Promise<Builder> {
+    return wanted ?? this.defaultBuilder;
+  }
 
   async ping(): Promise<EngineInfo> {
     this.calls.push('ping');
@@ -26,6 +37,8 @@ export class FakeEngine implements ImageEngine {
 
   async *build(request: EngineBuildRequest): AsyncGenerator<EngineMessage> {
     this.calls.push(`build ${request.tag}`);
+    this.builders.push(request.builder);
+    if (this.refuseBuildkit && request.builder === 'buildkit') throw new EngineHttpError(400, 'BuildKit is not enabled on this engine');
     this.contextBytes = await drain(request.context);
     for (const message of this.buildMessages) yield message;
     if (!this.buildMessages.some((m) => m.error !== undefined || m.errorDetail !== undefined)) {
