@@ -12,7 +12,7 @@ import path from 'node:path';
 import { AstroError, UserError } from '../errors.js';
 import { interruptedBy } from '../util/retry.js';
 import { RUNTIME_VERSION_LABEL } from './labels.js';
-import { createBuildContext, type ContextSnapshot } from './context.js';
+import { contextStream, resolveBuildContext, type ContextSnapshot } from './context.js';
 import type { BuildSecret, Builder, EngineBuildRequest, ImageEngine } from './engine.js';
 import { EngineHttpError } from './engine/transport.js';
 
@@ -119,9 +119,12 @@ export async function buildProjectImage(engine: ImageEngine, options: BuildProje
   if (signal?.aborted) throw interrupted(signal);
 
   const dockerfile = options.dockerfile ?? 'Dockerfile';
-  const contextStream = () => createBuildContext(options.projectDir, { excludeDags: options.excludeDags, dockerfile }, options.context);
-  let context = await contextStream();
-  let builder: Builder = secrets.length > 0 ? 'buildkit' : await engine.chooseBuilder(options.builder, signal);
+  const snapshot = await resolveBuildContext(options.projectDir, { excludeDags: options.excludeDags, dockerfile }, options.context);
+  let context = contextStream(snapshot);
+  // A Dockerfile or .dockerignore that .dockerignore lists is sent for the builder to read; the classic builder
+  // leaves it out of the image as the Docker CLI's BuildKit does, but BuildKit fed a tar would copy it in.
+  const classicOnly = secrets.length === 0 && snapshot.keptForBuilder.length > 0;
+  let builder: Builder = secrets.length > 0 ? 'buildkit' : classicOnly ? 'classic' : await engine.chooseBuilder(options.builder, signal);
 
   emit({ type: 'build-start', tag: options.tag, platform, builder });
   const tail: string[] = [];
@@ -181,7 +184,7 @@ export async function buildProjectImage(engine: ImageEngine, options: BuildProje
       if (error instanceof EngineHttpError && !answered && builder === 'buildkit' && secrets.length === 0 && options.builder === undefined) {
         emit({ type: 'build-log', line: `The engine refused a BuildKit build (${error.message}); building with the classic builder.` });
         builder = 'classic';
-        context = await contextStream();
+        context = contextStream(snapshot);
         emit({ type: 'build-start', tag: options.tag, platform, builder });
         continue;
       }

@@ -41,6 +41,11 @@ export type ContextDecision =
 
 export interface ContextFilter {
   decide(relativePath: string, isDirectory: boolean): ContextDecision;
+  /**
+   * The build files (`.dockerignore`, the Dockerfile) that `.dockerignore` excludes but that are sent anyway, for the
+   * builder to read: the classic builder then leaves them out of the image, BuildKit fed a tar would not (build.ts).
+   */
+  readonly keptForBuilder: readonly string[];
 }
 
 const DAGS_DIR = 'dags';
@@ -124,6 +129,7 @@ export function createContextFilter(patterns: IgnorePattern[], options: BuildCon
   const exceptions = [...patterns.filter((p) => p.exception && p.pattern !== '').map((p) => p.pattern), ...keep.map((k) => k.slice(1))];
 
   return {
+    keptForBuilder: keep.map((k) => k.slice(1)),
     decide(relativePath, isDirectory) {
       if (relativePath === '.' || relativePath === '') return 'descend';
       if (options.excludeDags === true && isUnder(relativePath, DAGS_DIR)) return 'skip';
@@ -168,6 +174,8 @@ export interface ContextSnapshot {
   files: number;
   /** Bytes of file content. */
   bytes: number;
+  /** ContextFilter.keptForBuilder of the walk's filter. */
+  keptForBuilder: readonly string[];
 }
 
 /** Files up to this size are held in memory from the walk to the build, as long as all held stay under HOLD_TOTAL_BYTES. */
@@ -325,7 +333,7 @@ export async function snapshotBuildContext(projectDir: string, filter: ContextFi
   } catch (error) {
     throw readFailure(error);
   }
-  return { root, entries, digest: hash.digest('hex'), files, bytes };
+  return { root, entries, digest: hash.digest('hex'), files, bytes, keptForBuilder: filter.keptForBuilder };
 }
 
 /** The snapshot's tar, written as the engine reads it; a file that was too large to hold is read again, in slices. */
@@ -353,6 +361,11 @@ async function* contextTar(snapshot: ContextSnapshot): AsyncGenerator<Buffer> {
  * from `snapshot` when the plan already walked the project with the same options, else from a walk of its own.
  */
 export async function createBuildContext(projectDir: string, options: BuildContextOptions = {}, snapshot?: ContextSnapshot): Promise<Readable> {
+  return contextStream(await resolveBuildContext(projectDir, options, snapshot));
+}
+
+/** The project's build context: `snapshot` when it is of this project, else walked now; the Dockerfile checked. */
+export async function resolveBuildContext(projectDir: string, options: BuildContextOptions = {}, snapshot?: ContextSnapshot): Promise<ContextSnapshot> {
   const root = path.resolve(projectDir);
   const dockerfile = options.dockerfile ?? 'Dockerfile';
   const dockerfilePath = path.resolve(root, dockerfile);
@@ -370,10 +383,13 @@ export async function createBuildContext(projectDir: string, options: BuildConte
       cause: error,
     });
   }
-  const walked =
-    snapshot?.root === root
-      ? snapshot
-      : await snapshotBuildContext(root, createContextFilter(await readDockerignore(root), { ...options, dockerfile: relativeDockerfile }));
+  return snapshot?.root === root
+    ? snapshot
+    : snapshotBuildContext(root, createContextFilter(await readDockerignore(root), { ...options, dockerfile: relativeDockerfile }));
+}
+
+/** A snapshot as the uncompressed tar stream the engine's build endpoint reads (one stream per build request). */
+export function contextStream(walked: ContextSnapshot): Readable {
   const chunks = contextTar(walked);
   const stream = Readable.from(chunks, { objectMode: false, highWaterMark: CHUNK_BYTES });
   // Errors while sending (a held-back file that changed or went away) read as the walk's own.

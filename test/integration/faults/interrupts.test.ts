@@ -7,7 +7,6 @@ import fs from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { provisioned } from '../../helpers/provisioned.js';
 import { buildCli, DAG_ON, spawnDeploy, startFaultBed, type ChildDeploy, type FaultBed, type ProjectOptions } from '../../faults/bed.js';
 import type { ProxyLogEntry } from '../../faults/proxy.js';
 
@@ -42,8 +41,12 @@ function commandLines(): string[] {
   return lines;
 }
 
+/**
+ * The processes of a build step whose command holds `token`, as the host sees them: a classic build's step runs in a
+ * container, a BuildKit step under the engine's own runner (no container `docker ps` lists); both are host processes.
+ */
 function buildContainersWith(token: string): string[] {
-  const out = execFileSync(provisioned().DOCKER_BIN, ['ps', '-a', '--no-trunc', '--format', '{{.ID}} {{.Command}}'], { encoding: 'utf8' });
+  const out = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
   return out.split('\n').filter((l) => l.includes(token));
 }
 

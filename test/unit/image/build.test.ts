@@ -151,6 +151,30 @@ describe('buildProjectImage', () => {
     );
   });
 
+  it('builds on the classic builder when .dockerignore lists the Dockerfile or itself (BuildKit fed a tar would copy them in)', async () => {
+    const listed = await fs.mkdtemp(path.join(os.tmpdir(), 'astro-build-listed-'));
+    try {
+      await fs.writeFile(path.join(listed, 'Dockerfile'), 'FROM base\nCOPY . .\n');
+      const engine = new FakeEngine();
+      engine.defaultBuilder = 'buildkit';
+      engine.buildMessages = [{ aux: { ID: 'sha256:z' } }];
+      for (const [ignored, builder] of [
+        ['*.md\n', 'buildkit'],
+        ['Dockerfile\n', 'classic'],
+        ['.dockerignore\n', 'classic'],
+      ] as const) {
+        await fs.writeFile(path.join(listed, '.dockerignore'), ignored);
+        await buildProjectImage(engine, { projectDir: listed, tag: 't:11' });
+        expect(engine.builders.at(-1), ignored).toBe(builder);
+      }
+      // Secrets need BuildKit whatever the .dockerignore says.
+      await buildProjectImage(engine, { projectDir: listed, tag: 't:12', secrets: [{ id: 's', data: Buffer.from('v') }] });
+      expect(engine.builders.at(-1)).toBe('buildkit');
+    } finally {
+      await fs.rm(listed, { recursive: true, force: true });
+    }
+  });
+
   it('names steps past the Dockerfile count (BuildKit numbers ONBUILD steps on) without a total', () => {
     expect(stepName({ index: 2, total: 5 })).toBe('Step 2/5');
     expect(stepName({ index: 6, total: 1 })).toBe('Step 6');

@@ -107,6 +107,12 @@ describe('createContextFilter', () => {
     expect(filter.decide('dags/a.py', false)).toBe('skip');
     expect(filter.decide('dagsx', false)).toBe('send');
   });
+
+  it('names the build files it sends although .dockerignore lists them', () => {
+    expect(createContextFilter(parseDockerignore('*.md\n')).keptForBuilder).toEqual([]);
+    expect(createContextFilter(parseDockerignore('Dockerfile\n.dockerignore\n')).keptForBuilder).toEqual(['.dockerignore', 'Dockerfile']);
+    expect(createContextFilter(parseDockerignore('docker\n'), { dockerfile: 'docker/Dockerfile.prod' }).keptForBuilder).toEqual(['docker/Dockerfile.prod']);
+  });
 });
 
 describe('createBuildContext', () => {
@@ -246,6 +252,7 @@ describe('createBuildContext', () => {
     await fs.writeFile(path.join(dir, 'log.txt'), 'first\n');
     // The filter is asked about log.txt a second time between its lstat and its open: it grows right then.
     const grows: ContextFilter = {
+      keptForBuilder: [],
       decide: (name, isDirectory) => {
         if (name !== 'log.txt') return 'send';
         if (isDirectory) return 'descend';
