@@ -5,7 +5,8 @@
  * The engine's BuildKit builder does the work where the engine has it (Docker 18.09 and later), with a client session
  * serving the build secrets when there are any (engine.ts); the classic builder on Podman, on older engines, with
  * DOCKER_BUILDKIT=0, or when the engine refuses a BuildKit build. BuildKit writes labels into the image's config,
- * where the classic builder runs a container and commits an empty layer for each label (about 75 ms each here).
+ * where the classic builder runs a container and commits an image for each label (about 75 ms each here). A project
+ * whose .dockerignore lists its Dockerfile or itself is built classic: BuildKit fed a tar would copy them in.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';

@@ -110,7 +110,7 @@ export interface LocalDeployPorts {
       remoteRef: string;
       auth: RegistryCredentials;
       signal: AbortSignal;
-    }) => Promise<{ digest?: string; untagged?: Promise<void>; alreadyThere?: boolean }>;
+    }) => Promise<{ digest?: string; untagged?: Promise<void> }>;
   };
   bundle: {
     /**

@@ -93,7 +93,7 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
     if (!tagged) return undefined;
     emit({ type: 'notice', message: `The registry already has this image (${tagged.digest}): tagged it ${input.remoteRef} without pushing its layers.` });
     const remembered = known.manifest ? Promise.resolve() : (await pushes()).remember(input.repository, input.imageId, tagged.digest, tagged.manifest);
-    return { digest: tagged.digest, untagged: remembered, alreadyThere: true };
+    return { digest: tagged.digest, untagged: remembered };
   };
 
   return {
