@@ -3,13 +3,12 @@
 // sits behind a token realm that grants pull or pull,push. rememberedPushes: the file it is remembered in.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { rememberedPushes } from '../../../src/image/pushed-images.js';
 import { tagPushedManifest } from '../../../src/image/registry.js';
+import { startFakeRegistry, type FakeRegistry } from './fake-registry.js';
 
 const MEDIA_TYPE = 'application/vnd.docker.distribution.manifest.v2+json';
 const sha = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex')}`;
@@ -26,58 +25,52 @@ const DIGEST = sha(MANIFEST);
 /** Names a layer the repository does not have. */
 const ORPHAN = manifestOf(CONFIG, sha('gone'));
 
-const seen: string[] = [];
 /** Manifests by digest and by tag, as stored; blobs present in the repository. */
 let manifests: Map<string, { type: string; body: string }>;
 const blobs = new Set([CONFIG, LAYER]);
-let server: http.Server;
+let registry: FakeRegistry;
+let seen: string[];
 let host: string;
 
 beforeAll(async () => {
-  server = http.createServer((req, res) => {
-    const url = new URL(req.url!, 'http://x');
-    seen.push(`${req.method} ${url.pathname}${url.pathname === '/token' ? `?${url.searchParams.get('scope')}` : ''}`);
-    if (url.pathname === '/token') {
-      const ok = req.headers.authorization === `Basic ${Buffer.from('cli:secret').toString('base64')}`;
-      const scope = url.searchParams.get('scope') ?? '';
-      res
-        .writeHead(ok ? 200 : 401, { 'content-type': 'application/json' })
-        .end(ok ? JSON.stringify({ token: scope.endsWith(':pull,push') ? 'push-token' : 'pull-token' }) : '{}');
-      return;
-    }
-    const auth = req.headers.authorization;
-    const pushing = req.method === 'PUT';
-    if (auth !== 'Bearer push-token' && (pushing || auth !== 'Bearer pull-token')) {
-      res.writeHead(401, { 'www-authenticate': `Bearer realm="http://${host}/token",service="test-registry",scope="repository:org/airflow:pull,push"` }).end();
-      return;
-    }
-    const match = /^\/v2\/org\/airflow\/manifests\/(.+)$/.exec(url.pathname);
-    if (!match) return void res.writeHead(404).end();
-    const reference = decodeURIComponent(match[1]!);
-    if (req.method === 'GET') {
-      const stored = manifests.get(reference);
-      if (!stored) return void res.writeHead(404).end('{"errors":[{"code":"MANIFEST_UNKNOWN"}]}');
-      return void res.writeHead(200, { 'content-type': stored.type, 'docker-content-digest': sha(stored.body) }).end(stored.body);
-    }
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
-      const parsed = JSON.parse(body) as { config: { digest: string }; layers: { digest: string }[] };
-      if (![parsed.config.digest, ...parsed.layers.map((l) => l.digest)].every((d) => blobs.has(d))) {
-        return void res.writeHead(400).end('{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN"}]}');
+  registry = await startFakeRegistry(
+    (scope) => (scope.endsWith(':pull,push') ? 'push-token' : 'pull-token'),
+    (req, res, url, host) => {
+      const auth = req.headers.authorization;
+      const pushing = req.method === 'PUT';
+      if (auth !== 'Bearer push-token' && (pushing || auth !== 'Bearer pull-token')) {
+        res
+          .writeHead(401, { 'www-authenticate': `Bearer realm="http://${host}/token",service="test-registry",scope="repository:org/airflow:pull,push"` })
+          .end();
+        return;
       }
-      const stored = { type: String(req.headers['content-type']), body };
-      manifests.set(reference, stored);
-      manifests.set(sha(body), stored);
-      res.writeHead(201, { 'docker-content-digest': sha(body) }).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const match = /^\/v2\/org\/airflow\/manifests\/(.+)$/.exec(url.pathname);
+      if (!match) return void res.writeHead(404).end();
+      const reference = decodeURIComponent(match[1]!);
+      if (req.method === 'GET') {
+        const stored = manifests.get(reference);
+        if (!stored) return void res.writeHead(404).end('{"errors":[{"code":"MANIFEST_UNKNOWN"}]}');
+        return void res.writeHead(200, { 'content-type': stored.type, 'docker-content-digest': sha(stored.body) }).end(stored.body);
+      }
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        const parsed = JSON.parse(body) as { config: { digest: string }; layers: { digest: string }[] };
+        if (![parsed.config.digest, ...parsed.layers.map((l) => l.digest)].every((d) => blobs.has(d))) {
+          return void res.writeHead(400).end('{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN"}]}');
+        }
+        const stored = { type: String(req.headers['content-type']), body };
+        manifests.set(reference, stored);
+        manifests.set(sha(body), stored);
+        res.writeHead(201, { 'docker-content-digest': sha(body) }).end();
+      });
+    },
+  );
+  ({ seen, host } = registry);
 });
 
-afterAll(() => server.close());
+afterAll(() => registry.close());
 
 beforeEach(() => {
   seen.length = 0;
