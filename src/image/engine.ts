@@ -15,6 +15,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
 import * as z from 'zod';
 import { UserError } from '../errors.js';
+import { versionAtLeast } from '../platform/software/versions.js';
 import { createBuildkitTranslator, openBuildkitSession, type BuildkitSession } from './engine/buildkit.js';
 import {
   readJsonMessages,
@@ -200,8 +201,7 @@ class DockerEngine implements ImageEngine {
     const { kind, apiVersion } = this.info ?? (await this.ping(signal));
     if (kind === 'podman') return 'classic';
     if (wanted) return wanted;
-    const [major = 0, minor = 0] = apiVersion.split('.').map(Number);
-    return major > 1 || (major === 1 && minor >= 39) ? 'buildkit' : 'classic';
+    return versionAtLeast(apiVersion, '1.39') ? 'buildkit' : 'classic';
   }
 
   async *build(request: EngineBuildRequest): AsyncGenerator<EngineMessage> {

@@ -142,7 +142,7 @@ function repositoryClient(input: {
   onChallenge?: (challenge: RegistryChallenge) => void;
   fetch?: FetchPort;
   signal?: AbortSignal;
-}): { base: string; send: (method: string, path: string, request?: RepositoryRequest) => Promise<FetchAnswer> } {
+}): { send: (method: string, path: string, request?: RepositoryRequest) => Promise<FetchAnswer> } {
   const fetch = input.fetch ?? nodeFetch;
   const { name, origin } = splitRepository(input.repository);
   const base = `${origin}/v2/${name}`;
@@ -171,7 +171,7 @@ function repositoryClient(input: {
     bearer = Promise.resolve(fresh);
     return fetch(url, { ...init, headers: { ...headers, authorization: `Bearer ${fresh}` } });
   };
-  return { base, send };
+  return { send };
 }
 
 /**
