@@ -218,7 +218,8 @@ export interface StoredManifest {
   body: string;
 }
 
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
+/** A content digest as registries and engines write it (a manifest's, an image id). */
+export const SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 function sha256Of(text: string): string {
   return `sha256:${createHash('sha256').update(text, 'utf8').digest('hex')}`;
@@ -244,19 +245,19 @@ export async function tagPushedManifest(input: {
   fetch?: FetchPort;
   signal?: AbortSignal;
 }): Promise<{ digest: string; manifest: StoredManifest } | undefined> {
-  if (!DIGEST.test(input.digest)) return undefined;
+  if (!SHA256_DIGEST.test(input.digest)) return undefined;
   const { send } = repositoryClient({ ...input, actions: 'pull,push' });
   let manifest = input.known && sha256Of(input.known.body) === input.digest ? input.known : undefined;
-  if (!manifest) {
+  let parsed = manifest && manifestSchema.parse(JSON.parse(manifest.body), CHECKED_ONCE);
+  if (!manifest || !parsed) {
     const read = await send('GET', `manifests/${input.digest}`, { accept: MANIFEST_TYPES });
     const body = await read.text();
     if (read.status !== 200 || sha256Of(body) !== input.digest) return undefined;
-    const mediaType = (JSON.parse(body) as { mediaType?: unknown }).mediaType;
-    const type = typeof mediaType === 'string' ? mediaType : read.headers.get('content-type')?.split(';')[0]?.trim();
+    parsed = manifestSchema.parse(JSON.parse(body), CHECKED_ONCE);
+    const type = parsed.mediaType ?? read.headers.get('content-type')?.split(';')[0]?.trim();
     if (!type) return undefined;
     manifest = { mediaType: type, body };
   }
-  const parsed = manifestSchema.parse(JSON.parse(manifest.body), CHECKED_ONCE);
   if (parsed.config?.digest !== input.imageId && input.digest !== input.imageId) return undefined;
   const put = await send('PUT', `manifests/${encodeURIComponent(input.tag)}`, { contentType: manifest.mediaType, body: manifest.body });
   await put.text();

@@ -184,7 +184,8 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
       },
       push: async ({ localRef, imageId, remoteRef, auth }) => {
         const repository = repositoryOf(remoteRef);
-        const built = imageId !== undefined && IMAGE_ID.test(imageId) && repository !== undefined ? { imageId, repository } : undefined;
+        // Remembered by image id (image/pushed-images.ts), so only a build's own can be tagged without a push.
+        const built = imageId !== undefined && repository !== undefined ? { imageId, repository } : undefined;
         if (built) {
           const tagged = await tagAlreadyPushed({ ...built, remoteRef, auth });
           if (tagged) return tagged;
@@ -244,9 +245,6 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
     },
   };
 }
-
-/** A local image id as engines report it: what a remembered push is keyed by (never a name, which moves). */
-const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;
 
 /** `host/name` of `host/name:tag` (undefined for a reference by digest, which is never pushed to). */
 function repositoryOf(remoteRef: string): string | undefined {

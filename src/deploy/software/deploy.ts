@@ -22,6 +22,7 @@ import { gateVersion, parsePlatformVersion, requirePlatformVersion, versionAtLea
 import { registryHostname, type DockerCredentials } from '../../image/docker-credentials.js';
 import { AIRFLOW_VERSION_LABEL, DESCRIPTION_LABEL, RUNTIME_VERSION_LABEL, SKIP_REVISION_LABEL } from '../../image/labels.js';
 import { legacySoftwareRegistry } from '../../platform/domain.js';
+import { SHA256_DIGEST } from '../../image/registry.js';
 import { localSteps, type CommonDeployRequest, type DagBundle, type LocalDeployPorts, type RegistryCredentials } from '../kernel/local.js';
 import { PhaseRunner, type Timings } from '../kernel/phases.js';
 import { explainFailure, interruptedDeploy, newReached } from '../kernel/reached.js';
@@ -217,7 +218,7 @@ export async function deployToSoftware(req: SoftwareDeployRequest, ports: Softwa
 
     let updatedTo: string | undefined;
     if (target.kind === 'custom') {
-      if (req.shaAsTag && !/^sha256:[0-9a-f]{64}$/.test(pushed.digest ?? '')) {
+      if (req.shaAsTag && !SHA256_DIGEST.test(pushed.digest ?? '')) {
         throw new UserError(`The registry did not confirm a sha256 digest for ${target.remoteRef}, so the image cannot be named by digest.`, {
           nextStep: 'Deploy again, or set sha_as_tag to false to name the image by its tag.',
         });

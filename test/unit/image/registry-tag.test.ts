@@ -144,6 +144,10 @@ describe('rememberedPushes', () => {
     await pushes.remember(repo, CONFIG, DIGEST);
     expect(await pushes.find(repo, CONFIG)).toEqual({ digest: DIGEST });
     expect(await pushes.find('images.example.com/other/airflow', CONFIG)).toBeUndefined();
+    // A name is never a key (it moves from build to build): neither remembered nor found.
+    await pushes.remember(repo, 'ns/airflow:latest', DIGEST);
+    expect(await pushes.find(repo, 'ns/airflow:latest')).toBeUndefined();
+    expect(Object.keys(JSON.parse(fs.readFileSync(file, 'utf8')) as object)).toEqual([`${repo}@${CONFIG}`]);
     await pushes.remember(repo, CONFIG, DIGEST, { mediaType: MEDIA_TYPE, body: MANIFEST });
     await pushes.remember(repo, CONFIG, DIGEST);
     expect(await pushes.find(repo, CONFIG)).toEqual({ digest: DIGEST, manifest: { mediaType: MEDIA_TYPE, body: MANIFEST } });
