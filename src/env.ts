@@ -50,6 +50,11 @@ export interface AstroEnv {
    */
   dockerBuilder?: 'buildkit' | 'classic';
   /**
+   * ASTRO_PUSH_RELAY: false (0, false, no, off) never pushes an image through astro's relay to a distant registry
+   * (image/registry-relay.ts); anything else leaves the choice to astro.
+   */
+  pushRelay: boolean;
+  /**
    * The raw environment, for the few consumers that pass an allowlist of it on (parse sandbox, git) and for engine
    * resolution (DOCKER_HOST, DOCKER_CONTEXT, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH: src/image/connect.ts).
    */
@@ -112,6 +117,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): AstroEnv {
     parseStandby: nonEmpty(env.ASTRO_PARSE_STANDBY),
     dockerConfigDir: path.resolve(nonEmpty(env.DOCKER_CONFIG) ?? path.join(nonEmpty(env.HOME) ?? os.homedir(), '.docker')),
     ...dockerBuilder(env.DOCKER_BUILDKIT),
+    pushRelay: !FALSY.has(env.ASTRO_PUSH_RELAY?.trim().toLowerCase() ?? ''),
     raw: { ...env },
   };
 }

@@ -12,6 +12,7 @@
  * failed request: the streams here hand every message to the caller, which must look at each one.
  */
 import type { IncomingMessage } from 'node:http';
+import os from 'node:os';
 import type { Duplex, Readable } from 'node:stream';
 import * as z from 'zod';
 import { UserError } from '../errors.js';
@@ -113,6 +114,12 @@ export interface ImageEngine {
   tag(source: string, target: string): Promise<void>;
   /** Pushes `ref` (`repo:tag`) and yields every message of the push progress stream, errors included. */
   push(ref: string, auth: RegistryAuth, signal?: AbortSignal): AsyncIterable<EngineMessage>;
+  /**
+   * Whether the engine's own connections start from this machine's loopback, so that a registry on 127.0.0.1 here is
+   * one it can push to (image/registry-relay.ts): a Docker engine on a local socket, running on this kernel, neither
+   * Docker Desktop's (a VM) nor a rootless one (a network namespace of its own). False when in doubt.
+   */
+  sharesLoopback(signal?: AbortSignal): Promise<boolean>;
   /** Removes the name `ref` (untags; the image itself goes only when no other name refers to it). Missing is fine. */
   remove(ref: string): Promise<void>;
   /** Creates a container (not started): the parse and pytest sandboxes. */
@@ -150,6 +157,13 @@ const inspectSchema = z.looseObject({
   RepoDigests: z.array(z.string()).nullish(),
   Size: z.number().default(0),
   Config: z.looseObject({ Labels: z.record(z.string(), z.string()).nullish(), Env: z.array(z.string()).nullish() }).nullish(),
+});
+
+/** What sharesLoopback reads of `GET /version`. */
+const versionSchema = z.looseObject({
+  KernelVersion: z.string().optional(),
+  Platform: z.looseObject({ Name: z.string().optional() }).nullish(),
+  Components: z.array(z.looseObject({ Name: z.string() })).nullish(),
 });
 
 class DockerEngine implements ImageEngine {
@@ -284,6 +298,17 @@ class DockerEngine implements ImageEngine {
       repoDigests: d.RepoDigests ?? [],
       size: d.Size,
     };
+  }
+
+  async sharesLoopback(signal?: AbortSignal): Promise<boolean> {
+    const { kind } = this.info ?? (await this.ping(signal));
+    if (kind !== 'docker' || this.t.endpoint.kind !== 'unix' || process.platform !== 'linux') return false;
+    const version = versionSchema.parse(await this.t.json({ method: 'GET', path: '/version', signal }), CHECKED_ONCE);
+    return (
+      version.KernelVersion === os.release() &&
+      !/desktop/i.test(version.Platform?.Name ?? '') &&
+      !(version.Components ?? []).some((component) => /rootless/i.test(component.Name))
+    );
   }
 
   async tag(source: string, target: string): Promise<void> {

@@ -9,7 +9,7 @@
  */
 import { AstroError, UserError } from '../errors.js';
 import { retry, throwIfAborted, type RetryPolicy } from '../util/retry.js';
-import { withoutRegistryToken, type EngineMessage, type ImageEngine, type RegistryAuth } from './engine.js';
+import { splitRepositoryTag, withoutRegistryToken, type EngineMessage, type ImageEngine, type RegistryAuth } from './engine.js';
 
 export type PushProgressEvent =
   | { type: 'push-start'; remoteRef: string; attempt: number }
@@ -20,7 +20,9 @@ export type PushProgressEvent =
   /** The remote name could not be removed locally after the push; harmless, but worth a line. */
   | { type: 'push-cleanup-failed'; remoteRef: string; reason: string }
   /** The registry refused the push's registry token: pushed again with the credentials. */
-  | { type: 'push-token-refused'; remoteRef: string };
+  | { type: 'push-token-refused'; remoteRef: string }
+  /** The push through the relay (registry-relay.ts) failed or went unconfirmed: the engine pushes directly now. */
+  | { type: 'push-relay-failed'; remoteRef: string; reason: string };
 
 /** Pushes: four attempts, from a second up to fifteen (the engine already retries single layers itself). */
 export const PUSH_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 1000, maxDelayMs: 15_000 };
@@ -31,6 +33,12 @@ export interface PushImageOptions {
   /** `<imageRepository>:<imageTag>` from the create-deploy answer. */
   remoteRef: string;
   auth: RegistryAuth;
+  /**
+   * The registry's origin, when the first attempt should go through a relay on this machine's loopback
+   * (image/registry-relay.ts, which says when the caller may ask for it); only with a registry token in `auth`.
+   * Failed or unconfirmed, the push goes on directly at once.
+   */
+  relayTo?: string;
   signal?: AbortSignal;
   onProgress?: (event: PushProgressEvent) => void;
   retry?: Partial<RetryPolicy> & { random?: () => number };
@@ -146,29 +154,44 @@ export async function pushImage(engine: ImageEngine, options: PushImageOptions):
   const { signal } = options;
   throwIfAborted(signal, 'The image push was interrupted.');
 
-  try {
-    await engine.tag(options.localRef, options.remoteRef);
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 404) {
-      throw new UserError(`The image '${options.localRef}' is not in the local Docker engine, so it cannot be pushed.`, { cause: error });
-    }
-    throw error;
-  }
-  const untag = async (): Promise<void> => {
+  /** The names this push gave the local image, removed again whatever happens. */
+  const named: string[] = [];
+  const nameAs = async (ref: string): Promise<void> => {
+    if (named.includes(ref)) return;
     try {
-      if (options.remoteRef !== options.localRef) await engine.remove(options.remoteRef);
+      await engine.tag(options.localRef, ref);
     } catch (error) {
-      emit({ type: 'push-cleanup-failed', remoteRef: options.remoteRef, reason: (error as Error).message });
+      if ((error as { statusCode?: number }).statusCode === 404) {
+        throw new UserError(`The image '${options.localRef}' is not in the local Docker engine, so it cannot be pushed.`, { cause: error });
+      }
+      throw error;
+    }
+    if (ref !== options.localRef) named.push(ref);
+  };
+  const untag = async (): Promise<void> => {
+    for (const ref of named) {
+      try {
+        await engine.remove(ref);
+      } catch (error) {
+        emit({ type: 'push-cleanup-failed', remoteRef: ref, reason: (error as Error).message });
+      }
     }
   };
   const policy: RetryPolicy = { ...PUSH_RETRY, ...options.retry };
   let auth = options.auth;
   let attempts = 0;
   try {
+    const relayTo = auth.registrytoken !== undefined ? options.relayTo : undefined;
     const result = await retry(
       async () => {
         attempts++;
         emit({ type: 'push-start', remoteRef: options.remoteRef, attempt: attempts });
+        if (relayTo !== undefined && attempts === 1) {
+          const relayed = await pushThroughRelay(engine, options, auth, relayTo, nameAs);
+          if (relayed.ok) return relayed;
+          emit({ type: 'push-relay-failed', remoteRef: options.remoteRef, reason: relayed.message });
+        }
+        await nameAs(options.remoteRef);
         let outcome = await pushOnce(engine, options, auth);
         // A registry token the registry refused (another scope, expired, an engine that does not pass it on): the
         // engine asks the registry's token realm with the credentials itself, as without one.
@@ -214,6 +237,36 @@ export async function pushImage(engine: ImageEngine, options: PushImageOptions):
   } catch (error) {
     await untag();
     throw error;
+  }
+}
+
+/**
+ * One attempt through a relay to the registry at `origin` (registry-relay.ts): the engine pushes the image as
+ * `127.0.0.1:<port>/<name>:<tag>`, and the attempt counts only when the registry's answer to the manifest, seen by
+ * the relay, confirms the digest the engine reports.
+ */
+async function pushThroughRelay(
+  engine: ImageEngine,
+  options: PushImageOptions,
+  auth: RegistryAuth,
+  origin: string,
+  nameAs: (ref: string) => Promise<void>,
+): Promise<AttemptResult> {
+  const { openRegistryRelay } = await import('./registry-relay.js');
+  const relay = await openRegistryRelay(origin);
+  try {
+    const { repository, tag = 'latest' } = splitRepositoryTag(options.remoteRef);
+    const relayedRef = `${relay.host}/${repository.slice(repository.indexOf('/') + 1)}:${tag}`;
+    await nameAs(relayedRef);
+    const outcome = await pushOnce(engine, { ...options, remoteRef: relayedRef }, { ...auth, serveraddress: relay.host });
+    if (!outcome.ok) return outcome;
+    const confirmed = relay.manifestDigest(tag);
+    if (confirmed !== outcome.digest) {
+      return { ok: false, message: `the registry's answer to the manifest was not seen through the relay (${relay.requests} requests relayed)` };
+    }
+    return outcome;
+  } finally {
+    await relay.close();
   }
 }
 

@@ -64,6 +64,27 @@ export function registryHost(repository: string): string {
 }
 
 /**
+ * How long the registry at `origin` took to answer a request on a new connection (`GET /v2/`, which every registry
+ * answers, with 401 and its Bearer challenge when it wants a token), and that challenge; undefined when it did not
+ * answer. The connection stays open for what follows (nodeFetch keeps it alive).
+ */
+export async function probeRegistry(
+  origin: string,
+  signal?: AbortSignal,
+  fetch: FetchPort = nodeFetch,
+): Promise<{ tookMs: number; challenge?: RegistryChallenge } | undefined> {
+  const started = performance.now();
+  try {
+    const answer = await fetch(`${origin}/v2/`, { method: 'GET', ...(signal ? { signal } : {}) });
+    await answer.text();
+    const challenge = answer.status === 401 ? challengeOf(answer.headers.get('www-authenticate')) : undefined;
+    return { tookMs: performance.now() - started, ...(challenge ? { challenge } : {}) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * A remembered realm is asked for a token before the registry has challenged this run, so it must be one a challenge
  * could be trusted with: https, or http on this machine only.
  */

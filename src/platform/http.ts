@@ -30,7 +30,8 @@ export type FetchPort = (input: string, init: RequestInit) => Promise<FetchAnswe
 // A connection opened early (util/preconnect.ts: the registry's, while a deploy's reads start) is taken first.
 // Each is made on its first request (node:https loads only for an https origin).
 const agents: { http?: http.Agent; https?: https.Agent } = {};
-const agentFor = (secure: boolean): http.Agent =>
+/** The kept-alive agent of every request this process makes with nodeFetch (and of a push's registry relay). */
+export const keptAliveAgent = (secure: boolean): http.Agent =>
   secure
     ? (agents.https ??= usingPreconnected(new https.Agent({ keepAlive: true, timeout: 4_000 }), 'https:'))
     : (agents.http ??= usingPreconnected(new http.Agent({ keepAlive: true, timeout: 4_000 }), 'http:'));
@@ -56,7 +57,7 @@ export const nodeFetch: FetchPort = (input, init) =>
     if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
     const request = (secure ? https : http).request(
       url,
-      { method: init.method ?? 'GET', headers, agent: agentFor(secure), signal: init.signal ?? undefined },
+      { method: init.method ?? 'GET', headers, agent: keptAliveAgent(secure), signal: init.signal ?? undefined },
       (response) => {
         const text = new Promise<string>((done, broke) => {
           const chunks: Buffer[] = [];

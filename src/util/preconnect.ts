@@ -9,7 +9,8 @@ import type http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 
-const waiting = new Map<string, net.Socket>();
+/** Connections waiting per origin, oldest first (usually one; a registry push relay opens a few). */
+const waiting = new Map<string, net.Socket[]>();
 
 function defaultPort(protocol: string): number {
   return protocol === 'https:' ? 443 : 80;
@@ -38,27 +39,37 @@ export function connectionOrigin(url: string): string | undefined {
   return originKey(parsed.protocol, parsed.hostname, parsed.port);
 }
 
-/** Opens a connection to the URL's origin (at most one waits per origin); anything but http(s) is ignored. */
-export function preconnect(url: string): void {
+/**
+ * Opens connections to the URL's origin until `count` wait there (one unless asked for more); anything but http(s)
+ * is ignored.
+ */
+export function preconnect(url: string, count = 1): void {
   const key = connectionOrigin(url);
-  if (key === undefined || waiting.has(key)) return;
+  if (key === undefined) return;
   const { protocol, hostname, port } = new URL(url);
   const host = bareHost(hostname);
   const options = { host, port: Number(port || defaultPort(protocol)) };
-  // As https.Agent does: the name for SNI and the certificate check, never an IP address.
-  const socket = protocol === 'https:' ? tls.connect({ ...options, servername: net.isIP(host) ? '' : host }) : net.connect(options);
-  keep(key, socket);
+  for (let open = waiting.get(key)?.length ?? 0; open < count; open++) {
+    // As https.Agent does: the name for SNI and the certificate check, never an IP address.
+    const socket = protocol === 'https:' ? tls.connect({ ...options, servername: net.isIP(host) ? '' : host }) : net.connect(options);
+    keep(key, socket);
+  }
 }
 
-/** Keeps `socket` for the agent's first request to `key`, until it fails or closes; it never keeps the process alive. */
+/** `socket` no longer waits at `key`. */
+function drop(key: string, socket: net.Socket): void {
+  const left = (waiting.get(key) ?? []).filter((s) => s !== socket);
+  if (left.length > 0) waiting.set(key, left);
+  else waiting.delete(key);
+}
+
+/** Keeps `socket` for an agent's request to `key`, until it fails or closes; it never keeps the process alive. */
 function keep(key: string, socket: net.Socket): void {
-  const forget = () => {
-    if (waiting.get(key) === socket) waiting.delete(key);
-  };
+  const forget = () => drop(key, socket);
   socket.on('error', forget);
   socket.on('close', forget);
   socket.unref();
-  waiting.set(key, socket);
+  waiting.set(key, [...(waiting.get(key) ?? []), socket]);
 }
 
 /**
@@ -74,14 +85,14 @@ export function adoptConnection(url: string, socket: net.Socket): void {
   keep(key, socket);
 }
 
-/** The agent's first connection to a preconnected origin is the one waiting there; the rest it opens itself. */
+/** The agent's first connections to a preconnected origin are the ones waiting there; the rest it opens itself. */
 export function usingPreconnected<T extends http.Agent>(agent: T, protocol: 'http:' | 'https:'): T {
   const open = agent.createConnection.bind(agent);
   agent.createConnection = (options, callback) => {
     const key = originKey(protocol, options.host ?? options.hostname ?? 'localhost', options.port);
-    const socket = waiting.get(key);
-    if (socket === undefined || socket.destroyed || !socket.readable || !socket.writable) return open(options, callback);
-    waiting.delete(key);
+    const socket = waiting.get(key)?.find((s) => !s.destroyed && s.readable && s.writable);
+    if (socket === undefined) return open(options, callback);
+    drop(key, socket);
     // A request is on it now: the process waits for its answer.
     socket.ref();
     return socket;
@@ -89,7 +100,7 @@ export function usingPreconnected<T extends http.Agent>(agent: T, protocol: 'htt
   return agent;
 }
 
-/** Connections opened and not yet taken (for tests). */
+/** The origin of each connection opened and not yet taken (for tests). */
 export function waitingConnections(): string[] {
-  return [...waiting.keys()];
+  return [...waiting].flatMap(([key, sockets]) => sockets.map(() => key));
 }

@@ -405,6 +405,7 @@ export async function deployToAstro(req: DeployRequest, ports: DeployPorts): Pro
     };
     const lastRepository =
       shipsImage && prefetched && deployment.id === req.deploymentId ? await prefetched.deploys.then(lastImageRepository, () => undefined) : undefined;
+    if (lastRepository) ports.image.preparePush?.(lastRepository);
     if (!shipsBundle) dropEarlyBundle();
     else ports.bundle.prepareUpload?.(deployment.id);
     // What the image is checked against (asked for early, above, unless --dags); used after the local checks.

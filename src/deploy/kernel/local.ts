@@ -102,6 +102,11 @@ export interface LocalDeployPorts {
     }) => Promise<LocalImage>;
     /** The image exists locally and is linux/amd64; its labels are returned as they are (each platform has its own rule for them). */
     inspectPrebuilt: (ref: string) => Promise<LocalImage>;
+    /**
+     * The repository this deploy will likely push to, named while the image builds: how far its registry is gets
+     * measured then, for the push to choose its way there (image/registry-relay.ts).
+     */
+    preparePush?: (repository: string) => void;
     /** `untagged`: the pushed name's removal from the local engine, still under way (see image/push.ts); it never rejects. */
     push: (input: {
       localRef: string;

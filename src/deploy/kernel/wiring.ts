@@ -96,6 +96,31 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
     return { digest: tagged.digest, untagged: remembered };
   };
 
+  /**
+   * Per registry origin, whether a push there goes through astro's relay (image/registry-relay.ts): measured once, as
+   * preparePush names the repository, while the image builds (a push to a registry not named before goes directly). Only a registry that is far, that no proxy is set for,
+   * and an engine that reaches this machine's loopback; ASTRO_PUSH_RELAY=0 turns it off.
+   */
+  const relayChoices = new Map<string, Promise<boolean>>();
+  const relayChoice = (repository: string): Promise<boolean> =>
+    (async () => {
+      const [{ FAR_REGISTRY_MS, proxyFor }, registry, { rememberedChallenges }] = await Promise.all([
+        import('../../image/registry-relay.js'),
+        import('../../image/registry.js'),
+        import('../../image/registry-challenges.js'),
+      ]);
+      const origin = registry.registryOrigin(repository);
+      if (!env.pushRelay || proxyFor(origin, env.raw) !== undefined || !(await (await engine()).sharesLoopback(signal))) return false;
+      const probed = await registry.probeRegistry(origin, signal);
+      out.debug(
+        probed ? `The registry at ${origin} answered on a new connection in ${Math.round(probed.tookMs)} ms.` : `The registry at ${origin} did not answer.`,
+      );
+      // Its challenge, remembered as the registry reads remember theirs: the push's token is asked for with it.
+      if (probed?.challenge)
+        await rememberedChallenges(path.join(env.cacheDir, 'registry-challenges.json')).remember(registry.registryHost(repository), probed.challenge);
+      return probed !== undefined && probed.tookMs >= FAR_REGISTRY_MS;
+    })().catch(() => false);
+
   return {
     choose: (title, choices, flags) => select(out, title, choices, flags, signal),
     confirm: (question, flags) => confirm(out, question, flags, signal),
@@ -182,6 +207,9 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
         const image = await inspectPrebuiltImage(e, ref);
         return { runtimeVersion: image.runtimeVersion, labels: image.labels };
       },
+      preparePush: (repository) => {
+        if (!relayChoices.has(repository)) relayChoices.set(repository, relayChoice(repository));
+      },
       push: async ({ localRef, imageId, remoteRef, auth }) => {
         const repository = repositoryOf(remoteRef);
         // Remembered by image id (image/pushed-images.ts), so only a build's own can be tagged without a push.
@@ -190,12 +218,19 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
           const tagged = await tagAlreadyPushed({ ...built, remoteRef, auth });
           if (tagged) return tagged;
         }
-        const [{ pushImage }, e] = await Promise.all([import('../../image/push.js'), engine()]);
+        const relayChosen = repository !== undefined && auth.registrytoken !== undefined ? relayChoices.get(repository) : undefined;
+        const [{ pushImage }, { registryOrigin }, e, far] = await Promise.all([
+          import('../../image/push.js'),
+          import('../../image/registry.js'),
+          engine(),
+          relayChosen ?? false,
+        ]);
         const layers = new Map<string, { current: number; total: number }>();
         const pushed = await pushImage(e, {
           localRef,
           remoteRef,
           auth,
+          ...(far ? { relayTo: registryOrigin(repository!) } : {}),
           signal,
           onProgress: (p) => {
             if (p.type === 'push-layer' && p.total) {
@@ -205,6 +240,7 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
               emit({ type: 'progress', phase: 'push', bytesDone: done, bytesTotal: total });
             }
             if (p.type === 'push-retry') emit({ type: 'warning', message: `Push failed (${p.reason}); retrying in ${Math.round(p.delayMs / 100) / 10}s` });
+            if (p.type === 'push-relay-failed') out.debug(`The push through astro's relay did not go through (${p.reason}): the engine pushes directly.`);
           },
         });
         // Remembered while the deploy goes on (awaited with the untagging): a redeploy of this image only tags it.

@@ -13,7 +13,7 @@ import { inspectPrebuiltImage } from '../../../src/image/check.js';
 import { checkBuiltRuntimeImage } from '../../../src/image/runtime/preflight.js';
 import { createDockerEngine } from '../../../src/image/engine.js';
 import { pushImage, PUSH_AUTH_FAILED_MESSAGE, type PushProgressEvent } from '../../../src/image/push.js';
-import { requestPushToken } from '../../../src/image/registry.js';
+import { registryOrigin, requestPushToken } from '../../../src/image/registry.js';
 import { notRuntimeImageNameMessage, RUNTIME_VERSION_LABEL } from '../../../src/image/runtime/rules.js';
 import { buildShellBaseImage, docker, DOCKER_SOCKET, listImageFiles, removeImages, removeImagesOfRun, uniqueName } from './docker.js';
 import { fetchImageConfig, startTestRegistry, type TestRegistry } from './registry.js';
@@ -267,6 +267,35 @@ describe('a registry token for the push', () => {
     expect(events.map((e) => e.type)).not.toContain('push-token-refused');
     const manifest = await registry.get('/v2/token-ns/airflow/manifests/deploy-1', 'application/vnd.docker.distribution.manifest.v2+json');
     expect(manifest.headers['docker-content-digest']).toBe(pushed.digest);
+  });
+
+  it("goes through astro's relay when asked: Docker's engine pushes to 127.0.0.1:<port>, the registry holds the manifest under its own name", async () => {
+    // This machine's engine is one the relay is chosen for.
+    expect(await engine.sharesLoopback()).toBe(true);
+    const dir = await writeProject('push-relay', astroProject({ 'include/relay.txt': randomUUID() }));
+    const local = image('push-relay');
+    await buildProjectImage(engine, { projectDir: dir, tag: local });
+    const repository = `${registry.host}/relay-ns/airflow`;
+    const credentials = { username: 'cli', password: `Bearer ${registry.token}` };
+    const registrytoken = await requestPushToken({ repository, auth: credentials, challenge: registry.challenge });
+    const events: PushProgressEvent[] = [];
+    const pushed = await pushImage(engine, {
+      localRef: local,
+      remoteRef: `${repository}:deploy-1`,
+      auth: { ...credentials, serveraddress: registry.host, registrytoken: registrytoken! },
+      relayTo: registryOrigin(repository),
+      onProgress: (e) => events.push(e),
+    });
+    await pushed.untagged;
+    // Confirmed through the relay (else push-relay-failed and a second push), with every layer sent.
+    expect(events.filter((e) => e.type === 'push-relay-failed' || e.type === 'push-retry')).toEqual([]);
+    expect(events.filter((e) => e.type === 'push-start')).toHaveLength(1);
+    expect(events.some((e) => e.type === 'push-layer' && e.status === 'Pushed')).toBe(true);
+    const manifest = await registry.get('/v2/relay-ns/airflow/manifests/deploy-1', 'application/vnd.docker.distribution.manifest.v2+json');
+    expect(manifest.headers['docker-content-digest']).toBe(pushed.digest);
+    // No name of the relay's is left on the engine.
+    const names = docker(['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}']).stdout.split('\n');
+    expect(names.filter((name) => /^127\.0\.0\.1:\d+\/relay-ns\/airflow:/.test(name))).toEqual([]);
   });
 
   it('one the registry refuses (scoped to another repository) costs one attempt: the push goes on with the credentials', async () => {

@@ -69,3 +69,17 @@ describe('DOCKER_BUILDKIT', () => {
     expect(readEnv(value === undefined ? {} : { DOCKER_BUILDKIT: value }).dockerBuilder).toBe(builder);
   });
 });
+
+describe('ASTRO_PUSH_RELAY', () => {
+  it.each([
+    [undefined, true],
+    ['', true],
+    ['1', true],
+    ['0', false],
+    [' No ', false],
+    ['off', false],
+    ['false', false],
+  ])('%j leaves the relay on: %j', (value, on) => {
+    expect(readEnv(value === undefined ? {} : { ASTRO_PUSH_RELAY: value }).pushRelay).toBe(on);
+  });
+});

@@ -309,6 +309,29 @@ describe('createDockerEngine over a socket', () => {
     expect(classic!.get('version')).toBeNull();
   });
 
+  it("shares this machine's loopback only as a Docker engine on a local socket, on this kernel, neither Docker Desktop nor rootless", async () => {
+    let pingHeaders: Record<string, string> = {};
+    let version: Record<string, unknown> = {};
+    const socketPath = await fakeDaemon((req, res) => {
+      if (req.url?.endsWith('/_ping')) return void res.writeHead(200, pingHeaders).end('OK');
+      if (req.url?.endsWith('/version')) return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(version));
+      res.writeHead(404).end('{}');
+    });
+    const shares = async (headers: Record<string, string>, answer: Record<string, unknown>) => {
+      pingHeaders = headers;
+      version = answer;
+      return createDockerEngine({ socketPath }).sharesLoopback();
+    };
+    const docker = { 'api-version': '1.41', server: 'Docker/20.10.24 (linux)' };
+    const engine = { Platform: { Name: '' }, Components: [{ Name: 'Engine' }, { Name: 'containerd' }], KernelVersion: os.release() };
+    expect(await shares(docker, engine)).toBe(process.platform === 'linux');
+    expect(await shares(docker, { ...engine, KernelVersion: '5.15.49-linuxkit' })).toBe(false);
+    expect(await shares(docker, { ...engine, Platform: { Name: 'Docker Desktop 4.25.0 (126437)' } })).toBe(false);
+    expect(await shares(docker, { ...engine, Components: [{ Name: 'Engine' }, { Name: 'rootlesskit' }] })).toBe(false);
+    expect(await shares(docker, { ...engine, KernelVersion: undefined })).toBe(false);
+    expect(await shares({ 'api-version': '1.41', 'libpod-api-version': '4.3.1', server: 'Libpod/4.3.1 (linux)' }, engine)).toBe(false);
+  });
+
   it('passes the build options as query parameters and reports engine errors with their message', async () => {
     let url = '';
     const socketPath = await fakeDaemon((req, res) => {

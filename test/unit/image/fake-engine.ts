@@ -62,10 +62,20 @@ export class FakeEngine implements ImageEngine {
     this.images.set(target, found);
   }
 
+  /** What sharesLoopback answers (a real engine on this machine's socket: true). */
+  loopback = false;
+  async sharesLoopback(): Promise<boolean> {
+    return this.loopback;
+  }
+
+  /** Runs as a push starts, before its messages: what the engine would send to the registry. */
+  onPush?: (ref: string, auth: RegistryAuth) => Promise<void>;
+
   async *push(ref: string, auth: RegistryAuth): AsyncGenerator<EngineMessage> {
     this.pushAuths.push(auth);
     const attempt = this.pushAuths.length;
     this.calls.push(`push ${ref}`);
+    await this.onPush?.(ref, auth);
     const script = this.pushScript(attempt, auth);
     if (script instanceof Error) throw script;
     for (const message of script) yield message;

@@ -1,6 +1,9 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { InterruptedError, UserError } from '../../../src/errors.js';
 import { classifyPushError, pushImage, PUSH_AUTH_FAILED_MESSAGE, PUSH_AUTH_HELP_URL, type PushProgressEvent } from '../../../src/image/push.js';
+import { splitRepositoryTag } from '../../../src/image/engine.js';
 import { FakeEngine, image } from './fake-engine.js';
 
 const LOCAL = 'ns/airflow:latest';
@@ -208,5 +211,130 @@ describe('pushImage', () => {
     expect(pushed.digest).toBe(DIGEST);
     await pushed.untagged;
     expect(events.at(-1)).toEqual({ type: 'push-cleanup-failed', remoteRef: REMOTE, reason: 'conflict: unable to remove' });
+  });
+});
+
+describe('pushImage through a relay (registry-relay.ts)', () => {
+  const withToken = { ...AUTH, registrytoken: 'scoped-token' };
+
+  /** A registry that takes manifests under any tag with DIGEST, and records what reached it. */
+  async function registry() {
+    const seen: string[] = [];
+    const server = http.createServer((req, res) => {
+      seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''}`);
+      req.resume();
+      req.on('end', () => res.writeHead(req.method === 'PUT' ? 201 : 404, { 'docker-content-digest': DIGEST, 'content-length': '0' }).end());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    // The relay's kept-alive and warm connections are closed with it.
+    const close = () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    return { origin, seen, close };
+  }
+
+  /** What Docker's engine sends to the registry it was told to push to: the manifest under the tag. */
+  const engineSends = (engine: FakeEngine) => {
+    engine.onPush = async (ref, auth) => {
+      const { repository, tag } = splitRepositoryTag(ref);
+      const [host, ...name] = repository.split('/');
+      if (!host!.startsWith('127.0.0.1:')) return;
+      await fetch(`http://${host}/v2/${name.join('/')}/manifests/${tag}`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${auth.registrytoken}` },
+        body: '{}',
+      }).then((r) => r.arrayBuffer());
+    };
+  };
+
+  it('pushes as 127.0.0.1:<port>/<name>:<tag>, trusts the digest the registry confirmed through the relay, and removes that name', async () => {
+    const upstream = await registry();
+    try {
+      const engine = engineWithImage();
+      engine.pushScript = () => success;
+      engineSends(engine);
+      const events: PushProgressEvent[] = [];
+      const pushed = await pushImage(engine, {
+        localRef: LOCAL,
+        remoteRef: REMOTE,
+        auth: withToken,
+        relayTo: upstream.origin,
+        onProgress: (e) => events.push(e),
+      });
+      await pushed.untagged;
+      expect(pushed).toMatchObject({ remoteRef: REMOTE, digest: DIGEST, attempts: 1 });
+      const relayed = engine.calls.find((c) => c.startsWith('push '))!.slice('push '.length);
+      expect(relayed).toMatch(/^127\.0\.0\.1:\d+\/ns\/airflow:deploy-2024$/);
+      expect(engine.calls).toEqual([`tag ${LOCAL} ${relayed}`, `push ${relayed}`, `remove ${relayed}`, `removed ${relayed}`]);
+      // The engine got the token and the relay's host; the registry got the engine's request as it was.
+      expect(engine.pushAuths).toEqual([{ ...withToken, serveraddress: relayed.split('/')[0] }]);
+      expect(upstream.seen).toEqual(['PUT /v2/ns/airflow/manifests/deploy-2024 Bearer scoped-token']);
+      expect(events.some((e) => e.type === 'push-relay-failed')).toBe(false);
+    } finally {
+      await upstream.close();
+    }
+  });
+
+  it('pushes directly at once when the relay did not see the registry take the manifest, or the engine failed through it', async () => {
+    const upstream = await registry();
+    try {
+      // The engine reports a digest, but nothing reached the relay (an engine that cannot reach this machine's loopback
+      // and found another registry there would look like this).
+      const unseen = engineWithImage();
+      unseen.pushScript = () => success;
+      const events: PushProgressEvent[] = [];
+      const pushed = await pushImage(unseen, {
+        localRef: LOCAL,
+        remoteRef: REMOTE,
+        auth: withToken,
+        relayTo: upstream.origin,
+        onProgress: (e) => events.push(e),
+      });
+      await pushed.untagged;
+      const relayed = unseen.calls[0]!.split(' ')[2]!;
+      expect(unseen.calls).toEqual([
+        `tag ${LOCAL} ${relayed}`,
+        `push ${relayed}`,
+        `tag ${LOCAL} ${REMOTE}`,
+        `push ${REMOTE}`,
+        `remove ${relayed}`,
+        `removed ${relayed}`,
+        `remove ${REMOTE}`,
+        `removed ${REMOTE}`,
+      ]);
+      expect(pushed).toMatchObject({ digest: DIGEST, attempts: 1 });
+      expect(events).toContainEqual({
+        type: 'push-relay-failed',
+        remoteRef: REMOTE,
+        reason: expect.stringContaining('not seen through the relay (0 requests relayed)'),
+      });
+      expect(unseen.pushAuths.map((a) => a.serveraddress)).toEqual([relayed.split('/')[0], AUTH.serveraddress]);
+
+      // The engine's push through the relay failed: no waiting, no retry counted, the direct push follows.
+      const failed = engineWithImage();
+      failed.pushScript = (attempt) => (attempt === 1 ? [{ error: 'Get "http://127.0.0.1:1/v2/": dial tcp: connect: connection refused' }] : success);
+      const direct = await pushImage(failed, { localRef: LOCAL, remoteRef: REMOTE, auth: withToken, relayTo: upstream.origin, retry: { baseDelayMs: 60_000 } });
+      expect(direct).toMatchObject({ digest: DIGEST, attempts: 1 });
+      expect(failed.calls.filter((c) => c.startsWith('push ')).map((c) => c.includes('127.0.0.1:'))).toEqual([true, false]);
+    } finally {
+      await upstream.close();
+    }
+  });
+
+  it('is not used without a registry token: the engine never gets the credentials for a relay', async () => {
+    const upstream = await registry();
+    try {
+      const engine = engineWithImage();
+      engine.pushScript = () => success;
+      engineSends(engine);
+      await pushImage(engine, { localRef: LOCAL, remoteRef: REMOTE, auth: AUTH, relayTo: upstream.origin });
+      expect(engine.calls.slice(0, 2)).toEqual([`tag ${LOCAL} ${REMOTE}`, `push ${REMOTE}`]);
+      expect(upstream.seen).toEqual([]);
+    } finally {
+      await upstream.close();
+    }
   });
 });

@@ -75,6 +75,25 @@ describe('preconnect', () => {
     agent.destroy();
   });
 
+  it('opens as many as asked for, and requests made at once take one each before any new one is opened', async () => {
+    const s = await countingServer();
+    closers.push(s.close);
+    preconnect(s.url, 3);
+    // Asking again for no more than wait there opens nothing.
+    preconnect(s.url, 2);
+    preconnect(s.url);
+    await until(() => s.connections() === 3);
+    expect(waitingConnections().filter((o) => o === connectionOrigin(s.url))).toHaveLength(3);
+    const agent = usingPreconnected(new http.Agent({ keepAlive: true }), 'http:');
+    expect(await Promise.all([get(s.url, agent), get(s.url, agent), get(s.url, agent)])).toEqual([200, 200, 200]);
+    expect(s.connections()).toBe(3);
+    expect(waitingConnections()).not.toContain(connectionOrigin(s.url));
+    // A fourth at once: the agent's three are busy or kept alive, the next one is its own.
+    expect(await Promise.all([get(s.url, agent), get(s.url, agent), get(s.url, agent), get(s.url, agent)])).toEqual([200, 200, 200, 200]);
+    expect(s.connections()).toBe(4);
+    agent.destroy();
+  });
+
   it('another origin opens its own; one that closed meanwhile is never handed out', async () => {
     const a = await countingServer();
     // The first connection is closed by the server at once, as an idle timeout would.
