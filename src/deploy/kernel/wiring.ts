@@ -13,6 +13,7 @@ import type { ContextSnapshot } from '../../image/context.js';
 import type { LocalDeployPorts, ParseOutcome, RegistryCredentials } from './local.js';
 import type { DeployEvent } from './phases.js';
 import { once } from '../../util/once.js';
+import { RUNTIME_VERSION_LABEL } from '../../image/labels.js';
 
 /** What the local ports need: no session, so both wings use them. */
 export interface LocalWiringInput {
@@ -121,6 +122,24 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
       return probed !== undefined && probed.tookMs >= FAR_REGISTRY_MS;
     })().catch(() => false);
 
+  // What this machine built (image/built-images.ts), loaded by an image deploy only.
+  const builds = once(async () => (await import('../../image/built-images.js')).rememberedBuilds(path.join(env.cacheDir, 'built-images.json')));
+  /**
+   * The image a build with these labels made here before, named `localRef` as the build would name it; undefined
+   * when none is remembered, it is gone or no longer what the build would make, or the Dockerfile has several stages
+   * (the image-inputs digest covers the first stage's base image only).
+   */
+  const builtBefore = async (labels: Record<string, string>, localRef: string) => {
+    const imageId = await (await builds()).find(labels);
+    if (imageId === undefined || (await dockerfileStages(projectDir).catch(() => 0)) !== 1) return undefined;
+    const [{ hasBuildLabels }, e] = await Promise.all([import('../../image/built-images.js'), engine()]);
+    const image = await e.inspect(imageId).catch(() => undefined);
+    if (!image || image.os !== 'linux' || image.architecture !== 'amd64' || !hasBuildLabels(image.labels, labels)) return undefined;
+    await e.tag(image.id, localRef);
+    emit({ type: 'notice', message: `This machine built the image for these inputs before (${image.id}): using it, not building again.` });
+    return { runtimeVersion: image.labels[RUNTIME_VERSION_LABEL], labels: image.labels, imageId: image.id };
+  };
+
   return {
     choose: (title, choices, flags) => select(out, title, choices, flags, signal),
     confirm: (question, flags) => confirm(out, question, flags, signal),
@@ -179,6 +198,8 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
 
     image: {
       build: async ({ localRef, excludeDags, labels, buildSecrets, noCache }) => {
+        const reused = noCache ? undefined : await builtBefore(labels, localRef);
+        if (reused) return reused;
         const [{ buildProjectImage, resolveBuildSecrets, stepName }, e, context] = await Promise.all([
           import('../../image/build.js'),
           engine(),
@@ -200,6 +221,8 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
             if (p.type === 'build-log') out.debug(p.line);
           },
         });
+        // The next build with these labels takes this image.
+        await (await builds()).remember(labels, built.imageId);
         return { runtimeVersion: built.runtimeVersion, labels: built.labels, imageId: built.imageId };
       },
       inspectPrebuilt: async (ref) => {
@@ -289,6 +312,12 @@ function repositoryOf(remoteRef: string): string | undefined {
 }
 
 /** The first stage's image of the project Dockerfile: where DAG-only deploys parse when the host has no Airflow. */
+/** How many stages (FROM lines) the project's Dockerfile has. */
+async function dockerfileStages(projectDir: string): Promise<number> {
+  const { loadDockerfile } = await import('../../image/runtime/dockerfile.js');
+  return (await loadDockerfile(path.join(projectDir, 'Dockerfile'), { displayPath: 'Dockerfile' })).stages.length;
+}
+
 async function baseImageOf(projectDir: string): Promise<string> {
   const { loadDockerfile } = await import('../../image/runtime/dockerfile.js');
   const parsed = await loadDockerfile(path.join(projectDir, 'Dockerfile'), { displayPath: 'Dockerfile' });

@@ -130,20 +130,63 @@ describe('astro deploy against the local platform', () => {
     expect(prebuilt.stderr).toContain('Skipping building image...');
   });
 
-  it('--no-cache builds every step again; without it a rebuild takes its steps from the build cache', async () => {
-    const dir = await project();
+  it('a redeploy with the same inputs takes the image built before; other labels rebuild from the cache; --no-cache builds every step again', async () => {
+    // Inputs of its own: an earlier test's build of the example project is remembered too.
+    const dir = await project(async (d) => fs.writeFile(path.join(d, 'include', 'rebuild.txt'), `rebuild ${Date.now()}\n`));
     // The Dockerfile's steps taken from the cache: the classic builder's "Using cache", BuildKit's "[2/5] … (cached)"
     // (not its internal steps, such as the context's copy, nor FROM, which BuildKit always finds in the local store).
     const cachedLines = (stderr: string) => stderr.split('\n').filter((line) => /Using cache|^\[[^\]]*\d+\/\d+\] (?!FROM ).*\(cached\)$/.test(line));
+    const steps = /Step \d+\/\d+|\[\d+\/\d+\]/;
+    const reusedNotice = /This machine built the image for these inputs before \((sha256:[0-9a-f]{64})\): using it, not building again\./;
     const first = await deploy([DAG_ON, '--image', '--force', '--verbose'], { cwd: dir });
     expect(first.code, first.stderr).toBe(0);
-    const warm = await deploy([DAG_ON, '--image', '--force', '--verbose'], { cwd: dir });
+    expect(first.stderr).not.toMatch(reusedNotice);
+
+    // Nothing the image is made of changed, nor its labels: no build is sent, the image built first is deployed.
+    const again = await deploy([DAG_ON, '--image', '--force', '--verbose'], { cwd: dir });
+    expect(again.code, again.stderr).toBe(0);
+    const reused = reusedNotice.exec(again.stderr);
+    expect(reused, again.stderr).not.toBeNull();
+    expect(again.stderr).not.toMatch(steps);
+    const remembered = JSON.parse(await fs.readFile(path.join(home, 'cache', 'built-images.json'), 'utf8')) as Record<string, string>;
+    expect(Object.values(remembered)).toContain(reused![1]);
+
+    // Another description is another label: built, from the cache.
+    const warm = await deploy([DAG_ON, '--image', '--force', '--verbose', '--description', `warm ${Date.now()}`], { cwd: dir });
     expect(warm.code, warm.stderr).toBe(0);
+    expect(warm.stderr).not.toMatch(reusedNotice);
     expect(cachedLines(warm.stderr).length).toBeGreaterThan(0);
+
+    // A remembered image the engine no longer has is built again.
+    await fs.writeFile(
+      path.join(home, 'cache', 'built-images.json'),
+      JSON.stringify(Object.fromEntries(Object.keys(remembered).map((key) => [key, `sha256:${'0'.repeat(64)}`]))),
+    );
+    const gone = await deploy([DAG_ON, '--image', '--force', '--verbose'], { cwd: dir });
+    expect(gone.code, gone.stderr).toBe(0);
+    expect(gone.stderr).not.toMatch(reusedNotice);
+    expect(gone.stderr).toMatch(steps);
+
     const cold = await deploy([DAG_ON, '--image', '--force', '--verbose', '--no-cache'], { cwd: dir });
     expect(cold.code, cold.stderr).toBe(0);
+    expect(cold.stderr).not.toMatch(reusedNotice);
     expect(cachedLines(cold.stderr)).toEqual([]);
-    expect(cold.stderr).toMatch(/Step \d+\/\d+|\[\d+\/\d+\]/);
+    expect(cold.stderr).toMatch(steps);
+  });
+
+  it('a Dockerfile of several stages is built every time (the image-inputs digest covers the first stage only)', async () => {
+    const dir = await project(async (d) => {
+      const dockerfile = await fs.readFile(path.join(d, 'Dockerfile'), 'utf8');
+      const from = /^FROM .*$/m.exec(dockerfile)![0];
+      await fs.writeFile(path.join(d, 'Dockerfile'), `${from} AS tools\nRUN echo stage > /tmp/stage\n${dockerfile}`);
+      await fs.writeFile(path.join(d, 'include', 'stages.txt'), `stages ${Date.now()}\n`);
+    });
+    for (let i = 0; i < 2; i++) {
+      const run = await deploy([DAG_ON, '--image', '--force', '--verbose'], { cwd: dir });
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).not.toContain('This machine built the image for these inputs before');
+      expect(run.stderr).toMatch(/Step \d+\/\d+|\[\d+\/\d+\]/);
+    }
   });
 
   it('a redeploy of an image the registry has gives it only the new tag; a remembered manifest the registry lacks gets the push', async () => {
