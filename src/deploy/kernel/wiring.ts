@@ -98,9 +98,10 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
   };
 
   /**
-   * Per registry origin, whether a push there goes through astro's relay (image/registry-relay.ts): measured once, as
-   * preparePush names the repository, while the image builds (a push to a registry not named before goes directly). Only a registry that is far, that no proxy is set for,
-   * and an engine that reaches this machine's loopback; ASTRO_PUSH_RELAY=0 turns it off.
+   * Per repository, whether a push there goes through astro's relay (image/registry-relay.ts): decided once, as
+   * preparePush names the repository, while the image builds; a push to a repository not named before goes directly.
+   * Only a registry that is far, that no proxy is set for, and an engine that reaches this machine's loopback;
+   * ASTRO_PUSH_RELAY=0 turns it off.
    */
   const relayChoices = new Map<string, Promise<boolean>>();
   const relayChoice = (repository: string): Promise<boolean> =>
@@ -311,17 +312,19 @@ function repositoryOf(remoteRef: string): string | undefined {
   return colon > remoteRef.lastIndexOf('/') && !remoteRef.includes('@') ? remoteRef.slice(0, colon) : undefined;
 }
 
-/** The first stage's image of the project Dockerfile: where DAG-only deploys parse when the host has no Airflow. */
-/** How many stages (FROM lines) the project's Dockerfile has. */
-async function dockerfileStages(projectDir: string): Promise<number> {
+async function projectDockerfile(projectDir: string) {
   const { loadDockerfile } = await import('../../image/runtime/dockerfile.js');
-  return (await loadDockerfile(path.join(projectDir, 'Dockerfile'), { displayPath: 'Dockerfile' })).stages.length;
+  return loadDockerfile(path.join(projectDir, 'Dockerfile'), { displayPath: 'Dockerfile' });
 }
 
+/** How many stages (FROM lines) the project's Dockerfile has. */
+async function dockerfileStages(projectDir: string): Promise<number> {
+  return (await projectDockerfile(projectDir)).stages.length;
+}
+
+/** The first stage's image of the project Dockerfile: where DAG-only deploys parse when the host has no Airflow. */
 async function baseImageOf(projectDir: string): Promise<string> {
-  const { loadDockerfile } = await import('../../image/runtime/dockerfile.js');
-  const parsed = await loadDockerfile(path.join(projectDir, 'Dockerfile'), { displayPath: 'Dockerfile' });
-  const image = parsed.base?.image;
+  const image = (await projectDockerfile(projectDir)).base?.image;
   if (!image) throw new UserError('Cannot tell which image to parse the DAGs in: the Dockerfile has no FROM image.');
   return image;
 }
