@@ -254,11 +254,25 @@ async function pushThroughRelay(
 ): Promise<AttemptResult> {
   const { openRegistryRelay } = await import('./registry-relay.js');
   const relay = await openRegistryRelay(origin);
+  // The relay cannot reach the registry: the engine's push through it is stopped, not left to retry.
+  const stop = new AbortController();
+  let unreachable: Error | undefined;
+  relay.onFailure = (error) => {
+    unreachable = error;
+    stop.abort(error);
+  };
+  const interrupted = () => stop.abort(options.signal?.reason);
+  options.signal?.addEventListener('abort', interrupted, { once: true });
+  if (options.signal?.aborted) interrupted();
   try {
     const { repository, tag = 'latest' } = splitRepositoryTag(options.remoteRef);
     const relayedRef = `${relay.host}/${repository.slice(repository.indexOf('/') + 1)}:${tag}`;
     await nameAs(relayedRef);
-    const outcome = await pushOnce(engine, { ...options, remoteRef: relayedRef }, { ...auth, serveraddress: relay.host });
+    const relayed = { ...options, remoteRef: relayedRef, signal: stop.signal };
+    const outcome = await pushOnce(engine, relayed, { ...auth, serveraddress: relay.host }).catch((error: unknown) => {
+      if (unreachable === undefined || options.signal?.aborted) throw error;
+      return { ok: false as const, message: `the relay could not reach the registry (${unreachable.message})` };
+    });
     if (!outcome.ok) return outcome;
     const confirmed = relay.manifestDigest(tag);
     if (confirmed !== outcome.digest) {
@@ -266,6 +280,7 @@ async function pushThroughRelay(
     }
     return outcome;
   } finally {
+    options.signal?.removeEventListener('abort', interrupted);
     await relay.close();
   }
 }

@@ -61,6 +61,11 @@ export interface RegistryRelay {
   readonly requests: number;
   /** The digest the registry answered a manifest `PUT` of `tag` with, through the relay; undefined when none was taken. */
   manifestDigest(tag: string): string | undefined;
+  /**
+   * Called once, with the error, when a request could not be sent on to the registry (refused, reset, a certificate
+   * this process does not trust). The engine would retry such a push for most of a minute: stop it and push directly.
+   */
+  onFailure?: (error: Error) => void;
   close(): Promise<void>;
 }
 
@@ -82,6 +87,7 @@ export async function openRegistryRelay(origin: string): Promise<RegistryRelay> 
   const manifests = new Map<string, string>();
   const manifestPath = /^\/v2\/.+\/manifests\/([^/?]+)(?:\?.*)?$/;
   let requests = 0;
+  let failed = false;
 
   const server = http.createServer((req, res) => {
     const path = req.url ?? '';
@@ -112,13 +118,21 @@ export async function openRegistryRelay(origin: string): Promise<RegistryRelay> 
         answer.pipe(res);
       },
     );
-    out.on('error', () => {
+    // The engine gave up on this request (or the push was interrupted): so does the relay.
+    let engineLeft = false;
+    res.on('close', () => {
+      if (res.writableFinished) return;
+      engineLeft = true;
+      out.destroy();
+    });
+    out.on('error', (error) => {
+      // Not when the engine hung up first (its request destroyed just above).
+      if (!failed && !engineLeft) {
+        failed = true;
+        relay.onFailure?.(error);
+      }
       if (res.headersSent) res.destroy();
       else res.writeHead(502).end();
-    });
-    // The engine gave up on this request (or the push was interrupted): so does the relay.
-    res.on('close', () => {
-      if (!res.writableFinished) out.destroy();
     });
     req.pipe(out);
   });
@@ -126,7 +140,7 @@ export async function openRegistryRelay(origin: string): Promise<RegistryRelay> 
     server.once('error', reject);
     server.listen(0, '127.0.0.1', resolve);
   });
-  return {
+  const relay: RegistryRelay = {
     host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
     get requests() {
       return requests;
@@ -138,4 +152,5 @@ export async function openRegistryRelay(origin: string): Promise<RegistryRelay> 
         server.closeAllConnections();
       }),
   };
+  return relay;
 }

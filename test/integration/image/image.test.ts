@@ -298,6 +298,41 @@ describe('a registry token for the push', () => {
     expect(names.filter((name) => /^127\.0\.0\.1:\d+\/relay-ns\/airflow:/.test(name))).toEqual([]);
   });
 
+  it('pushed directly at once when the relay cannot reach the registry (the engine fails through it)', async () => {
+    const dir = await writeProject('push-relay-unreachable', astroProject({ 'include/relay.txt': randomUUID() }));
+    const local = image('push-relay-unreachable');
+    await buildProjectImage(engine, { projectDir: dir, tag: local });
+    const repository = `${registry.host}/relay-lost-ns/airflow`;
+    const credentials = { username: 'cli', password: `Bearer ${registry.token}` };
+    const registrytoken = await requestPushToken({ repository, auth: credentials, challenge: registry.challenge });
+    const events: PushProgressEvent[] = [];
+    const pushed = await pushImage(engine, {
+      localRef: local,
+      remoteRef: `${repository}:deploy-1`,
+      auth: { ...credentials, serveraddress: registry.host, registrytoken: registrytoken! },
+      // Nothing listens there: the relay answers the engine 502.
+      relayTo: 'http://127.0.0.1:9',
+      // A retry's wait would show as a timeout here: the direct push follows at once, in the same attempt.
+      retry: { baseDelayMs: 60_000, maxDelayMs: 60_000 },
+      onProgress: (e) => events.push(e),
+    });
+    await pushed.untagged;
+    // Stopped as the relay failed to reach the registry, not after the engine's own retries of the 502s (about 50 s).
+    expect(events.filter((e) => e.type === 'push-relay-failed')).toEqual([
+      {
+        type: 'push-relay-failed',
+        remoteRef: `${repository}:deploy-1`,
+        reason: expect.stringContaining('the relay could not reach the registry (connect ECONNREFUSED'),
+      },
+    ]);
+    expect(events.filter((e) => e.type === 'push-retry')).toEqual([]);
+    expect(pushed.attempts).toBe(1);
+    const manifest = await registry.get('/v2/relay-lost-ns/airflow/manifests/deploy-1', 'application/vnd.docker.distribution.manifest.v2+json');
+    expect(manifest.headers['docker-content-digest']).toBe(pushed.digest);
+    const names = docker(['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}']).stdout.split('\n');
+    expect(names.filter((name) => name.includes('/relay-lost-ns/airflow:'))).toEqual([]);
+  });
+
   it('one the registry refuses (scoped to another repository) costs one attempt: the push goes on with the credentials', async () => {
     const dir = await writeProject('push-token-refused', astroProject());
     const local = image('push-token-refused');

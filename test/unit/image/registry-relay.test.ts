@@ -131,8 +131,30 @@ describe('openRegistryRelay', () => {
     expect(upstream.seen).toEqual([]);
     expect(relay.requests).toBe(0);
 
+    const failures: Error[] = [];
+    relay.onFailure = (error) => failures.push(error);
     await upstream.close();
     expect((await engineRequest(relay.host, 'GET', '/v2/')).status).toBe(502);
+    expect((await engineRequest(relay.host, 'GET', '/v2/')).status).toBe(502);
+    // Said once, for the caller to stop the engine's push.
+    expect(failures.map((e) => (e as NodeJS.ErrnoException).code)).toEqual(['ECONNREFUSED']);
+  });
+
+  it('does not take an engine that hangs up for a registry that failed', async () => {
+    const upstream = await startUpstream((req) => req.url === '/v2/slow');
+    cleanup.push(() => upstream.close());
+    const relay = await relayTo(upstream);
+    const failures: Error[] = [];
+    relay.onFailure = (error) => failures.push(error);
+    const [host, port] = relay.host.split(':');
+    const request = http.request({ host, port: Number(port), path: '/v2/slow', agent: false });
+    request.on('error', () => undefined);
+    request.end();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    request.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(upstream.seen).toHaveLength(1);
+    expect(failures).toEqual([]);
   });
 
   it('stops listening once closed', async () => {
