@@ -269,13 +269,12 @@ describe('a registry token for the push', () => {
     expect(manifest.headers['docker-content-digest']).toBe(pushed.digest);
   });
 
-  it("goes through astro's relay when asked: Docker's engine pushes to 127.0.0.1:<port>, the registry holds the manifest under its own name", async () => {
-    // This machine's engine is one the relay is chosen for.
-    expect(await engine.sharesLoopback()).toBe(true);
-    const dir = await writeProject('push-relay', astroProject({ 'include/relay.txt': randomUUID() }));
-    const local = image('push-relay');
+  /** A new image pushed to `<registry>/<namespace>/airflow:deploy-1` with a registry token, its first attempt through a relay to `relayTo`. */
+  async function pushThroughRelay(namespace: string, relayTo: (repository: string) => string, retry?: { baseDelayMs: number; maxDelayMs: number }) {
+    const dir = await writeProject(namespace, astroProject({ 'include/relay.txt': randomUUID() }));
+    const local = image(namespace);
     await buildProjectImage(engine, { projectDir: dir, tag: local });
-    const repository = `${registry.host}/relay-ns/airflow`;
+    const repository = `${registry.host}/${namespace}/airflow`;
     const credentials = { username: 'cli', password: `Bearer ${registry.token}` };
     const registrytoken = await requestPushToken({ repository, auth: credentials, challenge: registry.challenge });
     const events: PushProgressEvent[] = [];
@@ -283,54 +282,39 @@ describe('a registry token for the push', () => {
       localRef: local,
       remoteRef: `${repository}:deploy-1`,
       auth: { ...credentials, serveraddress: registry.host, registrytoken: registrytoken! },
-      relayTo: registryOrigin(repository),
+      relayTo: relayTo(repository),
+      ...(retry ? { retry } : {}),
       onProgress: (e) => events.push(e),
     });
     await pushed.untagged;
+    const manifest = await registry.get(`/v2/${namespace}/airflow/manifests/deploy-1`, 'application/vnd.docker.distribution.manifest.v2+json');
+    expect(manifest.headers['docker-content-digest']).toBe(pushed.digest);
+    // No name of the push's is left on the engine (the relay's included).
+    const names = docker(['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}']).stdout.split('\n');
+    expect(names.filter((name) => name.includes(`/${namespace}/airflow:`))).toEqual([]);
+    return { pushed, events, remoteRef: `${repository}:deploy-1` };
+  }
+
+  it("goes through astro's relay when asked: Docker's engine pushes to 127.0.0.1:<port>, the registry holds the manifest under its own name", async () => {
+    // This machine's engine is one the relay is chosen for.
+    expect(await engine.sharesLoopback()).toBe(true);
+    const { events } = await pushThroughRelay('relay-ns', registryOrigin);
     // Confirmed through the relay (else push-relay-failed and a second push), with every layer sent.
     expect(events.filter((e) => e.type === 'push-relay-failed' || e.type === 'push-retry')).toEqual([]);
     expect(events.filter((e) => e.type === 'push-start')).toHaveLength(1);
     expect(events.some((e) => e.type === 'push-layer' && e.status === 'Pushed')).toBe(true);
-    const manifest = await registry.get('/v2/relay-ns/airflow/manifests/deploy-1', 'application/vnd.docker.distribution.manifest.v2+json');
-    expect(manifest.headers['docker-content-digest']).toBe(pushed.digest);
-    // No name of the relay's is left on the engine.
-    const names = docker(['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}']).stdout.split('\n');
-    expect(names.filter((name) => /^127\.0\.0\.1:\d+\/relay-ns\/airflow:/.test(name))).toEqual([]);
   });
 
   it('pushed directly at once when the relay cannot reach the registry (the engine fails through it)', async () => {
-    const dir = await writeProject('push-relay-unreachable', astroProject({ 'include/relay.txt': randomUUID() }));
-    const local = image('push-relay-unreachable');
-    await buildProjectImage(engine, { projectDir: dir, tag: local });
-    const repository = `${registry.host}/relay-lost-ns/airflow`;
-    const credentials = { username: 'cli', password: `Bearer ${registry.token}` };
-    const registrytoken = await requestPushToken({ repository, auth: credentials, challenge: registry.challenge });
-    const events: PushProgressEvent[] = [];
-    const pushed = await pushImage(engine, {
-      localRef: local,
-      remoteRef: `${repository}:deploy-1`,
-      auth: { ...credentials, serveraddress: registry.host, registrytoken: registrytoken! },
-      // Nothing listens there: the relay answers the engine 502.
-      relayTo: 'http://127.0.0.1:9',
-      // A retry's wait would show as a timeout here: the direct push follows at once, in the same attempt.
-      retry: { baseDelayMs: 60_000, maxDelayMs: 60_000 },
-      onProgress: (e) => events.push(e),
-    });
-    await pushed.untagged;
+    // Nothing listens at port 9: the relay answers the engine 502. A retry's wait would show as a timeout here: the
+    // direct push follows at once, in the same attempt.
+    const { pushed, events, remoteRef } = await pushThroughRelay('relay-lost-ns', () => 'http://127.0.0.1:9', { baseDelayMs: 60_000, maxDelayMs: 60_000 });
     // Stopped as the relay failed to reach the registry, not after the engine's own retries of the 502s (about 50 s).
     expect(events.filter((e) => e.type === 'push-relay-failed')).toEqual([
-      {
-        type: 'push-relay-failed',
-        remoteRef: `${repository}:deploy-1`,
-        reason: expect.stringContaining('the relay could not reach the registry (connect ECONNREFUSED'),
-      },
+      { type: 'push-relay-failed', remoteRef, reason: expect.stringContaining('the relay could not reach the registry (connect ECONNREFUSED') },
     ]);
     expect(events.filter((e) => e.type === 'push-retry')).toEqual([]);
     expect(pushed.attempts).toBe(1);
-    const manifest = await registry.get('/v2/relay-lost-ns/airflow/manifests/deploy-1', 'application/vnd.docker.distribution.manifest.v2+json');
-    expect(manifest.headers['docker-content-digest']).toBe(pushed.digest);
-    const names = docker(['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}']).stdout.split('\n');
-    expect(names.filter((name) => name.includes('/relay-lost-ns/airflow:'))).toEqual([]);
   });
 
   it('one the registry refuses (scoped to another repository) costs one attempt: the push goes on with the credentials', async () => {

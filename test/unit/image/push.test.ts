@@ -236,6 +236,16 @@ describe('pushImage through a relay (registry-relay.ts)', () => {
     return { origin, seen, close };
   }
 
+  /** Runs `check` beside a registry stand-in, closed afterwards whatever happened. */
+  async function withRegistry(check: (upstream: Awaited<ReturnType<typeof registry>>) => Promise<void>): Promise<void> {
+    const upstream = await registry();
+    try {
+      await check(upstream);
+    } finally {
+      await upstream.close();
+    }
+  }
+
   /** What Docker's engine sends to the registry it was told to push to: the manifest under the tag. */
   const engineSends = (engine: FakeEngine) => {
     engine.onPush = async (ref, auth) => {
@@ -250,21 +260,20 @@ describe('pushImage through a relay (registry-relay.ts)', () => {
     };
   };
 
-  it('pushes as 127.0.0.1:<port>/<name>:<tag>, trusts the digest the registry confirmed through the relay, and removes that name', async () => {
-    const upstream = await registry();
-    try {
+  /** A push of LOCAL as REMOTE with the registry token, first through a relay to `origin`; its events and result. */
+  async function relayedPush(engine: FakeEngine, origin: string) {
+    const events: PushProgressEvent[] = [];
+    const pushed = await pushImage(engine, { localRef: LOCAL, remoteRef: REMOTE, auth: withToken, relayTo: origin, onProgress: (e) => events.push(e) });
+    await pushed.untagged;
+    return { pushed, events };
+  }
+
+  it('pushes as 127.0.0.1:<port>/<name>:<tag>, trusts the digest the registry confirmed through the relay, and removes that name', async () =>
+    withRegistry(async (upstream) => {
       const engine = engineWithImage();
       engine.pushScript = () => success;
       engineSends(engine);
-      const events: PushProgressEvent[] = [];
-      const pushed = await pushImage(engine, {
-        localRef: LOCAL,
-        remoteRef: REMOTE,
-        auth: withToken,
-        relayTo: upstream.origin,
-        onProgress: (e) => events.push(e),
-      });
-      await pushed.untagged;
+      const { pushed, events } = await relayedPush(engine, upstream.origin);
       expect(pushed).toMatchObject({ remoteRef: REMOTE, digest: DIGEST, attempts: 1 });
       const relayed = engine.calls.find((c) => c.startsWith('push '))!.slice('push '.length);
       expect(relayed).toMatch(/^127\.0\.0\.1:\d+\/ns\/airflow:deploy-2024$/);
@@ -273,27 +282,15 @@ describe('pushImage through a relay (registry-relay.ts)', () => {
       expect(engine.pushAuths).toEqual([{ ...withToken, serveraddress: relayed.split('/')[0] }]);
       expect(upstream.seen).toEqual(['PUT /v2/ns/airflow/manifests/deploy-2024 Bearer scoped-token']);
       expect(events.some((e) => e.type === 'push-relay-failed')).toBe(false);
-    } finally {
-      await upstream.close();
-    }
-  });
+    }));
 
-  it('pushes directly at once when the relay did not see the registry take the manifest, or the engine failed through it', async () => {
-    const upstream = await registry();
-    try {
+  it('pushes directly at once when the relay did not see the registry take the manifest, or the engine failed through it', async () =>
+    withRegistry(async (upstream) => {
       // The engine reports a digest, but nothing reached the relay (an engine that cannot reach this machine's loopback
       // and found another registry there would look like this).
       const unseen = engineWithImage();
       unseen.pushScript = () => success;
-      const events: PushProgressEvent[] = [];
-      const pushed = await pushImage(unseen, {
-        localRef: LOCAL,
-        remoteRef: REMOTE,
-        auth: withToken,
-        relayTo: upstream.origin,
-        onProgress: (e) => events.push(e),
-      });
-      await pushed.untagged;
+      const { pushed, events } = await relayedPush(unseen, upstream.origin);
       const relayed = unseen.calls[0]!.split(' ')[2]!;
       expect(unseen.calls).toEqual([
         `tag ${LOCAL} ${relayed}`,
@@ -319,22 +316,15 @@ describe('pushImage through a relay (registry-relay.ts)', () => {
       const direct = await pushImage(failed, { localRef: LOCAL, remoteRef: REMOTE, auth: withToken, relayTo: upstream.origin, retry: { baseDelayMs: 60_000 } });
       expect(direct).toMatchObject({ digest: DIGEST, attempts: 1 });
       expect(failed.calls.filter((c) => c.startsWith('push ')).map((c) => c.includes('127.0.0.1:'))).toEqual([true, false]);
-    } finally {
-      await upstream.close();
-    }
-  });
+    }));
 
-  it('is not used without a registry token: the engine never gets the credentials for a relay', async () => {
-    const upstream = await registry();
-    try {
+  it('is not used without a registry token: the engine never gets the credentials for a relay', async () =>
+    withRegistry(async (upstream) => {
       const engine = engineWithImage();
       engine.pushScript = () => success;
       engineSends(engine);
       await pushImage(engine, { localRef: LOCAL, remoteRef: REMOTE, auth: AUTH, relayTo: upstream.origin });
       expect(engine.calls.slice(0, 2)).toEqual([`tag ${LOCAL} ${REMOTE}`, `push ${REMOTE}`]);
       expect(upstream.seen).toEqual([]);
-    } finally {
-      await upstream.close();
-    }
-  });
+    }));
 });
