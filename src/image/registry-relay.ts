@@ -12,9 +12,10 @@
  * registry answered to each manifest `PUT`, so that the push is trusted only once the registry confirmed through the
  * relay the digest the engine reports (image/push.ts).
  *
- * Whether a push is relayed is decided beforehand: the engine must reach this machine's loopback (engine.ts
- * sharesLoopback), the registry must be far enough for handshakes to matter (registry.ts probeRegistry, measured while the
- * image builds), no proxy may be set for it, and the push must carry a registry token (never the user's credentials).
+ * Whether a push is relayed is decided beforehand (deploy/kernel/wiring.ts): the engine must reach this machine's
+ * loopback (engine.ts sharesLoopback), the registry must be far enough for handshakes to matter (registry.ts
+ * probeRegistry, measured while the image builds), no proxy may be set for it, and the push must carry a registry
+ * token (never the user's credentials).
  */
 import http from 'node:http';
 import https from 'node:https';
