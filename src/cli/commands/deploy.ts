@@ -124,7 +124,7 @@ export function registerDeploy(program: Command, ctx: () => CommandContext): voi
     .option('--wait-time <duration>', 'how long --wait waits (e.g. 300s, 5m; default 5m)')
     .option('--build-secret <spec>', 'a build secret for the image build (id=...,src=... or id=...,env=...); repeatable', collect)
     .option('-b, --build-secrets <spec...>', 'build secrets, several after one flag (same as --build-secret)')
-    .option('--no-cache', 'build the image without the build cache')
+    .option('--no-cache', 'build the image without the build cache, and bundle the DAGs without the bundle kept from before')
     .option('--no-dags-base-dir', 'bundle the DAGs without the dags/ prefix (Airflow 3 Deployments whose sys.path is the bundle root)')
     .addOption(new Option('--dag-bundle-name <name>', 'deploy the DAGs to this named DAG bundle of the Deployment (Airflow 3)').hideHelp())
     .addOption(new Option('--force-upgrade-to-af3', 'no longer needed for Airflow 2 to 3 upgrades (accepted for compatibility)').hideHelp())

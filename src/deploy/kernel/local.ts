@@ -62,6 +62,8 @@ export interface DagBundle {
   fileCount?: number;
   /** The content digest, when the packer computed it (else the plan reads the tar back). */
   contentDigest?: string;
+  /** The bundle kept from an earlier deploy of the folder in this same state (bundle/bundle-cache.ts). */
+  reused?: boolean;
 }
 
 export interface RegistryCredentials {
@@ -120,9 +122,10 @@ export interface LocalDeployPorts {
   bundle: {
     /**
      * `prefix`: the folder every entry sits in (`dags`, or '' for --no-dags-base-dir); `generated`: files the bundle
-     * carries beyond the folder's (the Hybrid monitoring DAG).
+     * carries beyond the folder's (the Hybrid monitoring DAG); `fresh` (--no-cache): pack the files even if a bundle
+     * of them in this state was kept.
      */
-    create: (input: { sourceDir: string; prefix: string; generated?: GeneratedBundleFile[]; signal: AbortSignal }) => Promise<DagBundle>;
+    create: (input: { sourceDir: string; prefix: string; generated?: GeneratedBundleFile[]; fresh?: boolean; signal: AbortSignal }) => Promise<DagBundle>;
   };
   /** Content digests and git history for the deploy plan; without it every deploy ships as asked (no plan). */
   plan?: PlanPorts;
@@ -202,9 +205,11 @@ export function localSteps(
   const notice = (message: string) => ports.emit({ type: 'notice', message });
   const warn = (message: string) => ports.emit({ type: 'warning', message });
   const prefix = req.dagsBaseDir === false ? '' : 'dags';
+  const fresh = req.noCache === true;
   const pack = async (generated?: GeneratedBundleFile[]): Promise<DagBundle> =>
-    runner.run('bundle', () => ports.bundle.create({ sourceDir: dagsDir, prefix, signal, ...(generated?.length ? { generated } : {}) }));
+    runner.run('bundle', () => ports.bundle.create({ sourceDir: dagsDir, prefix, fresh, signal, ...(generated?.length ? { generated } : {}) }));
   const confirmBundle = async (bundle: DagBundle): Promise<DagBundle> => {
+    if (bundle.reused) notice('No file in the DAGs folder changed since this machine bundled it: shipping that bundle.');
     if (bundle.dagFileCount === 0) {
       await confirmEmptyDags({ force: req.force, showWarnings: req.showWarnings, cancelMessage: options.emptyDagsCancelMessage }, ports.confirm);
     }
@@ -215,7 +220,7 @@ export function localSteps(
     dagsDir,
     bundle: async (generated) => confirmBundle(await pack(generated)),
     pack,
-    packEarly: () => runner.early('bundle', (early) => ports.bundle.create({ sourceDir: dagsDir, prefix, signal: early })),
+    packEarly: () => runner.early('bundle', (early) => ports.bundle.create({ sourceDir: dagsDir, prefix, fresh, signal: early })),
     confirmBundle,
     shouldParse(shipsDags) {
       if (!shipsDags) return false;

@@ -67,6 +67,8 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
   };
 
   // What this machine pushed (image/pushed-images.ts), loaded by an image deploy only.
+  // The DAG bundles made before (bundle/bundle-cache.ts), by DAGs folder.
+  const bundles = once(async () => (await import('../../bundle/bundle-cache.js')).dagBundleCache(path.join(env.cacheDir, 'dag-bundles')));
   const pushes = once(async () => (await import('../../image/pushed-images.js')).rememberedPushes(path.join(env.cacheDir, 'pushed-images.json')));
   /**
    * The image this deploy built was pushed to this repository before (by this machine): the registry gets the new
@@ -297,10 +299,11 @@ export function createLocalPorts(input: LocalWiringInput): LocalDeployPorts {
     },
 
     bundle: {
-      create: async ({ sourceDir, prefix, generated }) => {
-        const { createDagBundle } = await import('../../bundle/tarball.js');
-        const bundle = await createDagBundle({ sourceDir, prefix, signal, ...(generated ? { generated } : {}) });
-        return { data: bundle.data, bytes: bundle.bytes, dagFileCount: bundle.dagFileCount, fileCount: bundle.fileCount, contentDigest: bundle.contentDigest };
+      create: async ({ sourceDir, prefix, generated, fresh }) => {
+        const [{ createDagBundle }, cache] = await Promise.all([import('../../bundle/tarball.js'), bundles()]);
+        const bundle = await createDagBundle({ sourceDir, prefix, signal, cache, fresh, ...(generated ? { generated } : {}) });
+        const { data, bytes, dagFileCount, fileCount, contentDigest, reused } = bundle;
+        return { data, bytes, dagFileCount, fileCount, contentDigest, reused };
       },
     },
   };

@@ -189,6 +189,36 @@ describe('the deploy plan', () => {
     expect(JSON.parse(again.stdout)).toMatchObject({ noop: true, deployId: doc.deployId });
   });
 
+  it('a DAG-only redeploy of a DAGs folder nobody wrote to ships the bundle this machine made of it; an edit is bundled anew', async () => {
+    const dir = await project();
+    const home = await freshHome();
+    // Files written in the last seconds are never trusted to be as a bundle found them (bundle/tarball.ts SETTLED_MS).
+    await new Promise((resolve) => setTimeout(resolve, 3_100));
+    const reusedLine = /No file in the DAGs folder changed since this machine bundled it/;
+    const first = await deploy([DAG_ON, '--dags', '--json'], dir, home);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).not.toMatch(reusedLine);
+    expect(await fs.readdir(path.join(home, 'cache', 'dag-bundles'))).toHaveLength(1);
+
+    const second = await deploy([DAG_ON, '--dags', '--json'], dir, home);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toMatch(reusedLine);
+    const [a, b] = [JSON.parse(first.stdout), JSON.parse(second.stdout)];
+    expect(b.plan.local.dags).toEqual(a.plan.local.dags);
+    const deploys = (await state()).deploys;
+    expect(deploys.find((d) => d.id === b.deployId)!.description).toBe(deploys.find((d) => d.id === a.deployId)!.description);
+
+    await fs.appendFile(path.join(dir, 'dags', 'example_etl.py'), '\n# edited\n');
+    const third = await deploy([DAG_ON, '--dags', '--json'], dir, home);
+    expect(third.code, third.stderr).toBe(0);
+    expect(third.stderr).not.toMatch(reusedLine);
+    expect(JSON.parse(third.stdout).plan.local.dags.digest).not.toBe(a.plan.local.dags.digest);
+    // --no-cache bundles the files again.
+    const fresh = await deploy([DAG_ON, '--dags', '--no-cache', '--json'], dir, home);
+    expect(fresh.code, fresh.stderr).toBe(0);
+    expect(fresh.stderr).not.toMatch(reusedLine);
+  });
+
   it('touching requirements.txt gives IMAGE_AND_DAG; explicit --dags still wins, --force deploys an unchanged project', async () => {
     const dir = await project();
     await fs.appendFile(path.join(dir, 'dags', 'example_etl.py'), '\n# touched\n');
