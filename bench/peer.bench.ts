@@ -1,6 +1,7 @@
 // astro against Astronomer's CLI (the Go binary named by ASTRO_PEER_BIN, built from its public source; never part of
 // this repo), interleaved, on the same local platform, parse skipped on both (ASTRONOMER_SKIP_PARSE=1): `--help`,
-// `deploy --dags` of the example project and of 1,000 DAG files, and a full image deploy with a warm build cache, of
+// `deploy --dags` of the example project and of 1,000 DAG files (unchanged, and with one DAG edited before each run),
+// and a full image deploy with a warm build cache, of
 // the project unchanged and with one file changed before each run (a new image for both CLIs); then the deploy rows
 // again with 25 ms each way in front of the API, the registry and the blob store (bench/scripts/peer-platform.ts).
 // Beside each total: the median per-phase timings of ours (--json timings) and the requests each CLI made on that path
@@ -212,6 +213,13 @@ export default async function run(): Promise<Comparison[]> {
     const generated = path.join(work, 'generated');
     execFileSync(process.execPath, [path.resolve('fixtures/parse/generate-bench-project.mjs'), generated, '1000'], { stdio: 'ignore' });
     fs.cpSync(path.join(generated, 'dags'), path.join(thousand, 'dags'), { recursive: true });
+    // The same 1,000 files with one DAG rewritten before every run, for both CLIs: astro keeps the bundle of a DAGs
+    // folder nobody wrote to (bundle/bundle-cache.ts), which the row above redeploys; this one shows an edit.
+    const thousandEdited = path.join(work, 'thousand-edited');
+    fs.cpSync(thousand, thousandEdited, { recursive: true });
+    const editedDag = path.join(thousandEdited, 'dags', fs.readdirSync(path.join(thousandEdited, 'dags')).sort()[0]!);
+    const editedText = fs.readFileSync(editedDag, 'utf8');
+    const editOneDag = () => fs.writeFileSync(editedDag, `${editedText}\n# run ${++changes}\n`);
 
     // Both CLIs run without NODE_EXTRA_CA_CERTS (benchEnv; Go ignores it); Node's bare start with it is timed beside
     // the --help row.
@@ -260,7 +268,7 @@ export default async function run(): Promise<Comparison[]> {
           path.join(theirHome, '.astro', 'config.yaml'),
           `context: localhost\ncontexts:\n  localhost:\n    domain: localhost\n    workspace: ${WORKSPACE}\nlocal:\n  core: ${platform.apiUrl}\n  registry: ${platform.registryHost}\n`,
         );
-        const before = (cwd: string) => (cwd === changing ? { before: changeOneFile } : {});
+        const before = (cwd: string) => (cwd === changing ? { before: changeOneFile } : cwd === thousandEdited ? { before: editOneDag } : {});
         const ours = (cwd: string, extra: string[]): Side => ({
           command: process.execPath,
           args: [bin, 'deploy', DEPLOYMENT, ...extra, '--json'],
@@ -280,6 +288,7 @@ export default async function run(): Promise<Comparison[]> {
         const rows: [string, string, string[]][] = [
           [`deploy --dags, example project (2 DAGs)${where}`, example, ['--dags']],
           [`deploy --dags, 1,000 DAG files${where}`, thousand, ['--dags']],
+          [`deploy --dags, 1,000 DAG files, one edited${where}`, thousandEdited, ['--dags']],
           // Unchanged: astro's earlier push of this very image is remembered, so the registry only gets the new tag.
           [`full image deploy, warm build cache${where}`, example, ['-f']],
           [`full image deploy, one file changed${where}`, changing, ['-f']],

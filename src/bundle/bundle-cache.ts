@@ -34,7 +34,12 @@ export interface BundleCache {
   find(folder: string, state: string): CachedBundle | undefined;
   /** Keeps `bundle` as `folder`'s, made from `state`. Returns at once; the write happens meanwhile and never fails. */
   remember(folder: string, state: string, bundle: CachedBundle): void;
-  /** Settles once every write remember() started has ended (for tests; a deploy never waits for them). */
+  /**
+   * Drops `folder`'s bundle: its files changed and their new state cannot be kept yet (one was just written), so
+   * the next deploy would lstat every file for a bundle that cannot match. Returns at once; never fails.
+   */
+  forget(folder: string): void;
+  /** Settles once every write remember() or forget() started has ended (for tests; a deploy never waits for them). */
   settled(): Promise<void>;
 }
 
@@ -96,6 +101,12 @@ export function dagBundleCache(dir: string, options: { maxBytes?: number } = {})
         .catch(() => undefined);
       writes.add(write);
       void write.finally(() => writes.delete(write));
+    },
+
+    forget(folder) {
+      const removal = new Promise<void>((resolve) => fs.rm(fileOf(folder), { force: true }, () => resolve()));
+      writes.add(removal);
+      void removal.finally(() => writes.delete(removal));
     },
 
     async settled() {

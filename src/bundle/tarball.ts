@@ -110,7 +110,8 @@ export async function createDagBundle(options: CreateDagBundleOptions): Promise<
   // pack's fstat calls saw is the state its bundle is kept under.
   const { cache } = options;
   const now = options.now ?? Date.now;
-  if (cache && !options.fresh && cache.has(root)) {
+  const hadBundle = cache !== undefined && cache.has(root);
+  if (hadBundle && !options.fresh) {
     const state = folderState(prefix, entries, maxSourceBytes, now(), (entry) => lstatOf(`${root}${path.sep}${entry.rel}`));
     const kept = state?.usable ? cache.find(root, state.digest) : undefined;
     if (kept) return { ...kept, bytes: kept.data.length, ...counts, reused: true };
@@ -121,6 +122,7 @@ export async function createDagBundle(options: CreateDagBundleOptions): Promise<
   if (cache) {
     const state = folderState(prefix, entries, maxSourceBytes, now(), (entry) => entry.stat);
     if (state?.keep) cache.remember(root, state.digest, bundle);
+    else if (hadBundle) cache.forget(root);
   }
   return { ...bundle, bytes: data.length, ...counts, reused: false };
 }

@@ -105,6 +105,19 @@ describe('the DAG bundle cache', () => {
     expect((await createDagBundle({ sourceDir: dags, cache })).reused).toBe(false);
   });
 
+  it('drops the kept bundle once the folder changed into a state too recent to keep: the next bundle checks nothing', async () => {
+    await bundle();
+    await fs.writeFile(path.join(dags, 'sub', 'b.py'), 'print("edited")\n');
+    const edited = await createDagBundle({ sourceDir: dags, cache });
+    await cache.settled();
+    expect(edited.reused).toBe(false);
+    expect(await fs.readdir(cacheDir)).toEqual([]);
+    const lstat = vi.spyOn(fsSync, 'lstatSync');
+    await createDagBundle({ sourceDir: dags, cache });
+    // Only the pack's own lstat of the link, which it stores as a link.
+    expect(lstat.mock.calls.map(([file]) => String(file)).filter((file) => file.startsWith(dags))).toEqual([path.join(dags, 'link.py')]);
+  });
+
   it('takes no bundle for another entry prefix or other generated files', async () => {
     await bundle({ generated: [{ rel: 'astronomer_monitoring_dag.py', content: Buffer.from('# v1\n') }] });
     expect((await bundle({ generated: [{ rel: 'astronomer_monitoring_dag.py', content: Buffer.from('# v2\n') }] })).reused).toBe(false);
