@@ -8,7 +8,8 @@
  * written since; a state holding a file written in the last few seconds is never kept (tarball.ts), because a second
  * write within a timestamp's granularity would leave the state as it was.
  *
- * One file per folder (`<sha256 of the folder and prefix>.bundle`): a JSON header line, then the gzip bytes, which
+ * One file per folder (`<sha256 of the folder>.bundle`; the entry prefix is part of the state): a JSON header line,
+ * then the gzip bytes, which
  * must hash to the header's sha256 to be used. Anything else (foreign, truncated, another version) is no bundle.
  * Written atomically, beside the deploy, never failing it; at most MAX_FOLDERS folders, the oldest dropped.
  */
