@@ -9,9 +9,9 @@
  * write within a timestamp's granularity would leave the state as it was.
  *
  * One file per folder (`<sha256 of the folder>.bundle`; the entry prefix is part of the state): a JSON header line,
- * then the gzip bytes, which
- * must hash to the header's sha256 to be used. Anything else (foreign, truncated, another version) is no bundle.
- * Written atomically, beside the deploy, never failing it; at most MAX_FOLDERS folders, the oldest dropped.
+ * then the gzip bytes, which must hash to the header's sha256 to be used. Anything else (foreign, truncated, another
+ * version) is no bundle. Written atomically, beside the deploy, never failing it; at most MAX_FOLDERS folders, the
+ * oldest dropped.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
