@@ -3,9 +3,7 @@
 // CommonJS (bin/package.json says so): Node starts an ES-module entry point 3-5 ms slower, on every command.
 'use strict';
 const fs = require('node:fs');
-const nodeModule = require('node:module');
 const path = require('node:path');
-const vm = require('node:vm');
 
 const helpText = require('./help-text.js');
 
@@ -16,17 +14,25 @@ const bundleStat = fs.statSync(bundleFile);
 const madeDir = path.join(path.dirname(bundleFile), 'code-cache');
 
 // `astro --help` and the like: the text recorded by an earlier run of this build, printed without loading the CLI.
-const helpKey = helpText.helpKey(argv, process.env, process.stdout, bundleStat);
+// To a file, a pipe or the null device it is one write, without the streams Node sets up for stdout and stderr.
+const plainStdout = helpText.isRequest(argv) && helpText.plainOutput(1);
+const helpKey = helpText.helpKey(argv, process.env, plainStdout ? { isTTY: false } : process.stdout, bundleStat);
 const recordedHelp = helpKey === undefined ? undefined : helpText.read(madeDir, helpKey);
-if (recordedHelp !== undefined) {
-  stopOnClosedPipe(() => undefined);
-  process.stdout.write(recordedHelp);
+if (recordedHelp !== undefined && plainStdout) {
+  helpText.print(1, recordedHelp, printHelp);
+} else if (recordedHelp !== undefined) {
+  printHelp(recordedHelp);
 } else {
   // An API command's connection opens first, so that its handshakes overlap loading the CLI (early-connection.js);
   // the CLI loads once its first packet can leave.
   const early = require('./early-connection.js').open(argv, process.env, { entryPoint: true });
   if (early === undefined) runCli(undefined);
   else early.started.then(() => runCli({ origin: early.origin, socket: early.socket }));
+}
+
+function printHelp(text) {
+  stopOnClosedPipe(() => undefined);
+  process.stdout.write(text);
 }
 
 /** `astro ... | head`: a closed pipe is the reader's choice, not an error. */
@@ -63,7 +69,7 @@ function loadCli() {
   } catch {
     // none yet
   }
-  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname, __import) {${source}\n})`, {
+  const script = new (require('node:vm').Script)(`(function (exports, require, module, __filename, __dirname, __import) {${source}\n})`, {
     filename: file,
     cachedData,
   });
@@ -80,14 +86,15 @@ function loadCli() {
     });
   }
   const cli = { exports: {} };
-  script.runInThisContext()(cli.exports, nodeModule.createRequire(file), cli, file, path.dirname(file), (specifier) => import(specifier));
+  script.runInThisContext()(cli.exports, require('node:module').createRequire(file), cli, file, path.dirname(file), (specifier) => import(specifier));
   return cli.exports;
 }
 
 /** Everything but a recorded help: the CLI itself. `earlyConnection`: what early-connection.js opened, if anything. */
 function runCli(earlyConnection) {
   // V8's compile cache for external modules loaded later (Node 22.1+; older Node has no such call).
-  nodeModule.enableCompileCache?.();
+  // (node:module and node:vm load here: a recorded help needs neither.)
+  require('node:module').enableCompileCache?.();
   const { main, reportCrash } = loadCli();
 
   /** Set once the command has an outcome, or is being ended on purpose (a closed pipe, a second signal, a crash). */

@@ -2,6 +2,7 @@
 // what a command does: not on the first run (no cache), not with a cache, not with a damaged one, and not where the
 // cache cannot be written. Run against a private copy of the built package, so the worktree's cache is left alone.
 import { spawnSync } from 'node:child_process';
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -135,6 +136,58 @@ describe('the recorded help texts of bin/astro.js', () => {
     const bundle = path.join(pkg, 'dist', 'bundle', 'main.cjs');
     await fs.utimes(bundle, new Date(), new Date(Date.now() + 9_000));
     expect(astro('--help')).toEqual(first);
+  });
+
+  it('prints a record alike to a pipe, a file, the null device and a terminal, and stops quietly at a closed pipe', async () => {
+    await fs.rm(cacheDir, { recursive: true, force: true });
+    const env = { PATH: process.env.PATH, HOME: pkg, ASTRO_HOME: pkg, NO_COLOR: '1' };
+    const bin = path.join(pkg, 'bin', 'astro.js');
+    const piped = astro('--help');
+    expect(piped.code).toBe(0);
+    expect(await helpTexts()).toHaveLength(1);
+    expect(astro('--help')).toEqual(piped);
+    // A file and the null device take the record as a pipe does (one write, no stream).
+    const out = path.join(pkg, 'help.txt');
+    for (const target of [out, '/dev/null']) {
+      const fd = fsSync.openSync(target, 'w');
+      try {
+        const run = spawnSync(process.execPath, [bin, '--help'], { cwd: pkg, env, stdio: ['ignore', fd, 'pipe'], encoding: 'utf8' });
+        expect([run.status, run.stderr], target).toEqual([0, '']);
+      } finally {
+        fsSync.closeSync(fd);
+      }
+    }
+    expect(await fs.readFile(out, 'utf8')).toBe(piped.stdout);
+    // A pipe whose reader is gone before anything is written: exit 0 and no word on stderr, as `astro --help | true`.
+    const closed = python(
+      'import os, subprocess, sys\nr, w = os.pipe()\nos.close(r)\np = subprocess.run(sys.argv[1:], stdout=w, stderr=subprocess.PIPE)\nprint(p.returncode, p.stderr.decode())',
+      [process.execPath, bin, '--help'],
+    );
+    expect(closed).toBe('0 \n');
+    // A terminal goes through process.stdout (its width is part of the key): its own record, printed the same way.
+    const terminal = () =>
+      python(
+        'import os, pty, sys\npid, fd = pty.fork()\nif pid == 0:\n    os.execv(sys.argv[1], sys.argv[1:])\nout = b""\nwhile True:\n    try:\n        chunk = os.read(fd, 65536)\n    except OSError:\n        break\n    if not chunk:\n        break\n    out += chunk\nos.waitpid(pid, 0)\nsys.stdout.write(out.decode())',
+        [process.execPath, bin, '--help'],
+      ).replace(/\r\n/g, '\n');
+    const onTerminal = terminal();
+    expect(onTerminal).toMatch(/^Usage: astro /);
+    expect(terminal()).toBe(onTerminal);
+    const records = await helpTexts();
+    expect(records).toHaveLength(2);
+    for (const record of records) {
+      const file = path.join(cacheDir, record);
+      await fs.writeFile(file, JSON.stringify({ ...JSON.parse(await fs.readFile(file, 'utf8')), text: `RECORDED ${record}\n` }));
+    }
+    const printed = terminal();
+    expect(records.map((record) => `RECORDED ${record}\n`)).toContain(printed);
+    expect(astro('--help').stdout).not.toBe(printed);
+
+    function python(code: string, args: string[]) {
+      const run = spawnSync('python3', ['-c', code, ...args], { cwd: pkg, env, encoding: 'utf8' });
+      expect(run.status, run.stderr).toBe(0);
+      return run.stdout;
+    }
   });
 
   it('records nothing but a clean help: not a help on stderr, not JSON', async () => {

@@ -12,6 +12,9 @@ interface HelpText {
     stdout: { isTTY?: boolean; columns?: number },
     bundle: { size: number; mtimeMs: number },
   ): string | undefined;
+  isRequest(argv: string[]): boolean;
+  plainOutput(fd: number): boolean;
+  print(fd: number, text: string, rest: (bytes: Buffer) => void, writeSync?: (fd: number, bytes: Buffer, at: number, length: number) => number): void;
   read(dir: string, key: string): string | undefined;
   recorder(dir: string, key: string, stdout: Writable, stderr: Writable): { finish(exitCode: number): void };
 }
@@ -99,5 +102,77 @@ describe('recording a help text', () => {
     const writes = [stdout.write, stderr.write];
     helpText.recorder(dir, 'k', stdout, stderr).finish(0);
     expect([stdout.write, stderr.write]).toEqual(writes);
+  });
+});
+
+describe('printing a recorded help without the stdout stream', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'astro-help-print-'));
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('is what a help request with a record takes: the same words as helpKey', () => {
+    expect(helpText.isRequest(['deploy', '--help'])).toBe(true);
+    expect(helpText.isRequest(['help'])).toBe(true);
+    expect(helpText.isRequest(['deploy'])).toBe(false);
+    expect(helpText.isRequest(['deploy', '--dags', '--help'])).toBe(false);
+  });
+
+  it('takes files and the null device as plain outputs, never another character device', () => {
+    const file = fs.openSync(path.join(dir, 'out.txt'), 'w');
+    const devNull = fs.openSync('/dev/null', 'w');
+    const devZero = fs.openSync('/dev/zero', 'w');
+    try {
+      expect(helpText.plainOutput(file)).toBe(true);
+      expect(helpText.plainOutput(devNull)).toBe(true);
+      // A terminal is a character device: its text goes through process.stdout, which knows its width.
+      expect(helpText.plainOutput(devZero)).toBe(false);
+    } finally {
+      for (const fd of [file, devNull, devZero]) fs.closeSync(fd);
+    }
+    // A closed descriptor cannot be looked at.
+    expect(helpText.plainOutput(file)).toBe(false);
+  });
+
+  it('writes the whole text, however many writes it takes', () => {
+    const target = path.join(dir, 'out.txt');
+    const fd = fs.openSync(target, 'w');
+    const text = `Usage: astro — ${'x'.repeat(100_000)}\n`;
+    const sizes: number[] = [];
+    try {
+      // Short writes: at most 4 KiB each, as a pipe may take.
+      helpText.print(
+        fd,
+        text,
+        () => expect.unreachable('no rest'),
+        (out, bytes, at, length) => {
+          sizes.push(length);
+          return fs.writeSync(out, bytes, at, Math.min(length, 4096));
+        },
+      );
+    } finally {
+      fs.closeSync(fd);
+    }
+    expect(fs.readFileSync(target, 'utf8')).toBe(text);
+    expect(sizes.length).toBeGreaterThan(20);
+  });
+
+  it('ends quietly when the reader closed the pipe, and hands what a full non-blocking pipe did not take to the stream', () => {
+    const fail = (code: string, after: number) => {
+      let calls = 0;
+      return (_fd: number, _bytes: Buffer, _at: number, length: number) => {
+        calls += 1;
+        if (calls > 1) throw Object.assign(new Error(code), { code });
+        return Math.min(length, after);
+      };
+    };
+    const rests: Buffer[] = [];
+    expect(() => helpText.print(1, 'Usage: astro\n', (rest) => rests.push(rest), fail('EPIPE', 3))).not.toThrow();
+    expect(rests).toEqual([]);
+    helpText.print(1, 'Usage: astro\n', (rest) => rests.push(rest), fail('EAGAIN', 3));
+    expect(rests.map((rest) => rest.toString())).toEqual(['ge: astro\n']);
+    // Anything else is a real failure (a full disk), not something to hide.
+    expect(() => helpText.print(1, 'Usage: astro\n', () => undefined, fail('ENOSPC', 3))).toThrow('ENOSPC');
   });
 });
